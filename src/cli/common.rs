@@ -1,0 +1,345 @@
+//! What several subcommands share: resolving a name to a config, building and training it,
+//! and finding run directories.
+
+use crate::config::{apply_set, config_hash, merge, parse_toml};
+use crate::engine::runner::{self, RunDir, RunSpec, Summary};
+use crate::engine::{Experiment, TrainConfig};
+use crate::error::DlError;
+use crate::registry::{self, Entry};
+use candle_core::Device;
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// Budget and config flags shared by `train` and `compare`.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ConfigArgs {
+    /// TOML file merged on top of the milestone's preset (only keys the milestone has)
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// override one config key, e.g. --set train.lr=0.01 --set model.hidden=[256]
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// number of optimizer updates (overrides train.steps)
+    #[arg(long, conflicts_with = "epochs")]
+    pub steps: Option<usize>,
+    /// passes over the training data (sets train.epochs and clears train.steps)
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// seed for init, batching, dropout and sampling (overrides train.seed)
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl ConfigArgs {
+    /// The flags as `--set` assignments, applied last.
+    fn flag_sets(&self) -> Vec<String> {
+        let mut v = vec![];
+        if let Some(s) = self.steps {
+            v.push(format!("train.steps={s}"));
+        }
+        if let Some(e) = self.epochs {
+            v.push("train.steps=0".into());
+            v.push(format!("train.epochs={e}"));
+        }
+        if let Some(s) = self.seed {
+            v.push(format!("train.seed={s}"));
+        }
+        v
+    }
+
+    pub fn changes_config(&self) -> bool {
+        self.config.is_some() || !self.sets.is_empty() || self.seed.is_some()
+    }
+}
+
+/// A fully resolved run configuration.
+pub struct Resolved {
+    pub entry: &'static Entry,
+    pub table: toml::Table,
+    pub text: String,
+    pub hash: String,
+    pub train: TrainConfig,
+}
+
+impl Resolved {
+    pub fn from_table(entry: &'static Entry, table: toml::Table) -> Result<Self, DlError> {
+        let train: TrainConfig = crate::config::section(&table, "train")?;
+        if train.steps == 0 && train.epochs == 0 {
+            return Err(DlError::BadValue {
+                context: "[train]".into(),
+                message: "both steps and epochs are 0; set one (e.g. --steps 1000)".into(),
+            });
+        }
+        if train.batch_size == 0 {
+            return Err(DlError::BadValue {
+                context: "train.batch_size".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if !(train.lr.is_finite() && train.lr > 0.0) {
+            return Err(DlError::BadValue {
+                context: "train.lr".into(),
+                message: format!("must be a positive number, got {}", train.lr),
+            });
+        }
+        let text = format!(
+            "# dlhist {} — resolved config\n{}",
+            entry.name,
+            toml::to_string(&table).expect("tables serialise")
+        );
+        Ok(Self {
+            entry,
+            hash: config_hash(&table),
+            text,
+            table,
+            train,
+        })
+    }
+
+    /// Builds the milestone's experiment (loads data; no files are written).
+    pub fn build(&self, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
+        (self.entry.family.build)(&self.table, device)
+    }
+}
+
+/// defaults <- preset <- [smoke preset] <- -c FILE <- --set <- flags.
+pub fn resolve(entry: &'static Entry, smoke: bool, args: &ConfigArgs) -> Result<Resolved, DlError> {
+    let mut t = (entry.family.defaults)();
+    let preset_path = format!("experiments/{}.toml", entry.name);
+    merge(
+        &mut t,
+        &parse_toml(entry.preset, "preset", &preset_path)?,
+        entry.name,
+    )?;
+    if smoke {
+        let smoke_path = format!("experiments/smoke/{}.toml", entry.name);
+        merge(
+            &mut t,
+            &parse_toml(entry.smoke, "preset", &smoke_path)?,
+            entry.name,
+        )?;
+    }
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            DlError::Usage(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        merge(
+            &mut t,
+            &parse_toml(&text, "config file", &path.display().to_string())?,
+            entry.name,
+        )?;
+    }
+    for s in args.sets.iter().chain(args.flag_sets().iter()) {
+        apply_set(&mut t, s, entry.name)?;
+    }
+    Resolved::from_table(entry, t)
+}
+
+/// Reads a run directory's config.toml back into a `Resolved`.
+pub fn resolve_run_dir(dir: &Path) -> anyhow::Result<(Resolved, RunDir)> {
+    let rd = RunDir(dir.to_path_buf());
+    let text = std::fs::read_to_string(rd.config()).map_err(|_| DlError::MissingCheckpoint {
+        path: rd.config(),
+        hint: format!(
+            "{} is not a run directory (it has no config.toml)",
+            dir.display()
+        ),
+    })?;
+    let name = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# dlhist "))
+        .and_then(|l| l.split_whitespace().next())
+        .ok_or_else(|| DlError::Malformed {
+            what: "run config",
+            path: rd.config().display().to_string(),
+            message: "its first line does not name the milestone".into(),
+        })?;
+    let entry = registry::get(name)?;
+    let table = parse_toml(&text, "run config", &rd.config().display().to_string())?;
+    // the saved table must still fit the milestone (catches configs from other versions)
+    let mut check = (entry.family.defaults)();
+    merge(&mut check, &table, entry.name)?;
+    Ok((Resolved::from_table(entry, check)?, rd))
+}
+
+/// A new run id: UTC date-time plus the process id, sortable and unique enough.
+pub fn new_run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days as i64 + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        std::process::id()
+    )
+}
+
+/// Root of run directories: $DLHIST_RUNS or ./checkpoints.
+pub fn runs_root() -> PathBuf {
+    std::env::var("DLHIST_RUNS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("checkpoints"))
+}
+
+/// Run directories of `name`, newest first.
+pub fn runs_of(name: &str) -> Vec<RunDir> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_root().join(name))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.join("config.toml").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.into_iter().rev().map(RunDir).collect()
+}
+
+/// A NAME (its newest finished run) or a RUN_DIR path.
+pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {
+    let p = Path::new(target);
+    if p.is_dir() {
+        return resolve_run_dir(p);
+    }
+    let entry = registry::get(target).map_err(|e| match e {
+        DlError::UnknownName {
+            name, suggestion, ..
+        } => DlError::UnknownName {
+            what: "milestone or run directory",
+            name,
+            suggestion,
+            hint: "Pass a milestone name (`dlhist list`) or the path of a run directory".into(),
+        },
+        other => other,
+    })?;
+    let runs = runs_of(entry.name);
+    let done = runs
+        .iter()
+        .find(|r| r.is_complete())
+        .ok_or_else(|| DlError::MissingCheckpoint {
+            path: runs_root().join(entry.name),
+            hint: format!(
+                "no finished `{}` run there. Train one first: dlhist train {}",
+                entry.name, entry.name
+            ),
+        })?;
+    resolve_run_dir(&done.0)
+}
+
+pub fn device(spec: &str) -> anyhow::Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        s if s.starts_with("cuda") => {
+            let ord: usize = s
+                .strip_prefix("cuda:")
+                .unwrap_or("0")
+                .parse()
+                .map_err(|_| DlError::Usage(format!("bad device `{s}`; use cpu or cuda:N")))?;
+            if cfg!(feature = "cuda") {
+                Ok(Device::new_cuda(ord)?)
+            } else {
+                Err(DlError::Usage("this dlhist was built without CUDA; rebuild with `cargo build --release --features cuda`, or use --device cpu".into()).into())
+            }
+        }
+        s => Err(DlError::Usage(format!("unknown device `{s}`; use cpu or cuda:N")).into()),
+    }
+}
+
+/// How a training run should talk to the user.
+#[derive(Clone, Copy)]
+pub struct Ui {
+    pub progress: bool,
+    pub echo: bool,
+}
+
+/// Builds and trains `res` into `dir`; prints the data notice once.
+pub fn train_run(
+    res: &Resolved,
+    dir: RunDir,
+    resume: bool,
+    device: &Device,
+    ui: Ui,
+) -> anyhow::Result<Summary> {
+    let mut exp = res.build(device)?;
+    if let Some(n) = exp.data_notice() {
+        eprintln!("{n}");
+    }
+    let spec = RunSpec {
+        name: res.entry.name,
+        config_text: &res.text,
+        config_hash: &res.hash,
+        train: &res.train,
+        dir,
+        resume,
+        progress: ui.progress,
+        echo: ui.echo,
+    };
+    runner::train(&spec, exp.as_mut(), device)
+}
+
+/// Rebuilds a finished run's experiment with its trained weights (model.safetensors, or the
+/// latest checkpoint if the run did not finish, with a notice).
+pub fn load_trained(
+    res: &Resolved,
+    rd: &RunDir,
+    device: &Device,
+) -> anyhow::Result<Box<dyn Experiment>> {
+    let exp = res.build(device)?;
+    let path = if rd.model().is_file() {
+        rd.model()
+    } else if rd.ckpt().is_file() {
+        eprintln!(
+            "note: {} did not finish; using its last checkpoint",
+            rd.0.display()
+        );
+        rd.ckpt()
+    } else {
+        return Err(DlError::MissingCheckpoint {
+            path: rd.model(),
+            hint: format!(
+                "the run has no weights yet. Finish it with: dlhist train {} --resume --run-dir {}",
+                res.entry.name,
+                rd.0.display()
+            ),
+        }
+        .into());
+    };
+    let ck = crate::engine::checkpoint::load(&path, device)?;
+    let found = ck.get("dlhist.milestone").unwrap_or("?");
+    if found != res.entry.name {
+        return Err(DlError::WrongMilestone {
+            path,
+            found: found.into(),
+            expected: res.entry.name.into(),
+            path_dir: rd.0.display().to_string(),
+        }
+        .into());
+    }
+    exp.params()
+        .load(&ck.tensors)
+        .map_err(|m| DlError::IncompatibleCheckpoint { path, message: m })?;
+    Ok(exp)
+}
+
+/// Prints `value` as JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
+}

@@ -1,0 +1,186 @@
+//! `dlhist compare A B [C...]`: variants of one study, same data, seed and budget, side by side.
+
+use super::common::{self, print_json, resolve, ConfigArgs, Ui};
+use crate::engine::runner::{RunDir, Summary};
+use crate::error::DlError;
+use crate::registry::{self, entries};
+use crate::report::plot::{curves_png, Series};
+use crate::report::{fmt_metric, table::Table};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Train variants of one study under the same data, seed and budget; print a table and plot the curves
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json"
+)]
+pub struct Args {
+    /// two or more variants of one study (see `dlhist list`)
+    #[arg(required = true, num_args = 2..)]
+    pub variants: Vec<String>,
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// where to write the runs, curves.png and summary.json (default: checkpoints/compare/<date-time-pid>)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// cpu, or cuda:N when built with --features cuda
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+fn study_list() -> String {
+    let mut by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for e in entries() {
+        by.entry(e.study).or_default().push(e.name);
+    }
+    by.iter()
+        .map(|(s, v)| format!("{s}: {}", v.join(" ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// (x, y) points of one split's loss from a metrics.jsonl.
+fn curve(path: &Path, split: &str) -> Vec<(f64, f64)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["split"] == split)
+        .filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?)))
+        .collect()
+}
+
+pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
+    let device = common::device(&a.device)?;
+    // parse NAME[:k=v...] and check that every variant is of one study
+    let mut parsed = vec![];
+    for spec in &a.variants {
+        let mut parts = spec.split(':');
+        let entry = registry::get(parts.next().unwrap_or(""))?;
+        let sets: Vec<String> = parts.map(str::to_string).collect();
+        parsed.push((spec.clone(), entry, sets));
+    }
+    let study = parsed[0].1.study;
+    if let Some((_, e, _)) = parsed.iter().find(|(_, e, _)| e.study != study) {
+        return Err(DlError::Usage(format!(
+            "`{}` is in study `{}` but `{}` is in `{}`; compare variants of one study. Studies: {}",
+            parsed[0].1.name,
+            study,
+            e.name,
+            e.study,
+            study_list()
+        ))
+        .into());
+    }
+    let mut labels = BTreeMap::new();
+    for (spec, _, _) in &parsed {
+        if labels.insert(spec.clone(), ()).is_some() {
+            return Err(DlError::Usage(format!("variant `{spec}` is listed twice")).into());
+        }
+    }
+    // resolve all before training any, so a bad key fails at once
+    let mut runs = vec![];
+    for (spec, entry, sets) in &parsed {
+        let mut cfg = a.cfg.clone();
+        cfg.sets.extend(sets.iter().cloned());
+        runs.push((spec.clone(), resolve(entry, false, &cfg)?));
+    }
+    let out = a.out.clone().unwrap_or_else(|| {
+        common::runs_root()
+            .join("compare")
+            .join(common::new_run_id())
+    });
+    std::fs::create_dir_all(&out).map_err(|e| DlError::Unwritable {
+        path: out.clone(),
+        message: e.to_string(),
+    })?;
+
+    let mut results: Vec<(String, Summary)> = vec![];
+    for (i, (label, res)) in runs.iter().enumerate() {
+        eprintln!("[{}/{}] {label}", i + 1, runs.len());
+        let dir_name: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let s = common::train_run(
+            res,
+            RunDir(out.join(dir_name)),
+            false,
+            &device,
+            Ui {
+                progress: !json,
+                echo: false,
+            },
+        )?;
+        results.push((label.clone(), s));
+    }
+
+    let mut series = vec![];
+    for (label, s) in &results {
+        let m = Path::new(&s.run_dir).join("metrics.jsonl");
+        series.push(Series {
+            name: format!("{label} train"),
+            points: curve(&m, "train"),
+        });
+        series.push(Series {
+            name: format!("{label} val"),
+            points: curve(&m, "val"),
+        });
+    }
+    let png = out.join("curves.png");
+    curves_png(&png, &format!("{study}: loss"), "step", "loss", &series)?;
+
+    let keys = ["val_loss", "val_acc", "test_acc"];
+    let mut t = Table::new(&[
+        "variant",
+        "data",
+        "train loss",
+        "val loss",
+        "val acc",
+        "test acc",
+        "params",
+        "wall s",
+        "steps/s",
+    ]);
+    for (label, s) in &results {
+        let mut row = vec![
+            label.clone(),
+            s.data.clone(),
+            format!("{:.4}", s.train_loss),
+        ];
+        row.extend(keys.iter().map(|k| fmt_metric(k, s.metric(k))));
+        row.extend([
+            s.params.to_string(),
+            format!("{:.1}", s.wall_s),
+            format!("{:.1}", s.steps_per_s),
+        ]);
+        t.row(row);
+    }
+    let summary = serde_json::json!({
+        "study": study,
+        "dir": out,
+        "plot": png,
+        "variants": results.iter().map(|(l, s)| serde_json::json!({"variant": l, "summary": s})).collect::<Vec<_>>(),
+    });
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    if json {
+        print_json(&summary);
+    } else {
+        print!("{}", t.render());
+        println!(
+            "curves: {}\nsummary: {}",
+            png.display(),
+            out.join("summary.json").display()
+        );
+    }
+    Ok(())
+}

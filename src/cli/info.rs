@@ -1,0 +1,64 @@
+//! `dlhist info NAME`: the idea, the paper, the default config and the claim.
+
+use super::common::{print_json, resolve, ConfigArgs};
+use crate::registry;
+
+/// Explain a milestone: the idea, the paper, its default config and how its claim is measured
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  dlhist info mlp\n  dlhist info relu --json")]
+pub struct Args {
+    /// milestone name (see `dlhist list`)
+    pub name: String,
+}
+
+pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
+    let e = registry::get(&a.name)?;
+    let full = resolve(e, false, &ConfigArgs::default())?;
+    let variants: Vec<&str> = registry::entries()
+        .iter()
+        .filter(|x| x.study == e.study)
+        .map(|x| x.name)
+        .collect();
+    if json {
+        print_json(&serde_json::json!({
+            "name": e.name, "year": e.year, "paper": e.paper, "study": e.study,
+            "variants": variants, "idea": e.info, "claim": e.claim.as_ref().map(|c| c.text),
+            "metric": e.claim.as_ref().map(|c| c.metric), "config": full.table,
+        }));
+        return Ok(());
+    }
+    println!("{} ({})\n{}\n", e.name, e.year, e.paper);
+    println!("{}\n", textwrap(e.info, 96));
+    if let Some(c) = &e.claim {
+        println!("Claim: {}.\nMetric: {}. `dlhist replay {}` checks it (full budget; --budget smoke only checks the pipeline).\n", c.text, c.metric, e.name);
+    }
+    println!(
+        "Study `{}`: {}. `dlhist compare {}` runs them side by side.\n",
+        e.study,
+        variants.join(", "),
+        variants.join(" ")
+    );
+    println!("Default config (experiments/{}.toml over the milestone defaults; change any key with --set KEY=VALUE):\n", e.name);
+    println!(
+        "{}",
+        full.text.lines().skip(1).collect::<Vec<_>>().join("\n")
+    );
+    Ok(())
+}
+
+fn textwrap(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for w in s.split_whitespace() {
+        if line > 0 && line + 1 + w.len() > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(w);
+        line += w.chars().count();
+    }
+    out
+}

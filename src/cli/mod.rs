@@ -1,0 +1,58 @@
+//! The command line: one file per subcommand, each with its `Args` and `run`.
+
+pub mod common;
+pub mod compare;
+pub mod data;
+pub mod eval;
+pub mod info;
+pub mod list;
+pub mod replay;
+pub mod sample;
+pub mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dlhist",
+    version,
+    about = "Run the history of deep learning: each milestone paper as a small experiment that checks its claim",
+    long_about = "Run the history of deep learning. Every milestone from backprop (1986) on is an experiment that trains on a CPU in minutes, on real data, and checks its paper's headline claim with a measured number.\n\nThe defaults need no download (built-in 8x8 digits and Moby-Dick); `make data` fetches MNIST and the other full datasets.",
+    after_help = "Examples:\n  dlhist list\n  dlhist train mlp\n  dlhist sample mlp --n 4\n  dlhist compare relu gelu\n  dlhist replay backprop mlp --budget smoke"
+)]
+pub struct Cli {
+    /// machine-readable JSON on stdout (human text goes to stderr)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// worker threads for the math (default: the number of CPU cores)
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    List(list::Args),
+    Info(info::Args),
+    Train(train::Args),
+    Eval(eval::Args),
+    Sample(sample::Args),
+    Compare(compare::Args),
+    Replay(replay::Args),
+    Data(data::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::List(a) => list::run(a, json),
+        Command::Info(a) => info::run(a, json),
+        Command::Train(a) => train::run(a, json),
+        Command::Eval(a) => eval::run(a, json),
+        Command::Sample(a) => sample::run(a, json),
+        Command::Compare(a) => compare::run(a, json),
+        Command::Replay(a) => replay::run(a, json),
+        Command::Data(a) => data::run(a, json),
+    }
+}

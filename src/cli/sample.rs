@@ -1,0 +1,75 @@
+//! `dlhist sample NAME|RUN_DIR`: what a trained model produces.
+
+use super::common::{self, print_json};
+use crate::engine::rng::Rng;
+use crate::engine::SampleRequest;
+use crate::error::DlError;
+use std::path::PathBuf;
+
+/// Show what a trained run produces: predictions, generated text or images
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  dlhist sample mlp --n 4                 # predictions on 4 test digits, drawn in ASCII\n  dlhist sample backprop                  # the truth table the net learned\n  dlhist sample checkpoints/mlp/RUN --out preds.txt"
+)]
+pub struct Args {
+    /// a milestone name (its newest finished run) or a run directory
+    pub target: String,
+    /// how many samples
+    #[arg(long, default_value_t = 6)]
+    pub n: usize,
+    /// text to start from (text and translation milestones)
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// sampling temperature (generative milestones)
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// seed for picking/sampling
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// also write the text here (it is always saved under the run's samples/)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// cpu, or cuda:N when built with --features cuda
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
+    if !(a.temperature > 0.0 && a.temperature.is_finite()) {
+        return Err(DlError::Usage(format!(
+            "--temperature must be positive, got {}",
+            a.temperature
+        ))
+        .into());
+    }
+    let device = common::device(&a.device)?;
+    let (res, rd) = common::find_run(&a.target)?;
+    let mut exp = common::load_trained(&res, &rd, &device)?;
+    let req = SampleRequest {
+        n: a.n,
+        prompt: a.prompt.clone(),
+        temperature: a.temperature,
+    };
+    let out = exp.sample(&req, &mut Rng::derive(a.seed, "sample", 0))?;
+    let dir = rd.samples();
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(
+            dir.join(format!("sample-{}.txt", common::new_run_id())),
+            &out.text,
+        );
+    }
+    if let Some(p) = &a.out {
+        std::fs::write(p, &out.text).map_err(|e| DlError::Unwritable {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    if json {
+        print_json(
+            &serde_json::json!({"name": res.entry.name, "run_dir": rd.0, "sample": out.json}),
+        );
+    } else {
+        print!("{}", out.text);
+    }
+    Ok(())
+}

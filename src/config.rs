@@ -1,0 +1,263 @@
+//! Config resolution: milestone defaults <- variant <- preset (or `-c FILE`) <- `--set k=v`.
+//!
+//! Every layer is merged into the defaults table with checks: a key the defaults lack is an
+//! error naming the closest key; a value of another type is an error with an example. The
+//! merged table is then deserialised into the milestone's typed config (serde, deny_unknown_fields).
+
+use crate::error::{closest, DlError};
+use toml::{Table, Value};
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a number",
+        Value::Boolean(_) => "true or false",
+        Value::Datetime(_) => "a date",
+        Value::Array(_) => "a list",
+        Value::Table(_) => "a table",
+    }
+}
+
+fn example(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("\"{s}\""),
+        other => other.to_string(),
+    }
+}
+
+/// Checks that `new` may replace `old` and returns the value to store. Integers widen to
+/// floats (also inside lists); list elements must have the default elements' type.
+fn coerce(key: &str, old: &Value, new: Value) -> Result<Value, DlError> {
+    let widen = |v: &Value| match v {
+        Value::Integer(i) => Value::Float(*i as f64),
+        o => o.clone(),
+    };
+    let same = |a: &Value, b: &Value| std::mem::discriminant(a) == std::mem::discriminant(b);
+    let out = match (old, &new) {
+        (Value::Float(_), Value::Integer(_)) => Some(widen(&new)),
+        (Value::Array(a), Value::Array(b)) => match a.first() {
+            None => Some(new.clone()),
+            Some(Value::Float(_)) => {
+                let b: Vec<Value> = b.iter().map(widen).collect();
+                b.iter().all(|x| same(x, &a[0])).then_some(Value::Array(b))
+            }
+            Some(first) => b.iter().all(|x| same(x, first)).then(|| new.clone()),
+        },
+        (a, b) => same(a, b).then(|| new.clone()),
+    };
+    out.ok_or_else(|| DlError::WrongType {
+        key: key.to_string(),
+        expected: type_name(old).into(),
+        got: format!("{} ({})", type_name(&new), example(&new)),
+        example: example(old),
+    })
+}
+
+fn all_keys(t: &Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in t {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if let Value::Table(sub) = v {
+            all_keys(sub, &path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn unknown_key(root: &Table, key: &str, milestone: &str) -> DlError {
+    let mut keys = vec![];
+    all_keys(root, "", &mut keys);
+    let last = key.rsplit('.').next().unwrap_or(key);
+    // try the full dotted path first, then the last segment against every key's last segment
+    let suggestion = closest(key, keys.iter().map(|s| s.as_str())).or_else(|| {
+        keys.iter()
+            .find(|k| k.rsplit('.').next() == Some(last))
+            .cloned()
+    });
+    let section = key
+        .rsplit_once('.')
+        .map(|(s, _)| s.to_string())
+        .unwrap_or_default();
+    let mut valid: Vec<&String> = keys
+        .iter()
+        .filter(|k| {
+            k.rsplit_once('.').map(|(s, _)| s) == Some(section.as_str())
+                || (section.is_empty() && !k.contains('.'))
+        })
+        .collect();
+    if valid.is_empty() {
+        valid = keys.iter().collect();
+    }
+    let valid = valid
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    DlError::UnknownKey {
+        key: key.to_string(),
+        suggestion,
+        valid,
+        milestone: milestone.to_string(),
+    }
+}
+
+/// Merges `over` into `base`, rejecting keys `base` lacks and values of the wrong type.
+pub fn merge(base: &mut Table, over: &Table, milestone: &str) -> Result<(), DlError> {
+    let root = base.clone();
+    merge_at(base, over, "", &root, milestone)
+}
+
+fn merge_at(
+    base: &mut Table,
+    over: &Table,
+    prefix: &str,
+    root: &Table,
+    milestone: &str,
+) -> Result<(), DlError> {
+    for (k, v) in over {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match base.get_mut(k) {
+            None => return Err(unknown_key(root, &path, milestone)),
+            Some(Value::Table(bt)) => match v {
+                Value::Table(ot) => merge_at(bt, ot, &path, root, milestone)?,
+                other => {
+                    return Err(DlError::WrongType {
+                        key: path,
+                        expected: "a table".into(),
+                        got: type_name(other).into(),
+                        example: "...".into(),
+                    })
+                }
+            },
+            Some(old) => *old = coerce(&path, old, v.clone())?,
+        }
+    }
+    Ok(())
+}
+
+/// Parses TOML text into a table; `what`/`path` name it in the error.
+pub fn parse_toml(text: &str, what: &'static str, path: &str) -> Result<Table, DlError> {
+    text.parse::<Table>().map_err(|e| DlError::Malformed {
+        what,
+        path: path.to_string(),
+        message: e.to_string().trim().replace('\n', " "),
+    })
+}
+
+/// Applies one `--set key.path=value`. The value is read as TOML (`256`, `0.1`, `true`,
+/// `[512, 256]`, `"adam"`); a bare word is taken as a string when the key holds a string.
+pub fn apply_set(base: &mut Table, assignment: &str, milestone: &str) -> Result<(), DlError> {
+    let (key, raw) = assignment.split_once('=').ok_or_else(|| {
+        DlError::Usage(format!(
+            "--set expects key=value (e.g. --set train.lr=0.01), got `{assignment}`"
+        ))
+    })?;
+    let key = key.trim();
+    let raw = raw.trim();
+    let parts: Vec<&str> = key.split('.').collect();
+    // find the current value to learn its type
+    let mut cur: &Value = &Value::Table(base.clone());
+    let root = base.clone();
+    for p in &parts {
+        cur = match cur {
+            Value::Table(t) => t
+                .get(*p)
+                .ok_or_else(|| unknown_key(&root, key, milestone))?,
+            _ => return Err(unknown_key(&root, key, milestone)),
+        };
+    }
+    let parsed = match format!("v = {raw}").parse::<Table>() {
+        Ok(mut t) => t.remove("v").unwrap(),
+        Err(_) => Value::String(raw.to_string()),
+    };
+    let value = match (cur, parsed) {
+        (Value::String(_), p) if !matches!(p, Value::String(_)) => Value::String(raw.to_string()),
+        (_, p) => p,
+    };
+    // build a nested override table and merge it
+    let mut over = Table::new();
+    let mut node = &mut over;
+    for p in &parts[..parts.len() - 1] {
+        node = node
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Table(Table::new()))
+            .as_table_mut()
+            .unwrap();
+    }
+    node.insert(parts[parts.len() - 1].to_string(), value);
+    merge(base, &over, milestone)
+}
+
+/// A stable short hash of a resolved config (sha256 of its TOML text).
+pub fn config_hash(cfg: &Table) -> String {
+    use sha2::{Digest, Sha256};
+    let text = toml::to_string(cfg).unwrap_or_default();
+    let d = Sha256::digest(text.as_bytes());
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deserialises a resolved table into a typed section, mapping serde errors to a usage error.
+pub fn section<T: serde::de::DeserializeOwned>(cfg: &Table, name: &str) -> Result<T, DlError> {
+    let v = cfg.get(name).cloned().unwrap_or(Value::Table(Table::new()));
+    v.try_into::<T>().map_err(|e| DlError::BadValue {
+        context: format!("[{name}]"),
+        message: e.to_string().trim().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Table {
+        parse_toml(
+            "[train]\nlr = 0.1\nsteps = 10\noptimizer = \"adam\"\n[model]\nhidden = [512, 256]\n",
+            "t",
+            "t",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn set_overrides_with_type_checks() {
+        let mut b = base();
+        apply_set(&mut b, "train.lr=1", "m").unwrap();
+        assert_eq!(b["train"]["lr"].as_float(), Some(1.0));
+        apply_set(&mut b, "train.optimizer=sgd", "m").unwrap();
+        assert_eq!(b["train"]["optimizer"].as_str(), Some("sgd"));
+        apply_set(&mut b, "model.hidden=[64]", "m").unwrap();
+        assert!(matches!(
+            apply_set(&mut b, "train.steps=abc", "m"),
+            Err(DlError::WrongType { .. })
+        ));
+        assert!(matches!(
+            apply_set(&mut b, "train.steps=1.5", "m"),
+            Err(DlError::WrongType { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_closest() {
+        let mut b = base();
+        match apply_set(&mut b, "train.lrr=1", "m") {
+            Err(DlError::UnknownKey { suggestion, .. }) => {
+                assert_eq!(suggestion.as_deref(), Some("train.lr"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let over = parse_toml("[modle]\nhidden = [1]\n", "t", "t").unwrap();
+        assert!(matches!(
+            merge(&mut b, &over, "m"),
+            Err(DlError::UnknownKey { .. })
+        ));
+    }
+}

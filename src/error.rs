@@ -1,0 +1,156 @@
+//! Errors a user can act on. Each message says what went wrong and what to do about it.
+//! Usage errors (bad names, keys, values, files) exit with 2; failures exit with 1;
+//! an interrupted run exits with 130 like any program stopped by Ctrl-C.
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DlError {
+    #[error("unknown {what} `{name}`{}. {hint}", did_you_mean(.suggestion))]
+    UnknownName {
+        what: &'static str,
+        name: String,
+        suggestion: Option<String>,
+        hint: String,
+    },
+
+    #[error("unknown config key `{key}`{}. Valid keys here: {valid}. See `dlhist info {milestone}` for the defaults.", did_you_mean(.suggestion))]
+    UnknownKey {
+        key: String,
+        suggestion: Option<String>,
+        valid: String,
+        milestone: String,
+    },
+
+    #[error("config key `{key}` expects {expected}, got {got}. Example: --set {key}={example}")]
+    WrongType {
+        key: String,
+        expected: String,
+        got: String,
+        example: String,
+    },
+
+    #[error("invalid config value for {context}: {message}")]
+    BadValue { context: String, message: String },
+
+    #[error("cannot parse {what} {path}: {message}")]
+    Malformed {
+        what: &'static str,
+        path: String,
+        message: String,
+    },
+
+    #[error("bad argument: {0}")]
+    Usage(String),
+
+    #[error("no checkpoint at {path}: {hint}")]
+    MissingCheckpoint { path: PathBuf, hint: String },
+
+    #[error("checkpoint {path} is corrupt or truncated ({message}). Delete it and retrain, or resume from another run")]
+    CorruptCheckpoint { path: PathBuf, message: String },
+
+    #[error("checkpoint {path} belongs to milestone `{found}`, not `{expected}`. Pass the run directory of a `{expected}` run, or use `dlhist eval {path_dir}`")]
+    WrongMilestone {
+        path: PathBuf,
+        found: String,
+        expected: String,
+        path_dir: String,
+    },
+
+    #[error("checkpoint {path} does not fit this model: {message}. Was the config changed after training?")]
+    IncompatibleCheckpoint { path: PathBuf, message: String },
+
+    #[error("cannot write the run directory {path}: {message}. Choose a writable location with --run-dir")]
+    Unwritable { path: PathBuf, message: String },
+
+    #[error("training diverged at step {step}: {what} is not finite. The last good checkpoint is {ckpt} (step {ckpt_step}). Lower the learning rate (--set train.lr=...) or clip gradients (--set train.clip_grad_norm=1.0), then continue with --resume --run-dir {run_dir}")]
+    Diverged {
+        step: usize,
+        what: String,
+        ckpt: PathBuf,
+        ckpt_step: usize,
+        run_dir: String,
+    },
+
+    #[error("interrupted at step {step}; checkpoint written to {ckpt}. Continue with: dlhist train {name} --resume --run-dir {run_dir}")]
+    Interrupted {
+        step: usize,
+        ckpt: PathBuf,
+        name: String,
+        run_dir: String,
+    },
+
+    #[error("{0}")]
+    Data(String),
+}
+
+fn did_you_mean(s: &Option<String>) -> String {
+    match s {
+        Some(s) => format!(" (did you mean `{s}`?)"),
+        None => String::new(),
+    }
+}
+
+impl DlError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DlError::UnknownName { .. }
+            | DlError::UnknownKey { .. }
+            | DlError::WrongType { .. }
+            | DlError::BadValue { .. }
+            | DlError::Malformed { .. }
+            | DlError::Usage(_) => 2,
+            DlError::Interrupted { .. } => 130,
+            _ => 1,
+        }
+    }
+}
+
+/// Exit code for any error: ours know theirs, everything else is a failure (1).
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<DlError>())
+        .map(DlError::exit_code)
+        .unwrap_or(1)
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + (ca != cb) as usize)
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate, if it is close enough to be a plausible typo.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= 3.max(c.len() / 3) || c.contains(name) || name.contains(c))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn suggests_the_closest_name() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            closest("lstn", ["lstm", "mlp", "gelu"]),
+            Some("lstm".into())
+        );
+        assert_eq!(closest("zzzzzzzz", ["mlp"]), None);
+    }
+}

@@ -1,0 +1,13 @@
+//! dlhist: run the history of deep learning. See DESIGN.md for the rooms and the data flow:
+//! cli -> engine/report -> milestones -> nn -> ops -> candle.
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod engine;
+pub mod error;
+pub mod milestones;
+pub mod nn;
+pub mod ops;
+pub mod registry;
+pub mod report;

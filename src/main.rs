@@ -1,0 +1,79 @@
+//! Thin entry point: parse, set up threads and Ctrl-C, run, print the error, exit.
+
+use clap::Parser;
+use dlhist::cli::{self, Cli};
+use dlhist::engine::runner::INTERRUPTED;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn physical_cores() -> usize {
+    // distinct (physical id, core id) pairs; falls back to the logical count
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let mut cores = std::collections::BTreeSet::new();
+    let (mut phys, mut core) = (None, None);
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            match k.trim() {
+                "physical id" => phys = Some(v.trim().to_string()),
+                "core id" => core = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+        if line.trim().is_empty() {
+            if let (Some(p), Some(c)) = (phys.take(), core.take()) {
+                cores.insert((p, c));
+            }
+        }
+    }
+    if cores.is_empty() {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        cores.len()
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DLHIST_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    // Set once, before any math: candle otherwise re-reads /proc/cpuinfo on every op.
+    let threads = cli
+        .threads
+        .or_else(|| {
+            std::env::var("RAYON_NUM_THREADS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+        })
+        .unwrap_or_else(physical_cores);
+    std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
+
+    static PRESSES: AtomicUsize = AtomicUsize::new(0);
+    let _ = ctrlc::set_handler(|| {
+        if PRESSES.fetch_add(1, Ordering::SeqCst) > 0 {
+            eprintln!("\ninterrupted again: exiting without a checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)");
+        INTERRUPTED.store(true, Ordering::SeqCst);
+    });
+
+    let json = cli.json;
+    let code = match cli::run(cli) {
+        Ok(()) => 0,
+        Err(err) => {
+            let code = dlhist::error::exit_code(&err);
+            eprintln!("error: {err:#}");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"error": format!("{err:#}"), "exit_code": code})
+                );
+            }
+            code
+        }
+    };
+    std::process::exit(code);
+}

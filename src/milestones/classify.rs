@@ -1,0 +1,175 @@
+//! The image-classification recipe shared by every classifier milestone (mlp, the activation
+//! study, and the CNNs to come): batching, cross-entropy, accuracy, and ASCII predictions.
+//! A milestone supplies only its model.
+
+use crate::data::batch::EpochSampler;
+use crate::data::vision::Splits;
+use crate::data::ImageSet;
+use crate::engine::params::Params;
+use crate::engine::rng::Rng;
+use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::report::ascii;
+use candle_core::{DType, Device, Result, Tensor, D};
+
+/// A model mapping images (B, 1, H, W) to logits (B, classes).
+pub trait ClassModel {
+    fn logits(&self, x: &Tensor, train: bool, rng: &mut Rng) -> Result<Tensor>;
+    /// Extra metrics measured on a fixed evaluation batch (e.g. activation sparsity).
+    fn probe(&self, x: &Tensor) -> Result<Metrics> {
+        let _ = x;
+        Ok(Metrics::new())
+    }
+}
+
+pub struct Classifier<M: ClassModel> {
+    pub model: M,
+    pub params: Params,
+    pub data: Splits,
+    sampler: EpochSampler,
+    batch: usize,
+    device: Device,
+}
+
+const EVAL_BATCH: usize = 1000;
+
+/// (B, 1, H, W) images and (B,) u32 labels for `idx`.
+pub fn batch_tensors(set: &ImageSet, idx: &[usize], device: &Device) -> Result<(Tensor, Tensor)> {
+    let sub = set.subset(idx);
+    let x = Tensor::from_vec(sub.pixels, (idx.len(), 1, set.h, set.w), device)?;
+    let y = Tensor::from_vec(
+        sub.labels.iter().map(|&l| l as u32).collect::<Vec<_>>(),
+        idx.len(),
+        device,
+    )?;
+    Ok((x, y))
+}
+
+/// Number of correct argmax predictions.
+pub fn correct(logits: &Tensor, y: &Tensor) -> Result<f64> {
+    let pred = logits.argmax(D::Minus1)?;
+    Ok(pred
+        .eq(y)?
+        .to_dtype(DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()? as f64)
+}
+
+impl<M: ClassModel> Classifier<M> {
+    pub fn new(
+        model: M,
+        params: Params,
+        data: Splits,
+        batch: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let sampler = EpochSampler::new(seed, data.train.len(), batch);
+        Self {
+            model,
+            params,
+            data,
+            sampler,
+            batch,
+            device: device.clone(),
+        }
+    }
+
+    fn split(&self, split: Split) -> &ImageSet {
+        match split {
+            Split::Val => &self.data.val,
+            Split::Test => &self.data.test,
+        }
+    }
+}
+
+impl<M: ClassModel> Experiment for Classifier<M> {
+    fn params(&self) -> &Params {
+        &self.params
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.sampler.steps_per_epoch()
+    }
+
+    fn train_loss(&mut self, step: usize, rng: &mut Rng) -> Result<TrainOut> {
+        let idx = self.sampler.indices(step);
+        let (x, y) = batch_tensors(&self.data.train, &idx, &self.device)?;
+        let logits = self.model.logits(&x, true, rng)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let acc = correct(&logits, &y)? / self.batch as f64;
+        Ok(TrainOut {
+            loss,
+            metrics: Metrics::from([("acc".to_string(), acc)]),
+        })
+    }
+
+    fn evaluate(&mut self, split: Split) -> Result<Metrics> {
+        let set = self.split(split);
+        let mut rng = Rng::new(0); // eval uses no randomness; models ignore it when !train
+        let (mut loss, mut hits) = (0.0, 0.0);
+        for start in (0..set.len()).step_by(EVAL_BATCH) {
+            let idx: Vec<usize> = (start..(start + EVAL_BATCH).min(set.len())).collect();
+            let (x, y) = batch_tensors(set, &idx, &self.device)?;
+            let logits = self.model.logits(&x, false, &mut rng)?;
+            loss += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64
+                * idx.len() as f64;
+            hits += correct(&logits, &y)?;
+        }
+        let n = set.len() as f64;
+        let mut m = Metrics::from([
+            ("loss".to_string(), loss / n),
+            ("acc".to_string(), hits / n),
+        ]);
+        let idx: Vec<usize> = (0..set.len().min(EVAL_BATCH)).collect();
+        let (x, _) = batch_tensors(set, &idx, &self.device)?;
+        m.extend(self.model.probe(&x)?);
+        Ok(m)
+    }
+
+    fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
+        let set = &self.data.test;
+        let n = req.n.clamp(1, 12).min(set.len());
+        let idx: Vec<usize> = (0..n).map(|_| rng.below(set.len())).collect();
+        let (x, _) = batch_tensors(set, &idx, &self.device)?;
+        let probs = candle_nn::ops::softmax(&self.model.logits(&x, false, rng)?, D::Minus1)?
+            .to_vec2::<f32>()?;
+        let mut blocks = vec![];
+        let mut captions = vec![];
+        let mut items = vec![];
+        for (k, &i) in idx.iter().enumerate() {
+            let (pred, conf) =
+                probs[k]
+                    .iter()
+                    .enumerate()
+                    .fold((0, 0f32), |b, (c, &p)| if p > b.1 { (c, p) } else { b });
+            let truth = set.labels[i] as usize;
+            blocks.push(ascii::render(set.image(i), set.h, set.w));
+            let mark = if pred == truth { "ok" } else { "WRONG" };
+            captions.push(format!(
+                "pred {pred} ({:.0}%) true {truth} {mark}",
+                conf * 100.0
+            ));
+            items.push(
+                serde_json::json!({"index": i, "label": truth, "pred": pred, "confidence": conf}),
+            );
+        }
+        let text = format!(
+            "{} test images from {}:\n{}",
+            n,
+            self.data.name,
+            ascii::side_by_side(&blocks, &captions)
+        );
+        Ok(SampleOut {
+            text,
+            json: serde_json::json!({"data": self.data.name, "predictions": items}),
+        })
+    }
+
+    fn data_name(&self) -> String {
+        self.data.name.clone()
+    }
+
+    fn data_notice(&self) -> Option<String> {
+        self.data.notice.clone()
+    }
+}

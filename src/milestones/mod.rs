@@ -1,0 +1,63 @@
+//! One file per milestone: a model and its recipe (config with defaults, data, claim checks).
+//! No training loop lives here; the engine runs every milestone.
+
+pub mod activations;
+pub mod backprop;
+pub mod classify;
+pub mod mlp;
+
+use crate::engine::runner::Summary;
+use crate::engine::Experiment;
+use crate::error::DlError;
+use candle_core::Device;
+
+/// A milestone family: its default config and how to build it. Variants of a study (e.g.
+/// `relu`, `gelu`) share a family and differ by config overrides.
+pub struct Family {
+    pub id: &'static str,
+    pub defaults: fn() -> toml::Table,
+    pub build: fn(&toml::Table, &Device) -> anyhow::Result<Box<dyn Experiment>>,
+}
+
+/// Serialises a default config struct into the table the config layers merge into.
+pub fn to_table<T: serde::Serialize>(cfg: &T) -> toml::Table {
+    toml::Table::try_from(cfg).expect("default configs serialise to TOML")
+}
+
+/// Deserialises a resolved table into a milestone's typed config.
+pub fn from_table<T: serde::de::DeserializeOwned>(t: &toml::Table) -> Result<T, DlError> {
+    t.clone().try_into::<T>().map_err(|e| DlError::BadValue {
+        context: "the config".into(),
+        message: e.to_string().trim().to_string(),
+    })
+}
+
+/// What a claim check can ask for: train a named variant (with extra `--set` overrides) at the
+/// current budget, and get its summary. Runs are cached within one `replay`.
+pub trait ClaimCtx {
+    fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary>;
+}
+
+/// A claim's measured outcome.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Verdict {
+    pub value: f64,
+    pub threshold: f64,
+    pub pass: bool,
+    /// what was compared, in words, with the numbers
+    pub detail: String,
+}
+
+pub struct Claim {
+    /// the paper's headline result, restated for a small run
+    pub text: &'static str,
+    /// what `value` measures
+    pub metric: &'static str,
+    pub check: fn(&mut dyn ClaimCtx) -> anyhow::Result<Verdict>,
+}
+
+/// Reads a final metric from a summary, with a clear error if the milestone did not report it.
+pub fn metric(s: &Summary, key: &str) -> anyhow::Result<f64> {
+    s.metric(key)
+        .ok_or_else(|| anyhow::anyhow!("run {} reported no metric `{key}`", s.name))
+}

@@ -1,0 +1,60 @@
+//! A fully connected layer y = x·Wᵀ + b with a choice of initialisation.
+
+use candle_core::Result;
+use candle_nn::init::{FanInOut, Init, NonLinearity, NormalOrUniform};
+use candle_nn::{Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum InitKind {
+    /// U(−1/√fan_in, 1/√fan_in) for weights and biases: PyTorch's nn.Linear default
+    Default,
+    /// N(0, 2/fan_in) weights, He et al. 2015; zero bias
+    He,
+    /// U(−√(6/(fan_in+fan_out)), +): Glorot & Bengio 2010; zero bias
+    Glorot,
+    /// N(0, 1) weights and biases: the "standard" large init under which deep sigmoid nets saturate
+    Normal,
+}
+
+pub fn linear(in_dim: usize, out_dim: usize, init: InitKind, vb: VarBuilder) -> Result<Linear> {
+    let bound = 1.0 / (in_dim as f64).sqrt();
+    let (w_init, b_init) = match init {
+        InitKind::Default => (
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        ),
+        InitKind::He => (
+            Init::Kaiming {
+                dist: NormalOrUniform::Normal,
+                fan: FanInOut::FanIn,
+                non_linearity: NonLinearity::ReLU,
+            },
+            Init::Const(0.0),
+        ),
+        InitKind::Glorot => {
+            let g = (6.0 / (in_dim + out_dim) as f64).sqrt();
+            (Init::Uniform { lo: -g, up: g }, Init::Const(0.0))
+        }
+        InitKind::Normal => (
+            Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+            Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        ),
+    };
+    let w = vb.get_with_hints((out_dim, in_dim), "weight", w_init)?;
+    let b = vb.get_with_hints(out_dim, "bias", b_init)?;
+    Ok(Linear::new(w, Some(b)))
+}

@@ -1,0 +1,160 @@
+//! The catalogue: every runnable name, its paper, its study, its claim, and its presets.
+//! Presets are compiled in (experiments/NAME.toml and experiments/smoke/NAME.toml), so the
+//! binary runs from any directory.
+
+use crate::error::{closest, DlError};
+use crate::milestones::{activations, backprop, mlp, Claim, Family};
+
+pub struct Entry {
+    pub name: &'static str,
+    pub year: u16,
+    pub paper: &'static str,
+    /// variants of one study can be compared side by side
+    pub study: &'static str,
+    pub family: &'static Family,
+    /// one line: what the claim says
+    pub summary: &'static str,
+    /// the idea in a paragraph, and why the claim is measured the way it is
+    pub info: &'static str,
+    /// experiments/NAME.toml: what differs from the family defaults (the full budget)
+    pub preset: &'static str,
+    /// experiments/smoke/NAME.toml: on top of the preset, a seconds-long budget
+    pub smoke: &'static str,
+    pub claim: Option<Claim>,
+}
+
+macro_rules! presets {
+    ($name:literal) => {
+        (
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/experiments/",
+                $name,
+                ".toml"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/experiments/smoke/",
+                $name,
+                ".toml"
+            )),
+        )
+    };
+}
+
+const ACT_INFO: &str = "A 10-layer MLP (9 hidden layers of 128) trained on mnist with plain SGD + momentum, identical but for its activation. Glorot & Bengio (2010) showed that deep nets of saturating sigmoid units stall: the top hidden layer saturates at 0 and gradients vanish through the layers below (σ' ≤ 1/4). Glorot, Bordes & Bengio (2011) showed that rectifiers train deep nets without pre-training and give sparse representations (many exact zeros). Hendrycks & Gimpel (2016) proposed GELU, x·Φ(x), a smooth rectifier that matched or beat ReLU. The claims compare the mean training loss over the last stretch of the same number of updates, and the fraction of hidden activations that are exactly zero on 1,000 validation images.";
+
+pub fn entries() -> &'static [Entry] {
+    static ENTRIES: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
+    ENTRIES.get_or_init(|| {
+        let (perceptron_p, perceptron_s) = presets!("perceptron");
+        let (backprop_p, backprop_s) = presets!("backprop");
+        let (mlp_p, mlp_s) = presets!("mlp");
+        let (sig_p, sig_s) = presets!("sigmoid");
+        let (tanh_p, tanh_s) = presets!("tanh");
+        let (relu_p, relu_s) = presets!("relu");
+        let (gelu_p, gelu_s) = presets!("gelu");
+        vec![
+            Entry {
+                name: "perceptron",
+                year: 1986,
+                paper: "Rumelhart, Hinton & Williams 1986 (the perceptron's limit: Minsky & Papert 1969)",
+                study: "paper-tasks",
+                family: &backprop::FAMILY,
+                summary: "no hidden layer cannot learn XOR (acc ≤ 75%)",
+                info: "A single layer of sigmoid units, trained by the same gradient descent as `backprop`, but with no hidden layer. XOR is not linearly separable, so one layer can get at most 3 of its 4 patterns right however long it trains (Minsky & Papert 1969). This is the failure that backprop through hidden layers fixed. The claim trains on XOR and measures the fraction of patterns whose output is on the right side of 0.5.",
+                preset: perceptron_p,
+                smoke: perceptron_s,
+                claim: Some(Claim { text: "without a hidden layer, XOR cannot be learned", metric: "xor_acc", check: backprop::claim_perceptron }),
+            },
+            Entry {
+                name: "backprop",
+                year: 1986,
+                paper: "Rumelhart, Hinton & Williams, Learning representations by back-propagating errors, Nature 1986",
+                study: "paper-tasks",
+                family: &backprop::FAMILY,
+                summary: "a hidden layer trained by backprop solves XOR and symmetry",
+                info: "Back-propagation computes the gradient of the error with respect to every weight by the chain rule, layer by layer from the output back, so hidden units can learn features no one designed. The paper's tasks are small and exact: XOR (2-2-1), the 8-3-8 encoder, and 6-bit mirror symmetry (6-2-1). We train sigmoid nets on all patterns with the paper's rule (learning rate 0.5, momentum 0.9, squared error). The claim: with a hidden layer, both XOR and symmetry end with every pattern right. Select a task with --set data.task=encoder.",
+                preset: backprop_p,
+                smoke: backprop_s,
+                claim: Some(Claim { text: "a hidden layer trained by backprop solves XOR and symmetry", metric: "min(xor_acc, symmetry_acc)", check: backprop::claim_backprop }),
+            },
+            Entry {
+                name: "mlp",
+                year: 1986,
+                paper: "backprop at scale: a 784-512-256-10 MLP on MNIST (cf. LeCun et al. 1998's MLP baselines)",
+                study: "mlp",
+                family: &mlp::FAMILY,
+                summary: "two hidden layers reach ≥ 98% test accuracy on MNIST",
+                info: "The same algorithm as `backprop`, at the scale of real data: 784 pixels in, two ReLU hidden layers of 512 and 256 units, 10 classes out, softmax cross-entropy, Adam. LeCun et al. (1998) report 1.5-3% test error for 2-3 layer MLPs on MNIST; with ReLU and Adam a few epochs reach about 98%. The claim trains for 3,000 updates of 128 images (6.4 epochs) and measures test accuracy on the 10,000 MNIST test images. Without `make data` it trains on the built-in 8x8 digits (1,797 images) instead, where the number is not the paper's.",
+                preset: mlp_p,
+                smoke: mlp_s,
+                claim: Some(Claim { text: "an MLP with two hidden layers reaches ≥ 98% test accuracy on MNIST", metric: "test_acc", check: mlp::claim }),
+            },
+            Entry {
+                name: "sigmoid",
+                year: 2010,
+                paper: "Glorot & Bengio, Understanding the difficulty of training deep feedforward neural networks, AISTATS 2010",
+                study: "activations",
+                family: &activations::FAMILY,
+                summary: "a 10-layer sigmoid MLP stalls (train loss stays > 2.0; chance 2.30)",
+                info: ACT_INFO,
+                preset: sig_p,
+                smoke: sig_s,
+                claim: Some(Claim { text: "a deep sigmoid net stalls near chance loss", metric: "train_loss", check: activations::claim_sigmoid }),
+            },
+            Entry {
+                name: "tanh",
+                year: 2010,
+                paper: "Glorot & Bengio, AISTATS 2010 (LeCun et al. 1998, Efficient BackProp, on tanh vs sigmoid)",
+                study: "activations",
+                family: &activations::FAMILY,
+                summary: "tanh (zero-centred) trains where sigmoid stalls",
+                info: ACT_INFO,
+                preset: tanh_p,
+                smoke: tanh_s,
+                claim: Some(Claim { text: "tanh trains where sigmoid stalls", metric: "train_loss", check: activations::claim_tanh }),
+            },
+            Entry {
+                name: "relu",
+                year: 2011,
+                paper: "Glorot, Bordes & Bengio, Deep sparse rectifier neural networks, AISTATS 2011",
+                study: "activations",
+                family: &activations::FAMILY,
+                summary: "relu trains the deep net with sparse (≥ 50% zero) activations",
+                info: ACT_INFO,
+                preset: relu_p,
+                smoke: relu_s,
+                claim: Some(Claim { text: "relu trains a deep net and its activations are sparse", metric: "zero_frac", check: activations::claim_relu }),
+            },
+            Entry {
+                name: "gelu",
+                year: 2016,
+                paper: "Hendrycks & Gimpel, Gaussian Error Linear Units (GELUs), 2016",
+                study: "activations",
+                family: &activations::FAMILY,
+                summary: "gelu trains at least as well as relu",
+                info: ACT_INFO,
+                preset: gelu_p,
+                smoke: gelu_s,
+                claim: Some(Claim { text: "gelu reaches a training loss ≤ relu's", metric: "train_loss", check: activations::claim_gelu }),
+            },
+        ]
+    })
+}
+
+pub fn names() -> Vec<&'static str> {
+    entries().iter().map(|e| e.name).collect()
+}
+
+pub fn get(name: &str) -> Result<&'static Entry, DlError> {
+    entries()
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| DlError::UnknownName {
+            what: "milestone",
+            name: name.to_string(),
+            suggestion: closest(name, names()),
+            hint: "Run `dlhist list` to see every milestone".into(),
+        })
+}

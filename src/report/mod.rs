@@ -1,0 +1,14 @@
+//! What people read: tables, curve plots, ASCII images.
+
+pub mod ascii;
+pub mod plot;
+pub mod table;
+
+/// A metric for a table cell: percentages for accuracies, 4 significant decimals otherwise.
+pub fn fmt_metric(key: &str, v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if key.ends_with("acc") || key.ends_with("frac") => format!("{:.2}%", v * 100.0),
+        Some(v) => format!("{v:.4}"),
+    }
+}
