@@ -1,0 +1,30 @@
+# dlhist — run the history of deep learning.  `make` lists the targets.
+CARGO ?= cargo
+BIN := target/release/dlhist
+
+.PHONY: help build test data bench lint fmt cuda-check clean-runs
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+build: ## build the release binary (target/release/dlhist)
+	$(CARGO) build --release
+
+test: ## run every test (unit, CLI black-box, resume exactness, gradient flow, smoke replays)
+	$(CARGO) test --release
+
+data: ## fetch MNIST, Fashion-MNIST, Shakespeare, SOTU, verses, emoji, analogies into data/fetched (about 90 MB)
+	bash scripts/fetch-data.sh
+
+bench: build ## time the training steps (fused-op benches arrive with the speed work)
+	$(BIN) replay mlp --budget smoke
+
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+cuda-check: ## build with the cuda feature (needs the CUDA toolkit)
+	$(CARGO) build --release --features cuda
+
+clean-runs: ## delete every run directory under checkpoints/
+	find checkpoints -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

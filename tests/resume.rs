@@ -1,0 +1,202 @@
+//! Resume exactness (DESIGN §4): N steps, stop, resume to 2N gives bitwise the weights of 2N
+//! steps straight; and Ctrl-C writes a checkpoint, exits 130, and resuming it finishes the run
+//! with the same weights as a run that was never interrupted.
+
+mod common;
+
+use common::{assert_same_tensors, line_count, looks_complete, smoke, Sandbox};
+use std::time::{Duration, Instant};
+
+#[test]
+fn n_steps_then_resume_to_2n_gives_the_weights_of_2n_steps_straight() {
+    let sb = Sandbox::new();
+    let (a, b) = (sb.path("A"), sb.path("B"));
+    let preset = smoke("mlp");
+    // constant lr: a schedule over the budget would differ between a 20-step and a 40-step run
+    let train = |dir: &std::path::Path, steps: &str| {
+        sb.run(&[
+            "train",
+            "mlp",
+            "-c",
+            &preset,
+            "--set",
+            "train.schedule=constant",
+            "--steps",
+            steps,
+            "--run-dir",
+            dir.to_str().unwrap(),
+        ])
+        .ok();
+    };
+    train(&a, "40");
+    train(&b, "20");
+    let b_at_20 = common::read_tensors(&b.join("model.safetensors"));
+    sb.run(&[
+        "train",
+        "mlp",
+        "--resume",
+        "--run-dir",
+        b.to_str().unwrap(),
+        "--steps",
+        "40",
+    ])
+    .ok()
+    .stderr_says(&["resuming mlp"]);
+
+    assert!(looks_complete(&a) && looks_complete(&b));
+    assert_ne!(
+        b_at_20,
+        common::read_tensors(&b.join("model.safetensors")),
+        "the resumed run should have trained further"
+    );
+    assert_same_tensors(&a.join("model.safetensors"), &b.join("model.safetensors"));
+    // the checkpoint (weights + optimizer state) agrees too
+    assert_same_tensors(
+        &a.join("ckpt/latest.safetensors"),
+        &b.join("ckpt/latest.safetensors"),
+    );
+    // the metrics log of the resumed run has no duplicate or missing steps
+    let steps = |d: &std::path::Path| -> Vec<(u64, String)> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["split"] == "train")
+            .map(|v| (v["step"].as_u64().unwrap(), v["loss"].to_string()))
+            .collect()
+    };
+    assert_eq!(steps(&a), steps(&b));
+    let sa: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).unwrap()).unwrap();
+    let sbm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(sa["final"], sbm["final"]);
+    assert_eq!(sbm["steps"], 40);
+}
+
+/// Sends SIGINT to `pid` the way a terminal's Ctrl-C does.
+fn interrupt(pid: u32) {
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(st.success(), "kill -INT {pid} failed");
+}
+
+#[test]
+fn ctrl_c_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run() {
+    let sb = Sandbox::new();
+    let flags = |steps: usize| {
+        vec![
+            "train".to_string(),
+            "mlp".into(),
+            "--steps".into(),
+            steps.to_string(),
+            "--set".into(),
+            "data.dataset=digits8".into(),
+            "--set".into(),
+            "train.ckpt_every=100000".into(),
+        ]
+    };
+    // digits8 trains at roughly 400 steps/s on an idle machine; interrupt after ~5 metrics
+    // lines, and start over with a larger budget if the run finishes first
+    let mut steps = 400;
+    let c = loop {
+        let c = sb.path(&format!("C{steps}"));
+        let mut args = flags(steps);
+        args.extend(["--run-dir".into(), c.to_str().unwrap().into()]);
+        let mut child = sb
+            .cmd(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("dlhist starts");
+        let metrics = c.join("metrics.jsonl");
+        let t0 = Instant::now();
+        let mut exited = None;
+        while line_count(&metrics) < 5 {
+            if let Some(st) = child.try_wait().unwrap() {
+                exited = Some(st);
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "no progress in metrics.jsonl"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if exited.is_none() {
+            interrupt(child.id());
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.code() == Some(0) {
+            // finished before the interrupt arrived: try a longer run
+            assert!(steps < 100_000, "could not interrupt a run in time");
+            steps *= 4;
+            continue;
+        }
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "Ctrl-C should exit with 130:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("interrupted at step") && stderr.contains("--resume --run-dir"),
+            "the message should say how to continue:\n{stderr}"
+        );
+        break c;
+    };
+    assert!(
+        c.join("ckpt/latest.safetensors").is_file(),
+        "Ctrl-C must write the checkpoint"
+    );
+    assert!(
+        !c.join("summary.json").exists() && !c.join("model.safetensors").exists(),
+        "an interrupted run must not look complete"
+    );
+
+    sb.run(&["train", "mlp", "--resume", "--run-dir", c.to_str().unwrap()])
+        .ok();
+    assert!(looks_complete(&c));
+
+    let d = sb.path("D");
+    let mut args = flags(steps);
+    args.extend(["--run-dir".into(), d.to_str().unwrap().into()]);
+    sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .ok();
+    assert_same_tensors(&d.join("model.safetensors"), &c.join("model.safetensors"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(c.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["steps"], steps);
+}
+
+#[test]
+fn resume_without_run_dir_continues_the_newest_unfinished_run() {
+    let sb = Sandbox::new();
+    // an unfinished run under the runs root: train, then remove what marks it finished
+    sb.run(&[
+        "train",
+        "backprop",
+        "-c",
+        &smoke("backprop"),
+        "--steps",
+        "30",
+    ])
+    .ok();
+    let done = common::files_named(&sb.runs.join("backprop"), "summary.json");
+    let dir = done[0].parent().unwrap().to_path_buf();
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let out = sb.run(&["train", "backprop", "--resume", "--steps", "60"]);
+    out.ok();
+    assert!(
+        out.stderr.contains(&dir.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(looks_complete(&dir));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["steps"], 60);
+}
