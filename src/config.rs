@@ -56,11 +56,7 @@ fn coerce(key: &str, old: &Value, new: Value) -> Result<Value, DlError> {
 
 fn all_keys(t: &Table, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in t {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         if let Value::Table(sub) = v {
             all_keys(sub, &path, out);
         } else {
@@ -74,36 +70,20 @@ fn unknown_key(root: &Table, key: &str, milestone: &str) -> DlError {
     all_keys(root, "", &mut keys);
     let last = key.rsplit('.').next().unwrap_or(key);
     // try the full dotted path first, then the last segment against every key's last segment
-    let suggestion = closest(key, keys.iter().map(|s| s.as_str())).or_else(|| {
-        keys.iter()
-            .find(|k| k.rsplit('.').next() == Some(last))
-            .cloned()
-    });
-    let section = key
-        .rsplit_once('.')
-        .map(|(s, _)| s.to_string())
-        .unwrap_or_default();
+    let suggestion = closest(key, keys.iter().map(|s| s.as_str()))
+        .or_else(|| keys.iter().find(|k| k.rsplit('.').next() == Some(last)).cloned());
+    let section = key.rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or_default();
     let mut valid: Vec<&String> = keys
         .iter()
         .filter(|k| {
-            k.rsplit_once('.').map(|(s, _)| s) == Some(section.as_str())
-                || (section.is_empty() && !k.contains('.'))
+            k.rsplit_once('.').map(|(s, _)| s) == Some(section.as_str()) || (section.is_empty() && !k.contains('.'))
         })
         .collect();
     if valid.is_empty() {
         valid = keys.iter().collect();
     }
-    let valid = valid
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    DlError::UnknownKey {
-        key: key.to_string(),
-        suggestion,
-        valid,
-        milestone: milestone.to_string(),
-    }
+    let valid = valid.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    DlError::UnknownKey { key: key.to_string(), suggestion, valid, milestone: milestone.to_string() }
 }
 
 /// Merges `over` into `base`, rejecting keys `base` lacks and values of the wrong type.
@@ -112,19 +92,9 @@ pub fn merge(base: &mut Table, over: &Table, milestone: &str) -> Result<(), DlEr
     merge_at(base, over, "", &root, milestone)
 }
 
-fn merge_at(
-    base: &mut Table,
-    over: &Table,
-    prefix: &str,
-    root: &Table,
-    milestone: &str,
-) -> Result<(), DlError> {
+fn merge_at(base: &mut Table, over: &Table, prefix: &str, root: &Table, milestone: &str) -> Result<(), DlError> {
     for (k, v) in over {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         match base.get_mut(k) {
             None => return Err(unknown_key(root, &path, milestone)),
             Some(Value::Table(bt)) => match v {
@@ -157,9 +127,7 @@ pub fn parse_toml(text: &str, what: &'static str, path: &str) -> Result<Table, D
 /// `[512, 256]`, `"adam"`); a bare word is taken as a string when the key holds a string.
 pub fn apply_set(base: &mut Table, assignment: &str, milestone: &str) -> Result<(), DlError> {
     let (key, raw) = assignment.split_once('=').ok_or_else(|| {
-        DlError::Usage(format!(
-            "--set expects key=value (e.g. --set train.lr=0.01), got `{assignment}`"
-        ))
+        DlError::Usage(format!("--set expects key=value (e.g. --set train.lr=0.01), got `{assignment}`"))
     })?;
     let key = key.trim();
     let raw = raw.trim();
@@ -169,9 +137,7 @@ pub fn apply_set(base: &mut Table, assignment: &str, milestone: &str) -> Result<
     let root = base.clone();
     for p in &parts {
         cur = match cur {
-            Value::Table(t) => t
-                .get(*p)
-                .ok_or_else(|| unknown_key(&root, key, milestone))?,
+            Value::Table(t) => t.get(*p).ok_or_else(|| unknown_key(&root, key, milestone))?,
             _ => return Err(unknown_key(&root, key, milestone)),
         };
     }
@@ -187,11 +153,7 @@ pub fn apply_set(base: &mut Table, assignment: &str, milestone: &str) -> Result<
     let mut over = Table::new();
     let mut node = &mut over;
     for p in &parts[..parts.len() - 1] {
-        node = node
-            .entry(p.to_string())
-            .or_insert_with(|| Value::Table(Table::new()))
-            .as_table_mut()
-            .unwrap();
+        node = node.entry(p.to_string()).or_insert_with(|| Value::Table(Table::new())).as_table_mut().unwrap();
     }
     node.insert(parts[parts.len() - 1].to_string(), value);
     merge(base, &over, milestone)
@@ -208,10 +170,8 @@ pub fn config_hash(cfg: &Table) -> String {
 /// Deserialises a resolved table into a typed section, mapping serde errors to a usage error.
 pub fn section<T: serde::de::DeserializeOwned>(cfg: &Table, name: &str) -> Result<T, DlError> {
     let v = cfg.get(name).cloned().unwrap_or(Value::Table(Table::new()));
-    v.try_into::<T>().map_err(|e| DlError::BadValue {
-        context: format!("[{name}]"),
-        message: e.to_string().trim().to_string(),
-    })
+    v.try_into::<T>()
+        .map_err(|e| DlError::BadValue { context: format!("[{name}]"), message: e.to_string().trim().to_string() })
 }
 
 #[cfg(test)]
@@ -219,12 +179,8 @@ mod tests {
     use super::*;
 
     fn base() -> Table {
-        parse_toml(
-            "[train]\nlr = 0.1\nsteps = 10\noptimizer = \"adam\"\n[model]\nhidden = [512, 256]\n",
-            "t",
-            "t",
-        )
-        .unwrap()
+        parse_toml("[train]\nlr = 0.1\nsteps = 10\noptimizer = \"adam\"\n[model]\nhidden = [512, 256]\n", "t", "t")
+            .unwrap()
     }
 
     #[test]
@@ -235,14 +191,8 @@ mod tests {
         apply_set(&mut b, "train.optimizer=sgd", "m").unwrap();
         assert_eq!(b["train"]["optimizer"].as_str(), Some("sgd"));
         apply_set(&mut b, "model.hidden=[64]", "m").unwrap();
-        assert!(matches!(
-            apply_set(&mut b, "train.steps=abc", "m"),
-            Err(DlError::WrongType { .. })
-        ));
-        assert!(matches!(
-            apply_set(&mut b, "train.steps=1.5", "m"),
-            Err(DlError::WrongType { .. })
-        ));
+        assert!(matches!(apply_set(&mut b, "train.steps=abc", "m"), Err(DlError::WrongType { .. })));
+        assert!(matches!(apply_set(&mut b, "train.steps=1.5", "m"), Err(DlError::WrongType { .. })));
     }
 
     #[test]
@@ -255,9 +205,6 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let over = parse_toml("[modle]\nhidden = [1]\n", "t", "t").unwrap();
-        assert!(matches!(
-            merge(&mut b, &over, "m"),
-            Err(DlError::UnknownKey { .. })
-        ));
+        assert!(matches!(merge(&mut b, &over, "m"), Err(DlError::UnknownKey { .. })));
     }
 }

@@ -8,38 +8,19 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum DlError {
     #[error("unknown {what} `{name}`{}. {hint}", did_you_mean(.suggestion))]
-    UnknownName {
-        what: &'static str,
-        name: String,
-        suggestion: Option<String>,
-        hint: String,
-    },
+    UnknownName { what: &'static str, name: String, suggestion: Option<String>, hint: String },
 
     #[error("unknown config key `{key}`{}. Valid keys here: {valid}. See `dlhist info {milestone}` for the defaults.", did_you_mean(.suggestion))]
-    UnknownKey {
-        key: String,
-        suggestion: Option<String>,
-        valid: String,
-        milestone: String,
-    },
+    UnknownKey { key: String, suggestion: Option<String>, valid: String, milestone: String },
 
     #[error("config key `{key}` expects {expected}, got {got}. Example: --set {key}={example}")]
-    WrongType {
-        key: String,
-        expected: String,
-        got: String,
-        example: String,
-    },
+    WrongType { key: String, expected: String, got: String, example: String },
 
     #[error("invalid config value for {context}: {message}")]
     BadValue { context: String, message: String },
 
     #[error("cannot parse {what} {path}: {message}")]
-    Malformed {
-        what: &'static str,
-        path: String,
-        message: String,
-    },
+    Malformed { what: &'static str, path: String, message: String },
 
     #[error("bad argument: {0}")]
     Usage(String),
@@ -47,16 +28,13 @@ pub enum DlError {
     #[error("no checkpoint at {path}: {hint}")]
     MissingCheckpoint { path: PathBuf, hint: String },
 
-    #[error("checkpoint {path} is corrupt or truncated ({message}). Delete it and retrain, or resume from another run")]
+    #[error(
+        "checkpoint {path} is corrupt or truncated ({message}). Delete it and retrain, or resume from another run"
+    )]
     CorruptCheckpoint { path: PathBuf, message: String },
 
     #[error("checkpoint {path} belongs to milestone `{found}`, not `{expected}`. Pass the run directory of a `{expected}` run, or use `dlhist eval {path_dir}`")]
-    WrongMilestone {
-        path: PathBuf,
-        found: String,
-        expected: String,
-        path_dir: String,
-    },
+    WrongMilestone { path: PathBuf, found: String, expected: String, path_dir: String },
 
     #[error("checkpoint {path} does not fit this model: {message}. Was the config changed after training?")]
     IncompatibleCheckpoint { path: PathBuf, message: String },
@@ -65,21 +43,10 @@ pub enum DlError {
     Unwritable { path: PathBuf, message: String },
 
     #[error("training diverged at step {step}: {what} is not finite. The last good checkpoint is {ckpt} (step {ckpt_step}). Lower the learning rate (--set train.lr=...) or clip gradients (--set train.clip_grad_norm=1.0), then continue with --resume --run-dir {run_dir}")]
-    Diverged {
-        step: usize,
-        what: String,
-        ckpt: PathBuf,
-        ckpt_step: usize,
-        run_dir: String,
-    },
+    Diverged { step: usize, what: String, ckpt: PathBuf, ckpt_step: usize, run_dir: String },
 
     #[error("interrupted at step {step}; checkpoint written to {ckpt}. Continue with: dlhist train {name} --resume --run-dir {run_dir}")]
-    Interrupted {
-        step: usize,
-        ckpt: PathBuf,
-        name: String,
-        run_dir: String,
-    },
+    Interrupted { step: usize, ckpt: PathBuf, name: String, run_dir: String },
 
     #[error("{0}")]
     Data(String),
@@ -109,10 +76,7 @@ impl DlError {
 
 /// Exit code for any error: ours know theirs, everything else is a failure (1).
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<DlError>())
-        .map(DlError::exit_code)
-        .unwrap_or(1)
+    err.chain().find_map(|e| e.downcast_ref::<DlError>()).map(DlError::exit_code).unwrap_or(1)
 }
 
 /// Levenshtein distance, for "did you mean" suggestions.
@@ -122,9 +86,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + (ca != cb) as usize)
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + (ca != cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -147,10 +109,7 @@ mod tests {
     #[test]
     fn suggests_the_closest_name() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(
-            closest("lstn", ["lstm", "mlp", "gelu"]),
-            Some("lstm".into())
-        );
+        assert_eq!(closest("lstn", ["lstm", "mlp", "gelu"]), Some("lstm".into()));
         assert_eq!(closest("zzzzzzzz", ["mlp"]), None);
     }
 }

@@ -25,9 +25,7 @@ fn physical_cores() -> usize {
         }
     }
     if cores.is_empty() {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     } else {
         cores.len()
     }
@@ -42,11 +40,7 @@ fn main() {
     // Set once, before any math: candle otherwise re-reads /proc/cpuinfo on every op.
     let threads = cli
         .threads
-        .or_else(|| {
-            std::env::var("RAYON_NUM_THREADS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-        })
+        .or_else(|| std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()))
         .unwrap_or_else(physical_cores);
     std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
 
@@ -67,10 +61,7 @@ fn main() {
             let code = dlhist::error::exit_code(&err);
             eprintln!("error: {err:#}");
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"error": format!("{err:#}"), "exit_code": code})
-                );
+                println!("{}", serde_json::json!({"error": format!("{err:#}"), "exit_code": code}));
             }
             code
         }

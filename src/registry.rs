@@ -26,18 +26,8 @@ pub struct Entry {
 macro_rules! presets {
     ($name:literal) => {
         (
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/experiments/",
-                $name,
-                ".toml"
-            )),
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/experiments/smoke/",
-                $name,
-                ".toml"
-            )),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/", $name, ".toml")),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/smoke/", $name, ".toml")),
         )
     };
 }
@@ -148,13 +138,10 @@ pub fn names() -> Vec<&'static str> {
 }
 
 pub fn get(name: &str) -> Result<&'static Entry, DlError> {
-    entries()
-        .iter()
-        .find(|e| e.name == name)
-        .ok_or_else(|| DlError::UnknownName {
-            what: "milestone",
-            name: name.to_string(),
-            suggestion: closest(name, names()),
-            hint: "Run `dlhist list` to see every milestone".into(),
-        })
+    entries().iter().find(|e| e.name == name).ok_or_else(|| DlError::UnknownName {
+        what: "milestone",
+        name: name.to_string(),
+        suggestion: closest(name, names()),
+        hint: "Run `dlhist list` to see every milestone".into(),
+    })
 }

@@ -15,9 +15,7 @@ fn assert_failed(sb: &Sandbox, out: &Out, code: i32, phrases: &[&str]) {
     sb.assert_no_complete_run();
 }
 
-const COMMANDS: [&str; 8] = [
-    "list", "info", "train", "eval", "sample", "compare", "replay", "data",
-];
+const COMMANDS: [&str; 8] = ["list", "info", "train", "eval", "sample", "compare", "replay", "data"];
 
 // ---------------------------------------------------------------- help and usage
 
@@ -115,16 +113,7 @@ fn printing_into_a_closed_pipe_does_not_panic() {
 fn an_unknown_milestone_name_suggests_the_closest_one() {
     let sb = Sandbox::new();
     let out = sb.run(&["train", "mlpp"]);
-    assert_failed(
-        &sb,
-        &out,
-        2,
-        &[
-            "unknown milestone `mlpp`",
-            "did you mean `mlp`",
-            "dlhist list",
-        ],
-    );
+    assert_failed(&sb, &out, 2, &["unknown milestone `mlpp`", "did you mean `mlp`", "dlhist list"]);
     assert!(!sb.runs.join("mlpp").exists() && !sb.runs.join("mlp").exists());
 }
 
@@ -200,13 +189,7 @@ fn info_explains_the_idea_the_claim_and_the_default_config() {
     let sb = Sandbox::new();
     let out = sb.run(&["info", "mlp"]);
     out.ok();
-    for p in [
-        "mlp (1986)",
-        "Claim:",
-        "Default config",
-        "[train]",
-        "dlhist replay mlp",
-    ] {
+    for p in ["mlp (1986)", "Claim:", "Default config", "[train]", "dlhist replay mlp"] {
         assert!(out.stdout.contains(p), "info lacks {p:?}:\n{}", out.stdout);
     }
     let out = sb.run(&["--json", "info", "relu"]);
@@ -215,12 +198,7 @@ fn info_explains_the_idea_the_claim_and_the_default_config() {
     assert_eq!(v["name"], "relu");
     assert_eq!(v["study"], "activations");
     assert_eq!(v["config"]["model"]["act"], "relu");
-    let variants: Vec<&str> = v["variants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_str().unwrap())
-        .collect();
+    let variants: Vec<&str> = v["variants"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
     assert!(variants.contains(&"gelu") && variants.contains(&"relu"));
 }
 
@@ -230,15 +208,7 @@ fn info_explains_the_idea_the_claim_and_the_default_config() {
 fn training_on_the_smoke_preset_writes_a_complete_run_directory() {
     let sb = Sandbox::new();
     let dir = sb.path("run");
-    let out = sb.run(&[
-        "--json",
-        "train",
-        "mlp",
-        "-c",
-        &smoke("mlp"),
-        "--run-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let out = sb.run(&["--json", "train", "mlp", "-c", &smoke("mlp"), "--run-dir", dir.to_str().unwrap()]);
     out.ok();
     assert!(looks_complete(&dir));
     assert!(dir.join("ckpt/latest.safetensors").is_file());
@@ -287,16 +257,7 @@ fn training_without_a_run_dir_writes_under_the_runs_root_and_falls_back_to_digit
 fn an_unknown_set_key_suggests_the_closest_key() {
     let sb = Sandbox::new();
     let out = sb.run(&["train", "mlp", "--steps", "5", "--set", "train.lrr=1"]);
-    assert_failed(
-        &sb,
-        &out,
-        2,
-        &[
-            "unknown config key `train.lrr`",
-            "did you mean `train.lr`",
-            "dlhist info mlp",
-        ],
-    );
+    assert_failed(&sb, &out, 2, &["unknown config key `train.lrr`", "did you mean `train.lr`", "dlhist info mlp"]);
     assert!(!sb.runs.exists() || files_named(&sb.runs, "config.toml").is_empty());
 }
 
@@ -304,15 +265,7 @@ fn an_unknown_set_key_suggests_the_closest_key() {
 fn a_set_value_of_the_wrong_type_is_rejected_with_an_example() {
     let sb = Sandbox::new();
     let out = sb.run(&["train", "mlp", "--steps", "5", "--set", "train.steps=abc"]);
-    assert_failed(
-        &sb,
-        &out,
-        2,
-        &[
-            "`train.steps` expects an integer",
-            "Example: --set train.steps=",
-        ],
-    );
+    assert_failed(&sb, &out, 2, &["`train.steps` expects an integer", "Example: --set train.steps="]);
     let out = sb.run(&["train", "mlp", "--set", "train.lr"]);
     assert_failed(&sb, &out, 2, &["key=value"]);
     let out = sb.run(&["train", "mlp", "--set", "train.optimizer=adamx"]);
@@ -325,12 +278,7 @@ fn a_malformed_config_file_is_rejected_naming_the_file() {
     let bad = sb.path("bad.toml");
     std::fs::write(&bad, "[train\nsteps = \n").unwrap();
     let out = sb.run(&["train", "mlp", "-c", bad.to_str().unwrap()]);
-    assert_failed(
-        &sb,
-        &out,
-        2,
-        &["cannot parse config file", "bad.toml", "line 1"],
-    );
+    assert_failed(&sb, &out, 2, &["cannot parse config file", "bad.toml", "line 1"]);
 }
 
 #[test]
@@ -339,12 +287,7 @@ fn an_unknown_key_inside_a_config_file_suggests_the_closest_key() {
     let f = sb.path("typo.toml");
     std::fs::write(&f, "[train]\nstepz = 3\n").unwrap();
     let out = sb.run(&["train", "mlp", "-c", f.to_str().unwrap()]);
-    assert_failed(
-        &sb,
-        &out,
-        2,
-        &["`train.stepz`", "did you mean `train.steps`"],
-    );
+    assert_failed(&sb, &out, 2, &["`train.stepz`", "did you mean `train.steps`"]);
     std::fs::write(&f, "[trian]\nsteps = 3\n").unwrap();
     let out = sb.run(&["train", "mlp", "-c", f.to_str().unwrap()]);
     assert_failed(&sb, &out, 2, &["unknown config key `trian`"]);
@@ -357,12 +300,7 @@ fn an_unknown_key_inside_a_config_file_suggests_the_closest_key() {
 fn a_missing_config_file_is_a_usage_error() {
     let sb = Sandbox::new();
     let out = sb.run(&["train", "mlp", "-c", "no-such-file.toml"]);
-    assert_failed(
-        &sb,
-        &out,
-        2,
-        &["cannot read config file", "no-such-file.toml"],
-    );
+    assert_failed(&sb, &out, 2, &["cannot read config file", "no-such-file.toml"]);
 }
 
 #[test]
@@ -371,18 +309,9 @@ fn resuming_with_no_run_says_to_pass_a_run_dir() {
     let out = sb.run(&["train", "mlp", "--resume"]);
     assert_failed(&sb, &out, 1, &["no unfinished `mlp` run", "--run-dir"]);
     let nowhere = sb.path("nowhere");
-    let out = sb.run(&[
-        "train",
-        "mlp",
-        "--resume",
-        "--run-dir",
-        nowhere.to_str().unwrap(),
-    ]);
+    let out = sb.run(&["train", "mlp", "--resume", "--run-dir", nowhere.to_str().unwrap()]);
     assert_failed(&sb, &out, 1, &["not a run directory", "config.toml"]);
-    assert!(
-        !nowhere.exists(),
-        "a failed resume should not create the directory"
-    );
+    assert!(!nowhere.exists(), "a failed resume should not create the directory");
 }
 
 #[test]
@@ -392,33 +321,15 @@ fn an_unwritable_run_directory_fails_and_says_cannot_write() {
     let f = sb.path("f");
     std::fs::write(&f, "a file, not a folder").unwrap();
     let target = f.join("run");
-    let out = sb.run(&[
-        "train",
-        "mlp",
-        "--steps",
-        "5",
-        "--run-dir",
-        target.to_str().unwrap(),
-    ]);
+    let out = sb.run(&["train", "mlp", "--steps", "5", "--run-dir", target.to_str().unwrap()]);
     assert_failed(&sb, &out, 1, &["cannot write", "--run-dir"]);
     assert!(!looks_complete(&target));
 
-    let out = sb.run(&[
-        "train",
-        "mlp",
-        "--steps",
-        "5",
-        "--run-dir",
-        "/proc/dlhist-nope",
-    ]);
+    let out = sb.run(&["train", "mlp", "--steps", "5", "--run-dir", "/proc/dlhist-nope"]);
     assert_failed(&sb, &out, 1, &["cannot write", "/proc/dlhist-nope"]);
 
     // the runs root itself unwritable: DLHIST_RUNS under a file
-    let out = sb
-        .cmd(&["train", "backprop", "--steps", "5"])
-        .env("DLHIST_RUNS", f.join("runs"))
-        .output()
-        .unwrap();
+    let out = sb.cmd(&["train", "backprop", "--steps", "5"]).env("DLHIST_RUNS", f.join("runs")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write"));
 }
@@ -429,20 +340,9 @@ fn training_into_a_directory_that_holds_a_run_is_refused() {
     let dir = sb.path("run");
     sb.train_smoke("backprop", &dir, &["--steps", "10"]);
     let before = std::fs::read(dir.join("model.safetensors")).unwrap();
-    let out = sb.run(&[
-        "train",
-        "backprop",
-        "--steps",
-        "10",
-        "--run-dir",
-        dir.to_str().unwrap(),
-    ]);
-    out.expect_code(2)
-        .stderr_says(&["already holds a run", "--resume"]);
-    assert_eq!(
-        before,
-        std::fs::read(dir.join("model.safetensors")).unwrap()
-    );
+    let out = sb.run(&["train", "backprop", "--steps", "10", "--run-dir", dir.to_str().unwrap()]);
+    out.expect_code(2).stderr_says(&["already holds a run", "--resume"]);
+    assert_eq!(before, std::fs::read(dir.join("model.safetensors")).unwrap());
 }
 
 #[test]
@@ -451,23 +351,12 @@ fn a_resumed_run_keeps_its_config() {
     let dir = sb.path("run");
     sb.train_smoke("backprop", &dir, &["--steps", "10"]);
     let d = dir.to_str().unwrap();
-    let out = sb.run(&[
-        "train",
-        "backprop",
-        "--resume",
-        "--run-dir",
-        d,
-        "--set",
-        "train.lr=1",
-    ]);
-    out.expect_code(2)
-        .stderr_says(&["keeps its config", "--set"]);
+    let out = sb.run(&["train", "backprop", "--resume", "--run-dir", d, "--set", "train.lr=1"]);
+    out.expect_code(2).stderr_says(&["keeps its config", "--set"]);
     let out = sb.run(&["train", "backprop", "--resume", "--run-dir", d]);
-    out.expect_code(2)
-        .stderr_says(&["already at step 10", "--steps"]);
+    out.expect_code(2).stderr_says(&["already at step 10", "--steps"]);
     let out = sb.run(&["train", "mlp", "--resume", "--run-dir", d, "--steps", "20"]);
-    out.expect_code(1)
-        .stderr_says(&["belongs to milestone `backprop`, not `mlp`"]);
+    out.expect_code(1).stderr_says(&["belongs to milestone `backprop`, not `mlp`"]);
 }
 
 /// BUG: a resume asking for fewer steps than the checkpoint already has is refused (good), but
@@ -479,37 +368,23 @@ fn a_resume_with_a_smaller_budget_is_refused_without_changing_the_run() {
     let dir = sb.path("run");
     sb.train_smoke("backprop", &dir, &["--steps", "40"]);
     let config_before = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-    let out = sb.run(&[
-        "train",
-        "backprop",
-        "--resume",
-        "--run-dir",
-        dir.to_str().unwrap(),
-        "--steps",
-        "10",
-    ]);
+    let out = sb.run(&["train", "backprop", "--resume", "--run-dir", dir.to_str().unwrap(), "--steps", "10"]);
     out.expect_code(2).stderr_says(&["already at step 40"]);
+    assert_eq!(
+        config_before,
+        std::fs::read_to_string(dir.join("config.toml")).unwrap(),
+        "a refused resume must leave the run's config.toml as it was"
+    );
     let suggested: usize = out
         .stderr
         .rsplit("--steps ")
         .next()
-        .and_then(|s| {
-            s.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .ok()
-        })
+        .and_then(|s| s.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok())
         .expect("the error suggests a --steps value");
     assert!(
         suggested > 40,
         "the hint should suggest more steps than the checkpoint's 40, got --steps {suggested}:\n{}",
         out.stderr
-    );
-    assert_eq!(
-        config_before,
-        std::fs::read_to_string(dir.join("config.toml")).unwrap(),
-        "a refused resume must leave the run's config.toml as it was"
     );
 }
 
@@ -521,17 +396,8 @@ fn a_corrupt_checkpoint_is_refused_when_resuming() {
     let ck = dir.join("ckpt/latest.safetensors");
     let bytes = std::fs::read(&ck).unwrap();
     std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
-    let out = sb.run(&[
-        "train",
-        "mlp",
-        "--resume",
-        "--run-dir",
-        dir.to_str().unwrap(),
-        "--steps",
-        "20",
-    ]);
-    out.expect_code(1)
-        .stderr_says(&["corrupt or truncated", "latest.safetensors"]);
+    let out = sb.run(&["train", "mlp", "--resume", "--run-dir", dir.to_str().unwrap(), "--steps", "20"]);
+    out.expect_code(1).stderr_says(&["corrupt or truncated", "latest.safetensors"]);
 }
 
 // ---------------------------------------------------------------- eval
@@ -563,11 +429,7 @@ fn eval_of_a_trained_run_gives_its_metrics() {
 
     let text = sb.run(&["eval", "mlp"]);
     text.ok();
-    assert!(
-        text.stdout.contains("test_acc") && text.stdout.contains('%'),
-        "{}",
-        text.stdout
-    );
+    assert!(text.stdout.contains("test_acc") && text.stdout.contains('%'), "{}", text.stdout);
 }
 
 #[test]
@@ -592,8 +454,7 @@ fn eval_of_a_run_that_did_not_finish_uses_its_last_checkpoint() {
     // and with no weights at all it says how to finish the run
     std::fs::remove_dir_all(dir.join("ckpt")).unwrap();
     let out = sb.run(&["eval", dir.to_str().unwrap()]);
-    out.expect_code(1)
-        .stderr_says(&["no weights yet", "--resume --run-dir"]);
+    out.expect_code(1).stderr_says(&["no weights yet", "--resume --run-dir"]);
 }
 
 #[test]
@@ -609,25 +470,17 @@ fn a_corrupt_checkpoint_is_reported_as_corrupt_or_truncated() {
     let garbage: Vec<u8> = (0..good.len()).map(|i| (i * 7919 % 251) as u8).collect();
     std::fs::write(&model, garbage).unwrap();
     for c in ["eval", "sample"] {
-        sb.run(&[c, d]).expect_code(1).stderr_says(&[
-            "corrupt or truncated",
-            "model.safetensors",
-            "retrain",
-        ]);
+        sb.run(&[c, d]).expect_code(1).stderr_says(&["corrupt or truncated", "model.safetensors", "retrain"]);
     }
     // one flipped byte in the tensor data: caught by the checksum
     let mut flipped = good.clone();
     let n = flipped.len();
     flipped[n - 3] ^= 0x40;
     std::fs::write(&model, flipped).unwrap();
-    sb.run(&["eval", d])
-        .expect_code(1)
-        .stderr_says(&["corrupt or truncated", "checksum"]);
+    sb.run(&["eval", d]).expect_code(1).stderr_says(&["corrupt or truncated", "checksum"]);
     // empty file
     std::fs::write(&model, b"").unwrap();
-    sb.run(&["eval", d])
-        .expect_code(1)
-        .stderr_says(&["corrupt or truncated"]);
+    sb.run(&["eval", d]).expect_code(1).stderr_says(&["corrupt or truncated"]);
 }
 
 #[test]
@@ -639,10 +492,9 @@ fn a_truncated_checkpoint_is_reported_as_corrupt_or_truncated() {
     let good = std::fs::read(&model).unwrap();
     std::fs::write(&model, &good[..good.len() / 2]).unwrap();
     for c in ["eval", "sample"] {
-        sb.run(&[c, dir.to_str().unwrap()])
-            .expect_code(1)
-            .stderr_says(&["corrupt or truncated", "model.safetensors"]);
+        sb.run(&[c, dir.to_str().unwrap()]).expect_code(1).stderr_says(&["corrupt or truncated", "model.safetensors"]);
     }
+    sb.assert_no_complete_run();
 }
 
 #[test]
@@ -653,10 +505,9 @@ fn a_checkpoint_of_another_milestone_is_refused() {
     sb.train_smoke("backprop", &bp, &["--steps", "10"]);
     std::fs::copy(bp.join("model.safetensors"), mlp.join("model.safetensors")).unwrap();
     for c in ["eval", "sample"] {
-        sb.run(&[c, mlp.to_str().unwrap()])
-            .expect_code(1)
-            .stderr_says(&["belongs to milestone `backprop`, not `mlp`"]);
+        sb.run(&[c, mlp.to_str().unwrap()]).expect_code(1).stderr_says(&["belongs to milestone `backprop`, not `mlp`"]);
     }
+    sb.assert_no_complete_run();
 }
 
 /// BUG: the wrong-milestone error (error.rs `WrongMilestone`, built in common.rs `load_trained`)
@@ -671,11 +522,7 @@ fn the_wrong_milestone_error_does_not_suggest_the_command_that_just_failed() {
     let d = mlp.to_str().unwrap();
     let out = sb.run(&["eval", d]);
     out.expect_code(1);
-    assert!(
-        !out.stderr.contains(&format!("dlhist eval {d}")),
-        "the hint repeats the failing command:\n{}",
-        out.stderr
-    );
+    assert!(!out.stderr.contains(&format!("dlhist eval {d}")), "the hint repeats the failing command:\n{}", out.stderr);
 }
 
 #[test]
@@ -686,9 +533,7 @@ fn a_run_config_naming_another_milestone_of_the_family_is_refused() {
     let cfg = dir.join("config.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&cfg, text.replacen("# dlhist mlp", "# dlhist relu", 1)).unwrap();
-    sb.run(&["eval", dir.to_str().unwrap()])
-        .expect_code(1)
-        .stderr_says(&["belongs to milestone `mlp`, not `relu`"]);
+    sb.run(&["eval", dir.to_str().unwrap()]).expect_code(1).stderr_says(&["belongs to milestone `mlp`, not `relu`"]);
 }
 
 /// BUG: when config.toml's first line names a milestone of another family, common.rs
@@ -727,31 +572,15 @@ fn sample_of_a_trained_mlp_draws_test_digits_in_ascii_with_predictions() {
     let sb = Sandbox::new();
     sb.run(&["train", "mlp", "-c", &smoke("mlp")]).ok();
     let out_file = sb.path("preds.txt");
-    let out = sb.run(&[
-        "sample",
-        "mlp",
-        "--n",
-        "3",
-        "--out",
-        out_file.to_str().unwrap(),
-    ]);
+    let out = sb.run(&["sample", "mlp", "--n", "3", "--out", out_file.to_str().unwrap()]);
     out.ok();
     let text = &out.stdout;
-    assert!(
-        text.is_ascii(),
-        "the drawing should be plain ASCII:\n{text}"
-    );
+    assert!(text.is_ascii(), "the drawing should be plain ASCII:\n{text}");
     assert!(text.contains("3 test images from digits8"), "{text}");
     assert_eq!(text.matches("pred ").count(), 3, "{text}");
     assert_eq!(text.matches("true ").count(), 3, "{text}");
-    let art = text
-        .lines()
-        .filter(|l| l.chars().any(|c| "@#%*+=".contains(c)))
-        .count();
-    assert!(
-        art >= 6,
-        "expected an 8-row ASCII drawing of each digit:\n{text}"
-    );
+    let art = text.lines().filter(|l| l.chars().any(|c| "@#%*+=".contains(c))).count();
+    assert!(art >= 6, "expected an 8-row ASCII drawing of each digit:\n{text}");
     // --out has the same text, and a copy is kept under the run's samples/
     assert_eq!(&std::fs::read_to_string(&out_file).unwrap(), text);
     let dirs = files_named(&sb.runs.join("mlp"), "summary.json");
@@ -760,10 +589,7 @@ fn sample_of_a_trained_mlp_draws_test_digits_in_ascii_with_predictions() {
 
     let j = sb.run(&["--json", "sample", "mlp", "--n", "2"]);
     j.ok();
-    let preds = j.json()["sample"]["predictions"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let preds = j.json()["sample"]["predictions"].as_array().unwrap().clone();
     assert_eq!(preds.len(), 2);
     for p in preds {
         assert!(p["pred"].as_u64().unwrap() < 10 && p["label"].as_u64().unwrap() < 10);
@@ -812,15 +638,7 @@ fn compare_of_different_studies_lists_the_studies() {
 #[test]
 fn compare_refuses_bad_variants_before_training_any() {
     let sb = Sandbox::new();
-    let out = sb.run(&[
-        "compare",
-        "relu",
-        "gelu",
-        "--steps",
-        "5",
-        "--set",
-        "train.lrr=1",
-    ]);
+    let out = sb.run(&["compare", "relu", "gelu", "--steps", "5", "--set", "train.lrr=1"]);
     assert_failed(&sb, &out, 2, &["did you mean `train.lr`"]);
     let out = sb.run(&["compare", "relu", "gelu:model.widht=3", "--steps", "5"]);
     assert_failed(&sb, &out, 2, &["unknown config key `model.widht`"]);
@@ -837,33 +655,23 @@ fn compare_relu_gelu_json_has_both_variants_metrics_and_a_png_plot() {
     let v = out.json();
     assert_eq!(v["study"], "activations");
     let variants = v["variants"].as_array().unwrap();
-    let labels: Vec<&str> = variants
-        .iter()
-        .map(|x| x["variant"].as_str().unwrap())
-        .collect();
+    let labels: Vec<&str> = variants.iter().map(|x| x["variant"].as_str().unwrap()).collect();
     assert_eq!(labels, ["relu", "gelu"]);
     for x in variants {
         let s = &x["summary"];
         assert_eq!(s["steps"], 20);
         assert_eq!(s["data"], "digits8");
         for k in ["val_loss", "val_acc", "test_acc"] {
-            assert!(
-                s["final"][k].as_f64().is_some_and(f64::is_finite),
-                "{k}: {s}"
-            );
+            assert!(s["final"][k].as_f64().is_some_and(f64::is_finite), "{k}: {s}");
         }
         assert!(s["train_loss"].as_f64().is_some_and(f64::is_finite));
         assert!(looks_complete(Path::new(s["run_dir"].as_str().unwrap())));
     }
     let png = Path::new(v["plot"].as_str().unwrap());
     let bytes = std::fs::read(png).expect("the plot exists");
-    assert!(
-        bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 100,
-        "not a PNG"
-    );
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 100, "not a PNG");
     let summary = Path::new(v["dir"].as_str().unwrap()).join("summary.json");
-    let on_disk: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+    let on_disk: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
     assert_eq!(on_disk, v);
 }
 
@@ -871,15 +679,7 @@ fn compare_relu_gelu_json_has_both_variants_metrics_and_a_png_plot() {
 fn compare_prints_a_table_and_where_the_curves_are() {
     let sb = Sandbox::new();
     let out_dir = sb.path("cmp");
-    let out = sb.run(&[
-        "compare",
-        "perceptron",
-        "backprop",
-        "--steps",
-        "20",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = sb.run(&["compare", "perceptron", "backprop", "--steps", "20", "--out", out_dir.to_str().unwrap()]);
     out.ok();
     for p in ["variant", "perceptron", "backprop", "curves:"] {
         assert!(out.stdout.contains(p), "{p}:\n{}", out.stdout);
@@ -925,11 +725,7 @@ fn data_status_json_lists_the_builtin_sets_as_present() {
     out.ok();
     let v = out.json();
     let rows = v.as_array().unwrap();
-    let row = |n: &str| {
-        rows.iter()
-            .find(|r| r["name"] == n)
-            .unwrap_or_else(|| panic!("data status lacks {n}: {v}"))
-    };
+    let row = |n: &str| rows.iter().find(|r| r["name"] == n).unwrap_or_else(|| panic!("data status lacks {n}: {v}"));
     for n in ["digits8", "moby"] {
         assert_eq!(row(n)["builtin"], true, "{n}");
         assert_eq!(row(n)["present"], true, "{n}");

@@ -22,10 +22,7 @@ fn every_trainable_parameter_of_every_milestone_receives_a_gradient() {
         let res = match resolve(entry, true, &Default::default()) {
             Ok(r) => r,
             Err(e) => {
-                failures.push(format!(
-                    "{}: smoke config does not resolve: {e}",
-                    entry.name
-                ));
+                failures.push(format!("{}: smoke config does not resolve: {e}", entry.name));
                 continue;
             }
         };
@@ -57,39 +54,16 @@ fn every_trainable_parameter_of_every_milestone_receives_a_gradient() {
                 ));
                 continue;
             };
-            let g: Vec<f32> = g
-                .to_dtype(candle_core::DType::F32)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let g: Vec<f32> = g.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             if g.iter().any(|x| !x.is_finite()) {
-                failures.push(format!(
-                    "{}: parameter `{name}` has a non-finite gradient",
-                    entry.name
-                ));
+                failures.push(format!("{}: parameter `{name}` has a non-finite gradient", entry.name));
             } else if g.iter().all(|&x| x == 0.0) {
-                failures.push(format!(
-                    "{}: parameter `{name}` {:?} has an all-zero gradient",
-                    entry.name,
-                    var.dims()
-                ));
+                failures.push(format!("{}: parameter `{name}` {:?} has an all-zero gradient", entry.name, var.dims()));
             }
             checked += 1;
         }
     }
-    assert!(
-        failures.is_empty(),
-        "gradient flow failures:\n  {}",
-        failures.join("\n  ")
-    );
-    assert!(
-        checked >= entries().len(),
-        "only {checked} parameters checked"
-    );
-    eprintln!(
-        "checked {checked} parameters of {} milestones",
-        entries().len()
-    );
+    assert!(failures.is_empty(), "gradient flow failures:\n  {}", failures.join("\n  "));
+    assert!(checked >= entries().len(), "only {checked} parameters checked");
+    eprintln!("checked {checked} parameters of {} milestones", entries().len());
 }

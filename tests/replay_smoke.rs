@@ -9,22 +9,12 @@ use common::Sandbox;
 fn replay_at_smoke_budget_passes_every_claim_within_a_minute_each() {
     let sb = Sandbox::new();
     let out_dir = sb.path("replay");
-    let out = sb.run(&[
-        "--json",
-        "replay",
-        "--budget",
-        "smoke",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = sb.run(&["--json", "replay", "--budget", "smoke", "--out", out_dir.to_str().unwrap()]);
     out.ok();
     let v = out.json();
     let rows = v.as_array().expect("an array of claims");
-    let with_claim: Vec<&str> = dlhist::registry::entries()
-        .iter()
-        .filter(|e| e.claim.is_some())
-        .map(|e| e.name)
-        .collect();
+    let with_claim: Vec<&str> =
+        dlhist::registry::entries().iter().filter(|e| e.claim.is_some()).map(|e| e.name).collect();
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, with_claim, "one row per milestone with a claim");
     let mut bad = vec![];
@@ -35,9 +25,7 @@ fn replay_at_smoke_budget_passes_every_claim_within_a_minute_each() {
         }
         let secs = r["seconds"].as_f64().unwrap_or(f64::INFINITY);
         if secs >= 60.0 {
-            bad.push(format!(
-                "{name} took {secs:.1}s at smoke budget (limit 60s)"
-            ));
+            bad.push(format!("{name} took {secs:.1}s at smoke budget (limit 60s)"));
         }
         assert_eq!(r["budget"], "smoke");
         assert!(r["claim"].is_string() && r["metric"].is_string(), "{r}");

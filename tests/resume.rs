@@ -31,17 +31,9 @@ fn n_steps_then_resume_to_2n_gives_the_weights_of_2n_steps_straight() {
     train(&a, "40");
     train(&b, "20");
     let b_at_20 = common::read_tensors(&b.join("model.safetensors"));
-    sb.run(&[
-        "train",
-        "mlp",
-        "--resume",
-        "--run-dir",
-        b.to_str().unwrap(),
-        "--steps",
-        "40",
-    ])
-    .ok()
-    .stderr_says(&["resuming mlp"]);
+    sb.run(&["train", "mlp", "--resume", "--run-dir", b.to_str().unwrap(), "--steps", "40"])
+        .ok()
+        .stderr_says(&["resuming mlp"]);
 
     assert!(looks_complete(&a) && looks_complete(&b));
     assert_ne!(
@@ -51,10 +43,7 @@ fn n_steps_then_resume_to_2n_gives_the_weights_of_2n_steps_straight() {
     );
     assert_same_tensors(&a.join("model.safetensors"), &b.join("model.safetensors"));
     // the checkpoint (weights + optimizer state) agrees too
-    assert_same_tensors(
-        &a.join("ckpt/latest.safetensors"),
-        &b.join("ckpt/latest.safetensors"),
-    );
+    assert_same_tensors(&a.join("ckpt/latest.safetensors"), &b.join("ckpt/latest.safetensors"));
     // the metrics log of the resumed run has no duplicate or missing steps
     let steps = |d: &std::path::Path| -> Vec<(u64, String)> {
         std::fs::read_to_string(d.join("metrics.jsonl"))
@@ -76,10 +65,7 @@ fn n_steps_then_resume_to_2n_gives_the_weights_of_2n_steps_straight() {
 
 /// Sends SIGINT to `pid` the way a terminal's Ctrl-C does.
 fn interrupt(pid: u32) {
-    let st = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .expect("kill runs");
+    let st = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("kill runs");
     assert!(st.success(), "kill -INT {pid} failed");
 }
 
@@ -119,10 +105,7 @@ fn ctrl_c_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run() {
                 exited = Some(st);
                 break;
             }
-            assert!(
-                t0.elapsed() < Duration::from_secs(120),
-                "no progress in metrics.jsonl"
-            );
+            assert!(t0.elapsed() < Duration::from_secs(120), "no progress in metrics.jsonl");
             std::thread::sleep(Duration::from_millis(2));
         }
         if exited.is_none() {
@@ -136,35 +119,26 @@ fn ctrl_c_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run() {
             steps *= 4;
             continue;
         }
-        assert_eq!(
-            out.status.code(),
-            Some(130),
-            "Ctrl-C should exit with 130:\n{stderr}"
-        );
+        assert_eq!(out.status.code(), Some(130), "Ctrl-C should exit with 130:\n{stderr}");
         assert!(
             stderr.contains("interrupted at step") && stderr.contains("--resume --run-dir"),
             "the message should say how to continue:\n{stderr}"
         );
         break c;
     };
-    assert!(
-        c.join("ckpt/latest.safetensors").is_file(),
-        "Ctrl-C must write the checkpoint"
-    );
+    assert!(c.join("ckpt/latest.safetensors").is_file(), "Ctrl-C must write the checkpoint");
     assert!(
         !c.join("summary.json").exists() && !c.join("model.safetensors").exists(),
         "an interrupted run must not look complete"
     );
 
-    sb.run(&["train", "mlp", "--resume", "--run-dir", c.to_str().unwrap()])
-        .ok();
+    sb.run(&["train", "mlp", "--resume", "--run-dir", c.to_str().unwrap()]).ok();
     assert!(looks_complete(&c));
 
     let d = sb.path("D");
     let mut args = flags(steps);
     args.extend(["--run-dir".into(), d.to_str().unwrap().into()]);
-    sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .ok();
+    sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
     assert_same_tensors(&d.join("model.safetensors"), &c.join("model.safetensors"));
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(c.join("summary.json")).unwrap()).unwrap();
@@ -175,26 +149,14 @@ fn ctrl_c_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run() {
 fn resume_without_run_dir_continues_the_newest_unfinished_run() {
     let sb = Sandbox::new();
     // an unfinished run under the runs root: train, then remove what marks it finished
-    sb.run(&[
-        "train",
-        "backprop",
-        "-c",
-        &smoke("backprop"),
-        "--steps",
-        "30",
-    ])
-    .ok();
+    sb.run(&["train", "backprop", "-c", &smoke("backprop"), "--steps", "30"]).ok();
     let done = common::files_named(&sb.runs.join("backprop"), "summary.json");
     let dir = done[0].parent().unwrap().to_path_buf();
     std::fs::remove_file(dir.join("summary.json")).unwrap();
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
     let out = sb.run(&["train", "backprop", "--resume", "--steps", "60"]);
     out.ok();
-    assert!(
-        out.stderr.contains(&dir.display().to_string()),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains(&dir.display().to_string()), "{}", out.stderr);
     assert!(looks_complete(&dir));
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();

@@ -71,10 +71,7 @@ impl Resolved {
             });
         }
         if train.batch_size == 0 {
-            return Err(DlError::BadValue {
-                context: "train.batch_size".into(),
-                message: "must be at least 1".into(),
-            });
+            return Err(DlError::BadValue { context: "train.batch_size".into(), message: "must be at least 1".into() });
         }
         if !(train.lr.is_finite() && train.lr > 0.0) {
             return Err(DlError::BadValue {
@@ -87,13 +84,7 @@ impl Resolved {
             entry.name,
             toml::to_string(&table).expect("tables serialise")
         );
-        Ok(Self {
-            entry,
-            hash: config_hash(&table),
-            text,
-            table,
-            train,
-        })
+        Ok(Self { entry, hash: config_hash(&table), text, table, train })
     }
 
     /// Builds the milestone's experiment (loads data; no files are written).
@@ -106,28 +97,15 @@ impl Resolved {
 pub fn resolve(entry: &'static Entry, smoke: bool, args: &ConfigArgs) -> Result<Resolved, DlError> {
     let mut t = (entry.family.defaults)();
     let preset_path = format!("experiments/{}.toml", entry.name);
-    merge(
-        &mut t,
-        &parse_toml(entry.preset, "preset", &preset_path)?,
-        entry.name,
-    )?;
+    merge(&mut t, &parse_toml(entry.preset, "preset", &preset_path)?, entry.name)?;
     if smoke {
         let smoke_path = format!("experiments/smoke/{}.toml", entry.name);
-        merge(
-            &mut t,
-            &parse_toml(entry.smoke, "preset", &smoke_path)?,
-            entry.name,
-        )?;
+        merge(&mut t, &parse_toml(entry.smoke, "preset", &smoke_path)?, entry.name)?;
     }
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            DlError::Usage(format!("cannot read config file {}: {e}", path.display()))
-        })?;
-        merge(
-            &mut t,
-            &parse_toml(&text, "config file", &path.display().to_string())?,
-            entry.name,
-        )?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DlError::Usage(format!("cannot read config file {}: {e}", path.display())))?;
+        merge(&mut t, &parse_toml(&text, "config file", &path.display().to_string())?, entry.name)?;
     }
     for s in args.sets.iter().chain(args.flag_sets().iter()) {
         apply_set(&mut t, s, entry.name)?;
@@ -140,10 +118,7 @@ pub fn resolve_run_dir(dir: &Path) -> anyhow::Result<(Resolved, RunDir)> {
     let rd = RunDir(dir.to_path_buf());
     let text = std::fs::read_to_string(rd.config()).map_err(|_| DlError::MissingCheckpoint {
         path: rd.config(),
-        hint: format!(
-            "{} is not a run directory (it has no config.toml)",
-            dir.display()
-        ),
+        hint: format!("{} is not a run directory (it has no config.toml)", dir.display()),
     })?;
     let name = text
         .lines()
@@ -165,10 +140,7 @@ pub fn resolve_run_dir(dir: &Path) -> anyhow::Result<(Resolved, RunDir)> {
 
 /// A new run id: UTC date-time plus the process id, sortable and unique enough.
 pub fn new_run_id() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86400, secs % 86400);
     // civil-from-days (Howard Hinnant's algorithm)
     let z = days as i64 + 719468;
@@ -180,31 +152,18 @@ pub fn new_run_id() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        std::process::id()
-    )
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}", rem / 3600, (rem % 3600) / 60, rem % 60, std::process::id())
 }
 
 /// Root of run directories: $DLHIST_RUNS or ./checkpoints.
 pub fn runs_root() -> PathBuf {
-    std::env::var("DLHIST_RUNS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("checkpoints"))
+    std::env::var("DLHIST_RUNS").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("checkpoints"))
 }
 
 /// Run directories of `name`, newest first.
 pub fn runs_of(name: &str) -> Vec<RunDir> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_root().join(name))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.join("config.toml").is_file())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("config.toml").is_file()).collect())
         .unwrap_or_default();
     dirs.sort();
     dirs.into_iter().rev().map(RunDir).collect()
@@ -217,9 +176,7 @@ pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {
         return resolve_run_dir(p);
     }
     let entry = registry::get(target).map_err(|e| match e {
-        DlError::UnknownName {
-            name, suggestion, ..
-        } => DlError::UnknownName {
+        DlError::UnknownName { name, suggestion, .. } => DlError::UnknownName {
             what: "milestone or run directory",
             name,
             suggestion,
@@ -228,16 +185,10 @@ pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {
         other => other,
     })?;
     let runs = runs_of(entry.name);
-    let done = runs
-        .iter()
-        .find(|r| r.is_complete())
-        .ok_or_else(|| DlError::MissingCheckpoint {
-            path: runs_root().join(entry.name),
-            hint: format!(
-                "no finished `{}` run there. Train one first: dlhist train {}",
-                entry.name, entry.name
-            ),
-        })?;
+    let done = runs.iter().find(|r| r.is_complete()).ok_or_else(|| DlError::MissingCheckpoint {
+        path: runs_root().join(entry.name),
+        hint: format!("no finished `{}` run there. Train one first: dlhist train {}", entry.name, entry.name),
+    })?;
     resolve_run_dir(&done.0)
 }
 
@@ -268,13 +219,7 @@ pub struct Ui {
 }
 
 /// Builds and trains `res` into `dir`; prints the data notice once.
-pub fn train_run(
-    res: &Resolved,
-    dir: RunDir,
-    resume: bool,
-    device: &Device,
-    ui: Ui,
-) -> anyhow::Result<Summary> {
+pub fn train_run(res: &Resolved, dir: RunDir, resume: bool, device: &Device, ui: Ui) -> anyhow::Result<Summary> {
     let mut exp = res.build(device)?;
     if let Some(n) = exp.data_notice() {
         eprintln!("{n}");
@@ -294,19 +239,12 @@ pub fn train_run(
 
 /// Rebuilds a finished run's experiment with its trained weights (model.safetensors, or the
 /// latest checkpoint if the run did not finish, with a notice).
-pub fn load_trained(
-    res: &Resolved,
-    rd: &RunDir,
-    device: &Device,
-) -> anyhow::Result<Box<dyn Experiment>> {
+pub fn load_trained(res: &Resolved, rd: &RunDir, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     let exp = res.build(device)?;
     let path = if rd.model().is_file() {
         rd.model()
     } else if rd.ckpt().is_file() {
-        eprintln!(
-            "note: {} did not finish; using its last checkpoint",
-            rd.0.display()
-        );
+        eprintln!("note: {} did not finish; using its last checkpoint", rd.0.display());
         rd.ckpt()
     } else {
         return Err(DlError::MissingCheckpoint {
@@ -330,16 +268,11 @@ pub fn load_trained(
         }
         .into());
     }
-    exp.params()
-        .load(&ck.tensors)
-        .map_err(|m| DlError::IncompatibleCheckpoint { path, message: m })?;
+    exp.params().load(&ck.tensors).map_err(|m| DlError::IncompatibleCheckpoint { path, message: m })?;
     Ok(exp)
 }
 
 /// Prints `value` as JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("serialisable")
-    );
+    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
 }

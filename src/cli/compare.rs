@@ -33,10 +33,7 @@ fn study_list() -> String {
     for e in entries() {
         by.entry(e.study).or_default().push(e.name);
     }
-    by.iter()
-        .map(|(s, v)| format!("{s}: {}", v.join(" ")))
-        .collect::<Vec<_>>()
-        .join("; ")
+    by.iter().map(|(s, v)| format!("{s}: {}", v.join(" "))).collect::<Vec<_>>().join("; ")
 }
 
 /// (x, y) points of one split's loss from a metrics.jsonl.
@@ -85,53 +82,24 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         cfg.sets.extend(sets.iter().cloned());
         runs.push((spec.clone(), resolve(entry, false, &cfg)?));
     }
-    let out = a.out.clone().unwrap_or_else(|| {
-        common::runs_root()
-            .join("compare")
-            .join(common::new_run_id())
-    });
-    std::fs::create_dir_all(&out).map_err(|e| DlError::Unwritable {
-        path: out.clone(),
-        message: e.to_string(),
-    })?;
+    let out = a.out.clone().unwrap_or_else(|| common::runs_root().join("compare").join(common::new_run_id()));
+    std::fs::create_dir_all(&out).map_err(|e| DlError::Unwritable { path: out.clone(), message: e.to_string() })?;
 
     let mut results: Vec<(String, Summary)> = vec![];
     for (i, (label, res)) in runs.iter().enumerate() {
         eprintln!("[{}/{}] {label}", i + 1, runs.len());
-        let dir_name: String = label
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let s = common::train_run(
-            res,
-            RunDir(out.join(dir_name)),
-            false,
-            &device,
-            Ui {
-                progress: !json,
-                echo: false,
-            },
-        )?;
+        let dir_name: String =
+            label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+        let s =
+            common::train_run(res, RunDir(out.join(dir_name)), false, &device, Ui { progress: !json, echo: false })?;
         results.push((label.clone(), s));
     }
 
     let mut series = vec![];
-    for (label, s) in &results {
+    for (i, (label, s)) in results.iter().enumerate() {
         let m = Path::new(&s.run_dir).join("metrics.jsonl");
-        series.push(Series {
-            name: format!("{label} train"),
-            points: curve(&m, "train"),
-        });
-        series.push(Series {
-            name: format!("{label} val"),
-            points: curve(&m, "val"),
-        });
+        series.push(Series { name: format!("{label} train"), points: curve(&m, "train"), color: i, dashed: false });
+        series.push(Series { name: format!("{label} val"), points: curve(&m, "val"), color: i, dashed: true });
     }
     let png = out.join("curves.png");
     curves_png(&png, &format!("{study}: loss"), "step", "loss", &series)?;
@@ -149,17 +117,9 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         "steps/s",
     ]);
     for (label, s) in &results {
-        let mut row = vec![
-            label.clone(),
-            s.data.clone(),
-            format!("{:.4}", s.train_loss),
-        ];
+        let mut row = vec![label.clone(), s.data.clone(), format!("{:.4}", s.train_loss)];
         row.extend(keys.iter().map(|k| fmt_metric(k, s.metric(k))));
-        row.extend([
-            s.params.to_string(),
-            format!("{:.1}", s.wall_s),
-            format!("{:.1}", s.steps_per_s),
-        ]);
+        row.extend([s.params.to_string(), format!("{:.1}", s.wall_s), format!("{:.1}", s.steps_per_s)]);
         t.row(row);
     }
     let summary = serde_json::json!({
@@ -168,19 +128,12 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         "plot": png,
         "variants": results.iter().map(|(l, s)| serde_json::json!({"variant": l, "summary": s})).collect::<Vec<_>>(),
     });
-    std::fs::write(
-        out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )?;
+    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     if json {
         print_json(&summary);
     } else {
         print!("{}", t.render());
-        println!(
-            "curves: {}\nsummary: {}",
-            png.display(),
-            out.join("summary.json").display()
-        );
+        println!("curves: {}\nsummary: {}", png.display(), out.join("summary.json").display());
     }
     Ok(())
 }

@@ -75,9 +75,7 @@ fn status(json: bool) -> anyhow::Result<()> {
     print!("{}", t.render());
     println!("fetched data folder: {}", dir.display());
     if rows.iter().any(|r| r["present"] != true) {
-        println!(
-            "absent sets: run `make data` (or `dlhist data fetch`) to fetch them (about 90 MB)."
-        );
+        println!("absent sets: run `make data` (or `dlhist data fetch`) to fetch them (about 90 MB).");
     }
     Ok(())
 }
@@ -105,14 +103,7 @@ fn verify(json: bool) -> anyhow::Result<()> {
                 bad += 1;
             }
         }
-        eprintln!(
-            "{:<12} {state}{}",
-            d.name,
-            problems
-                .iter()
-                .map(|p| format!("\n  {p}"))
-                .collect::<String>()
-        );
+        eprintln!("{:<12} {state}{}", d.name, problems.iter().map(|p| format!("\n  {p}")).collect::<String>());
         rows.push(serde_json::json!({"name": d.name, "state": state, "problems": problems}));
     }
     if json {
@@ -132,16 +123,11 @@ fn fetch(sets: &[String]) -> anyhow::Result<()> {
     let script = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
         DlError::Data("scripts/fetch-data.sh not found; run `dlhist data fetch` from the dlhist source tree (or `make data` there)".into())
     })?;
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .arg(fetched_dir())
-        .args(sets)
-        .status()?;
+    let status = std::process::Command::new("bash").arg(script).arg(fetched_dir()).args(sets).status()?;
     if !status.success() {
-        return Err(DlError::Data(format!(
-            "fetching failed ({status}); the messages above say which set and why"
-        ))
-        .into());
+        return Err(
+            DlError::Data(format!("fetching failed ({status}); the messages above say which set and why")).into()
+        );
     }
     Ok(())
 }

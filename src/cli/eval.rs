@@ -32,12 +32,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
             &serde_json::json!({"name": res.entry.name, "run_dir": rd.0, "data": exp.data_name(), "metrics": m}),
         );
     } else {
-        println!(
-            "{} ({}) on {}:",
-            res.entry.name,
-            rd.0.display(),
-            exp.data_name()
-        );
+        println!("{} ({}) on {}:", res.entry.name, rd.0.display(), exp.data_name());
         for (k, v) in &m {
             println!("  {k:<16} {}", fmt_metric(k, v.as_f64()));
         }

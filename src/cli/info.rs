@@ -14,11 +14,7 @@ pub struct Args {
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let e = registry::get(&a.name)?;
     let full = resolve(e, false, &ConfigArgs::default())?;
-    let variants: Vec<&str> = registry::entries()
-        .iter()
-        .filter(|x| x.study == e.study)
-        .map(|x| x.name)
-        .collect();
+    let variants: Vec<&str> = registry::entries().iter().filter(|x| x.study == e.study).map(|x| x.name).collect();
     if json {
         print_json(&serde_json::json!({
             "name": e.name, "year": e.year, "paper": e.paper, "study": e.study,
@@ -38,11 +34,11 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         variants.join(", "),
         variants.join(" ")
     );
-    println!("Default config (experiments/{}.toml over the milestone defaults; change any key with --set KEY=VALUE):\n", e.name);
     println!(
-        "{}",
-        full.text.lines().skip(1).collect::<Vec<_>>().join("\n")
+        "Default config (experiments/{}.toml over the milestone defaults; change any key with --set KEY=VALUE):\n",
+        e.name
     );
+    println!("{}", full.text.lines().skip(1).collect::<Vec<_>>().join("\n"));
     Ok(())
 }
 

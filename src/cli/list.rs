@@ -25,12 +25,7 @@ pub fn run(_a: Args, json: bool) -> anyhow::Result<()> {
     }
     let mut t = Table::new(&["year", "name", "study", "claim"]);
     for e in entries() {
-        t.row(vec![
-            e.year.to_string(),
-            e.name.into(),
-            e.study.into(),
-            e.summary.into(),
-        ]);
+        t.row(vec![e.year.to_string(), e.name.into(), e.study.into(), e.summary.into()]);
     }
     print!("{}", t.render());
     println!("\n`dlhist info NAME` explains one; `dlhist train NAME` runs it; `dlhist replay NAME` checks its claim.");

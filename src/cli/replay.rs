@@ -59,30 +59,15 @@ impl ClaimCtx for Ctx {
             return Ok(s.clone());
         }
         let entry = registry::get(name)?;
-        let cfg = ConfigArgs {
-            sets: sets.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            ..Default::default()
-        };
+        let cfg = ConfigArgs { sets: sets.iter().map(|(k, v)| format!("{k}={v}")).collect(), ..Default::default() };
         let res = resolve(entry, self.budget == Budget::Smoke, &cfg)?;
-        let dir: String = key
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let dir: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
         let s = common::train_run(
             &res,
             RunDir(self.out.join(dir)),
             false,
             &self.device,
-            Ui {
-                progress: self.progress,
-                echo: false,
-            },
+            Ui { progress: self.progress, echo: false },
         )?;
         self.cache.insert(key, s.clone());
         self.used.push(s.clone());
@@ -93,15 +78,10 @@ impl ClaimCtx for Ctx {
 /// At smoke budget: every run's losses are finite and its validation loss fell.
 fn smoke_verdict(used: &[Summary], claim: &anyhow::Result<Verdict>) -> Verdict {
     let first = used.first();
-    let before = first
-        .and_then(|s| s.initial.get("val_loss").copied())
-        .unwrap_or(f64::NAN);
+    let before = first.and_then(|s| s.initial.get("val_loss").copied()).unwrap_or(f64::NAN);
     let after = first.and_then(|s| s.metric("val_loss")).unwrap_or(f64::NAN);
     let fell = |s: &Summary| {
-        let (b, a) = (
-            s.initial.get("val_loss").copied().unwrap_or(f64::NAN),
-            s.metric("val_loss").unwrap_or(f64::NAN),
-        );
+        let (b, a) = (s.initial.get("val_loss").copied().unwrap_or(f64::NAN), s.metric("val_loss").unwrap_or(f64::NAN));
         a.is_finite() && b.is_finite() && s.train_loss.is_finite() && a < b
     };
     let pass = !used.is_empty() && used.iter().all(fell) && claim.is_ok();
@@ -120,12 +100,7 @@ fn smoke_verdict(used: &[Summary], claim: &anyhow::Result<Verdict>) -> Verdict {
         Ok(v) => format!("claim metric at smoke budget {:.4} (not checked)", v.value),
         Err(e) => format!("claim check failed: {e}"),
     };
-    Verdict {
-        value: after,
-        threshold: before,
-        pass,
-        detail: format!("pipeline: {}; {measured}", runs.join("; ")),
-    }
+    Verdict { value: after, threshold: before, pass, detail: format!("pipeline: {}; {measured}", runs.join("; ")) }
 }
 
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
@@ -137,28 +112,14 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         for n in &a.names {
             let e = registry::get(n)?;
             if e.claim.is_none() {
-                return Err(DlError::Usage(format!(
-                    "`{n}` has no claim to replay yet; see `dlhist info {n}`"
-                ))
-                .into());
+                return Err(DlError::Usage(format!("`{n}` has no claim to replay yet; see `dlhist info {n}`")).into());
             }
             v.push(e);
         }
         v
     };
-    let out = a.out.clone().unwrap_or_else(|| {
-        common::runs_root()
-            .join("replay")
-            .join(common::new_run_id())
-    });
-    let mut ctx = Ctx {
-        budget: a.budget,
-        device,
-        out,
-        progress: !json,
-        cache: HashMap::new(),
-        used: vec![],
-    };
+    let out = a.out.clone().unwrap_or_else(|| common::runs_root().join("replay").join(common::new_run_id()));
+    let mut ctx = Ctx { budget: a.budget, device, out, progress: !json, cache: HashMap::new(), used: vec![] };
     let mut rows = vec![];
     for e in selected {
         let claim = e.claim.as_ref().unwrap();
@@ -168,30 +129,17 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         let result = (claim.check)(&mut ctx);
         let seconds = t0.elapsed().as_secs_f64();
         let (metric, v) = match a.budget {
-            Budget::Smoke => (
-                "val_loss (final < initial)",
-                smoke_verdict(&ctx.used, &result),
-            ),
+            Budget::Smoke => ("val_loss (final < initial)", smoke_verdict(&ctx.used, &result)),
             Budget::Full => match result {
                 Ok(v) => (claim.metric, v),
                 Err(err) => (
                     claim.metric,
-                    Verdict {
-                        value: f64::NAN,
-                        threshold: f64::NAN,
-                        pass: false,
-                        detail: format!("error: {err:#}"),
-                    },
+                    Verdict { value: f64::NAN, threshold: f64::NAN, pass: false, detail: format!("error: {err:#}") },
                 ),
             },
         };
         let data: Vec<String> = ctx.used.iter().map(|s| s.data.clone()).collect();
-        eprintln!(
-            "  {} {}: {}",
-            if v.pass { "PASS" } else { "FAIL" },
-            e.name,
-            v.detail
-        );
+        eprintln!("  {} {}: {}", if v.pass { "PASS" } else { "FAIL" }, e.name, v.detail);
         rows.push(serde_json::json!({
             "name": e.name, "claim": claim.text, "metric": metric, "value": v.value, "threshold": v.threshold,
             "pass": v.pass, "seconds": seconds, "budget": format!("{:?}", a.budget).to_lowercase(),
@@ -204,21 +152,13 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     } else {
         let mut t = Table::new(&["name", "claim", "value", "threshold", "verdict", "seconds"]);
         for r in &rows {
-            let num = |v: &serde_json::Value| {
-                v.as_f64()
-                    .map(|x| format!("{x:.4}"))
-                    .unwrap_or("NaN".into())
-            };
+            let num = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.4}")).unwrap_or("NaN".into());
             t.row(vec![
                 r["name"].as_str().unwrap().into(),
                 r["claim"].as_str().unwrap().into(),
                 num(&r["value"]),
                 num(&r["threshold"]),
-                if r["pass"] == true {
-                    "PASS".into()
-                } else {
-                    "FAIL".into()
-                },
+                if r["pass"] == true { "PASS".into() } else { "FAIL".into() },
                 format!("{:.1}", r["seconds"].as_f64().unwrap_or(0.0)),
             ]);
         }

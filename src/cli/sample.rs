@@ -36,38 +36,22 @@ pub struct Args {
 
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     if !(a.temperature > 0.0 && a.temperature.is_finite()) {
-        return Err(DlError::Usage(format!(
-            "--temperature must be positive, got {}",
-            a.temperature
-        ))
-        .into());
+        return Err(DlError::Usage(format!("--temperature must be positive, got {}", a.temperature)).into());
     }
     let device = common::device(&a.device)?;
     let (res, rd) = common::find_run(&a.target)?;
     let mut exp = common::load_trained(&res, &rd, &device)?;
-    let req = SampleRequest {
-        n: a.n,
-        prompt: a.prompt.clone(),
-        temperature: a.temperature,
-    };
+    let req = SampleRequest { n: a.n, prompt: a.prompt.clone(), temperature: a.temperature };
     let out = exp.sample(&req, &mut Rng::derive(a.seed, "sample", 0))?;
     let dir = rd.samples();
     if std::fs::create_dir_all(&dir).is_ok() {
-        let _ = std::fs::write(
-            dir.join(format!("sample-{}.txt", common::new_run_id())),
-            &out.text,
-        );
+        let _ = std::fs::write(dir.join(format!("sample-{}.txt", common::new_run_id())), &out.text);
     }
     if let Some(p) = &a.out {
-        std::fs::write(p, &out.text).map_err(|e| DlError::Unwritable {
-            path: p.clone(),
-            message: e.to_string(),
-        })?;
+        std::fs::write(p, &out.text).map_err(|e| DlError::Unwritable { path: p.clone(), message: e.to_string() })?;
     }
     if json {
-        print_json(
-            &serde_json::json!({"name": res.entry.name, "run_dir": rd.0, "sample": out.json}),
-        );
+        print_json(&serde_json::json!({"name": res.entry.name, "run_dir": rd.0, "sample": out.json}));
     } else {
         print!("{}", out.text);
     }

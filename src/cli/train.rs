@@ -41,10 +41,7 @@ fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
             .map(|r| r.0)
             .ok_or_else(|| DlError::MissingCheckpoint {
                 path: common::runs_root().join(&a.name),
-                hint: format!(
-                    "no unfinished `{}` run with a checkpoint there; pass --run-dir DIR",
-                    a.name
-                ),
+                hint: format!("no unfinished `{}` run with a checkpoint there; pass --run-dir DIR", a.name),
             })?,
     };
     let (mut res, rd) = common::resolve_run_dir(&dir)?;
@@ -70,10 +67,8 @@ fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
             apply_set(&mut t, s, res.entry.name)?;
         }
         res = Resolved::from_table(res.entry, t)?;
-        std::fs::write(rd.config(), &res.text).map_err(|e| DlError::Unwritable {
-            path: rd.config(),
-            message: e.to_string(),
-        })?;
+        std::fs::write(rd.config(), &res.text)
+            .map_err(|e| DlError::Unwritable { path: rd.config(), message: e.to_string() })?;
     }
     Ok((res, rd))
 }
@@ -85,11 +80,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         resume_target(&a)?
     } else {
         let res = resolve(entry, false, &a.cfg)?;
-        let dir = a.run_dir.clone().unwrap_or_else(|| {
-            common::runs_root()
-                .join(entry.name)
-                .join(common::new_run_id())
-        });
+        let dir = a.run_dir.clone().unwrap_or_else(|| common::runs_root().join(entry.name).join(common::new_run_id()));
         let rd = RunDir(dir);
         if rd.config().exists() {
             return Err(DlError::Usage(format!(
@@ -105,27 +96,14 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         "{} {}: {} {} steps, batch {}, {:?} lr {} -> {}",
         if a.resume { "resuming" } else { "training" },
         entry.name,
-        if t.steps > 0 {
-            "".to_string()
-        } else {
-            format!("{} epochs,", t.epochs)
-        },
+        if t.steps > 0 { "".to_string() } else { format!("{} epochs,", t.epochs) },
         t.steps,
         t.batch_size,
         t.optimizer,
         t.lr,
         rd.0.display()
     );
-    let s = common::train_run(
-        &res,
-        rd,
-        a.resume,
-        &device,
-        Ui {
-            progress: !json,
-            echo: !json,
-        },
-    )?;
+    let s = common::train_run(&res, rd, a.resume, &device, Ui { progress: !json, echo: !json })?;
     if json {
         print_json(&s);
     } else {
@@ -140,23 +118,12 @@ pub fn print_summary(s: &Summary) {
         s.final_metrics
             .iter()
             .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| {
-                format!(
-                    "{} {}",
-                    k.trim_start_matches(prefix),
-                    fmt_metric(k, Some(*v))
-                )
-            })
+            .map(|(k, v)| format!("{} {}", k.trim_start_matches(prefix), fmt_metric(k, Some(*v))))
             .collect::<Vec<_>>()
             .join(", ")
     };
     if let Some(acc) = s.final_metrics.get("test_acc") {
-        println!(
-            "test accuracy: {:.2}% ({} on {})",
-            acc * 100.0,
-            s.name,
-            s.data
-        );
+        println!("test accuracy: {:.2}% ({} on {})", acc * 100.0, s.name, s.data);
     }
     println!("test: {}", pick("test_"));
     println!("val:  {}", pick("val_"));
@@ -164,8 +131,5 @@ pub fn print_summary(s: &Summary) {
         "train loss {:.4}; {} steps ({:.1} epochs) in {:.1}s, {:.1} steps/s, {} params, {} threads",
         s.train_loss, s.steps, s.epochs, s.wall_s, s.steps_per_s, s.params, s.threads
     );
-    println!(
-        "run: {}  (dlhist sample {} | dlhist eval {})",
-        s.run_dir, s.run_dir, s.run_dir
-    );
+    println!("run: {}  (dlhist sample {} | dlhist eval {})", s.run_dir, s.run_dir, s.run_dir);
 }

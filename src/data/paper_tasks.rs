@@ -21,39 +21,20 @@ impl Task {
 pub fn xor() -> Task {
     let inputs = vec![vec![0., 0.], vec![0., 1.], vec![1., 0.], vec![1., 1.]];
     let targets = vec![vec![0.], vec![1.], vec![1.], vec![0.]];
-    Task {
-        name: "xor",
-        inputs,
-        targets,
-    }
+    Task { name: "xor", inputs, targets }
 }
 
 /// 8 one-hot patterns to be reproduced through a 3-unit bottleneck.
 pub fn encoder() -> Task {
-    let inputs: Vec<Vec<f32>> = (0..8)
-        .map(|i| (0..8).map(|j| (i == j) as u8 as f32).collect())
-        .collect();
-    Task {
-        name: "encoder",
-        targets: inputs.clone(),
-        inputs,
-    }
+    let inputs: Vec<Vec<f32>> = (0..8).map(|i| (0..8).map(|j| (i == j) as u8 as f32).collect()).collect();
+    Task { name: "encoder", targets: inputs.clone(), inputs }
 }
 
 /// All 64 binary vectors of length 6; target 1 when the vector is symmetric about its centre.
 pub fn symmetry() -> Task {
-    let inputs: Vec<Vec<f32>> = (0..64u32)
-        .map(|v| (0..6).map(|b| ((v >> b) & 1) as f32).collect())
-        .collect();
-    let targets = inputs
-        .iter()
-        .map(|x| vec![(x[0] == x[5] && x[1] == x[4] && x[2] == x[3]) as u8 as f32])
-        .collect();
-    Task {
-        name: "symmetry",
-        inputs,
-        targets,
-    }
+    let inputs: Vec<Vec<f32>> = (0..64u32).map(|v| (0..6).map(|b| ((v >> b) & 1) as f32).collect()).collect();
+    let targets = inputs.iter().map(|x| vec![(x[0] == x[5] && x[1] == x[4] && x[2] == x[3]) as u8 as f32]).collect();
+    Task { name: "symmetry", inputs, targets }
 }
 
 pub fn by_name(name: &str) -> Option<Task> {

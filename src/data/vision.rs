@@ -45,17 +45,14 @@ pub fn load(name: &str, train_size: usize) -> Result<Splits, DlError> {
             let n = full.len();
             let train = full.subset(&(0..n - 5000).collect::<Vec<_>>());
             let val = full.subset(&(n - 5000..n).collect::<Vec<_>>());
-            (
-                train,
-                val,
-                read_idx_set(name, "t10k")?,
-                name.to_string(),
-                None,
-            )
+            (train, val, read_idx_set(name, "t10k")?, name.to_string(), None)
         }
         "mnist" | "fashion" | "digits8" => {
             let notice = (name != "digits8").then(|| {
-                format!("note: {name} is not in {}; using the built-in digits8 instead (run `make data` to fetch {name})", fetched_dir().display())
+                format!(
+                    "note: {name} is not in {}; using the built-in digits8 instead (run `make data` to fetch {name})",
+                    fetched_dir().display()
+                )
             });
             let all = digits::load();
             // a fixed split, independent of the run's seed
@@ -69,9 +66,7 @@ pub fn load(name: &str, train_size: usize) -> Result<Splits, DlError> {
         other => {
             return Err(DlError::BadValue {
                 context: "data.dataset".into(),
-                message: format!(
-                    "unknown image dataset `{other}`; choose mnist, fashion or digits8"
-                ),
+                message: format!("unknown image dataset `{other}`; choose mnist, fashion or digits8"),
             })
         }
     };
@@ -79,11 +74,5 @@ pub fn load(name: &str, train_size: usize) -> Result<Splits, DlError> {
         let p = Rng::new(0x5b5e_7123).permutation(train.len());
         train = train.subset(&p[..train_size]);
     }
-    Ok(Splits {
-        train,
-        val,
-        test,
-        name: used,
-        notice,
-    })
+    Ok(Splits { train, val, test, name: used, notice })
 }

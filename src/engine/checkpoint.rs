@@ -30,27 +30,19 @@ impl Loaded {
 }
 
 /// Writes `tensors` (f32) and `meta` to `path` atomically.
-pub fn save(
-    path: &Path,
-    tensors: &[(String, Tensor)],
-    meta: &BTreeMap<String, String>,
-) -> anyhow::Result<()> {
+pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &BTreeMap<String, String>) -> anyhow::Result<()> {
     let mut bytes: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
     let mut hasher = Sha256::new();
     let mut sorted: Vec<&(String, Tensor)> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, t) in sorted {
-        let data: Vec<f32> = t
-            .to_dtype(candle_core::DType::F32)?
-            .flatten_all()?
-            .to_vec1()?;
+        let data: Vec<f32> = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?;
         let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
         hasher.update(name.as_bytes());
         hasher.update(&raw);
         bytes.push((name.clone(), t.dims().to_vec(), raw));
     }
-    let mut meta: HashMap<String, String> =
-        meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut meta: HashMap<String, String> = meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     meta.insert("dlhist.format".into(), FORMAT.into());
     meta.insert("dlhist.sha256".into(), format!("{:x}", hasher.finalize()));
     let views: Vec<(String, TensorView)> = bytes
@@ -59,24 +51,16 @@ pub fn save(
         .collect::<anyhow::Result<_>>()?;
     let buf = safetensors::serialize(views, Some(meta))?;
     let dir = path.parent().context("checkpoint path has no parent")?;
-    std::fs::create_dir_all(dir).map_err(|e| DlError::Unwritable {
-        path: dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().unwrap().to_string_lossy()
-    ));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| DlError::Unwritable { path: dir.to_path_buf(), message: e.to_string() })?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&buf)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().map_err(|e| DlError::Unwritable {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    write().map_err(|e| DlError::Unwritable { path: path.to_path_buf(), message: e.to_string() })?;
     Ok(())
 }
 
@@ -84,22 +68,14 @@ pub fn save(
 pub fn load(path: &Path, device: &Device) -> Result<Loaded, DlError> {
     let buf = std::fs::read(path).map_err(|e| DlError::MissingCheckpoint {
         path: path.to_path_buf(),
-        hint: format!(
-            "{e}. Train first (`dlhist train NAME`), or pass a run directory that finished"
-        ),
+        hint: format!("{e}. Train first (`dlhist train NAME`), or pass a run directory that finished"),
     })?;
-    let corrupt = |m: String| DlError::CorruptCheckpoint {
-        path: path.to_path_buf(),
-        message: m,
-    };
+    let corrupt = |m: String| DlError::CorruptCheckpoint { path: path.to_path_buf(), message: m };
     let st = safetensors::SafeTensors::deserialize(&buf).map_err(|e| corrupt(e.to_string()))?;
-    let (_, md) =
-        safetensors::SafeTensors::read_metadata(&buf).map_err(|e| corrupt(e.to_string()))?;
+    let (_, md) = safetensors::SafeTensors::read_metadata(&buf).map_err(|e| corrupt(e.to_string()))?;
     let meta: HashMap<String, String> = md.metadata().clone().unwrap_or_default();
     if meta.get("dlhist.format").map(|s| s.as_str()) != Some(FORMAT) {
-        return Err(corrupt(
-            "not a dlhist checkpoint: its header lacks dlhist.format".into(),
-        ));
+        return Err(corrupt("not a dlhist checkpoint: its header lacks dlhist.format".into()));
     }
     let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
     names.sort();
@@ -108,10 +84,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded, DlError> {
     for name in names {
         let view = st.tensor(&name).map_err(|e| corrupt(e.to_string()))?;
         if view.dtype() != Dtype::F32 {
-            return Err(corrupt(format!(
-                "tensor {name} is {:?}, expected F32",
-                view.dtype()
-            )));
+            return Err(corrupt(format!("tensor {name} is {:?}, expected F32", view.dtype())));
         }
         hasher.update(name.as_bytes());
         hasher.update(view.data());
@@ -144,14 +117,8 @@ mod tests {
         let n = bytes.len();
         bytes[n - 1] ^= 0xff;
         std::fs::write(&p, &bytes).unwrap();
-        assert!(matches!(
-            load(&p, &Device::Cpu),
-            Err(DlError::CorruptCheckpoint { .. })
-        ));
+        assert!(matches!(load(&p, &Device::Cpu), Err(DlError::CorruptCheckpoint { .. })));
         std::fs::write(&p, &bytes[..n / 2]).unwrap();
-        assert!(matches!(
-            load(&p, &Device::Cpu),
-            Err(DlError::CorruptCheckpoint { .. })
-        ));
+        assert!(matches!(load(&p, &Device::Cpu), Err(DlError::CorruptCheckpoint { .. })));
     }
 }

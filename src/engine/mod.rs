@@ -170,10 +170,7 @@ pub trait Experiment {
 }
 
 /// Global L2 norm of all gradients, as f64.
-pub fn grad_norm(
-    params: &Params,
-    grads: &candle_core::backprop::GradStore,
-) -> candle_core::Result<f64> {
+pub fn grad_norm(params: &Params, grads: &candle_core::backprop::GradStore) -> candle_core::Result<f64> {
     let mut total = 0f64;
     for (_, v) in params.trainable() {
         if let Some(g) = grads.get(v.as_tensor()) {

@@ -56,13 +56,7 @@ impl Optimizer {
             .into_iter()
             .map(|(name, var)| {
                 let decay = var.rank() >= 2;
-                Slot {
-                    name,
-                    var,
-                    decay,
-                    m: None,
-                    v: None,
-                }
+                Slot { name, var, decay, m: None, v: None }
             })
             .collect();
         Self { hp, slots, t: 0 }
@@ -78,11 +72,7 @@ impl Optimizer {
             };
             let w = s.var.as_tensor();
             let l2 = s.decay && hp.weight_decay > 0.0 && hp.kind != OptimKind::Adamw;
-            let g = if l2 {
-                (g + (w * hp.weight_decay)?)?
-            } else {
-                g.clone()
-            };
+            let g = if l2 { (g + (w * hp.weight_decay)?)? } else { g.clone() };
             let update = match hp.kind {
                 OptimKind::Sgd => g,
                 OptimKind::Momentum | OptimKind::Nesterov => {
@@ -91,11 +81,7 @@ impl Optimizer {
                         Some(b) => ((b * hp.momentum)? + &g)?,
                         None => g.clone(),
                     };
-                    let u = if hp.kind == OptimKind::Nesterov {
-                        (&g + (&b * hp.momentum)?)?
-                    } else {
-                        b.clone()
-                    };
+                    let u = if hp.kind == OptimKind::Nesterov { (&g + (&b * hp.momentum)?)? } else { b.clone() };
                     s.m = Some(b);
                     u
                 }
@@ -160,28 +146,15 @@ mod tests {
     fn first_adam_step_moves_each_weight_by_lr_times_sign_of_grad() -> Result<()> {
         let dev = Device::Cpu;
         let p = Params::new(0);
-        let w = p
-            .vb(&dev)
-            .get_with_hints((2, 2), "w", candle_nn::init::ZERO)?;
+        let w = p.vb(&dev).get_with_hints((2, 2), "w", candle_nn::init::ZERO)?;
         let mut opt = Optimizer::new(
             &p,
-            OptimHp {
-                kind: OptimKind::Adam,
-                momentum: 0.0,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.0,
-            },
+            OptimHp { kind: OptimKind::Adam, momentum: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
         );
         let target = Tensor::new(&[[1f32, -2.], [3., -4.]], &dev)?;
         let loss = (w.clone() - &target)?.sqr()?.sum_all()?;
         opt.step(&loss.backward()?, 0.1)?;
-        let got = p.trainable()[0]
-            .1
-            .as_tensor()
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        let got = p.trainable()[0].1.as_tensor().flatten_all()?.to_vec1::<f32>()?;
         for (g, want) in got.iter().zip([0.1f32, -0.1, 0.1, -0.1]) {
             assert!((g - want).abs() < 1e-6, "{got:?}");
         }
@@ -197,14 +170,7 @@ mod tests {
         let b = vb.get_with_hints(1, "b", candle_nn::init::ONE)?;
         let mut opt = Optimizer::new(
             &p,
-            OptimHp {
-                kind: OptimKind::Adamw,
-                momentum: 0.0,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.5,
-            },
+            OptimHp { kind: OptimKind::Adamw, momentum: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.5 },
         );
         // zero loss gradient: only decay can move the weights
         let loss = ((w * 0.0)? + (b * 0.0)?)?.sum_all()?;
@@ -212,19 +178,10 @@ mod tests {
         let vals: Vec<f32> = p
             .trainable()
             .iter()
-            .map(|(_, v)| {
-                v.as_tensor()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()[0]
-            })
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()[0])
             .collect();
         // sorted by name: b, w
-        assert!(
-            (vals[0] - 1.0).abs() < 1e-6 && (vals[1] - 0.95).abs() < 1e-6,
-            "{vals:?}"
-        );
+        assert!((vals[0] - 1.0).abs() < 1e-6 && (vals[1] - 0.95).abs() < 1e-6, "{vals:?}");
         Ok(())
     }
 }

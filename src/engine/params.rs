@@ -29,24 +29,14 @@ fn sample_init(init: Init, shape: &Shape, rng: &mut Rng) -> Vec<f32> {
     let n = shape.elem_count();
     match init {
         Init::Const(c) => vec![c as f32; n],
-        Init::Uniform { lo, up } => (0..n)
-            .map(|_| (lo + (up - lo) * rng.uniform()) as f32)
-            .collect(),
-        Init::Randn { mean, stdev } => (0..n)
-            .map(|_| (mean + stdev * rng.normal()) as f32)
-            .collect(),
-        Init::Kaiming {
-            dist,
-            fan,
-            non_linearity,
-        } => {
+        Init::Uniform { lo, up } => (0..n).map(|_| (lo + (up - lo) * rng.uniform()) as f32).collect(),
+        Init::Randn { mean, stdev } => (0..n).map(|_| (mean + stdev * rng.normal()) as f32).collect(),
+        Init::Kaiming { dist, fan, non_linearity } => {
             let std = non_linearity.gain() / (fan.for_shape(shape) as f64).sqrt();
             match dist {
                 NormalOrUniform::Uniform => {
                     let b = 3f64.sqrt() * std;
-                    (0..n)
-                        .map(|_| (-b + 2.0 * b * rng.uniform()) as f32)
-                        .collect()
+                    (0..n).map(|_| (-b + 2.0 * b * rng.uniform()) as f32).collect()
                 }
                 NormalOrUniform::Normal => (0..n).map(|_| (std * rng.normal()) as f32).collect(),
             }
@@ -56,10 +46,7 @@ fn sample_init(init: Init, shape: &Shape, rng: &mut Rng) -> Vec<f32> {
 
 impl Params {
     pub fn new(seed: u64) -> Self {
-        Self {
-            seed,
-            inner: Arc::new(Mutex::new(Inner::default())),
-        }
+        Self { seed, inner: Arc::new(Mutex::new(Inner::default())) }
     }
 
     /// A `VarBuilder` whose `get_with_hints` creates (or returns) trainable variables here.
@@ -87,25 +74,15 @@ impl Params {
     /// Every tensor that defines the model (trainables and buffers), sorted by name.
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         let g = self.inner.lock().unwrap();
-        let mut out: Vec<(String, Tensor)> = g
-            .vars
-            .iter()
-            .chain(g.buffers.iter())
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect();
+        let mut out: Vec<(String, Tensor)> =
+            g.vars.iter().chain(g.buffers.iter()).map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
     /// Number of trainable scalars.
     pub fn count(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap()
-            .vars
-            .values()
-            .map(|v| v.elem_count())
-            .sum()
+        self.inner.lock().unwrap().vars.values().map(|v| v.elem_count()).sum()
     }
 
     /// Overwrites every tensor from `map`. Strict: a missing name or a shape mismatch is an error,
@@ -113,15 +90,9 @@ impl Params {
     pub fn load(&self, map: &BTreeMap<String, Tensor>) -> std::result::Result<(), String> {
         let g = self.inner.lock().unwrap();
         for (name, var) in g.vars.iter().chain(g.buffers.iter()) {
-            let t = map
-                .get(name)
-                .ok_or_else(|| format!("it has no tensor named `{name}`"))?;
+            let t = map.get(name).ok_or_else(|| format!("it has no tensor named `{name}`"))?;
             if t.dims() != var.dims() {
-                return Err(format!(
-                    "tensor `{name}` has shape {:?}, the model expects {:?}",
-                    t.dims(),
-                    var.dims()
-                ));
+                return Err(format!("tensor `{name}` has shape {:?}, the model expects {:?}", t.dims(), var.dims()));
             }
             var.set(t).map_err(|e| e.to_string())?;
         }
@@ -134,10 +105,7 @@ impl SimpleBackend for Params {
         let mut g = self.inner.lock().unwrap();
         if let Some(v) = g.vars.get(name) {
             if v.shape() != &s {
-                candle_core::bail!(
-                    "parameter {name} requested as {s:?} but exists as {:?}",
-                    v.shape()
-                );
+                candle_core::bail!("parameter {name} requested as {s:?} but exists as {:?}", v.shape());
             }
             return Ok(v.as_tensor().clone());
         }

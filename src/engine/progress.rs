@@ -13,11 +13,9 @@ impl Progress {
         let bar = if enabled && std::io::stderr().is_terminal() {
             let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             b.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({eta} left)",
-                )
-                .unwrap()
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({eta} left)")
+                    .unwrap()
+                    .progress_chars("=> "),
             );
             b.set_prefix(label.to_string());
             b.set_position(start);
@@ -30,9 +28,7 @@ impl Progress {
 
     pub fn update(&self, step: u64, loss: f64, lr: f64, steps_per_s: f64) {
         self.bar.set_position(step);
-        self.bar.set_message(format!(
-            "loss {loss:.4} lr {lr:.2e} {steps_per_s:.1} steps/s"
-        ));
+        self.bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {steps_per_s:.1} steps/s"));
     }
 
     /// Prints a line above the bar without tearing it.

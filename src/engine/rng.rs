@@ -23,20 +23,13 @@ fn splitmix64(x: &mut u64) -> u64 {
 
 /// FNV-1a: a stable (across Rust versions) hash of a tag string.
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
-        let s = [
-            splitmix64(&mut x),
-            splitmix64(&mut x),
-            splitmix64(&mut x),
-            splitmix64(&mut x),
-        ];
+        let s = [splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x)];
         Self { s }
     }
 
@@ -144,10 +137,7 @@ mod tests {
         let mut r = Rng::new(7);
         let b: Vec<u64> = (0..4).map(|_| r.next()).collect();
         assert_eq!(a, b);
-        assert_ne!(
-            Rng::derive(7, "step", 1).next(),
-            Rng::derive(7, "step", 2).next()
-        );
+        assert_ne!(Rng::derive(7, "step", 1).next(), Rng::derive(7, "step", 2).next());
         assert_ne!(Rng::derive(7, "a", 0).next(), Rng::derive(7, "b", 0).next());
     }
 
@@ -157,10 +147,7 @@ mod tests {
         let xs: Vec<f64> = (0..20000).map(|_| r.normal()).collect();
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
-        assert!(
-            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
-            "mean {mean} var {var}"
-        );
+        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean} var {var}");
         let mut c = Rng::from_state(r.state());
         assert_eq!(c.next(), r.next());
     }

@@ -93,25 +93,17 @@ pub struct RunSpec<'a> {
 }
 
 fn prefixed(prefix: &str, m: Metrics) -> Metrics {
-    m.into_iter()
-        .map(|(k, v)| (format!("{prefix}_{k}"), v))
-        .collect()
+    m.into_iter().map(|(k, v)| (format!("{prefix}_{k}"), v)).collect()
 }
 
 fn append_line(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     writeln!(f, "{value}")?;
     Ok(())
 }
 
 fn unwritable(path: &Path, e: impl std::fmt::Display) -> DlError {
-    DlError::Unwritable {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
+    DlError::Unwritable { path: path.to_path_buf(), message: e.to_string() }
 }
 
 /// Keeps only metrics lines at or before `step` (a resumed run rewrites what came after).
@@ -137,10 +129,7 @@ fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
 }
 
 fn threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
+    std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
 }
 
 struct Saver<'a> {
@@ -152,16 +141,10 @@ impl Saver<'_> {
     fn meta(&self, step: usize) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("dlhist.milestone".into(), self.spec.name.to_string()),
-            (
-                "dlhist.config_hash".into(),
-                self.spec.config_hash.to_string(),
-            ),
+            ("dlhist.config_hash".into(), self.spec.config_hash.to_string()),
             ("dlhist.step".into(), step.to_string()),
             ("dlhist.seed".into(), self.spec.train.seed.to_string()),
-            (
-                "dlhist.initial".into(),
-                serde_json::to_string(self.initial).unwrap(),
-            ),
+            ("dlhist.initial".into(), serde_json::to_string(self.initial).unwrap()),
         ])
     }
 
@@ -194,18 +177,10 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
             }
             .into());
         }
-        exp.params()
-            .load(&ck.tensors)
-            .map_err(|m| DlError::IncompatibleCheckpoint {
-                path: dir.ckpt(),
-                message: m,
-            })?;
+        exp.params().load(&ck.tensors).map_err(|m| DlError::IncompatibleCheckpoint { path: dir.ckpt(), message: m })?;
         opt.load_state(&ck.tensors, ck.get_u64("dlhist.optim_t"));
         start = ck.get_u64("dlhist.step") as usize;
-        initial = ck
-            .get("dlhist.initial")
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
+        initial = ck.get("dlhist.initial").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         truncate_metrics(&dir.metrics(), start).map_err(|e| unwritable(&dir.metrics(), e))?;
         if start >= total {
             anyhow::bail!(DlError::Usage(format!(
@@ -225,10 +200,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         }
         append_line(&dir.metrics(), &line)?;
     }
-    let saver = Saver {
-        spec,
-        initial: &initial,
-    };
+    let saver = Saver { spec, initial: &initial };
 
     let bar = Progress::new(total as u64, start as u64, spec.name, spec.progress);
     let t0 = Instant::now();
@@ -261,11 +233,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
             bar.finish();
             // nothing was applied yet: the current weights are the last good ones
             saver.checkpoint(exp, &opt, step)?;
-            let what = if loss.is_finite() {
-                "the gradient norm"
-            } else {
-                "the loss"
-            };
+            let what = if loss.is_finite() { "the gradient norm" } else { "the loss" };
             return Err(DlError::Diverged {
                 step,
                 what: what.into(),
@@ -355,7 +323,6 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         config_hash: spec.config_hash.into(),
     };
     let text = serde_json::to_string_pretty(&summary)?;
-    std::fs::write(dir.summary(), text)
-        .with_context(|| format!("writing {}", dir.summary().display()))?;
+    std::fs::write(dir.summary(), text).with_context(|| format!("writing {}", dir.summary().display()))?;
     Ok(summary)
 }

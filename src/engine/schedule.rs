@@ -31,18 +31,13 @@ impl Schedule {
         match self.kind {
             ScheduleKind::Constant => self.lr,
             ScheduleKind::Step => {
-                let k = if self.step_size == 0 {
-                    0
-                } else {
-                    (step / self.step_size) as i32
-                };
+                let k = if self.step_size == 0 { 0 } else { (step / self.step_size) as i32 };
                 self.lr * self.gamma.powi(k)
             }
             ScheduleKind::Cosine => {
                 let span = self.total_steps.saturating_sub(self.warmup_steps).max(1);
                 let p = ((step - self.warmup_steps) as f64 / span as f64).min(1.0);
-                self.min_lr
-                    + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
+                self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
             }
         }
     }
@@ -53,15 +48,7 @@ mod tests {
     use super::*;
 
     fn sched(kind: ScheduleKind) -> Schedule {
-        Schedule {
-            kind,
-            lr: 1.0,
-            total_steps: 110,
-            warmup_steps: 10,
-            min_lr: 0.1,
-            step_size: 50,
-            gamma: 0.5,
-        }
+        Schedule { kind, lr: 1.0, total_steps: 110, warmup_steps: 10, min_lr: 0.1, step_size: 50, gamma: 0.5 }
     }
 
     #[test]
@@ -76,10 +63,7 @@ mod tests {
 
     #[test]
     fn step_decay_halves_every_step_size() {
-        let s = Schedule {
-            warmup_steps: 0,
-            ..sched(ScheduleKind::Step)
-        };
+        let s = Schedule { warmup_steps: 0, ..sched(ScheduleKind::Step) };
         assert_eq!(s.lr(49), 1.0);
         assert_eq!(s.lr(50), 0.5);
         assert_eq!(s.lr(100), 0.25);

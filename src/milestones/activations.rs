@@ -22,17 +22,10 @@ fn defaults() -> Config {
             eval_every: 250,
             ..Default::default()
         },
-        data: DataCfg {
-            dataset: "mnist".into(),
-            train_size: 0,
-        },
+        data: DataCfg { dataset: "mnist".into(), train_size: 0 },
         // 9 hidden layers of 128 + the output layer = 10 weight layers; He init for all four,
         // so relu gets a fair start and sigmoid's stall is its own, not the init's
-        model: ModelCfg {
-            hidden: vec![128; 9],
-            act: Activation::Relu,
-            init: InitKind::He,
-        },
+        model: ModelCfg { hidden: vec![128; 9], act: Activation::Relu, init: InitKind::He },
     }
 }
 
@@ -63,12 +56,7 @@ pub fn claim_sigmoid(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 pub fn claim_tanh(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let t = metric(&ctx.run("tanh", &[])?, "train_loss")?;
     let s = metric(&ctx.run("sigmoid", &[])?, "train_loss")?;
-    Ok(Verdict {
-        value: t,
-        threshold: s,
-        pass: t < s,
-        detail: format!("train loss tanh {t:.3} vs sigmoid {s:.3}"),
-    })
+    Ok(Verdict { value: t, threshold: s, pass: t < s, detail: format!("train loss tanh {t:.3} vs sigmoid {s:.3}") })
 }
 
 pub fn claim_relu(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
@@ -79,7 +67,11 @@ pub fn claim_relu(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
         value: zeros,
         threshold: 0.5,
         pass: zeros >= 0.5 && acc >= 0.9,
-        detail: format!("{:.1}% of relu activations are exactly zero; it trains to {:.1}% val accuracy (needs ≥ 90%)", zeros * 100.0, acc * 100.0),
+        detail: format!(
+            "{:.1}% of relu activations are exactly zero; it trains to {:.1}% val accuracy (needs ≥ 90%)",
+            zeros * 100.0,
+            acc * 100.0
+        ),
     })
 }
 

@@ -77,10 +77,7 @@ impl Backprop {
 fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     let task = paper_tasks::by_name(&c.data.task).ok_or_else(|| DlError::BadValue {
         context: "data.task".into(),
-        message: format!(
-            "unknown task `{}`; choose xor, encoder or symmetry",
-            c.data.task
-        ),
+        message: format!("unknown task `{}`; choose xor, encoder or symmetry", c.data.task),
     })?;
     let params = Params::new(c.train.seed);
     let mut dims = vec![task.n_in()];
@@ -88,26 +85,11 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
         dims.push(c.model.hidden);
     }
     dims.push(task.n_out());
-    let net = Mlp::new(
-        &dims,
-        Activation::Sigmoid,
-        InitKind::Default,
-        params.vb(device),
-    )?;
+    let net = Mlp::new(&dims, Activation::Sigmoid, InitKind::Default, params.vb(device))?;
     let flat = |rows: &[Vec<f32>]| rows.iter().flatten().copied().collect::<Vec<f32>>();
     let x = Tensor::from_vec(flat(&task.inputs), (task.inputs.len(), task.n_in()), device)?;
-    let t = Tensor::from_vec(
-        flat(&task.targets),
-        (task.targets.len(), task.n_out()),
-        device,
-    )?;
-    Ok(Box::new(Backprop {
-        net,
-        params,
-        task,
-        x,
-        t,
-    }))
+    let t = Tensor::from_vec(flat(&task.targets), (task.targets.len(), task.n_out()), device)?;
+    Ok(Box::new(Backprop { net, params, task, x, t }))
 }
 
 impl Experiment for Backprop {
@@ -122,10 +104,7 @@ impl Experiment for Backprop {
     fn train_loss(&mut self, _step: usize, _rng: &mut Rng) -> Result<TrainOut> {
         // E = ½ Σ_patterns Σ_outputs (y − d)², the paper's error measure
         let loss = ((self.outputs()? - &self.t)?.sqr()?.sum_all()? * 0.5)?;
-        Ok(TrainOut {
-            loss,
-            metrics: Metrics::new(),
-        })
+        Ok(TrainOut { loss, metrics: Metrics::new() })
     }
 
     /// The task has no held-out set: the question is whether the mapping is learned. A pattern
@@ -134,47 +113,21 @@ impl Experiment for Backprop {
         let y = self.outputs()?;
         let loss = ((&y - &self.t)?.sqr()?.sum_all()? * 0.5)?.to_scalar::<f32>()? as f64;
         let (y, t) = (y.to_vec2::<f32>()?, self.t.to_vec2::<f32>()?);
-        let right = y
-            .iter()
-            .zip(&t)
-            .filter(|(a, b)| {
-                a.iter()
-                    .zip(b.iter())
-                    .all(|(p, q)| (*p > 0.5) == (*q > 0.5))
-            })
-            .count();
-        Ok(Metrics::from([
-            ("loss".to_string(), loss),
-            ("acc".to_string(), right as f64 / t.len() as f64),
-        ]))
+        let right =
+            y.iter().zip(&t).filter(|(a, b)| a.iter().zip(b.iter()).all(|(p, q)| (*p > 0.5) == (*q > 0.5))).count();
+        Ok(Metrics::from([("loss".to_string(), loss), ("acc".to_string(), right as f64 / t.len() as f64)]))
     }
 
     fn sample(&mut self, req: &SampleRequest, _rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let y = self.outputs()?.to_vec2::<f32>()?;
-        let n = if req.n == 0 {
-            y.len()
-        } else {
-            req.n.min(y.len())
-        };
+        let n = if req.n == 0 { y.len() } else { req.n.min(y.len()) };
         let bits = |v: &[f32], dp: bool| {
-            v.iter()
-                .map(|x| {
-                    if dp {
-                        format!("{x:.2}")
-                    } else {
-                        format!("{x:.0}")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
+            v.iter().map(|x| if dp { format!("{x:.2}") } else { format!("{x:.0}") }).collect::<Vec<_>>().join(" ")
         };
         let mut text = format!("{} (input -> output, target):\n", self.task.name);
         let mut rows = vec![];
         for i in 0..n {
-            let ok = y[i]
-                .iter()
-                .zip(&self.task.targets[i])
-                .all(|(p, q)| (*p > 0.5) == (*q > 0.5));
+            let ok = y[i].iter().zip(&self.task.targets[i]).all(|(p, q)| (*p > 0.5) == (*q > 0.5));
             text.push_str(&format!(
                 "  {}  ->  {}   ({}) {}\n",
                 bits(&self.task.inputs[i], false),
@@ -184,10 +137,7 @@ impl Experiment for Backprop {
             ));
             rows.push(serde_json::json!({"input": self.task.inputs[i], "output": y[i], "target": self.task.targets[i], "correct": ok}));
         }
-        Ok(SampleOut {
-            text,
-            json: serde_json::json!({"task": self.task.name, "patterns": rows}),
-        })
+        Ok(SampleOut { text, json: serde_json::json!({"task": self.task.name, "patterns": rows}) })
     }
 
     fn data_name(&self) -> String {
@@ -207,33 +157,20 @@ pub static FAMILY: Family = Family {
 const SEEDS: [&str; 8] = ["1", "2", "3", "4", "5", "6", "7", "8"];
 
 /// Fraction of `SEEDS` whose run gets every pattern right, and the accuracy of each.
-fn solved(
-    ctx: &mut dyn ClaimCtx,
-    name: &str,
-    task: &str,
-    extra: &[(&str, &str)],
-) -> anyhow::Result<(f64, Vec<f64>)> {
+fn solved(ctx: &mut dyn ClaimCtx, name: &str, task: &str, extra: &[(&str, &str)]) -> anyhow::Result<(f64, Vec<f64>)> {
     let mut accs = vec![];
     for seed in SEEDS {
         let mut sets = vec![("data.task", task), ("train.seed", seed)];
         sets.extend_from_slice(extra);
         accs.push(metric(&ctx.run(name, &sets)?, "val_acc")?);
     }
-    Ok((
-        accs.iter().filter(|&&a| a >= 1.0).count() as f64 / accs.len() as f64,
-        accs,
-    ))
+    Ok((accs.iter().filter(|&&a| a >= 1.0).count() as f64 / accs.len() as f64, accs))
 }
 
 pub fn claim_backprop(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let (xor, _) = solved(ctx, "backprop", "xor", &[])?;
     // the paper's symmetry run: ε = 0.1 (it needed 1,208 sweeps; we allow 5,000)
-    let (sym, _) = solved(
-        ctx,
-        "backprop",
-        "symmetry",
-        &[("train.lr", "0.1"), ("train.steps", "5000")],
-    )?;
+    let (sym, _) = solved(ctx, "backprop", "symmetry", &[("train.lr", "0.1"), ("train.steps", "5000")])?;
     let v = xor.min(sym);
     // "solves" = backprop reaches an exact solution from a fair share (≥ 1/4) of random starts
     Ok(Verdict {
@@ -255,6 +192,10 @@ pub fn claim_perceptron(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
         value: best,
         threshold: 0.75,
         pass: best <= 0.75,
-        detail: format!("without a hidden layer, the best of {} seeds gets {:.0}% of XOR right (a linear unit can get at most 75%)", accs.len(), best * 100.0),
+        detail: format!(
+            "without a hidden layer, the best of {} seeds gets {:.0}% of XOR right (a linear unit can get at most 75%)",
+            accs.len(),
+            best * 100.0
+        ),
     })
 }

@@ -36,42 +36,20 @@ const EVAL_BATCH: usize = 1000;
 pub fn batch_tensors(set: &ImageSet, idx: &[usize], device: &Device) -> Result<(Tensor, Tensor)> {
     let sub = set.subset(idx);
     let x = Tensor::from_vec(sub.pixels, (idx.len(), 1, set.h, set.w), device)?;
-    let y = Tensor::from_vec(
-        sub.labels.iter().map(|&l| l as u32).collect::<Vec<_>>(),
-        idx.len(),
-        device,
-    )?;
+    let y = Tensor::from_vec(sub.labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), idx.len(), device)?;
     Ok((x, y))
 }
 
 /// Number of correct argmax predictions.
 pub fn correct(logits: &Tensor, y: &Tensor) -> Result<f64> {
     let pred = logits.argmax(D::Minus1)?;
-    Ok(pred
-        .eq(y)?
-        .to_dtype(DType::F32)?
-        .sum_all()?
-        .to_scalar::<f32>()? as f64)
+    Ok(pred.eq(y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64)
 }
 
 impl<M: ClassModel> Classifier<M> {
-    pub fn new(
-        model: M,
-        params: Params,
-        data: Splits,
-        batch: usize,
-        seed: u64,
-        device: &Device,
-    ) -> Self {
+    pub fn new(model: M, params: Params, data: Splits, batch: usize, seed: u64, device: &Device) -> Self {
         let sampler = EpochSampler::new(seed, data.train.len(), batch);
-        Self {
-            model,
-            params,
-            data,
-            sampler,
-            batch,
-            device: device.clone(),
-        }
+        Self { model, params, data, sampler, batch, device: device.clone() }
     }
 
     fn split(&self, split: Split) -> &ImageSet {
@@ -97,10 +75,7 @@ impl<M: ClassModel> Experiment for Classifier<M> {
         let logits = self.model.logits(&x, true, rng)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
         let acc = correct(&logits, &y)? / self.batch as f64;
-        Ok(TrainOut {
-            loss,
-            metrics: Metrics::from([("acc".to_string(), acc)]),
-        })
+        Ok(TrainOut { loss, metrics: Metrics::from([("acc".to_string(), acc)]) })
     }
 
     fn evaluate(&mut self, split: Split) -> Result<Metrics> {
@@ -111,15 +86,11 @@ impl<M: ClassModel> Experiment for Classifier<M> {
             let idx: Vec<usize> = (start..(start + EVAL_BATCH).min(set.len())).collect();
             let (x, y) = batch_tensors(set, &idx, &self.device)?;
             let logits = self.model.logits(&x, false, &mut rng)?;
-            loss += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64
-                * idx.len() as f64;
+            loss += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64 * idx.len() as f64;
             hits += correct(&logits, &y)?;
         }
         let n = set.len() as f64;
-        let mut m = Metrics::from([
-            ("loss".to_string(), loss / n),
-            ("acc".to_string(), hits / n),
-        ]);
+        let mut m = Metrics::from([("loss".to_string(), loss / n), ("acc".to_string(), hits / n)]);
         let idx: Vec<usize> = (0..set.len().min(EVAL_BATCH)).collect();
         let (x, _) = batch_tensors(set, &idx, &self.device)?;
         m.extend(self.model.probe(&x)?);
@@ -131,38 +102,24 @@ impl<M: ClassModel> Experiment for Classifier<M> {
         let n = req.n.clamp(1, 12).min(set.len());
         let idx: Vec<usize> = (0..n).map(|_| rng.below(set.len())).collect();
         let (x, _) = batch_tensors(set, &idx, &self.device)?;
-        let probs = candle_nn::ops::softmax(&self.model.logits(&x, false, rng)?, D::Minus1)?
-            .to_vec2::<f32>()?;
+        let probs = candle_nn::ops::softmax(&self.model.logits(&x, false, rng)?, D::Minus1)?.to_vec2::<f32>()?;
         let mut blocks = vec![];
         let mut captions = vec![];
         let mut items = vec![];
         for (k, &i) in idx.iter().enumerate() {
             let (pred, conf) =
-                probs[k]
-                    .iter()
-                    .enumerate()
-                    .fold((0, 0f32), |b, (c, &p)| if p > b.1 { (c, p) } else { b });
+                probs[k].iter().enumerate().fold((0, 0f32), |b, (c, &p)| if p > b.1 { (c, p) } else { b });
             let truth = set.labels[i] as usize;
             blocks.push(ascii::render(set.image(i), set.h, set.w));
             let mark = if pred == truth { "ok" } else { "WRONG" };
-            captions.push(format!(
-                "pred {pred} ({:.0}%) true {truth} {mark}",
-                conf * 100.0
-            ));
-            items.push(
-                serde_json::json!({"index": i, "label": truth, "pred": pred, "confidence": conf}),
-            );
+            captions.push(format!("pred {pred} ({:.0}%) true {truth} {mark}", conf * 100.0));
+            items.push(serde_json::json!({"index": i, "label": truth, "pred": pred, "confidence": conf}));
         }
-        let text = format!(
-            "{} test images from {}:\n{}",
-            n,
-            self.data.name,
-            ascii::side_by_side(&blocks, &captions)
-        );
-        Ok(SampleOut {
-            text,
-            json: serde_json::json!({"data": self.data.name, "predictions": items}),
-        })
+        // rows of 4 images keep the text within ~130 columns
+        let rows: Vec<String> =
+            blocks.chunks(4).zip(captions.chunks(4)).map(|(b, c)| ascii::side_by_side(b, c)).collect();
+        let text = format!("{} test images from {}:\n{}", n, self.data.name, rows.join("\n"));
+        Ok(SampleOut { text, json: serde_json::json!({"data": self.data.name, "predictions": items}) })
     }
 
     fn data_name(&self) -> String {

@@ -45,22 +45,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            train: TrainConfig {
-                steps: 3000,
-                batch_size: 128,
-                lr: 1e-3,
-                eval_every: 500,
-                ..Default::default()
-            },
-            data: DataCfg {
-                dataset: "mnist".into(),
-                train_size: 0,
-            },
-            model: ModelCfg {
-                hidden: vec![512, 256],
-                act: Activation::Relu,
-                init: InitKind::Default,
-            },
+            train: TrainConfig { steps: 3000, batch_size: 128, lr: 1e-3, eval_every: 500, ..Default::default() },
+            data: DataCfg { dataset: "mnist".into(), train_size: 0 },
+            model: ModelCfg { hidden: vec![512, 256], act: Activation::Relu, init: InitKind::Default },
         }
     }
 }
@@ -79,17 +66,10 @@ impl ClassModel for MlpModel {
         let (_, hidden) = self.net.forward_trace(&x.flatten_from(1)?, true)?;
         let (mut zeros, mut total) = (0.0, 0.0);
         for h in &hidden {
-            zeros += h
-                .eq(0f32)?
-                .to_dtype(candle_core::DType::F32)?
-                .sum_all()?
-                .to_scalar::<f32>()? as f64;
+            zeros += h.eq(0f32)?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
             total += h.elem_count() as f64;
         }
-        Ok(crate::engine::Metrics::from([(
-            "zero_frac".to_string(),
-            zeros / total.max(1.0),
-        )]))
+        Ok(crate::engine::Metrics::from([("zero_frac".to_string(), zeros / total.max(1.0))]))
     }
 }
 
@@ -102,14 +82,7 @@ pub fn build_classifier(c: &Config, device: &Device) -> anyhow::Result<Box<dyn E
     dims.extend(&c.model.hidden);
     dims.push(data.train.classes);
     let net = Mlp::new(&dims, c.model.act, c.model.init, params.vb(device))?;
-    Ok(Box::new(Classifier::new(
-        MlpModel { net },
-        params,
-        data,
-        c.train.batch_size,
-        c.train.seed,
-        device,
-    )))
+    Ok(Box::new(Classifier::new(MlpModel { net }, params, data, c.train.batch_size, c.train.seed, device)))
 }
 
 pub static FAMILY: Family = Family {
@@ -125,11 +98,6 @@ pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
         value: acc,
         threshold: 0.98,
         pass: acc >= 0.98,
-        detail: format!(
-            "test accuracy {:.2}% on {} after {} steps",
-            acc * 100.0,
-            s.data,
-            s.steps
-        ),
+        detail: format!("test accuracy {:.2}% on {} after {} steps", acc * 100.0, s.data, s.steps),
     })
 }

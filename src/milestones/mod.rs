@@ -26,10 +26,9 @@ pub fn to_table<T: serde::Serialize>(cfg: &T) -> toml::Table {
 
 /// Deserialises a resolved table into a milestone's typed config.
 pub fn from_table<T: serde::de::DeserializeOwned>(t: &toml::Table) -> Result<T, DlError> {
-    t.clone().try_into::<T>().map_err(|e| DlError::BadValue {
-        context: "the config".into(),
-        message: e.to_string().trim().to_string(),
-    })
+    t.clone()
+        .try_into::<T>()
+        .map_err(|e| DlError::BadValue { context: "the config".into(), message: e.to_string().trim().to_string() })
 }
 
 /// What a claim check can ask for: train a named variant (with extra `--set` overrides) at the
@@ -58,6 +57,5 @@ pub struct Claim {
 
 /// Reads a final metric from a summary, with a clear error if the milestone did not report it.
 pub fn metric(s: &Summary, key: &str) -> anyhow::Result<f64> {
-    s.metric(key)
-        .ok_or_else(|| anyhow::anyhow!("run {} reported no metric `{key}`", s.name))
+    s.metric(key).ok_or_else(|| anyhow::anyhow!("run {} reported no metric `{key}`", s.name))
 }

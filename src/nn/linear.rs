@@ -21,38 +21,16 @@ pub enum InitKind {
 pub fn linear(in_dim: usize, out_dim: usize, init: InitKind, vb: VarBuilder) -> Result<Linear> {
     let bound = 1.0 / (in_dim as f64).sqrt();
     let (w_init, b_init) = match init {
-        InitKind::Default => (
-            Init::Uniform {
-                lo: -bound,
-                up: bound,
-            },
-            Init::Uniform {
-                lo: -bound,
-                up: bound,
-            },
-        ),
+        InitKind::Default => (Init::Uniform { lo: -bound, up: bound }, Init::Uniform { lo: -bound, up: bound }),
         InitKind::He => (
-            Init::Kaiming {
-                dist: NormalOrUniform::Normal,
-                fan: FanInOut::FanIn,
-                non_linearity: NonLinearity::ReLU,
-            },
+            Init::Kaiming { dist: NormalOrUniform::Normal, fan: FanInOut::FanIn, non_linearity: NonLinearity::ReLU },
             Init::Const(0.0),
         ),
         InitKind::Glorot => {
             let g = (6.0 / (in_dim + out_dim) as f64).sqrt();
             (Init::Uniform { lo: -g, up: g }, Init::Const(0.0))
         }
-        InitKind::Normal => (
-            Init::Randn {
-                mean: 0.0,
-                stdev: 1.0,
-            },
-            Init::Randn {
-                mean: 0.0,
-                stdev: 1.0,
-            },
-        ),
+        InitKind::Normal => (Init::Randn { mean: 0.0, stdev: 1.0 }, Init::Randn { mean: 0.0, stdev: 1.0 }),
     };
     let w = vb.get_with_hints((out_dim, in_dim), "weight", w_init)?;
     let b = vb.get_with_hints(out_dim, "bias", b_init)?;

@@ -38,10 +38,8 @@ pub fn side_by_side(blocks: &[Vec<String>], captions: &[String]) -> String {
     let rows = blocks.iter().map(|b| b.len()).max().unwrap_or(0);
     let mut out = String::new();
     for r in 0..rows {
-        let line: String = blocks
-            .iter()
-            .map(|b| format!("{:<width$}", b.get(r).map(|s| s.as_str()).unwrap_or("")))
-            .collect();
+        let line: String =
+            blocks.iter().map(|b| format!("{:<width$}", b.get(r).map(|s| s.as_str()).unwrap_or(""))).collect();
         out.push_str(line.trim_end());
         out.push('\n');
     }

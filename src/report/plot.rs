@@ -14,25 +14,30 @@ fn register_font() {
     });
 }
 
-/// One named curve of (x, y) points.
+/// One named curve of (x, y) points. Curves with the same `color` belong to one variant;
+/// `dashed` marks the secondary curve (validation) of a pair.
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    pub color: usize,
+    pub dashed: bool,
 }
 
+/// Well-separated colours that read on white (Okabe & Ito's colour-blind-safe palette).
+const COLORS: [RGBColor; 7] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 0, 0),
+];
+
 /// Draws `series` on one chart (log-scale y when the values span more than a decade).
-pub fn curves_png(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-) -> anyhow::Result<()> {
+pub fn curves_png(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> anyhow::Result<()> {
     register_font();
-    let pts = series
-        .iter()
-        .flat_map(|s| s.points.iter())
-        .filter(|p| p.1.is_finite());
+    let pts = series.iter().flat_map(|s| s.points.iter()).filter(|p| p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
         x0 = x0.min(x);
@@ -55,26 +60,21 @@ pub fn curves_png(
         .x_label_area_size(44)
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .label_style(("sans-serif", 14))
-        .draw()?;
-    for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let pts: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .copied()
-            .filter(|p| p.1.is_finite())
-            .collect();
-        chart
-            .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
-            .label(s.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-            });
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 14)).draw()?;
+    for s in series {
+        let color = COLORS[s.color % COLORS.len()];
+        let style = color.stroke_width(2);
+        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        let anno = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(pts, 8, 5, style))?
+        } else {
+            chart.draw_series(LineSeries::new(pts, style))?
+        };
+        let dashed = s.dashed;
+        anno.label(s.name.clone()).legend(move |(x, y)| {
+            let end = if dashed { x + 9 } else { x + 20 };
+            PathElement::new(vec![(x, y), (end, y)], color.stroke_width(3))
+        });
     }
     chart
         .configure_series_labels()
@@ -97,6 +97,8 @@ mod tests {
         let s = |n: &str, k: f64| Series {
             name: n.into(),
             points: (0..50).map(|i| (i as f64, k / (1.0 + i as f64))).collect(),
+            color: 0,
+            dashed: k < 1.5,
         };
         curves_png(&p, "loss", "step", "loss", &[s("a", 2.0), s("b", 1.0)]).unwrap();
         let bytes = std::fs::read(&p).unwrap();

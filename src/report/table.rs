@@ -7,10 +7,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(header: &[&str]) -> Self {
-        Self {
-            header: header.iter().map(|s| s.to_string()).collect(),
-            rows: vec![],
-        }
+        Self { header: header.iter().map(|s| s.to_string()).collect(), rows: vec![] }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -29,22 +26,12 @@ impl Table {
         };
         let widths: Vec<usize> = (0..n).map(width).collect();
         let line = |cells: &[String]| {
-            let s: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
+            let s: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
             s.join("  ").trim_end().to_string()
         };
         let mut out = line(&self.header);
         out.push('\n');
-        out.push_str(
-            &widths
-                .iter()
-                .map(|w| "-".repeat(*w))
-                .collect::<Vec<_>>()
-                .join("  "),
-        );
+        out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
         out.push('\n');
         for r in &self.rows {
             out.push_str(&line(r));

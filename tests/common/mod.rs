@@ -12,10 +12,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_dlhist");
 
 /// Absolute path of a smoke preset, e.g. `smoke("mlp")`.
 pub fn smoke(name: &str) -> String {
-    format!(
-        "{}/experiments/smoke/{name}.toml",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    format!("{}/experiments/smoke/{name}.toml", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// What one invocation left behind.
@@ -52,11 +49,7 @@ impl Out {
     /// Panics unless stderr contains every phrase.
     pub fn stderr_says(&self, phrases: &[&str]) -> &Self {
         for p in phrases {
-            assert!(
-                self.stderr.contains(p),
-                "stderr should contain {p:?}\n--- stderr\n{}",
-                self.stderr
-            );
+            assert!(self.stderr.contains(p), "stderr should contain {p:?}\n--- stderr\n{}", self.stderr);
         }
         self
     }
@@ -64,10 +57,7 @@ impl Out {
     /// stdout parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
-                self.stdout, self.stderr
-            )
+            panic!("stdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
         })
     }
 }
@@ -123,11 +113,7 @@ impl Sandbox {
         args.extend_from_slice(extra);
         let out = self.run(&args);
         out.ok();
-        assert!(
-            looks_complete(dir),
-            "{} should look complete after training",
-            dir.display()
-        );
+        assert!(looks_complete(dir), "{} should look complete after training", dir.display());
         out
     }
 
@@ -135,10 +121,7 @@ impl Sandbox {
     /// under the runs root.
     pub fn assert_no_complete_run(&self) {
         let found = files_named(&self.runs, "summary.json");
-        assert!(
-            found.is_empty(),
-            "a failed command left run directories that look complete: {found:?}"
-        );
+        assert!(found.is_empty(), "a failed command left run directories that look complete: {found:?}");
     }
 }
 
@@ -170,9 +153,7 @@ pub fn files_named(root: &Path, name: &str) -> Vec<PathBuf> {
 
 /// Number of lines of a file (0 if it does not exist yet).
 pub fn line_count(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
+    std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)
 }
 
 /// One tensor of a safetensors file: dtype, shape and raw little-endian bytes.
@@ -186,19 +167,11 @@ pub struct RawTensor {
 /// Every tensor of a safetensors file, by name.
 pub fn read_tensors(path: &Path) -> BTreeMap<String, RawTensor> {
     let buf = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let st = safetensors::SafeTensors::deserialize(&buf)
-        .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&buf).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
     st.tensors()
         .into_iter()
         .map(|(name, v)| {
-            (
-                name,
-                RawTensor {
-                    dtype: format!("{:?}", v.dtype()),
-                    shape: v.shape().to_vec(),
-                    bytes: v.data().to_vec(),
-                },
-            )
+            (name, RawTensor { dtype: format!("{:?}", v.dtype()), shape: v.shape().to_vec(), bytes: v.data().to_vec() })
         })
         .collect()
 }
@@ -216,18 +189,9 @@ pub fn assert_same_tensors(a: &Path, b: &Path) {
     assert!(!ta.is_empty(), "{} holds no tensors", a.display());
     for (name, x) in &ta {
         let y = &tb[name];
-        assert_eq!(
-            (&x.dtype, &x.shape),
-            (&y.dtype, &y.shape),
-            "tensor {name}: dtype/shape differ"
-        );
+        assert_eq!((&x.dtype, &x.shape), (&y.dtype, &y.shape), "tensor {name}: dtype/shape differ");
         if x.bytes != y.bytes {
-            let first = x
-                .bytes
-                .iter()
-                .zip(&y.bytes)
-                .position(|(p, q)| p != q)
-                .unwrap_or(0);
+            let first = x.bytes.iter().zip(&y.bytes).position(|(p, q)| p != q).unwrap_or(0);
             panic!(
                 "tensor {name} differs between {} and {} (first differing byte {first} of {})",
                 a.display(),
