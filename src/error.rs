@@ -33,7 +33,7 @@ pub enum DlError {
     )]
     CorruptCheckpoint { path: PathBuf, message: String },
 
-    #[error("checkpoint {path} belongs to milestone `{found}`, not `{expected}`. Pass the run directory of a `{expected}` run, or use `dlhist eval {path_dir}`")]
+    #[error("checkpoint {path} belongs to milestone `{found}`, not `{expected}` (the milestone of the run in {path_dir}). Pass a run directory trained as `{expected}`, or train one: dlhist train {expected}")]
     WrongMilestone { path: PathBuf, found: String, expected: String, path_dir: String },
 
     #[error("checkpoint {path} does not fit this model: {message}. Was the config changed after training?")]
@@ -50,6 +50,10 @@ pub enum DlError {
 
     #[error("{0}")]
     Data(String),
+
+    /// The results were already printed (the table, or the JSON array); only the exit code is left.
+    #[error("{failed} of {total} claim(s) failed; the numbers are above")]
+    ClaimsFailed { failed: usize, total: usize },
 }
 
 fn did_you_mean(s: &Option<String>) -> String {
@@ -72,6 +76,12 @@ impl DlError {
             _ => 1,
         }
     }
+}
+
+/// True when the error's content was already printed as the command's output (so `--json`
+/// must not print a second document).
+pub fn already_reported(err: &anyhow::Error) -> bool {
+    matches!(err.downcast_ref::<DlError>(), Some(DlError::ClaimsFailed { .. }))
 }
 
 /// Exit code for any error: ours know theirs, everything else is a failure (1).

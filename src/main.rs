@@ -32,7 +32,22 @@ fn physical_cores() -> usize {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // Die quietly on a closed pipe (`dlhist list | head -1`), like other Unix tools, instead of
+    // panicking inside println!.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = e.exit_code();
+            if code != 0 && std::env::args().any(|a| a == "--json") {
+                println!("{}", serde_json::json!({"error": e.kind().to_string(), "exit_code": code}));
+            }
+            e.exit();
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DLHIST_LOG"))
         .with_writer(std::io::stderr)
@@ -60,7 +75,7 @@ fn main() {
         Err(err) => {
             let code = dlhist::error::exit_code(&err);
             eprintln!("error: {err:#}");
-            if json {
+            if json && !dlhist::error::already_reported(&err) {
                 println!("{}", serde_json::json!({"error": format!("{err:#}"), "exit_code": code}));
             }
             code

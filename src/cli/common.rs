@@ -134,7 +134,14 @@ pub fn resolve_run_dir(dir: &Path) -> anyhow::Result<(Resolved, RunDir)> {
     let table = parse_toml(&text, "run config", &rd.config().display().to_string())?;
     // the saved table must still fit the milestone (catches configs from other versions)
     let mut check = (entry.family.defaults)();
-    merge(&mut check, &table, entry.name)?;
+    merge(&mut check, &table, entry.name).map_err(|e| DlError::Malformed {
+        what: "run config",
+        path: rd.config().display().to_string(),
+        message: format!(
+            "it names milestone `{}` on its first line, but its keys do not fit that milestone ({e})",
+            entry.name
+        ),
+    })?;
     Ok((Resolved::from_table(entry, check)?, rd))
 }
 

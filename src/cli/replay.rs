@@ -171,7 +171,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         );
     }
     if failed > 0 {
-        anyhow::bail!("{failed} claim(s) failed; the numbers are above");
+        return Err(DlError::ClaimsFailed { failed, total: rows.len() }.into());
     }
     Ok(())
 }

@@ -66,9 +66,8 @@ fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
         for s in &sets {
             apply_set(&mut t, s, res.entry.name)?;
         }
+        // the runner rewrites config.toml once the checkpoint has loaded and the new budget is valid
         res = Resolved::from_table(res.entry, t)?;
-        std::fs::write(rd.config(), &res.text)
-            .map_err(|e| DlError::Unwritable { path: rd.config(), message: e.to_string() })?;
     }
     Ok((res, rd))
 }
@@ -92,12 +91,11 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         (res, rd)
     };
     let t = &res.train;
+    let budget = if t.steps > 0 { format!("{} steps", t.steps) } else { format!("{} epochs", t.epochs) };
     eprintln!(
-        "{} {}: {} {} steps, batch {}, {:?} lr {} -> {}",
+        "{} {}: {budget}, batch {}, {:?} lr {} -> {}",
         if a.resume { "resuming" } else { "training" },
         entry.name,
-        if t.steps > 0 { "".to_string() } else { format!("{} epochs,", t.epochs) },
-        t.steps,
         t.batch_size,
         t.optimizer,
         t.lr,

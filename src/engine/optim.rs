@@ -172,8 +172,9 @@ mod tests {
             &p,
             OptimHp { kind: OptimKind::Adamw, momentum: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.5 },
         );
-        // zero loss gradient: only decay can move the weights
-        let loss = ((w * 0.0)? + (b * 0.0)?)?.sum_all()?;
+        // (x − 1)² at x = 1 has an exact zero gradient, so only decay can move the weights
+        // (candle prunes `x * 0.0` from the graph, which would leave no gradient at all)
+        let loss = ((w - 1.0)?.sqr()?.sum_all()? + (b - 1.0)?.sqr()?.sum_all()?)?;
         opt.step(&loss.backward()?, 0.1)?;
         let vals: Vec<f32> = p
             .trainable()

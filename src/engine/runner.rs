@@ -184,10 +184,12 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         truncate_metrics(&dir.metrics(), start).map_err(|e| unwritable(&dir.metrics(), e))?;
         if start >= total {
             anyhow::bail!(DlError::Usage(format!(
-                "the checkpoint is already at step {start} of {total}; raise the budget to continue (e.g. --steps {})",
-                total * 2
+                "the checkpoint is already at step {start}, and the budget is {total} steps; raise it above {start} to continue (e.g. --steps {})",
+                start * 2
             )));
         }
+        // the budget may have been raised (--steps): the run directory's config says so from now on
+        std::fs::write(dir.config(), spec.config_text).map_err(|e| unwritable(&dir.config(), e))?;
     } else {
         std::fs::create_dir_all(&dir.0).map_err(|e| unwritable(&dir.0, e))?;
         std::fs::write(dir.config(), spec.config_text).map_err(|e| unwritable(&dir.config(), e))?;

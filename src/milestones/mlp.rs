@@ -8,6 +8,7 @@ use crate::data::vision;
 use crate::engine::params::Params;
 use crate::engine::rng::Rng;
 use crate::engine::{Experiment, TrainConfig};
+use crate::error::DlError;
 use crate::nn::activation::Activation;
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
@@ -76,6 +77,13 @@ impl ClassModel for MlpModel {
 /// Builds an MLP classifier from a config with the mlp family's shape (shared by the
 /// activation study, which differs only in its defaults).
 pub fn build_classifier(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
+    if c.model.hidden.contains(&0) {
+        return Err(DlError::BadValue {
+            context: "model.hidden".into(),
+            message: format!("every hidden layer needs at least one unit, got {:?}", c.model.hidden),
+        }
+        .into());
+    }
     let data = vision::load(&c.data.dataset, c.data.train_size)?;
     let params = Params::new(c.train.seed);
     let mut dims = vec![data.train.dim()];
