@@ -42,8 +42,8 @@ pub enum DlError {
     #[error("cannot write the run directory {path}: {message}. Choose a writable location with --run-dir")]
     Unwritable { path: PathBuf, message: String },
 
-    #[error("training diverged at step {step}: {what} is not finite. The last good checkpoint is {ckpt} (step {ckpt_step}). Lower the learning rate (--set train.lr=...) or clip gradients (--set train.clip_grad_norm=1.0), then continue with --resume --run-dir {run_dir}")]
-    Diverged { step: usize, what: String, ckpt: PathBuf, ckpt_step: usize, run_dir: String },
+    #[error("training diverged at step {step}: {what} is not finite. The last good checkpoint is {ckpt} (step {ckpt_step}). Continue from it with a lower learning rate or clipping: dlhist train {name} --resume --run-dir {run_dir} --set train.lr=... (or --set train.clip_grad_norm=1.0)")]
+    Diverged { step: usize, what: String, ckpt: PathBuf, ckpt_step: usize, name: String, run_dir: String },
 
     #[error("interrupted at step {step}; checkpoint written to {ckpt}. Continue with: dlhist train {name} --resume --run-dir {run_dir}")]
     Interrupted { step: usize, ckpt: PathBuf, name: String, run_dir: String },

@@ -351,12 +351,33 @@ fn a_resumed_run_keeps_its_config() {
     let dir = sb.path("run");
     sb.train_smoke("backprop", &dir, &["--steps", "10"]);
     let d = dir.to_str().unwrap();
-    let out = sb.run(&["train", "backprop", "--resume", "--run-dir", d, "--set", "train.lr=1"]);
-    out.expect_code(2).stderr_says(&["keeps its config", "--set"]);
+    let out = sb.run(&["train", "backprop", "--resume", "--run-dir", d, "--set", "model.hidden=3"]);
+    out.expect_code(2).stderr_says(&["keeps its config", "train.lr"]);
+    let out = sb.run(&["train", "backprop", "--resume", "--run-dir", d, "--seed", "7"]);
+    out.expect_code(2).stderr_says(&["keeps its config"]);
     let out = sb.run(&["train", "backprop", "--resume", "--run-dir", d]);
     out.expect_code(2).stderr_says(&["already at step 10", "--steps"]);
     let out = sb.run(&["train", "mlp", "--resume", "--run-dir", d, "--steps", "20"]);
     out.expect_code(1).stderr_says(&["belongs to milestone `backprop`, not `mlp`"]);
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error_keeps_its_last_good_checkpoint_and_resumes_at_a_lower_lr() {
+    let sb = Sandbox::new();
+    let dir = sb.path("run");
+    let d = dir.to_str().unwrap();
+    let out = sb.run(&["train", "mlp", "-c", &smoke("mlp"), "--set", "train.lr=1e12", "--run-dir", d]);
+    assert_failed(&sb, &out, 1, &["diverged at step", "not finite", "--resume", "train.lr"]);
+    assert!(dir.join("ckpt/latest.safetensors").is_file(), "the last good checkpoint is kept");
+    // the kept checkpoint holds finite weights: evaluating it gives finite metrics
+    let ev = sb.run(&["--json", "eval", d]);
+    ev.ok();
+    let loss = ev.json()["metrics"]["val_loss"].as_f64().unwrap();
+    assert!(loss.is_finite(), "the checkpoint kept after divergence has finite weights, val loss {loss}");
+    let out = sb.run(&["train", "mlp", "--resume", "--run-dir", d, "--set", "train.lr=1e-3"]);
+    out.ok();
+    assert!(dir.join("summary.json").is_file());
+    assert!(std::fs::read_to_string(dir.join("config.toml")).unwrap().contains("lr = 0.001"));
 }
 
 /// BUG: a resume asking for fewer steps than the checkpoint already has is refused (good), but

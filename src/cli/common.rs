@@ -32,7 +32,7 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// The flags as `--set` assignments, applied last.
-    fn flag_sets(&self) -> Vec<String> {
+    pub fn flag_sets(&self) -> Vec<String> {
         let mut v = vec![];
         if let Some(s) = self.steps {
             v.push(format!("train.steps={s}"));
@@ -45,10 +45,6 @@ impl ConfigArgs {
             v.push(format!("train.seed={s}"));
         }
         v
-    }
-
-    pub fn changes_config(&self) -> bool {
-        self.config.is_some() || !self.sets.is_empty() || self.seed.is_some()
     }
 }
 

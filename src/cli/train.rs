@@ -29,9 +29,22 @@ pub struct Args {
     pub resume: bool,
 }
 
+/// Keys `--resume` may change.
+const RESUMABLE: [&str; 6] =
+    ["train.lr", "train.min_lr", "train.clip_grad_norm", "train.eval_every", "train.ckpt_every", "train.log_every"];
+
 fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
-    if a.cfg.changes_config() {
-        return Err(DlError::Usage("a resumed run keeps its config (config.toml in its run directory); only --steps/--epochs may extend it. Drop -c/--set/--seed, or start a new run".into()).into());
+    // A resumed run keeps its config; only the budget and the step-size knobs that rescue a
+    // diverged run may change (changing them of course ends bitwise equality with a straight run).
+    let fixed = a.cfg.config.is_some()
+        || a.cfg.seed.is_some()
+        || a.cfg.sets.iter().any(|s| !RESUMABLE.contains(&s.split('=').next().unwrap_or("").trim()));
+    if fixed {
+        return Err(DlError::Usage(format!(
+            "a resumed run keeps its config (config.toml in its run directory); only --steps/--epochs and --set {} may change. Drop -c/--seed/other --set keys, or start a new run",
+            RESUMABLE.join("|")
+        ))
+        .into());
     }
     let dir = match &a.run_dir {
         Some(d) => d.clone(),
@@ -54,16 +67,9 @@ fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
         }
         .into());
     }
-    if a.cfg.steps.is_some() || a.cfg.epochs.is_some() {
+    if !a.cfg.sets.is_empty() || a.cfg.steps.is_some() || a.cfg.epochs.is_some() {
         let mut t = res.table.clone();
-        let mut sets = vec![];
-        if let Some(s) = a.cfg.steps {
-            sets.push(format!("train.steps={s}"));
-        }
-        if let Some(e) = a.cfg.epochs {
-            sets.extend(["train.steps=0".to_string(), format!("train.epochs={e}")]);
-        }
-        for s in &sets {
+        for s in a.cfg.sets.iter().chain(a.cfg.flag_sets().iter()) {
             apply_set(&mut t, s, res.entry.name)?;
         }
         // the runner rewrites config.toml once the checkpoint has loaded and the new budget is valid

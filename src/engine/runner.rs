@@ -203,6 +203,11 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         append_line(&dir.metrics(), &line)?;
     }
     let saver = Saver { spec, initial: &initial };
+    // A checkpoint at the start means there is always a last good one to fall back to.
+    if !spec.resume {
+        saver.checkpoint(exp, &opt, start)?;
+    }
+    let mut last_ckpt = start;
 
     let bar = Progress::new(total as u64, start as u64, spec.name, spec.progress);
     let t0 = Instant::now();
@@ -233,14 +238,14 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         let norm = grad_norm(exp.params(), &grads)?;
         if !loss.is_finite() || !norm.is_finite() {
             bar.finish();
-            // nothing was applied yet: the current weights are the last good ones
-            saver.checkpoint(exp, &opt, step)?;
+            // the weights that produced this are already bad: keep the last checkpoint as it is
             let what = if loss.is_finite() { "the gradient norm" } else { "the loss" };
             return Err(DlError::Diverged {
                 step,
                 what: what.into(),
                 ckpt: dir.ckpt(),
-                ckpt_step: step,
+                ckpt_step: last_ckpt,
+                name: spec.name.into(),
                 run_dir: dir.0.display().to_string(),
             }
             .into());
@@ -291,6 +296,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         }
         if tc.ckpt_every > 0 && step % tc.ckpt_every == 0 && step < total {
             saver.checkpoint(exp, &opt, step)?;
+            last_ckpt = step;
         }
     }
     bar.finish();
