@@ -31,31 +31,23 @@ pub struct ModelCfg {
     pub hidden: usize,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub train: TrainConfig,
-    pub data: DataCfg,
-    pub model: ModelCfg,
-}
+pub type Config = super::Config<DataCfg, ModelCfg>;
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            // the paper's XOR run: ε = 0.5, α = 0.9, one update per sweep through all patterns
-            train: TrainConfig {
-                steps: 2000,
-                optimizer: OptimKind::Momentum,
-                lr: 0.5,
-                momentum: 0.9,
-                log_every: 50,
-                eval_every: 500,
-                ckpt_every: 0,
-                ..Default::default()
-            },
-            data: DataCfg { task: "xor".into() },
-            model: ModelCfg { hidden: 2 },
-        }
+pub fn defaults() -> Config {
+    Config {
+        // the paper's XOR run: ε = 0.5, α = 0.9, one update per sweep through all patterns
+        train: TrainConfig {
+            steps: 2000,
+            optimizer: OptimKind::Momentum,
+            lr: 0.5,
+            momentum: 0.9,
+            log_every: 50,
+            eval_every: 500,
+            ckpt_every: 0,
+            ..Default::default()
+        },
+        data: DataCfg { task: "xor".into() },
+        model: ModelCfg { hidden: 2 },
     }
 }
 
@@ -145,11 +137,8 @@ impl Experiment for Backprop {
     }
 }
 
-pub static FAMILY: Family = Family {
-    id: "backprop",
-    defaults: || to_table(&Config::default()),
-    build: |t, d| build(&from_table::<Config>(t)?, d),
-};
+pub static FAMILY: Family =
+    Family { id: "backprop", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
 
 /// Seeds per task: these tiny nets often land in a local minimum (the paper says so too;
 /// measured here, 6-2-1 symmetry at ε = 0.1 is solved from about half of random starts), so a

@@ -35,21 +35,13 @@ pub struct ModelCfg {
     pub init: InitKind,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub train: TrainConfig,
-    pub data: DataCfg,
-    pub model: ModelCfg,
-}
+pub type Config = super::Config<DataCfg, ModelCfg>;
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            train: TrainConfig { steps: 3000, batch_size: 128, lr: 1e-3, eval_every: 500, ..Default::default() },
-            data: DataCfg { dataset: "mnist".into(), train_size: 0 },
-            model: ModelCfg { hidden: vec![512, 256], act: Activation::Relu, init: InitKind::Default },
-        }
+pub fn defaults() -> Config {
+    Config {
+        train: TrainConfig { steps: 3000, batch_size: 128, lr: 1e-3, eval_every: 500, ..Default::default() },
+        data: DataCfg { dataset: "mnist".into(), train_size: 0 },
+        model: ModelCfg { hidden: vec![512, 256], act: Activation::Relu, init: InitKind::Default },
     }
 }
 
@@ -95,7 +87,7 @@ pub fn build_classifier(c: &Config, device: &Device) -> anyhow::Result<Box<dyn E
 
 pub static FAMILY: Family = Family {
     id: "mlp",
-    defaults: || to_table(&Config::default()),
+    defaults: || to_table(&defaults()),
     build: |t, d| build_classifier(&from_table::<Config>(t)?, d),
 };
 

@@ -19,6 +19,16 @@ pub struct Family {
     pub build: fn(&toml::Table, &Device) -> anyhow::Result<Box<dyn Experiment>>,
 }
 
+/// A milestone's config: the engine's `[train]` section plus the milestone's own `[data]` and
+/// `[model]` sections, each struct with `deny_unknown_fields`.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Config<D, M> {
+    pub train: crate::engine::TrainConfig,
+    pub data: D,
+    pub model: M,
+}
+
 /// Serialises a default config struct into the table the config layers merge into.
 pub fn to_table<T: serde::Serialize>(cfg: &T) -> toml::Table {
     toml::Table::try_from(cfg).expect("default configs serialise to TOML")
