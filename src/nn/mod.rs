@@ -2,5 +2,7 @@
 //! lacks or gets wrong for training (DESIGN §7).
 
 pub mod activation;
+pub mod batchnorm;
+pub mod dropout;
 pub mod linear;
 pub mod mlp;

@@ -1,0 +1,53 @@
+//! Dropout (Srivastava et al. 2014), inverted: in training each unit is kept with probability
+//! 1 − p and scaled by 1/(1 − p), so evaluation is the identity. The mask comes from our seeded
+//! RNG (candle's cannot be seeded), drawn from the step's stream, so resumed runs drop the same units.
+
+use crate::engine::rng::Rng;
+use candle_core::{Result, Tensor};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Dropout {
+    pub p: f64,
+}
+
+impl Dropout {
+    pub fn new(p: f64) -> Self {
+        Self { p }
+    }
+
+    /// Train mode drops; eval mode passes `x` through unchanged.
+    pub fn forward(&self, x: &Tensor, train: bool, rng: &mut Rng) -> Result<Tensor> {
+        if !train || self.p <= 0.0 {
+            return Ok(x.clone());
+        }
+        if self.p >= 1.0 {
+            return x.zeros_like();
+        }
+        let keep = 1.0 - self.p;
+        let scale = (1.0 / keep) as f32;
+        let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.uniform() < keep { scale } else { 0.0 }).collect();
+        x * Tensor::from_vec(mask, x.shape(), x.device())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn drops_about_p_of_units_keeps_the_mean_and_is_the_identity_in_eval() -> Result<()> {
+        let x = Tensor::ones((100, 100), candle_core::DType::F32, &Device::Cpu)?;
+        let d = Dropout::new(0.3);
+        let y = d.forward(&x, true, &mut Rng::new(1))?;
+        let v = y.flatten_all()?.to_vec1::<f32>()?;
+        let zeros = v.iter().filter(|&&a| a == 0.0).count() as f64 / v.len() as f64;
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        assert!((zeros - 0.3).abs() < 0.02, "dropped {zeros}");
+        assert!((mean - 1.0).abs() < 0.03, "mean {mean}");
+        // the same stream gives the same mask
+        assert_eq!(v, d.forward(&x, true, &mut Rng::new(1))?.flatten_all()?.to_vec1::<f32>()?);
+        assert_eq!(d.forward(&x, false, &mut Rng::new(1))?.flatten_all()?.to_vec1::<f32>()?, vec![1.0; 10000]);
+        Ok(())
+    }
+}
