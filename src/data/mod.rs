@@ -2,6 +2,7 @@
 //! and batching.
 
 pub mod batch;
+pub mod canvas;
 pub mod catalog;
 pub mod digits;
 pub mod idx;

@@ -25,7 +25,8 @@ impl BatchNorm {
     pub fn new(channels: usize, params: &Params, name: &str, vb: VarBuilder, device: &Device) -> Result<Self> {
         let gamma = vb.get_with_hints(channels, "weight", candle_nn::init::ONE)?;
         let beta = vb.get_with_hints(channels, "bias", candle_nn::init::ZERO)?;
-        let running_mean = params.buffer(&format!("{name}.running_mean"), Tensor::zeros(channels, DType::F32, device)?)?;
+        let running_mean =
+            params.buffer(&format!("{name}.running_mean"), Tensor::zeros(channels, DType::F32, device)?)?;
         let running_var = params.buffer(&format!("{name}.running_var"), Tensor::ones(channels, DType::F32, device)?)?;
         Ok(Self { gamma, beta, running_mean, running_var, momentum: 0.1, eps: 1e-5, channels })
     }
@@ -49,11 +50,14 @@ impl ModuleT for BatchNorm {
         let (mean, var) = if train {
             let n = x.elem_count() / self.channels;
             if n < 2 {
-                candle_core::bail!("batchnorm needs more than one value per channel in training (got input {:?})", x.dims());
+                candle_core::bail!(
+                    "batchnorm needs more than one value per channel in training (got input {:?})",
+                    x.dims()
+                );
             }
             let mean = x.mean_keepdim(dims.as_slice())?; // (1, C, 1, 1)
             let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(dims.as_slice())?; // biased, for normalising
-            // running statistics: detached, unbiased variance (n/(n−1)), momentum m
+                                                                                     // running statistics: detached, unbiased variance (n/(n−1)), momentum m
             let m = self.momentum;
             let unbiased = (var.detach().flatten_all()? * (n as f64 / (n as f64 - 1.0)))?;
             let rm = ((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?;
@@ -62,7 +66,10 @@ impl ModuleT for BatchNorm {
             self.running_var.set(&rv)?;
             (mean, var)
         } else {
-            (self.running_mean.as_tensor().reshape(bs.as_slice())?, self.running_var.as_tensor().reshape(bs.as_slice())?)
+            (
+                self.running_mean.as_tensor().reshape(bs.as_slice())?,
+                self.running_var.as_tensor().reshape(bs.as_slice())?,
+            )
         };
         let x_hat = x.broadcast_sub(&mean)?.broadcast_div(&(var + self.eps)?.sqrt()?)?;
         x_hat.broadcast_mul(&self.gamma.reshape(bs.as_slice())?)?.broadcast_add(&self.beta.reshape(bs.as_slice())?)
