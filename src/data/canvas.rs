@@ -49,14 +49,14 @@ fn glyph(src: &ImageSet, i: usize) -> (Vec<f32>, usize) {
     (out, s)
 }
 
+/// Pastes glyph `g` (side `gs`) at `(top, left)`, keeping the brighter pixel; with `labels`,
+/// marks pixels brighter than 0.5 with `class`.
 fn paste(
     canvas: &mut [f32],
     labels: Option<(&mut [u8], u8)>,
     size: usize,
-    g: &[f32],
-    gs: usize,
-    top: usize,
-    left: usize,
+    (g, gs): (&[f32], usize),
+    (top, left): (usize, usize),
     gain: f32,
 ) {
     let mut labels = labels;
@@ -91,14 +91,14 @@ pub fn canvas(src: &ImageSet, size: usize, seed: u64, index: usize) -> (Vec<f32>
         let (r0, c0) = (rng.below(gs - 7), rng.below(gs - 7));
         let crop: Vec<f32> = (0..49).map(|k| g[(r0 + k / 7) * gs + c0 + k % 7]).collect();
         let gain = 0.5 + 0.5 * rng.uniform() as f32;
-        paste(&mut img, None, size, &crop, 7, rng.below(size - 6), rng.below(size - 6), gain);
+        paste(&mut img, None, size, (&crop, 7), (rng.below(size - 6), rng.below(size - 6)), gain);
     }
     for _ in 0..2 + rng.below(3) {
         let i = rng.below(src.len());
         let (g, gs) = glyph(src, i);
         let span = size.saturating_sub(gs).max(1);
         let class = 1 + src.labels[i];
-        paste(&mut img, Some((&mut lab, class)), size, &g, gs, rng.below(span), rng.below(span), 1.0);
+        paste(&mut img, Some((&mut lab, class)), size, (&g, gs), (rng.below(span), rng.below(span)), 1.0);
     }
     (img, lab)
 }

@@ -40,6 +40,7 @@ impl Rng {
         Self::new(x)
     }
 
+    #[allow(clippy::should_implement_trait)] // an infinite stream, not an Iterator
     pub fn next(&mut self) -> u64 {
         let s = &mut self.s;
         let result = (s[0].wrapping_add(s[3])).rotate_left(23).wrapping_add(s[0]);

@@ -31,7 +31,7 @@ impl Schedule {
         match self.kind {
             ScheduleKind::Constant => self.lr,
             ScheduleKind::Step => {
-                let k = if self.step_size == 0 { 0 } else { (step / self.step_size) as i32 };
+                let k = step.checked_div(self.step_size).unwrap_or(0) as i32;
                 self.lr * self.gamma.powi(k)
             }
             ScheduleKind::Cosine => {

@@ -118,16 +118,16 @@ impl Experiment for Backprop {
         };
         let mut text = format!("{} (input -> output, target):\n", self.task.name);
         let mut rows = vec![];
-        for i in 0..n {
-            let ok = y[i].iter().zip(&self.task.targets[i]).all(|(p, q)| (*p > 0.5) == (*q > 0.5));
+        for (i, yi) in y.iter().enumerate().take(n) {
+            let ok = yi.iter().zip(&self.task.targets[i]).all(|(p, q)| (*p > 0.5) == (*q > 0.5));
             text.push_str(&format!(
                 "  {}  ->  {}   ({}) {}\n",
                 bits(&self.task.inputs[i], false),
-                bits(&y[i], true),
+                bits(yi, true),
                 bits(&self.task.targets[i], false),
                 if ok { "ok" } else { "WRONG" }
             ));
-            rows.push(serde_json::json!({"input": self.task.inputs[i], "output": y[i], "target": self.task.targets[i], "correct": ok}));
+            rows.push(serde_json::json!({"input": self.task.inputs[i], "output": yi, "target": self.task.targets[i], "correct": ok}));
         }
         Ok(SampleOut { text, json: serde_json::json!({"task": self.task.name, "patterns": rows}) })
     }
