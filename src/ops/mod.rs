@@ -2,6 +2,12 @@
 //! reference composed of candle ops; its tests compare outputs and gradients within a stated
 //! tolerance, and `dlhist bench` / `cargo bench` time both (kernels/README.md has the numbers).
 
+pub mod cpu;
+pub mod cross_entropy;
+pub mod layernorm;
+pub mod linear;
+pub mod optim;
+
 /// One op benchmark: the fused op and its composed reference on the same inputs, each closure
 /// running forward + backward once.
 pub struct OpBench {
@@ -14,5 +20,10 @@ pub struct OpBench {
 
 /// Every op bench, for `dlhist bench --ops`.
 pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
-    Ok(vec![])
+    let mut out = vec![];
+    out.extend(linear::benches()?);
+    out.extend(layernorm::benches()?);
+    out.extend(cross_entropy::benches()?);
+    out.extend(optim::benches()?);
+    Ok(out)
 }
