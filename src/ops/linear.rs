@@ -1,5 +1,5 @@
-//! A dense layer with its activation as one op: y = act(x · wᵀ + b), with x (N, K) (or
-//! (..., K), flattened), w (M, K) in the candle-nn / PyTorch layout and b (M).
+//! A dense layer with its activation as one op: y = act(x · wᵀ + b), with x (N, K) or (..., K)
+//! (read as (N, K) without a reshape), w (M, K) in the candle-nn / PyTorch layout and b (M).
 //!
 //! Forward: one gemm z = x · wᵀ (the transpose is a stride), then one pass over z adds b and
 //! applies the activation. ReLU and identity work in place and keep nothing extra (ReLU's
@@ -30,26 +30,23 @@ pub enum Act {
 /// act(x · wᵀ + b): x (..., K) f32, w (M, K), b (M) → (..., M).
 pub fn linear_act(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Result<Tensor> {
     let (m, k) = w.dims2()?;
-    let dims = x.dims();
-    if dims.last() != Some(&k) {
+    if x.dims().last() != Some(&k) {
         bail!("linear_act: x {:?} does not end in w's K = {k} (w is {:?})", x.shape(), w.shape());
     }
-    let n = x.elem_count() / k.max(1);
-    let x2 = x.contiguous()?.reshape((n, k))?; // (N, K)
+    // x keeps its shape: the op reads it as (N, K) and returns (..., M), so no reshape nodes
+    // (each costs candle's backward a zeros_like + add of its size)
+    let x = x.contiguous()?;
     let w = w.contiguous()?;
     let op = LinearAct { act, z: OnceLock::new() };
-    let y = match b {
+    match b {
         Some(b) => {
             if b.dims() != [m] {
                 bail!("linear_act: bias {:?} must be ({m},)", b.shape());
             }
-            x2.apply_op3(&w, &b.contiguous()?, op)?
+            x.apply_op3(&w, &b.contiguous()?, op)
         }
-        None => x2.apply_op2(&w, op)?,
-    }; // (N, M)
-    let mut out = dims.to_vec();
-    *out.last_mut().expect("x has rank ≥ 1") = m;
-    y.reshape(out)
+        None => x.apply_op2(&w, op),
+    }
 }
 
 /// The composed reference: candle's matmul, broadcast add and activation, each with backward.
@@ -179,15 +176,17 @@ fn act_grad(act: Act, dy: &[f32], aux: &[f32], dz: &mut [f32], db: &mut [f32], m
                 }
             }
         }
-        Act::Gelu | Act::GeluErf => {
-            let erf = act == Act::GeluErf;
-            for ((dz, dy), z) in dz.chunks_exact_mut(m).zip(dy.chunks_exact(m)).zip(aux.chunks_exact(m)) {
-                for j in 0..m {
-                    let d = if erf { gelu_erf_grad(z[j]) } else { gelu_grad(z[j]) };
-                    dz[j] = dy[j] * d;
-                    db[j] += dz[j];
-                }
-            }
+        Act::Gelu => gelu_like_grad(dy, aux, dz, db, m, gelu_grad),
+        Act::GeluErf => gelu_like_grad(dy, aux, dz, db, m, gelu_erf_grad),
+    }
+}
+/// dz = dy ⊙ f'(z) and db += Σ_rows dz, for a derivative f' inlined into the loop.
+#[inline(always)]
+fn gelu_like_grad(dy: &[f32], z: &[f32], dz: &mut [f32], db: &mut [f32], m: usize, grad: impl Fn(f32) -> f32) {
+    for ((dz, dy), z) in dz.chunks_exact_mut(m).zip(dy.chunks_exact(m)).zip(z.chunks_exact(m)) {
+        for j in 0..m {
+            dz[j] = dy[j] * grad(z[j]);
+            db[j] += dz[j];
         }
     }
 }
@@ -239,22 +238,23 @@ impl LinearAct {
         }
     }
 
-    /// (dx, dw, db) from dy (N, M); dx only when `need_dx`.
+    /// (dx, dw, db) from dy (N, M), each only when `need` asks for it: x may be data (the first
+    /// layer), w frozen (LoRA's base weights), b absent.
     fn backward(
         &self,
-        x: &Tensor,
-        w: &Tensor,
+        (x, w): (&Tensor, &Tensor),
         res: &Tensor,
         grad_res: &Tensor,
-        need_dx: bool,
-    ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
-        let (n, k) = x.dims2()?;
+        need: [bool; 3],
+    ) -> Result<[Option<Tensor>; 3]> {
+        let [need_dx, need_dw, need_db] = need;
         let (m, _) = w.dims2()?;
-        let dy = grad_res.contiguous()?;
+        let (n, k, _) = flat_dims(x.shape(), m)?;
+        let dy = grad_res.contiguous()?; // (..., M) read as (N, M)
         let (dys, dyl) = dy.storage_and_layout();
         let dyv = cpu::storage_f32(&dys, dyl, NAME)?; // (N, M)
         let (xs, xl) = x.storage_and_layout();
-        let xv = cpu::storage_f32(&xs, xl, NAME)?; // (N, K)
+        let xv = cpu::storage_f32(&xs, xl, NAME)?; // (..., K) read as (N, K)
         let (ws, wl) = w.storage_and_layout();
         let wv = cpu::storage_f32(&ws, wl, NAME)?; // (M, K)
 
@@ -269,7 +269,8 @@ impl LinearAct {
             },
         };
         let mut dz_own = if self.act == Act::Identity { vec![] } else { vec![0f32; n * m] };
-        let db = if m == 0 {
+        let db = if m == 0 || (self.act == Act::Identity && !need_db) {
+            // (for the other activations dz is needed anyway, and db comes with it)
             vec![]
         } else if self.act == Act::Identity {
             // no dz buffer to split: chunk the rows of dy by index
@@ -304,18 +305,29 @@ impl LinearAct {
         let dx = if need_dx {
             let mut dx = vec![0f32; n * k]; // (N, K) = dz (N, M) · w (M, K)
             cpu::sgemm(n, k, m, &mut dx, dz, (m, 1), wv, (k, 1));
-            Some(Tensor::from_vec(dx, (n, k), dev)?)
+            Some(Tensor::from_vec(dx, x.shape(), dev)?)
         } else {
             None
         };
-        let mut dw = vec![0f32; m * k]; // (M, K) = dzᵀ (M, N) · x (N, K)
-        cpu::sgemm(m, k, n, &mut dw, dz, (1, m), xv, (k, 1));
-        Ok((dx, Tensor::from_vec(dw, (m, k), dev)?, Tensor::from_vec(db, m, dev)?))
+        let dw = if need_dw {
+            let mut dw = vec![0f32; m * k]; // (M, K) = dzᵀ (M, N) · x (N, K)
+            cpu::sgemm(m, k, n, &mut dw, dz, (1, m), xv, (k, 1));
+            Some(Tensor::from_vec(dw, (m, k), dev)?)
+        } else {
+            None
+        };
+        let db = if need_db { Some(Tensor::from_vec(db, m, dev)?) } else { None };
+        Ok([dx, dw, db])
     }
 }
 
-fn dims_of(l: &Layout) -> Result<(usize, usize)> {
-    l.shape().dims2()
+/// x (..., K) as (N, K), and the output shape (..., M).
+fn flat_dims(x: &Shape, m: usize) -> Result<(usize, usize, Shape)> {
+    let Some(&k) = x.dims().last() else { bail!("{NAME}: x must have rank ≥ 1") };
+    let n = x.elem_count() / k.max(1);
+    let mut out = x.dims().to_vec();
+    *out.last_mut().expect("rank ≥ 1") = m;
+    Ok((n, k, Shape::from(out)))
 }
 
 impl CustomOp2 for LinearAct {
@@ -324,15 +336,15 @@ impl CustomOp2 for LinearAct {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, k) = dims_of(l1)?;
-        let (m, _) = dims_of(l2)?;
+        let (m, _) = l2.shape().dims2()?;
+        let (n, k, out) = flat_dims(l1.shape(), m)?;
         let y = self.forward(cpu::cpu_f32(s1, l1, NAME)?, (n, k), cpu::cpu_f32(s2, l2, NAME)?, m, &[])?;
-        Ok((y, Shape::from((n, m))))
+        Ok((y, out))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _db) = self.backward(x, w, res, grad_res, x.track_op())?;
-        Ok((dx, Some(dw)))
+        let [dx, dw, _] = self.backward((x, w), res, grad_res, [x.track_op(), w.track_op(), false])?;
+        Ok((dx, dw))
     }
 }
 
@@ -350,23 +362,23 @@ impl CustomOp3 for LinearAct {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, k) = dims_of(l1)?;
-        let (m, _) = dims_of(l2)?;
+        let (m, _) = l2.shape().dims2()?;
+        let (n, k, out) = flat_dims(l1.shape(), m)?;
         let b = cpu::cpu_f32(s3, l3, NAME)?;
         let y = self.forward(cpu::cpu_f32(s1, l1, NAME)?, (n, k), cpu::cpu_f32(s2, l2, NAME)?, m, b)?;
-        Ok((y, Shape::from((n, m))))
+        Ok((y, out))
     }
 
     fn bwd(
         &self,
         x: &Tensor,
         w: &Tensor,
-        _b: &Tensor,
+        b: &Tensor,
         res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = self.backward(x, w, res, grad_res, x.track_op())?;
-        Ok((dx, Some(dw), Some(db)))
+        let [dx, dw, db] = self.backward((x, w), res, grad_res, [x.track_op(), w.track_op(), b.track_op()])?;
+        Ok((dx, dw, db))
     }
 }
 
@@ -549,6 +561,21 @@ mod tests {
         assert!(d < 1e-5 * max_abs(gr.get(&wr).expect("grad"))?, "{d}");
         assert!(g.get(&x).is_none());
         assert!(linear_act(&x, &w.t()?, None, Act::Relu).is_err()); // K mismatch
+        Ok(())
+    }
+
+    #[test]
+    fn frozen_weight_and_bias_get_no_gradient_but_x_does() -> Result<()> {
+        // LoRA's base layer: w and b are constants, only x (and what feeds it) trains
+        for act in [Act::Identity, Act::Relu, Act::Gelu] {
+            let (x, w, b, r) = random_inputs(5, 9, 7, 61)?;
+            let (xf, xr) = (Var::from_tensor(&x)?, Var::from_tensor(&x)?);
+            let gf = (linear_act(&xf, &w, Some(&b), act)? * &r)?.sum_all()?.backward()?;
+            let gr = (linear_act_ref(&xr, &w, Some(&b), act)? * &r)?.sum_all()?.backward()?;
+            assert!(gf.get(&w).is_none() && gf.get(&b).is_none());
+            let (a, e) = (gf.get(&xf).expect("grad"), gr.get(&xr).expect("grad"));
+            assert!(max_abs_diff(a, e)? <= 1e-5 * max_abs(e)?, "{act:?}");
+        }
         Ok(())
     }
 

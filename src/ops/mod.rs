@@ -27,3 +27,39 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(optim::benches()?);
     Ok(out)
 }
+
+#[cfg(test)]
+mod timing {
+    /// Rough fused-vs-reference timings of every op bench (forward + backward), the minimum of a
+    /// few interleaved runs, which is the figure least disturbed by other work on the machine.
+    /// `RAYON_NUM_THREADS=2 cargo test --release --lib ops::timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn rough_timings() -> candle_core::Result<()> {
+        let min_ms = |f: &dyn Fn() -> candle_core::Result<()>, reps: usize| -> candle_core::Result<f64> {
+            let mut best = f64::INFINITY;
+            for _ in 0..reps {
+                let t = std::time::Instant::now();
+                f()?;
+                best = best.min(t.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok(best)
+        };
+        for b in super::all_benches()? {
+            (b.fused)()?;
+            (b.reference)()?;
+            let (mut fused, mut reference) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..5 {
+                fused = fused.min(min_ms(&*b.fused, 2)?);
+                reference = reference.min(min_ms(&*b.reference, 2)?);
+            }
+            println!(
+                "{:<22} {:<44} fused {fused:>8.3} ms  reference {reference:>8.3} ms  ({:.1}x)",
+                b.name,
+                b.shape,
+                reference / fused
+            );
+        }
+        Ok(())
+    }
+}
