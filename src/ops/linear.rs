@@ -3,10 +3,11 @@
 //!
 //! Forward: one gemm z = x · wᵀ (the transpose is a stride), then one pass over z adds b and
 //! applies the activation. ReLU and identity work in place and keep nothing extra (ReLU's
-//! backward reads the output: y > 0 ⇔ z > 0); GELU keeps z (N·M floats, what PyTorch saves too).
+//! backward reads the output: y > 0 ⇔ z > 0, so at z = 0 exactly the slope is 0, as PyTorch's,
+//! where candle's `relu` backward uses 1); GELU keeps z (N·M floats, what PyTorch saves too).
 //! Backward: one pass computes dz = dy ⊙ act'(z) and the bias gradient db = Σ_rows dz, then two
 //! gemms: dx = dz · w (skipped when x needs no gradient, e.g. the first layer's data) and
-//! dw = dzᵀ · x.
+//! dw = dzᵀ · x (skipped for a frozen w).
 //!
 //! GELU is written with a vectorisable exp (`cpu::exp`): tanh-GELU as z·σ(2u) with
 //! u = √(2/π)(z + 0.044715 z³) (since ½(1 + tanh u) = σ(2u)), erf-GELU with A&S 7.1.26.
