@@ -1,7 +1,7 @@
 //! Softmax + cross-entropy as one op: the mean over rows of −log softmax(logits)[target].
 //!
-//! Forward: one pass per row computes max, log Σ exp and picks the target's logit; it keeps only
-//! the per-row logsumexp (N floats) for the backward. Backward, in one pass per row:
+//! Forward, per row while it sits in L1: the max, log Σ exp(x − max) and the target's logit; it
+//! keeps only the per-row logsumexp (N floats) for the backward. Backward, in one pass per row:
 //! ∂L/∂logits = (softmax − onehot(target)) · g / N, with softmax = exp(logits − lse) recomputed
 //! (no (N, C) softmax is kept between the passes). The composed reference
 //! (`candle_nn::loss::cross_entropy`) runs max, sub, exp, sum, log, sub, gather, sum, affine and
