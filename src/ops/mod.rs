@@ -2,6 +2,12 @@
 //! reference composed of candle ops; its tests compare outputs and gradients within a stated
 //! tolerance, and `dlhist bench` / `cargo bench` time both (kernels/README.md has the numbers).
 
+pub mod cpu;
+pub mod cross_entropy;
+pub mod layernorm;
+pub mod linear;
+pub mod optim;
+
 /// One op benchmark: the fused op and its composed reference on the same inputs, each closure
 /// running forward + backward once.
 pub struct OpBench {
@@ -14,5 +20,46 @@ pub struct OpBench {
 
 /// Every op bench, for `dlhist bench --ops`.
 pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
-    Ok(vec![])
+    let mut out = vec![];
+    out.extend(linear::benches()?);
+    out.extend(layernorm::benches()?);
+    out.extend(cross_entropy::benches()?);
+    out.extend(optim::benches()?);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod timing {
+    /// Rough fused-vs-reference timings of every op bench (forward + backward), the minimum of a
+    /// few interleaved runs, which is the figure least disturbed by other work on the machine.
+    /// `RAYON_NUM_THREADS=2 cargo test --release --lib ops::timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn rough_timings() -> candle_core::Result<()> {
+        let min_ms = |f: &dyn Fn() -> candle_core::Result<()>, reps: usize| -> candle_core::Result<f64> {
+            let mut best = f64::INFINITY;
+            for _ in 0..reps {
+                let t = std::time::Instant::now();
+                f()?;
+                best = best.min(t.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok(best)
+        };
+        for b in super::all_benches()? {
+            (b.fused)()?;
+            (b.reference)()?;
+            let (mut fused, mut reference) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..5 {
+                fused = fused.min(min_ms(&*b.fused, 2)?);
+                reference = reference.min(min_ms(&*b.reference, 2)?);
+            }
+            println!(
+                "{:<22} {:<44} fused {fused:>8.3} ms  reference {reference:>8.3} ms  ({:.1}x)",
+                b.name,
+                b.shape,
+                reference / fused
+            );
+        }
+        Ok(())
+    }
 }

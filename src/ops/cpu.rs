@@ -1,0 +1,300 @@
+//! CPU helpers shared by the fused ops: f32 access to storages, a strided sgemm over the `gemm`
+//! crate (what candle's matmul uses), row-chunked rayon loops, and exp / sigmoid / erf written
+//! with plain arithmetic and bit casts so that LLVM vectorises them (libm's expf/tanhf are scalar
+//! calls, which is why candle's `gelu()` is slow here).
+//!
+//! The default build targets baseline x86-64 (SSE2, 4 lanes); the element-wise hot loops also
+//! get an AVX2 copy chosen at run time (`simd!`), which doubles the lanes on this machine.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, Layout, Result, Storage};
+use rayon::prelude::*;
+
+/// The contiguous f32 data of `s` under `l`.
+pub fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else { bail!("{op}: only f32 is supported, got {:?}", s.dtype()) };
+    let Some((a, b)) = l.contiguous_offsets() else { bail!("{op}: expects a contiguous input") };
+    Ok(&v[a..b])
+}
+
+/// The contiguous f32 data of a tensor's storage (in `bwd`, from `t.storage_and_layout()` of a
+/// tensor made contiguous first).
+pub fn storage_f32<'a>(s: &'a Storage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    match s {
+        Storage::Cpu(s) => cpu_f32(s, l, op),
+        _ => bail!("{op}: only the CPU is supported"),
+    }
+}
+
+/// Elements per rayon task: below this a loop runs on the calling thread (rayon's fork costs
+/// a few µs, as much as ~16k simple element updates).
+pub const GRAIN: usize = 1 << 14;
+
+/// Rows per task for rows of `row_len` elements.
+pub fn rows_per_task(row_len: usize) -> usize {
+    (GRAIN / row_len.max(1)).max(1)
+}
+
+/// Calls `f(first_row, chunk)` on consecutive chunks of whole rows of `out` (rows of `row_len`),
+/// in parallel when there is more than one chunk. The chunking depends only on the shape, never
+/// on the thread count, so per-chunk partial sums reduce in the same order on every machine.
+pub fn for_row_chunks<T: Send>(out: &mut [T], row_len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let rpt = rows_per_task(row_len);
+    let step = rpt * row_len.max(1);
+    if out.len() <= step {
+        f(0, out);
+    } else {
+        out.par_chunks_mut(step).enumerate().for_each(|(i, c)| f(i * rpt, c));
+    }
+}
+
+/// Like `for_row_chunks`, but each chunk returns a partial result (e.g. a column sum); the
+/// partials come back in row order.
+pub fn map_row_chunks<T: Send, R: Send>(
+    out: &mut [T],
+    row_len: usize,
+    f: impl Fn(usize, &mut [T]) -> R + Sync,
+) -> Vec<R> {
+    let rpt = rows_per_task(row_len);
+    let step = rpt * row_len.max(1);
+    if out.len() <= step {
+        vec![f(0, out)]
+    } else {
+        out.par_chunks_mut(step).enumerate().map(|(i, c)| f(i * rpt, c)).collect()
+    }
+}
+
+/// Sums equal-length partial vectors in order into the first one.
+pub fn reduce_partials(mut parts: Vec<Vec<f32>>) -> Vec<f32> {
+    let mut acc = parts.remove(0);
+    for p in &parts {
+        for (a, b) in acc.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    acc
+}
+
+/// `dst (m, n) row-major = lhs · rhs` with `lhs(i, p) = lhs[i·lhs_rs + p·lhs_cs]` and
+/// `rhs(p, j) = rhs[p·rhs_rs + j·rhs_cs]`: transposes are free, by strides.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    assert_eq!(dst.len(), m * n, "sgemm: dst is not (m, n)");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        dst.fill(0.0);
+        return;
+    }
+    // the last element each operand reads must be in bounds: gemm takes raw pointers
+    assert!((m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len(), "sgemm: lhs out of bounds");
+    assert!((k - 1) * rhs_rs + (n - 1) * rhs_cs < rhs.len(), "sgemm: rhs out of bounds");
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the bounds are checked above, dst is (m, n) row-major and does not alias the inputs
+    // (it is a `&mut`); read_dst = false, so dst = 1·(lhs·rhs).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// Runs an `#[inline(always)]` element-wise kernel through an AVX2+FMA copy when the CPU has
+/// those features (detected once and cached by std), else through the baseline copy.
+/// `simd!(name, kernel, (args...))` defines a private `fn name(args...)` in the calling module.
+macro_rules! simd {
+    ($(#[$m:meta])* $name:ident, $kernel:path, ($($arg:ident : $ty:ty),*)) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    $kernel($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the features were detected on this CPU
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $kernel($($arg),*)
+        }
+    };
+}
+pub(crate) use simd;
+
+/// e^x for f32, vectorisable: x = n·ln2 + r with |r| ≤ ln2/2, e^r by Cephes' degree-7 expf
+/// polynomial, 2^n by writing the exponent bits. Relative error ≤ 2 ulp on [-87, 88]; inputs are
+/// clamped to that range (e^-87 ≈ 1.6e-38 stands for 0, e^88 ≈ 1.7e38 for overflow) and NaN
+/// stays NaN.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    // adding 1.5·2^23 rounds to an integer held in the low mantissa bits (valid for |v| < 2^22)
+    const MAGIC: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let e_r = p * r * r + r + 1.0;
+    let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    e_r * f32::from_bits(((ni + 127) << 23) as u32)
+}
+
+/// 1 / (1 + e^-x).
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// erf(x) by Abramowitz & Stegun 7.1.26: 1 − (a1·t + … + a5·t⁵)·e^(−x²), t = 1/(1 + p·|x|),
+/// odd in x. Absolute error ≤ 6e-7: the formula's 1.5e-7 plus f32 rounding of 1 − (≈ 1) near
+/// x = 0 (a few ulp of 1). Returns (erf(x), e^(−x²))
+/// because GELU's derivative needs the Gaussian too.
+#[inline(always)]
+pub fn erf_and_gauss(x: f32) -> (f32, f32) {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let mut p = 1.061_405_4f32;
+    p = p * t - 1.453_152;
+    p = p * t + 1.421_413_7;
+    p = p * t - 0.284_496_74;
+    p = p * t + 0.254_829_6;
+    let gauss = exp(-a * a);
+    let e = 1.0 - p * t * gauss;
+    (e.copysign(x), gauss)
+}
+
+/// Σ v, in 8 lanes so the loop vectorises (order differs from a sequential sum by f32 rounding).
+#[inline(always)]
+pub fn sum(v: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for l in 0..8 {
+            acc[l] += c[l];
+        }
+    }
+    let mut s: f32 = it.remainder().iter().sum();
+    for a in acc {
+        s += a;
+    }
+    s
+}
+
+/// max v (−∞ for an empty slice); a NaN among v is skipped here, callers let it propagate
+/// through their arithmetic.
+#[inline(always)]
+pub fn max(v: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for l in 0..8 {
+            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
+        }
+    }
+    let mut m = f32::NEG_INFINITY;
+    for &x in it.remainder().iter().chain(acc.iter()) {
+        m = if x > m { x } else { m };
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stated bounds: exp within 2 ulp (relative 2.4e-7) of f64's on [-87, 88]; erf within
+    /// 6e-7 absolute (measured 5.9e-7, near x = 0 where 1 − p·t·e^(−x²) cancels).
+    #[test]
+    fn exp_and_erf_meet_their_stated_error() {
+        let mut worst_exp = 0f64;
+        let mut worst_erf = 0f64;
+        let n = 200_000;
+        for i in 0..=n {
+            let x = -87.0 + 175.0 * i as f64 / n as f64;
+            let got = exp(x as f32) as f64;
+            let want = (x as f32 as f64).exp();
+            worst_exp = worst_exp.max(((got - want) / want).abs());
+            let x = -6.0 + 12.0 * i as f64 / n as f64;
+            let xf = x as f32;
+            let (e, g) = erf_and_gauss(xf);
+            let want = libm_erf(xf as f64);
+            worst_erf = worst_erf.max((e as f64 - want).abs());
+            assert!(((g as f64) - (-(xf as f64) * xf as f64).exp()).abs() < 1e-6);
+        }
+        assert!(worst_exp < 2.4e-7, "exp rel err {worst_exp:e}");
+        assert!(worst_erf < 6e-7, "erf abs err {worst_erf:e}");
+        assert!(exp(f32::NAN).is_nan());
+        assert!(exp(-1e4) < 2e-38 && exp(-1e4) > 0.0);
+    }
+
+    /// erf in f64 by its Taylor series (|x| ≤ 3) and continued fraction beyond: a reference
+    /// accurate to ~1e-15 without a libm dependency.
+    fn libm_erf(x: f64) -> f64 {
+        let a = x.abs();
+        let r = if a <= 3.0 {
+            let mut term = a;
+            let mut s = a;
+            let mut k = 0.0;
+            while term.abs() > 1e-17 * s.abs() {
+                k += 1.0;
+                term *= -a * a / k;
+                s += term / (2.0 * k + 1.0);
+            }
+            s * 2.0 / std::f64::consts::PI.sqrt()
+        } else {
+            // erfc(a) = e^(−a²)/√π · 1/(a + 1/2/(a + 1/(a + 3/2/(a + …))))
+            let mut f = a;
+            for k in (1..60).rev() {
+                f = a + (k as f64 / 2.0) / f;
+            }
+            1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / f
+        };
+        r.copysign(x)
+    }
+
+    #[test]
+    fn sum_and_max_match_sequential() {
+        let v: Vec<f32> = (0..37).map(|i| ((i * 7919) % 101) as f32 - 50.0).collect();
+        assert_eq!(sum(&v), v.iter().sum::<f32>());
+        assert_eq!(max(&v), 50.0);
+        assert_eq!(max(&[]), f32::NEG_INFINITY);
+    }
+}
