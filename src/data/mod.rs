@@ -1,11 +1,13 @@
-//! Datasets and how they reach the models: loaders (idx, digits csv, text), the paper tasks,
-//! and batching.
+//! Datasets and how they reach the models: loaders (idx, digits csv, text, verse pairs), the
+//! paper tasks, and batching.
 
 pub mod batch;
 pub mod catalog;
 pub mod digits;
 pub mod idx;
 pub mod paper_tasks;
+pub mod sword;
+pub mod verses;
 pub mod vision;
 
 /// Grayscale images in [0, 1] with integer labels; image i is `pixels[i*h*w .. (i+1)*h*w]`.
