@@ -89,7 +89,7 @@ impl BleuStats {
         } else {
             (1.0 - r / c).exp()
         };
-        let score = if precisions.iter().any(|&p| p == 0.0) {
+        let score = if precisions.contains(&0.0) {
             0.0
         } else {
             brevity_penalty * (precisions.iter().map(|p| p.ln()).sum::<f64>() / MAX_N as f64).exp()
@@ -245,7 +245,7 @@ mod tests {
         let c1 =
             lower("It is a guide to action which ensures that the military always obeys the commands of the party");
         let c2 = lower("It is to insure the troops forever hearing the activity guidebook that party direct");
-        let b1 = corpus_bleu_multi(&[c1], &[refs.clone()]);
+        let b1 = corpus_bleu_multi(&[c1], std::slice::from_ref(&refs));
         let b2 = corpus_bleu_multi(&[c2], &[refs]);
         assert!(close(b1.precisions[0], 17.0 / 18.0) && close(b1.precisions[1], 10.0 / 17.0), "{b1:?}");
         assert!(close(b2.precisions[0], 8.0 / 14.0) && close(b2.precisions[1], 1.0 / 13.0), "{b2:?}");
