@@ -1,5 +1,5 @@
-//! Datasets and how they reach the models: loaders (idx, digits csv, text), the paper tasks,
-//! and batching.
+//! Datasets and how they reach the models: loaders (idx, digits csv, char and word text, verse
+//! pairs), the paper tasks, and batching.
 
 pub mod batch;
 pub mod canvas;
@@ -7,7 +7,12 @@ pub mod catalog;
 pub mod digits;
 pub mod idx;
 pub mod paper_tasks;
+pub mod seq_tasks;
+pub mod sword;
+pub mod text;
+pub mod verses;
 pub mod vision;
+pub mod words;
 
 /// Grayscale images in [0, 1] with integer labels; image i is `pixels[i*h*w .. (i+1)*h*w]`.
 #[derive(Clone, Debug)]

@@ -1,6 +1,7 @@
-//! What people read: tables, curve plots, ASCII images.
+//! What people read: tables, curve plots, ASCII images, and metrics such as BLEU.
 
 pub mod ascii;
+pub mod bleu;
 pub mod plot;
 pub mod table;
 
