@@ -1,5 +1,7 @@
 //! Our own optimizers, with state we can save and restore exactly (candle's AdamW keeps its
-//! moments private and defaults weight_decay to 0.01; DESIGN §7).
+//! moments private and defaults weight_decay to 0.01; DESIGN §7). Each update is one fused,
+//! in-place pass per parameter (`crate::ops::optim`), bitwise equal to the composed tensor-op
+//! formulas it replaced (`adamw_update_ref`, `sgd_update_ref`, tested there).
 //!
 //! Weight decay is always explicit (`train.weight_decay`, default 0) and applies to weight
 //! matrices and kernels (rank ≥ 2) only, never to biases or norm gains:
@@ -7,6 +9,7 @@
 //! - AdamW decouples it: w ← w − lr·λ·w, outside the adaptive step (Loshchilov & Hutter 2019).
 
 use super::params::Params;
+use crate::ops::optim::{adamw_update, sgd_update, AdamHp};
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -35,11 +38,10 @@ pub struct OptimHp {
 struct Slot {
     name: String,
     var: Var,
-    decay: bool,
-    /// momentum buffer (SGD family) or first moment m (Adam family)
-    m: Option<Tensor>,
+    /// momentum buffer (SGD family) or first moment m (Adam family); empty = no state yet
+    m: Vec<f32>,
     /// second moment v (Adam family)
-    v: Option<Tensor>,
+    v: Vec<f32>,
 }
 
 pub struct Optimizer {
@@ -51,87 +53,63 @@ pub struct Optimizer {
 
 impl Optimizer {
     pub fn new(params: &Params, hp: OptimHp) -> Self {
-        let slots = params
-            .trainable()
-            .into_iter()
-            .map(|(name, var)| {
-                let decay = var.rank() >= 2;
-                Slot { name, var, decay, m: None, v: None }
-            })
-            .collect();
+        let slots =
+            params.trainable().into_iter().map(|(name, var)| Slot { name, var, m: vec![], v: vec![] }).collect();
         Self { hp, slots, t: 0 }
     }
 
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
         self.t += 1;
         let hp = self.hp;
-        let t = self.t as i32;
+        let adam = AdamHp {
+            beta1: hp.beta1,
+            beta2: hp.beta2,
+            eps: hp.eps,
+            weight_decay: hp.weight_decay,
+            decoupled: hp.kind == OptimKind::Adamw,
+        };
         for s in self.slots.iter_mut() {
-            let Some(g) = grads.get(s.var.as_tensor()) else {
-                continue;
-            };
+            let Some(g) = grads.get(s.var.as_tensor()) else { continue };
             let w = s.var.as_tensor();
-            let l2 = s.decay && hp.weight_decay > 0.0 && hp.kind != OptimKind::Adamw;
-            let g = if l2 { (g + (w * hp.weight_decay)?)? } else { g.clone() };
-            let update = match hp.kind {
-                OptimKind::Sgd => g,
+            match hp.kind {
+                OptimKind::Sgd => sgd_update(w, g, None, 0.0, false, hp.weight_decay, lr)?,
                 OptimKind::Momentum | OptimKind::Nesterov => {
-                    // PyTorch's form: b ← μ·b + g; step along b (or g + μ·b for Nesterov).
-                    let b = match &s.m {
-                        Some(b) => ((b * hp.momentum)? + &g)?,
-                        None => g.clone(),
-                    };
-                    let u = if hp.kind == OptimKind::Nesterov { (&g + (&b * hp.momentum)?)? } else { b.clone() };
-                    s.m = Some(b);
-                    u
+                    let nesterov = hp.kind == OptimKind::Nesterov;
+                    sgd_update(w, g, Some(&mut s.m), hp.momentum, nesterov, hp.weight_decay, lr)?
                 }
-                OptimKind::Adam | OptimKind::Adamw => {
-                    let m = match &s.m {
-                        Some(m) => ((m * hp.beta1)? + (&g * (1.0 - hp.beta1))?)?,
-                        None => (&g * (1.0 - hp.beta1))?,
-                    };
-                    let g2 = g.sqr()?;
-                    let v = match &s.v {
-                        Some(v) => ((v * hp.beta2)? + (g2 * (1.0 - hp.beta2))?)?,
-                        None => (g2 * (1.0 - hp.beta2))?,
-                    };
-                    let mhat = (&m / (1.0 - hp.beta1.powi(t)))?;
-                    let vhat = (&v / (1.0 - hp.beta2.powi(t)))?;
-                    let u = (mhat / (vhat.sqrt()? + hp.eps)?)?;
-                    s.m = Some(m);
-                    s.v = Some(v);
-                    u
-                }
-            };
-            let mut next = (w - (update * lr)?)?;
-            if hp.kind == OptimKind::Adamw && s.decay && hp.weight_decay > 0.0 {
-                next = (next - (w * (lr * hp.weight_decay))?)?;
+                OptimKind::Adam | OptimKind::Adamw => adamw_update(w, g, &mut s.m, &mut s.v, &adam, self.t, lr)?,
             }
-            s.var.set(&next)?;
         }
         Ok(())
     }
 
-    /// State tensors named `optim/<param>/m` and `optim/<param>/v`.
-    pub fn state(&self) -> Vec<(String, Tensor)> {
+    /// State tensors named `optim/<param>/m` and `optim/<param>/v`, shaped like the parameter.
+    pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
         let mut out = vec![];
         for s in &self.slots {
-            if let Some(m) = &s.m {
-                out.push((format!("optim/{}/m", s.name), m.clone()));
-            }
-            if let Some(v) = &s.v {
-                out.push((format!("optim/{}/v", s.name), v.clone()));
+            for (key, buf) in [("m", &s.m), ("v", &s.v)] {
+                if !buf.is_empty() {
+                    let t = Tensor::from_slice(buf, s.var.shape(), s.var.device())?;
+                    out.push((format!("optim/{}/{key}", s.name), t));
+                }
             }
         }
-        out
+        Ok(out)
     }
 
-    pub fn load_state(&mut self, map: &BTreeMap<String, Tensor>, t: u64) {
+    pub fn load_state(&mut self, map: &BTreeMap<String, Tensor>, t: u64) -> Result<()> {
         self.t = t;
         for s in self.slots.iter_mut() {
-            s.m = map.get(&format!("optim/{}/m", s.name)).cloned();
-            s.v = map.get(&format!("optim/{}/v", s.name)).cloned();
+            let read = |key: &str| -> Result<Vec<f32>> {
+                match map.get(&format!("optim/{}/{key}", s.name)) {
+                    Some(t) => t.flatten_all()?.to_vec1::<f32>(),
+                    None => Ok(vec![]),
+                }
+            };
+            s.m = read("m")?;
+            s.v = read("v")?;
         }
+        Ok(())
     }
 }
 
@@ -183,6 +161,26 @@ mod tests {
             .collect();
         // sorted by name: b, w
         assert!((vals[0] - 1.0).abs() < 1e-6 && (vals[1] - 0.95).abs() < 1e-6, "{vals:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn state_round_trips_through_tensors() -> Result<()> {
+        let dev = Device::Cpu;
+        let p = Params::new(0);
+        let w = p.vb(&dev).get_with_hints((2, 3), "w", candle_nn::init::ONE)?;
+        let hp =
+            OptimHp { kind: OptimKind::Adam, momentum: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+        let mut opt = Optimizer::new(&p, hp);
+        opt.step(&w.sqr()?.sum_all()?.backward()?, 0.1)?;
+        let saved: BTreeMap<String, Tensor> = opt.state()?.into_iter().collect();
+        assert_eq!(saved["optim/w/v"].dims(), &[2, 3]);
+        let mut back = Optimizer::new(&p, hp);
+        back.load_state(&saved, opt.t)?;
+        let again: BTreeMap<String, Tensor> = back.state()?.into_iter().collect();
+        for (k, t) in &saved {
+            assert_eq!(t.flatten_all()?.to_vec1::<f32>()?, again[k].flatten_all()?.to_vec1::<f32>()?);
+        }
         Ok(())
     }
 }

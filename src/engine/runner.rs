@@ -150,7 +150,7 @@ impl Saver<'_> {
 
     fn checkpoint(&self, exp: &dyn Experiment, opt: &Optimizer, step: usize) -> anyhow::Result<()> {
         let mut tensors = exp.params().tensors();
-        tensors.extend(opt.state());
+        tensors.extend(opt.state()?);
         let mut meta = self.meta(step);
         meta.insert("dlhist.optim_t".into(), opt.t.to_string());
         checkpoint::save(&self.spec.dir.ckpt(), &tensors, &meta)
@@ -178,7 +178,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
             .into());
         }
         exp.params().load(&ck.tensors).map_err(|m| DlError::IncompatibleCheckpoint { path: dir.ckpt(), message: m })?;
-        opt.load_state(&ck.tensors, ck.get_u64("dlhist.optim_t"));
+        opt.load_state(&ck.tensors, ck.get_u64("dlhist.optim_t"))?;
         start = ck.get_u64("dlhist.step") as usize;
         initial = ck.get("dlhist.initial").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         truncate_metrics(&dir.metrics(), start).map_err(|e| unwritable(&dir.metrics(), e))?;
