@@ -2,6 +2,7 @@
 //! schedules, checkpoints, metrics, progress, the seeded RNG. The engine never knows which
 //! milestone it runs: a milestone is an [`Experiment`].
 
+pub mod bench;
 pub mod checkpoint;
 pub mod optim;
 pub mod params;
