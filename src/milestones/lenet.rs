@@ -38,13 +38,8 @@ impl Default for ModelCfg {
 impl ModelCfg {
     /// Side of the feature maps after conv (no padding) + 2x2 pool, twice: 28 -> 24 -> 12 -> 8 -> 4.
     fn map_sizes(&self) -> Result<[usize; 2]> {
-        let conv_pool = |s: usize| {
-            if s >= self.kernel && (s - self.kernel + 1) >= 2 {
-                Some((s - self.kernel + 1) / 2)
-            } else {
-                None
-            }
-        };
+        // a conv output side o = s − k + 1, floored by the pool to o / 2; None when nothing is left
+        let conv_pool = |s: usize| s.checked_sub(self.kernel).map(|d| d + 1).filter(|&o| o >= 2).map(|o| o / 2);
         let s1 = conv_pool(self.image_size);
         match s1.and_then(|s1| conv_pool(s1).map(|s2| [s1, s2])) {
             Some(s) => Ok(s),

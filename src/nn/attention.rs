@@ -18,7 +18,7 @@ pub struct SelfAttention {
 
 /// Self-attention over `n_embd` features in `n_head` heads (`n_embd` must divide evenly).
 pub fn self_attention(n_embd: usize, n_head: usize, causal: bool, vb: VarBuilder) -> Result<SelfAttention> {
-    if n_head == 0 || n_embd % n_head != 0 {
+    if n_head == 0 || !n_embd.is_multiple_of(n_head) {
         candle_core::bail!("attention: n_embd {n_embd} is not divisible by n_head {n_head}");
     }
     Ok(SelfAttention {
