@@ -16,8 +16,8 @@ test: ## run every test (unit, CLI black-box, resume exactness, gradient flow, s
 data: ## fetch MNIST, Fashion-MNIST, Shakespeare, SOTU, verses, emoji, analogies into data/fetched (about 90 MB)
 	bash scripts/fetch-data.sh
 
-bench: build ## time the training steps (fused-op benches arrive with the speed work)
-	$(BIN) replay mlp --budget smoke
+bench: build ## time the training steps of the mlp, lenet, lstm and gpt workloads, and the fused ops vs their references
+	$(BIN) bench --ops
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --check

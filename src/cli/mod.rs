@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand, each with its `Args` and `run`.
 
+pub mod bench;
 pub mod common;
 pub mod compare;
 pub mod data;
@@ -18,7 +19,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Run the history of deep learning: each milestone paper as a small experiment that checks its claim",
     long_about = "Run the history of deep learning. Every milestone from backprop (1986) on is an experiment that trains on a CPU in minutes, on real data, and checks its paper's headline claim with a measured number.\n\nThe defaults need no download (built-in 8x8 digits and Moby-Dick); `make data` fetches MNIST and the other full datasets.",
-    after_help = "Examples:\n  dlhist list\n  dlhist train mlp\n  dlhist sample mlp --n 4\n  dlhist compare relu gelu\n  dlhist replay backprop mlp --budget smoke"
+    after_help = "Examples:\n  dlhist list\n  dlhist train mlp\n  dlhist sample mlp --n 4\n  dlhist compare relu gelu\n  dlhist replay backprop mlp --budget smoke\n  dlhist bench gpt"
 )]
 pub struct Cli {
     /// machine-readable JSON on stdout (human text goes to stderr)
@@ -41,6 +42,7 @@ pub enum Command {
     Compare(compare::Args),
     Replay(replay::Args),
     Data(data::Args),
+    Bench(bench::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -54,5 +56,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(a) => compare::run(a, json),
         Command::Replay(a) => replay::run(a, json),
         Command::Data(a) => data::run(a, json),
+        Command::Bench(a) => bench::run(a, json),
     }
 }

@@ -2,6 +2,7 @@
 //! schedules, checkpoints, metrics, progress, the seeded RNG. The engine never knows which
 //! milestone it runs: a milestone is an [`Experiment`].
 
+pub mod bench;
 pub mod checkpoint;
 pub mod optim;
 pub mod params;
@@ -9,6 +10,7 @@ pub mod progress;
 pub mod rng;
 pub mod runner;
 pub mod schedule;
+pub mod step;
 
 use crate::engine::optim::{OptimHp, OptimKind};
 use crate::engine::schedule::{Schedule, ScheduleKind};
@@ -183,4 +185,10 @@ pub fn grad_norm(params: &Params, grads: &candle_core::backprop::GradStore) -> c
 /// Seeded RNG of training step `step`.
 pub fn step_rng(seed: u64, step: usize) -> Rng {
     Rng::derive(seed, "step", step as u64)
+}
+
+/// Math threads in use: RAYON_NUM_THREADS, which main sets once at start (`--threads` or the
+/// physical cores).
+pub fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
 }

@@ -6,7 +6,8 @@
 use super::checkpoint;
 use super::optim::Optimizer;
 use super::progress::Progress;
-use super::{grad_norm, step_rng, Experiment, Metrics, Split, TrainConfig};
+use super::step::{train_step, Step};
+use super::{threads, Experiment, Metrics, Split, TrainConfig};
 use crate::error::DlError;
 use anyhow::Context;
 use candle_core::Device;
@@ -128,10 +129,6 @@ fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
-}
-
 struct Saver<'a> {
     spec: &'a RunSpec<'a>,
     initial: &'a Metrics,
@@ -231,34 +228,23 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         }
         let ts = Instant::now();
         let lr = sched.lr(step);
-        let mut rng = step_rng(tc.seed, step);
-        let out = exp.train_loss(step, &mut rng)?;
-        let loss = out.loss.to_scalar::<f32>()? as f64;
-        let mut grads = out.loss.backward()?;
-        let norm = grad_norm(exp.params(), &grads)?;
-        if !loss.is_finite() || !norm.is_finite() {
-            bar.finish();
-            // the weights that produced this are already bad: keep the last checkpoint as it is
-            let what = if loss.is_finite() { "the gradient norm" } else { "the loss" };
-            return Err(DlError::Diverged {
-                step,
-                what: what.into(),
-                ckpt: dir.ckpt(),
-                ckpt_step: last_ckpt,
-                name: spec.name.into(),
-                run_dir: dir.0.display().to_string(),
-            }
-            .into());
-        }
-        if tc.clip_grad_norm > 0.0 && norm > tc.clip_grad_norm {
-            let scale = tc.clip_grad_norm / norm;
-            for (_, v) in exp.params().trainable() {
-                if let Some(g) = grads.remove(v.as_tensor()) {
-                    grads.insert(v.as_tensor(), (g * scale)?);
+        let out = match train_step(exp, &mut opt, tc, step, lr)? {
+            Step::Updated(out) => out,
+            Step::NotFinite { what } => {
+                bar.finish();
+                // the weights that produced this are already bad: keep the last checkpoint as it is
+                return Err(DlError::Diverged {
+                    step,
+                    what: what.into(),
+                    ckpt: dir.ckpt(),
+                    ckpt_step: last_ckpt,
+                    name: spec.name.into(),
+                    run_dir: dir.0.display().to_string(),
                 }
+                .into());
             }
-        }
-        opt.step(&grads, lr)?;
+        };
+        let (loss, norm) = (out.loss, out.grad_norm);
         step += 1;
 
         recent.push_back(loss);

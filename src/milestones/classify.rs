@@ -73,7 +73,7 @@ impl<M: ClassModel> Experiment for Classifier<M> {
         let idx = self.sampler.indices(step);
         let (x, y) = batch_tensors(&self.data.train, &idx, &self.device)?;
         let logits = self.model.logits(&x, true, rng)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let loss = crate::nn::loss::cross_entropy(&logits, &y)?;
         let acc = correct(&logits, &y)? / self.batch as f64;
         Ok(TrainOut { loss, metrics: Metrics::from([("acc".to_string(), acc)]) })
     }
@@ -86,7 +86,7 @@ impl<M: ClassModel> Experiment for Classifier<M> {
             let idx: Vec<usize> = (start..(start + EVAL_BATCH).min(set.len())).collect();
             let (x, y) = batch_tensors(set, &idx, &self.device)?;
             let logits = self.model.logits(&x, false, &mut rng)?;
-            loss += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64 * idx.len() as f64;
+            loss += crate::nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64 * idx.len() as f64;
             hits += correct(&logits, &y)?;
         }
         let n = set.len() as f64;

@@ -29,7 +29,7 @@ pub struct DataCfg {
 pub struct ModelCfg {
     /// hidden layer widths
     pub hidden: Vec<usize>,
-    /// sigmoid | tanh | relu | gelu
+    /// sigmoid | tanh | relu | gelu | gelu_tanh
     pub act: Activation,
     /// default | he | glorot | normal
     pub init: InitKind,

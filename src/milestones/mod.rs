@@ -4,7 +4,11 @@
 pub mod activations;
 pub mod backprop;
 pub mod classify;
+pub mod gpt;
+pub mod lenet;
+pub mod lstm;
 pub mod mlp;
+pub mod workloads;
 
 use crate::engine::runner::Summary;
 use crate::engine::Experiment;
@@ -68,4 +72,32 @@ pub struct Claim {
 /// Reads a final metric from a summary, with a clear error if the milestone did not report it.
 pub fn metric(s: &Summary, key: &str) -> anyhow::Result<f64> {
     s.metric(key).ok_or_else(|| anyhow::anyhow!("run {} reported no metric `{key}`", s.name))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::engine::params::Params;
+    use candle_core::{Result, Tensor};
+
+    /// Backprops `loss` and asserts that every trainable parameter in `params` gets a gradient
+    /// that is finite and not all zero (DESIGN §7: an op without backward silently cuts it).
+    pub fn assert_every_param_gets_a_gradient(params: &Params, loss: &Tensor) -> Result<()> {
+        let grads = loss.backward()?;
+        let mut bad = vec![];
+        for (name, var) in params.trainable() {
+            match grads.get(var.as_tensor()) {
+                None => bad.push(format!("{name}: no gradient")),
+                Some(g) => {
+                    let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
+                    if g.iter().any(|x| !x.is_finite()) {
+                        bad.push(format!("{name}: non-finite gradient"));
+                    } else if g.iter().all(|&x| x == 0.0) {
+                        bad.push(format!("{name}: all-zero gradient"));
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+        Ok(())
+    }
 }

@@ -13,6 +13,9 @@ pub enum Activation {
     Relu,
     /// x·Φ(x), exact erf form (Hendrycks & Gimpel 2016)
     Gelu,
+    /// GELU's tanh approximation, ½x(1 + tanh(√(2/π)(x + 0.044715x³))), as in GPT-2
+    #[serde(rename = "gelu_tanh")]
+    GeluTanh,
 }
 
 impl Activation {
@@ -22,6 +25,7 @@ impl Activation {
             Activation::Tanh => x.tanh(),
             Activation::Relu => x.relu(),
             Activation::Gelu => x.gelu_erf(),
+            Activation::GeluTanh => x.gelu(),
         }
     }
 }

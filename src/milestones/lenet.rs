@@ -1,0 +1,128 @@
+//! `lenet`: LeNet-5 (LeCun, Bottou, Bengio & Haffner 1998), a convolutional network for digits,
+//! with ReLU in place of the paper's scaled tanh and max- in place of average-pooling, as is
+//! usual today. Only the model is here for now (`dlhist bench` times it); its recipe, data and
+//! claim come with the lenet milestone issue.
+
+use super::classify::ClassModel;
+use crate::engine::rng::Rng;
+use crate::nn::activation::Activation;
+use crate::nn::conv::{conv2d, max_pool2d_ref, Conv2d};
+use crate::nn::linear::InitKind;
+use crate::nn::mlp::Mlp;
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCfg {
+    /// channels of the input images
+    pub in_channels: usize,
+    /// side of the (square) input images
+    pub image_size: usize,
+    /// output channels of the two conv layers
+    pub channels: [usize; 2],
+    /// side of the square conv kernels
+    pub kernel: usize,
+    /// widths of the fully connected hidden layers
+    pub hidden: Vec<usize>,
+    pub classes: usize,
+}
+
+impl Default for ModelCfg {
+    fn default() -> Self {
+        Self { in_channels: 1, image_size: 28, channels: [6, 16], kernel: 5, hidden: vec![120, 84], classes: 10 }
+    }
+}
+
+impl ModelCfg {
+    /// Side of the feature maps after conv (no padding) + 2x2 pool, twice: 28 -> 24 -> 12 -> 8 -> 4.
+    fn map_sizes(&self) -> Result<[usize; 2]> {
+        // a conv output side o = s − k + 1, floored by the pool to o / 2; None when nothing is left
+        let conv_pool = |s: usize| s.checked_sub(self.kernel).map(|d| d + 1).filter(|&o| o >= 2).map(|o| o / 2);
+        let s1 = conv_pool(self.image_size);
+        match s1.and_then(|s1| conv_pool(s1).map(|s2| [s1, s2])) {
+            Some(s) => Ok(s),
+            None => candle_core::bail!(
+                "lenet: {0}x{0} images are too small for two {1}x{1} convolutions each followed by a 2x2 pool",
+                self.image_size,
+                self.kernel
+            ),
+        }
+    }
+
+    /// Inputs of the first fully connected layer: C2·s2² (16·4·4 = 256).
+    pub fn flat_dim(&self) -> Result<usize> {
+        Ok(self.channels[1] * self.map_sizes()?[1].pow(2))
+    }
+
+    /// Multiply-add FLOPs (2 per multiply-add) of one forward pass of `batch` images: the two
+    /// convolutions (2·C_out·H'·W'·C_in·k² each) and the fully connected layers (2·in·out each).
+    /// Pooling, ReLU and bias adds are not counted.
+    pub fn forward_flops(&self, batch: usize) -> Result<f64> {
+        let [s1, s2] = self.map_sizes()?;
+        let (o1, o2) = (self.image_size - self.kernel + 1, s1 - self.kernel + 1); // conv output sides
+        let k2 = self.kernel * self.kernel;
+        let conv1 = 2 * self.channels[0] * o1 * o1 * self.in_channels * k2;
+        let conv2 = 2 * self.channels[1] * o2 * o2 * self.channels[0] * k2;
+        let mut dims = vec![self.channels[1] * s2 * s2];
+        dims.extend(&self.hidden);
+        dims.push(self.classes);
+        let fc: usize = dims.windows(2).map(|d| 2 * d[0] * d[1]).sum();
+        Ok(batch as f64 * (conv1 + conv2 + fc) as f64)
+    }
+}
+
+pub struct LeNet {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    /// 256 -> 120 -> 84 -> 10, ReLU between
+    pub fc: Mlp,
+}
+
+/// LeNet-5: conv 1→6 5x5, ReLU, pool 2; conv 6→16 5x5, ReLU, pool 2; fc 256→120→84→10.
+/// Parameters: `conv1.*`, `conv2.*`, `fc.fc0.*` .. `fc.fc2.*`.
+pub fn lenet(cfg: &ModelCfg, vb: VarBuilder) -> Result<LeNet> {
+    let [c1, c2] = cfg.channels;
+    let conv1 = conv2d(cfg.in_channels, c1, cfg.kernel, 1, 0, vb.pp("conv1"))?;
+    let conv2 = conv2d(c1, c2, cfg.kernel, 1, 0, vb.pp("conv2"))?;
+    let mut dims = vec![cfg.flat_dim()?];
+    dims.extend(&cfg.hidden);
+    dims.push(cfg.classes);
+    let fc = Mlp::new(&dims, Activation::Relu, InitKind::Default, vb.pp("fc"))?;
+    Ok(LeNet { conv1, conv2, fc })
+}
+
+impl ClassModel for LeNet {
+    /// (B, 1, 28, 28) -> (B, 10) logits
+    fn logits(&self, x: &Tensor, _train: bool, _rng: &mut Rng) -> Result<Tensor> {
+        let h = max_pool2d_ref(&self.conv1.forward(x)?.relu()?, 2)?; // (B, 6, 12, 12)
+        let h = max_pool2d_ref(&self.conv2.forward(&h)?.relu()?, 2)?; // (B, 16, 4, 4)
+        self.fc.forward(&h.flatten_from(1)?) // (B, 256) -> (B, 10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::params::Params;
+    use crate::milestones::tests::assert_every_param_gets_a_gradient;
+    use candle_core::Device;
+
+    #[test]
+    fn every_parameter_gets_a_gradient_and_the_flop_count_is_lenets() -> Result<()> {
+        let dev = Device::Cpu;
+        let cfg = ModelCfg::default();
+        assert_eq!(cfg.flat_dim()?, 256);
+        // conv1 2·6·24²·25 + conv2 2·16·8²·150 + fc 2·(256·120 + 120·84 + 84·10), per image
+        assert_eq!(cfg.forward_flops(1)?, (172_800 + 307_200 + 83_280) as f64);
+        let p = Params::new(7);
+        let net = lenet(&cfg, p.vb(&dev))?;
+        let mut rng = Rng::new(1);
+        let x: Vec<f32> = (0..3 * 28 * 28).map(|_| rng.uniform() as f32).collect();
+        let x = Tensor::from_vec(x, (3, 1, 28, 28), &dev)?;
+        let y = Tensor::new(&[1u32, 7, 3], &dev)?;
+        let loss = crate::nn::loss::cross_entropy(&net.logits(&x, true, &mut rng)?, &y)?;
+        assert_every_param_gets_a_gradient(&p, &loss)
+    }
+}

@@ -1,0 +1,94 @@
+//! Multi-head self-attention (Vaswani et al. 2017), causal for language models, composed of
+//! candle ops that have a backward (the composed `ops::softmax`, not `softmax_last_dim`,
+//! DESIGN §7). The attention itself is one function, [`attention_ref`], so a fused kernel can
+//! take its place.
+
+use super::linear::{linear, InitKind};
+use candle_core::{Result, Tensor, D};
+use candle_nn::{Linear, Module, VarBuilder};
+
+pub struct SelfAttention {
+    /// x -> [q | k | v]: C -> 3C
+    pub c_attn: Linear,
+    /// heads concatenated -> C
+    pub c_proj: Linear,
+    pub n_head: usize,
+    pub causal: bool,
+}
+
+/// Self-attention over `n_embd` features in `n_head` heads (`n_embd` must divide evenly).
+pub fn self_attention(n_embd: usize, n_head: usize, causal: bool, vb: VarBuilder) -> Result<SelfAttention> {
+    if n_head == 0 || !n_embd.is_multiple_of(n_head) {
+        candle_core::bail!("attention: n_embd {n_embd} is not divisible by n_head {n_head}");
+    }
+    Ok(SelfAttention {
+        c_attn: linear(n_embd, 3 * n_embd, InitKind::Default, vb.pp("c_attn"))?,
+        c_proj: linear(n_embd, n_embd, InitKind::Default, vb.pp("c_proj"))?,
+        n_head,
+        causal,
+    })
+}
+
+impl SelfAttention {
+    /// (B, T, C) -> (B, T, C)
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, c) = x.dims3()?;
+        let (h, dh) = (self.n_head, c / self.n_head);
+        let qkv = self.c_attn.forward(&x.reshape((b * t, c))?)?; // (B·T, 3C)
+                                                                 // (B·T, 3C) -> (B, T, 3, H, Dh) -> (3, B, H, T, Dh): one copy for all of q, k and v
+        let qkv = qkv.reshape((b, t, 3, h, dh))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?); // each (B, H, T, Dh)
+        let y = attention_ref(&q, &k, &v, self.causal)?; // (B, H, T, Dh)
+        let y = y.transpose(1, 2)?.reshape((b * t, c))?; // heads side by side: (B·T, C)
+        self.c_proj.forward(&y)?.reshape((b, t, c))
+    }
+}
+
+/// softmax(q·kᵀ / √Dh [+ causal mask]) · v, per batch and head.
+/// q, k, v: (B, H, T, Dh) -> (B, H, T, Dh). Materialises the (B, H, T, T) scores.
+pub fn attention_ref(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool) -> Result<Tensor> {
+    let (_, _, t, dh) = q.dims4()?;
+    let scale = 1.0 / (dh as f64).sqrt();
+    let mut s = (q.matmul(&k.t()?)? * scale)?; // (B, H, T, T)
+    if causal {
+        s = s.broadcast_add(&causal_mask(t, q.device())?)?;
+    }
+    let p = candle_nn::ops::softmax(&s, D::Minus1)?; // rows sum to 1; masked entries are exactly 0
+    p.matmul(v) // (B, H, T, Dh)
+}
+
+/// (T, T): 0 where key j ≤ query i, −∞ where j > i (a query never sees the future).
+fn causal_mask(t: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let m: Vec<f32> = (0..t * t).map(|ij| if ij % t > ij / t { f32::NEG_INFINITY } else { 0.0 }).collect();
+    Tensor::from_vec(m, (t, t), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Changing a later token must not change the outputs at earlier positions.
+    #[test]
+    fn causal_attention_does_not_look_ahead() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut rng = crate::engine::rng::Rng::new(3);
+        let (b, h, t, dh) = (1, 2, 5, 3);
+        let mut data: Vec<f32> = (0..3 * b * h * t * dh).map(|_| rng.normal() as f32).collect();
+        let run = |d: &[f32]| -> Result<Vec<f32>> {
+            let all = Tensor::from_slice(d, (3, b, h, t, dh), &dev)?;
+            let y = attention_ref(&all.get(0)?, &all.get(1)?, &all.get(2)?, true)?;
+            y.narrow(2, 0, t - 1)?.flatten_all()?.to_vec1()
+        };
+        let before = run(&data)?;
+        // perturb k and v of the last position in every head
+        for which in 1..3 {
+            for hh in 0..h {
+                let base = ((which * b) * h + hh) * t * dh + (t - 1) * dh;
+                data[base] += 10.0;
+            }
+        }
+        assert_eq!(before, run(&data)?);
+        Ok(())
+    }
+}
