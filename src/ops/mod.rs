@@ -2,6 +2,10 @@
 //! reference composed of candle ops; its tests compare outputs and gradients within a stated
 //! tolerance, and `dlhist bench` / `cargo bench` time both (kernels/README.md has the numbers).
 
+pub mod conv2d;
+pub mod embedding;
+pub mod maxpool;
+
 /// One op benchmark: the fused op and its composed reference on the same inputs, each closure
 /// running forward + backward once.
 pub struct OpBench {
@@ -14,5 +18,9 @@ pub struct OpBench {
 
 /// Every op bench, for `dlhist bench --ops`.
 pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
-    Ok(vec![])
+    let mut all = Vec::new();
+    all.extend(conv2d::benches()?);
+    all.extend(maxpool::benches()?);
+    all.extend(embedding::benches()?);
+    Ok(all)
 }
