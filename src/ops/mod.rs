@@ -2,10 +2,13 @@
 //! reference composed of candle ops; its tests compare outputs and gradients within a stated
 //! tolerance, and `dlhist bench` / `cargo bench` time both (kernels/README.md has the numbers).
 
+pub mod conv2d;
 pub mod cpu;
 pub mod cross_entropy;
+pub mod embedding;
 pub mod layernorm;
 pub mod linear;
+pub mod maxpool;
 pub mod optim;
 
 /// One op benchmark: the fused op and its composed reference on the same inputs, each closure
@@ -25,6 +28,9 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(layernorm::benches()?);
     out.extend(cross_entropy::benches()?);
     out.extend(optim::benches()?);
+    out.extend(conv2d::benches()?);
+    out.extend(maxpool::benches()?);
+    out.extend(embedding::benches()?);
     Ok(out)
 }
 

@@ -1,0 +1,609 @@
+//! 2-D convolution (cross-correlation, as PyTorch and candle) via im2col + gemm, forward and
+//! both backward passes.
+//!
+//! Shapes: x (B, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out) -> y (B, C_out, H_out, W_out)
+//! with H_out = (H + 2p - kH) / s + 1 (floor), W_out likewise. Write K = C_in·kH·kW and
+//! N = H_out·W_out. Per sample, col = im2col(x_b) is (K, N) and
+//!
+//!   y_b  = w · col + b          (C_out, K)·(K, N), the bias pre-filled into y_b, gemm adds onto it
+//!   dw  += dy_b · colᵀ          (C_out, N)·(N, K), summed over the batch
+//!   db  += Σ_n dy_b             (C_out)
+//!   dx_b = col2im(wᵀ · dy_b)    (K, C_out)·(C_out, N), folded back onto (C_in, H, W)
+//!
+//! candle's own conv2d backward computes dx with a direct conv_transpose2d loop, and computes it
+//! even when x is the input image; here every pass is a gemm and dx is skipped when nothing
+//! upstream needs it. The col buffer is recomputed in the backward (it is cheap next to the
+//! gemms) rather than kept alive between the passes. Work is split over the batch with rayon;
+//! each worker owns its col buffer and, in the backward, its own dw/db partial sums.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// y = conv2d(x, w) + b with square stride and zero padding, dilation 1, one group.
+/// x (B, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out) -> (B, C_out, H_out, W_out). f32 on CPU.
+pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> Result<Tensor> {
+    let g = Geom::new(x, w, b, stride, padding)?;
+    // the kernels index contiguous row-major buffers; this is a no-op for the usual inputs
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, Conv2d { g }),
+        None => x.apply_op2(&w, Conv2d { g }),
+    }
+}
+
+/// The reference: candle's `Tensor::conv2d` (whose backward is its direct loop) plus a broadcast
+/// bias add.
+///
+/// candle 0.11.1's conv2d backward derives conv_transpose2d's output padding, (H + 2p - kH) mod s,
+/// from the height alone, so dx comes out with the wrong width (and `backward` fails) when the
+/// width's remainder differs. In that case only, the reference zero-pads explicitly and crops the
+/// rows and columns no window reads, which makes both remainders 0; pad and narrow have backward.
+pub fn conv2d_ref(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> Result<Tensor> {
+    let (_, _, h, wd) = x.dims4()?;
+    let (_, _, kh, kw) = w.dims4()?;
+    let (hp, wp) = (h + 2 * padding, wd + 2 * padding); // the padded input
+    let y = if stride == 0 || hp < kh || wp < kw || (hp - kh) % stride == (wp - kw) % stride {
+        x.conv2d(w, padding, stride, 1, 1)? // (B, C_out, H_out, W_out); candle rejects bad sizes
+    } else {
+        let (rh, rw) = ((hp - kh) % stride, (wp - kw) % stride); // rows / columns no window reads
+        let x_pad = x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)?;
+        x_pad.narrow(2, 0, hp - rh)?.narrow(3, 0, wp - rw)?.conv2d(w, 0, stride, 1, 1)?
+    };
+    match b {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+/// The sizes of one convolution, checked once in the public wrapper.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    b: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad: usize,
+    h_out: usize,
+    w_out: usize,
+}
+
+impl Geom {
+    fn new(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, pad: usize) -> Result<Self> {
+        for (name, t) in [("x", Some(x)), ("w", Some(w)), ("b", b)] {
+            if let Some(t) = t {
+                if !t.device().is_cpu() || t.dtype() != candle_core::DType::F32 {
+                    bail!("conv2d: only f32 on the CPU is implemented, {name} is {:?} on {:?}", t.dtype(), t.device())
+                }
+            }
+        }
+        let (bs, c_in, h, wd) = x.dims4()?;
+        let (c_out, c_in_w, kh, kw) = w.dims4()?;
+        if c_in != c_in_w {
+            bail!("conv2d: x has {c_in} channels but w expects {c_in_w}")
+        }
+        if let Some(b) = b {
+            if b.dims() != [c_out] {
+                bail!("conv2d: bias shape {:?}, expected [{c_out}]", b.dims())
+            }
+        }
+        if stride == 0 || kh == 0 || kw == 0 || c_in == 0 {
+            bail!(
+                "conv2d: stride, kernel and channels must be positive (stride {stride}, kernel {kh}x{kw}, C_in {c_in})"
+            )
+        }
+        if h + 2 * pad < kh || wd + 2 * pad < kw {
+            bail!("conv2d: kernel {kh}x{kw} is larger than the padded input {}x{}", h + 2 * pad, wd + 2 * pad)
+        }
+        let (h_out, w_out) = ((h + 2 * pad - kh) / stride + 1, (wd + 2 * pad - kw) / stride + 1);
+        Ok(Self { b: bs, c_in, h, w: wd, c_out, kh, kw, stride, pad, h_out, w_out })
+    }
+
+    /// rows of col: C_in·kH·kW
+    fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+    /// columns of col: the output positions of one sample
+    fn n(&self) -> usize {
+        self.h_out * self.w_out
+    }
+    fn x_len(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+    fn y_shape(&self) -> Shape {
+        Shape::from((self.b, self.c_out, self.h_out, self.w_out))
+    }
+
+    /// The output columns `o` whose input column `o·s + kj - p` lies inside 0..W, as a range
+    /// lo..hi (empty when the tap only ever sees padding).
+    fn valid_cols(&self, kj: usize) -> (usize, usize) {
+        let (s, p) = (self.stride, self.pad);
+        let lo = if kj >= p { 0 } else { (p - kj).div_ceil(s) };
+        let hi = if self.w + p <= kj { 0 } else { (self.w - 1 + p - kj) / s + 1 };
+        let hi = hi.min(self.w_out);
+        (lo.min(hi), hi)
+    }
+
+    /// The input row `o·s + ki - p` of output row `o`, if it is not padding.
+    fn input_row(&self, oh: usize, ki: usize) -> Option<usize> {
+        (oh * self.stride + ki).checked_sub(self.pad).filter(|&ih| ih < self.h)
+    }
+
+    /// Threads for one gemm: the batch already fills the pool when it has a sample per thread.
+    fn gemm_par(&self) -> Parallelism {
+        let t = rayon::current_num_threads();
+        if self.b >= t {
+            Parallelism::None
+        } else {
+            Parallelism::Rayon(t)
+        }
+    }
+}
+
+/// col (K, N) = the receptive field of every output position of one sample x_b (C_in, H, W),
+/// zeros where the window hangs over the padding.
+fn im2col(g: &Geom, x_b: &[f32], col: &mut [f32]) {
+    let n = g.n();
+    for c in 0..g.c_in {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * n..][..n];
+                let (lo, hi) = g.valid_cols(kj);
+                for oh in 0..g.h_out {
+                    let dst = &mut row[oh * g.w_out..][..g.w_out];
+                    let Some(ih) = g.input_row(oh, ki) else {
+                        dst.fill(0.0);
+                        continue;
+                    };
+                    let src = &x_b[(c * g.h + ih) * g.w..][..g.w];
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    if g.stride == 1 {
+                        // lo + kj >= p by construction of valid_cols
+                        let iw = lo + kj - g.pad;
+                        dst[lo..hi].copy_from_slice(&src[iw..iw + (hi - lo)]);
+                    } else {
+                        for (ow, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+                            *d = src[ow * g.stride + kj - g.pad];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dx_b (C_in, H, W) += the columns of dcol (K, N) folded back onto the input positions they
+/// were read from (the adjoint of im2col; overlapping windows accumulate).
+fn col2im(g: &Geom, dcol: &[f32], dx_b: &mut [f32]) {
+    let n = g.n();
+    for c in 0..g.c_in {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &dcol[((c * g.kh + ki) * g.kw + kj) * n..][..n];
+                let (lo, hi) = g.valid_cols(kj);
+                for oh in 0..g.h_out {
+                    let Some(ih) = g.input_row(oh, ki) else { continue };
+                    let src = &row[oh * g.w_out..][..g.w_out];
+                    let dst = &mut dx_b[(c * g.h + ih) * g.w..][..g.w];
+                    if g.stride == 1 {
+                        let iw = lo + kj - g.pad;
+                        for (d, s) in dst[iw..iw + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                            *d += s;
+                        }
+                    } else {
+                        for (ow, s) in src.iter().enumerate().take(hi).skip(lo) {
+                            dst[ow * g.stride + kj - g.pad] += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A strided view of a buffer as a (rows, cols) matrix: element (i, j) is `data[i·rs + j·cs]`.
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+/// dst (m, n), row-major and contiguous, = [dst +] lhs (m, k) · rhs (k, n).
+fn sgemm(dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat, par: Parallelism) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(k, rhs.rows, "sgemm: inner dimensions differ");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // the gemm crate reads through raw pointers: check every index it can touch lies in bounds
+    let in_bounds = |a: &Mat| a.rows == 0 || a.cols == 0 || a.data.len() > (a.rows - 1) * a.rs + (a.cols - 1) * a.cs;
+    assert!(dst.len() >= m * n && in_bounds(&lhs) && in_bounds(&rhs), "sgemm: operand out of bounds");
+    // SAFETY: the bounds were checked above; dst does not alias lhs or rhs (it is &mut).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// y (B, C_out, N) = w · im2col(x_b) + b, one sample per rayon task.
+fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (k, n) = (g.k(), g.n());
+    let mut y = vec![0f32; g.b * g.c_out * n];
+    let par = g.gemm_par();
+    y.par_chunks_mut(g.c_out * n).zip(x.par_chunks(g.x_len())).for_each_init(
+        || vec![0f32; k * n],
+        |col, (y_b, x_b)| {
+            im2col(g, x_b, col);
+            if let Some(bias) = bias {
+                for (row, &bo) in y_b.chunks_mut(n).zip(bias) {
+                    row.fill(bo);
+                }
+            }
+            let lhs = Mat { data: w, rows: g.c_out, cols: k, rs: k, cs: 1 }; // (C_out, K)
+            let rhs = Mat { data: col, rows: k, cols: n, rs: n, cs: 1 }; // (K, N)
+            sgemm(y_b, bias.is_some(), lhs, rhs, par);
+        },
+    );
+    y
+}
+
+/// The gradients of x, w and b from dy (B, C_out, N); each only when asked for.
+struct Grads {
+    dx: Option<Vec<f32>>,
+    dw: Option<Vec<f32>>,
+    db: Option<Vec<f32>>,
+}
+
+fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grads {
+    let [need_dx, need_dw, need_db] = need;
+    let (k, n, c_out) = (g.k(), g.n(), g.c_out);
+    // one chunk of samples per thread, so there are only a few dw/db partials to add up
+    let chunk = g.b.div_ceil(rayon::current_num_threads()).max(1);
+    let par = g.gemm_par();
+
+    // the samples of chunk `ci`, writing dx into `dx_chunk` (the chunk's slice of dx)
+    let work = |ci: usize, mut dx_chunk: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
+        let mut col = vec![0f32; if need_dw { k * n } else { 0 }];
+        let mut dcol = vec![0f32; if need_dx { k * n } else { 0 }];
+        let mut dw = vec![0f32; if need_dw { c_out * k } else { 0 }];
+        let mut db = vec![0f32; if need_db { c_out } else { 0 }];
+        for bi in ci * chunk..((ci + 1) * chunk).min(g.b) {
+            let dy_b = &dy[bi * c_out * n..][..c_out * n]; // (C_out, N)
+            if need_db {
+                for (d, row) in db.iter_mut().zip(dy_b.chunks(n)) {
+                    *d += row.iter().sum::<f32>();
+                }
+            }
+            if need_dw {
+                im2col(g, &x[bi * g.x_len()..][..g.x_len()], &mut col);
+                let lhs = Mat { data: dy_b, rows: c_out, cols: n, rs: n, cs: 1 }; // (C_out, N)
+                let rhs = Mat { data: &col, rows: n, cols: k, rs: 1, cs: n }; // colᵀ (N, K)
+                sgemm(&mut dw, true, lhs, rhs, par);
+            }
+            if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
+                let lhs = Mat { data: w, rows: k, cols: c_out, rs: 1, cs: k }; // wᵀ (K, C_out)
+                let rhs = Mat { data: dy_b, rows: c_out, cols: n, rs: n, cs: 1 }; // (C_out, N)
+                sgemm(&mut dcol, false, lhs, rhs, par);
+                let dx_b = &mut dx_chunk[(bi - ci * chunk) * g.x_len()..][..g.x_len()];
+                col2im(g, &dcol, dx_b);
+            }
+        }
+        (dw, db)
+    };
+
+    let n_chunks = g.b.div_ceil(chunk);
+    let (dx, partials): (_, Vec<_>) = if need_dx {
+        let mut dx = vec![0f32; g.b * g.x_len()];
+        let partials = dx.par_chunks_mut(chunk * g.x_len()).enumerate().map(|(ci, d)| work(ci, Some(d))).collect();
+        (Some(dx), partials)
+    } else {
+        (None, (0..n_chunks).into_par_iter().map(|ci| work(ci, None)).collect())
+    };
+    // add up the per-chunk partial sums of dw and db
+    let (mut dw, mut db) =
+        (vec![0f32; if need_dw { c_out * k } else { 0 }], vec![0f32; if need_db { c_out } else { 0 }]);
+    for (dw_p, db_p) in &partials {
+        dw.iter_mut().zip(dw_p).for_each(|(a, v)| *a += v);
+        db.iter_mut().zip(db_p).for_each(|(a, v)| *a += v);
+    }
+    Grads { dx, dw: need_dw.then_some(dw), db: need_db.then_some(db) }
+}
+
+/// The contiguous f32 data of a CPU storage, or a clear error.
+fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let Some((a, b)) = l.contiguous_offsets() else { bail!("conv2d: {what} must be contiguous") };
+    match s {
+        CpuStorage::F32(v) => Ok(&v[a..b]),
+        _ => bail!("conv2d: {what} must be f32, got {:?}", s.dtype()),
+    }
+}
+
+/// The same for a tensor (made contiguous first): runs `f` on its data while the storage is
+/// read-locked.
+fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.contiguous()?;
+    let (s, l) = t.storage_and_layout();
+    match &*s {
+        Storage::Cpu(cs) => f(cpu_f32(cs, l, what)?),
+        _ => bail!("conv2d: {what} must be on the CPU"),
+    }
+}
+
+/// The custom op; applied as an op3 with a bias and as an op2 without.
+struct Conv2d {
+    g: Geom,
+}
+
+impl Conv2d {
+    fn bwd_all(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, dy: &Tensor) -> Result<[Option<Tensor>; 3]> {
+        let g = &self.g;
+        // an input that is neither a variable nor computed from one gets no gradient (the image)
+        let need = [x.track_op(), w.track_op(), b.is_some_and(|b| b.track_op())];
+        let grads =
+            with_f32(x, "x", |xs| with_f32(w, "w", |ws| with_f32(dy, "dy", |dys| Ok(backward(g, xs, ws, dys, need)))))?;
+        let dev = x.device();
+        let dx = grads.dx.map(|v| Tensor::from_vec(v, (g.b, g.c_in, g.h, g.w), dev)).transpose()?;
+        let dw = grads.dw.map(|v| Tensor::from_vec(v, (g.c_out, g.c_in, g.kh, g.kw), dev)).transpose()?;
+        let db = grads.db.map(|v| Tensor::from_vec(v, g.c_out, dev)).transpose()?;
+        Ok([dx, dw, db])
+    }
+}
+
+impl CustomOp3 for Conv2d {
+    fn name(&self) -> &'static str {
+        "conv2d-im2col"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+        sb: &CpuStorage,
+        lb: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (cpu_f32(sx, lx, "x")?, cpu_f32(sw, lw, "w")?, cpu_f32(sb, lb, "b")?);
+        Ok((CpuStorage::F32(forward(&self.g, x, w, Some(b))), self.g.y_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [dx, dw, db] = self.bwd_all(x, w, Some(b), dy)?;
+        Ok((dx, dw, db))
+    }
+}
+
+impl CustomOp2 for Conv2d {
+    fn name(&self) -> &'static str {
+        "conv2d-im2col"
+    }
+
+    fn cpu_fwd(&self, sx: &CpuStorage, lx: &Layout, sw: &CpuStorage, lw: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w) = (cpu_f32(sx, lx, "x")?, cpu_f32(sw, lw, "w")?);
+        Ok((CpuStorage::F32(forward(&self.g, x, w, None)), self.g.y_shape()))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let [dx, dw, _] = self.bwd_all(x, w, None, dy)?;
+        Ok((dx, dw))
+    }
+}
+
+/// The conv workloads, forward + backward: LeNet's two convs on 28x28 (batch 64; the
+/// first one's input is the image, which needs no gradient) and an AlexNet-like 3x3 stride 1
+/// padding 1 layer.
+pub fn benches() -> Result<Vec<super::OpBench>> {
+    use candle_core::{Device, Var};
+    let dev = Device::Cpu;
+    let mut rng = crate::engine::rng::Rng::new(7);
+    let mut randn = |dims: &[usize]| {
+        let v: Vec<f32> = (0..dims.iter().product()).map(|_| rng.normal() as f32).collect();
+        Tensor::from_vec(v, dims, &dev)
+    };
+    // (name, x dims, x needs a gradient, C_out, kernel, stride, padding)
+    let cases = [
+        ("conv2d lenet c1", [64, 1, 28, 28], false, 6, 5, 1, 0),
+        ("conv2d lenet c2", [64, 6, 12, 12], true, 16, 5, 1, 0),
+        ("conv2d alexnet-like 3x3", [64, 32, 14, 14], true, 64, 3, 1, 1),
+    ];
+    let mut out = Vec::new();
+    for (name, xd, x_grad, c_out, k, s, p) in cases {
+        let x0 = randn(&xd)?;
+        let x = if x_grad { Var::from_tensor(&x0)?.as_tensor().clone() } else { x0 };
+        let w = Var::from_tensor(&(randn(&[c_out, xd[1], k, k])? * 0.1)?)?.as_tensor().clone();
+        let b = Var::from_tensor(&randn(&[c_out])?)?.as_tensor().clone();
+        let y_dims = [xd[0], c_out, (xd[2] + 2 * p - k) / s + 1, (xd[3] + 2 * p - k) / s + 1];
+        let r = randn(&y_dims)?;
+        let run = move |f: fn(&Tensor, &Tensor, Option<&Tensor>, usize, usize) -> Result<Tensor>| {
+            let (x, w, b, r) = (x.clone(), w.clone(), b.clone(), r.clone());
+            move || -> Result<()> {
+                let loss = (f(&x, &w, Some(&b), s, p)? * &r)?.sum_all()?;
+                loss.backward().map(|_| ())
+            }
+        };
+        out.push(super::OpBench {
+            name,
+            shape: format!("x {xd:?}, w [{c_out}, {}, {k}, {k}], stride {s}, padding {p}", xd[1]),
+            fused: Box::new(run(conv2d)),
+            reference: Box::new(run(conv2d_ref)),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::rng::Rng;
+    use candle_core::{Device, Var};
+
+    fn randn(rng: &mut Rng, dims: &[usize]) -> Tensor {
+        let v: Vec<f32> = (0..dims.iter().product()).map(|_| rng.normal() as f32).collect();
+        Tensor::from_vec(v, dims, &Device::Cpu).expect("shape matches data")
+    }
+
+    /// max |a - b| relative to the size of b's largest entry (at least 1)
+    fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let m = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        d / m.max(1.0)
+    }
+
+    /// Compares y and the gradients of x, w and b of loss = Σ y ⊙ r between the fused op and
+    /// candle's conv2d.
+    ///
+    /// Tolerance 1e-4, relative to the largest entry: both sides sum the same f32 products in a
+    /// different order (gemm blocking vs candle's loops). The longest sums are dw's, over B·N
+    /// terms (≤ 2·20² = 800 here), whose rounding error grows like √n·eps ≈ 30·6e-8 ≈ 2e-6
+    /// typically and n·eps ≈ 5e-5 at worst; an indexing bug gives errors of order 1.
+    fn check(x_dims: [usize; 4], c_out: usize, k: (usize, usize), stride: usize, pad: usize, bias: bool) {
+        let mut rng = Rng::new((x_dims.iter().sum::<usize>() * 31 + c_out * 7 + stride * 3 + pad) as u64);
+        let x = Var::from_tensor(&randn(&mut rng, &x_dims)).unwrap();
+        let w = Var::from_tensor(&randn(&mut rng, &[c_out, x_dims[1], k.0, k.1])).unwrap();
+        let b = Var::from_tensor(&randn(&mut rng, &[c_out])).unwrap();
+        let b = bias.then_some(b.as_tensor());
+        let y = conv2d(&x, &w, b, stride, pad).unwrap();
+        let y_ref = conv2d_ref(&x, &w, b, stride, pad).unwrap();
+        assert_eq!(y.dims(), y_ref.dims(), "output shape");
+        let tol = 1e-4;
+        let e = rel_err(&y, &y_ref);
+        assert!(e < tol, "y differs by {e} for x {x_dims:?} k {k:?} s {stride} p {pad}");
+
+        let r = randn(&mut rng, y.dims());
+        let g = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_ref = (y_ref * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut params = vec![("x", x.as_tensor()), ("w", w.as_tensor())];
+        params.extend(b.map(|b| ("b", b)));
+        for (name, p) in params {
+            let (d, d_ref) = (g.get(p).expect("fused grad"), g_ref.get(p).expect("reference grad"));
+            let e = rel_err(d, d_ref);
+            assert!(e < tol, "d{name} differs by {e} for x {x_dims:?} k {k:?} s {stride} p {pad}");
+        }
+    }
+
+    #[test]
+    fn matches_candle_lenet_shapes() {
+        check([3, 1, 28, 28], 6, (5, 5), 1, 0, true);
+        check([2, 6, 12, 12], 16, (5, 5), 1, 0, true);
+    }
+
+    #[test]
+    fn matches_candle_odd_sizes_batch_one() {
+        check([1, 3, 7, 9], 5, (3, 3), 1, 0, true);
+        check([1, 1, 11, 5], 3, (3, 2), 1, 0, false);
+        check([1, 5, 13, 13], 7, (4, 4), 1, 0, true);
+    }
+
+    #[test]
+    fn matches_candle_with_padding() {
+        check([2, 3, 9, 7], 4, (3, 3), 1, 1, true);
+        check([3, 2, 6, 5], 5, (5, 5), 1, 2, true);
+        check([1, 1, 5, 5], 2, (3, 3), 1, 2, false); // taps that only ever see padding
+    }
+
+    #[test]
+    fn matches_candle_stride_two() {
+        check([2, 3, 9, 9], 4, (3, 3), 2, 0, true);
+        check([2, 3, 10, 8], 4, (3, 3), 2, 1, true);
+        check([1, 2, 11, 13], 3, (5, 5), 2, 2, true);
+        check([3, 1, 8, 7], 2, (2, 2), 2, 0, true);
+        // H and W leave different remainders: the reference's explicit-padding path
+        check([1, 2, 9, 8], 3, (3, 3), 2, 1, true);
+    }
+
+    /// more samples than threads (each thread takes a chunk) and an AlexNet-like layer
+    #[test]
+    fn matches_candle_larger_batch() {
+        check([9, 8, 10, 10], 12, (3, 3), 1, 1, true);
+    }
+
+    /// An input that is not a variable (the image) gets no gradient, and the others are unchanged.
+    #[test]
+    fn image_input_gets_no_gradient() {
+        let mut rng = Rng::new(3);
+        let x = randn(&mut rng, &[2, 1, 6, 6]);
+        let w = Var::from_tensor(&randn(&mut rng, &[2, 1, 3, 3])).unwrap();
+        let g = conv2d(&x, &w, None, 1, 0).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(g.get(&x).is_none());
+        let g_ref = conv2d_ref(&x, &w, None, 1, 0).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(rel_err(g.get(&w).unwrap(), g_ref.get(&w).unwrap()) < 1e-5);
+    }
+
+    /// A strided (transposed) input is made contiguous by the wrapper.
+    #[test]
+    fn non_contiguous_input() {
+        let mut rng = Rng::new(4);
+        let x = randn(&mut rng, &[2, 3, 7, 5]).transpose(2, 3).unwrap(); // (2, 3, 5, 7) strided
+        let w = randn(&mut rng, &[4, 3, 3, 3]);
+        let e = rel_err(&conv2d(&x, &w, None, 1, 1).unwrap(), &conv2d_ref(&x, &w, None, 1, 1).unwrap());
+        assert!(e < 1e-5);
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        let x = Tensor::zeros((1, 2, 5, 5), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let w = Tensor::zeros((3, 4, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(conv2d(&x, &w, None, 1, 0).is_err()); // channel mismatch
+        let w = Tensor::zeros((3, 2, 7, 7), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(conv2d(&x, &w, None, 1, 0).is_err()); // kernel larger than input
+        assert!(conv2d(&x, &w, None, 0, 1).is_err()); // stride 0
+        let xi = x.to_dtype(candle_core::DType::F64).unwrap();
+        assert!(conv2d(&xi, &w, None, 1, 1).is_err()); // f64
+    }
+
+    /// Rough timing of the benches, fused vs reference (best of 10): `cargo test --release --lib
+    /// ops::conv2d::tests::timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn timing() {
+        for b in benches().unwrap() {
+            // the fastest of 10 runs after a warm-up: the machine is shared, the minimum is the least noisy
+            let time = |f: &dyn Fn() -> Result<()>| {
+                f().unwrap();
+                let once = || {
+                    let t = std::time::Instant::now();
+                    f().unwrap();
+                    t.elapsed().as_secs_f64() * 1e3
+                };
+                (0..10).map(|_| once()).fold(f64::MAX, f64::min)
+            };
+            let (fused, reference) = (time(&b.fused), time(&b.reference));
+            println!("{} ({}): fused {fused:.2} ms, reference {reference:.2} ms", b.name, b.shape);
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Embedding lookup with a one-pass scatter-add backward.
+//!
+//! ids (B, T) u32, table (V, D) -> e (B, T, D), e[b, t] = table[ids[b, t]] (any ids shape works:
+//! the output is ids' shape plus D). The backward adds each row of de into a zero (V, D)
+//! gradient at its id, accumulating repeated ids:
+//!
+//!   dtable[ids[i]] += de[i]      for every position i, in order
+//!
+//! candle_nn's Embedding goes through index_select, whose backward is a general index_add.
+//! Here the vocabulary is split into one block of rows per thread; each thread walks all ids
+//! and adds only the rows of its block, so no two threads write the same row and every row's
+//! sum runs in position order whatever the thread count (the result is deterministic).
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+/// Below this many gradient floats the scatter runs on one thread (rayon costs more).
+const PAR_MIN_FLOATS: usize = 1 << 15;
+
+/// e = table[ids]: ids (...) u32, table (V, D) f32 on CPU -> (..., D).
+pub fn embedding(ids: &Tensor, table: &Tensor) -> Result<Tensor> {
+    if !table.device().is_cpu() || table.dtype() != DType::F32 {
+        bail!("embedding: only an f32 table on the CPU is implemented, got {:?} on {:?}", table.dtype(), table.device())
+    }
+    if ids.dtype() != DType::U32 {
+        bail!("embedding: ids must be u32, got {:?}", ids.dtype())
+    }
+    let (v, d) = table.dims2()?;
+    let ids_v = ids.flatten_all()?.to_vec1::<u32>()?;
+    if let Some(bad) = ids_v.iter().find(|&&i| i as usize >= v) {
+        bail!("embedding: id {bad} is out of range for a vocabulary of {v}")
+    }
+    let mut dims = ids.dims().to_vec();
+    dims.push(d);
+    table.contiguous()?.apply_op1(Embedding { ids: ids_v, v, d, shape: Shape::from(dims) })
+}
+
+/// The reference: `candle_nn::Embedding` (index_select forward, index_add backward).
+pub fn embedding_ref(ids: &Tensor, table: &Tensor) -> Result<Tensor> {
+    use candle_nn::Module;
+    let d = table.dim(1)?;
+    candle_nn::Embedding::new(table.clone(), d).forward(ids)
+}
+
+/// The custom op on the table; the ids (checked < V) travel inside it.
+struct Embedding {
+    ids: Vec<u32>,
+    v: usize,
+    d: usize,
+    /// ids' shape plus D
+    shape: Shape,
+}
+
+impl CustomOp1 for Embedding {
+    fn name(&self) -> &'static str {
+        "embedding-gather"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let table = match (s, l.contiguous_offsets()) {
+            (CpuStorage::F32(t), Some((a, b))) => &t[a..b],
+            (CpuStorage::F32(_), None) => bail!("embedding: table must be contiguous"),
+            _ => bail!("embedding: table must be f32, got {:?}", s.dtype()),
+        };
+        let d = self.d;
+        // (N, D), N = number of ids. One thread, no zero-fill: a row copy is memory-bound, and at
+        // the workload sizes (2048 rows) rayon's hand-off cost more than it saved (measured).
+        let mut e = Vec::with_capacity(self.ids.len() * d);
+        for &id in &self.ids {
+            e.extend_from_slice(&table[id as usize * d..][..d]);
+        }
+        Ok((CpuStorage::F32(e), self.shape.clone()))
+    }
+
+    fn bwd(&self, table: &Tensor, _e: &Tensor, de: &Tensor) -> Result<Option<Tensor>> {
+        if !table.track_op() {
+            return Ok(None);
+        }
+        let (v, d) = (self.v, self.d);
+        let de = de.contiguous()?;
+        let (s, l) = de.storage_and_layout();
+        let de_data = match (&*s, l.contiguous_offsets()) {
+            (Storage::Cpu(CpuStorage::F32(x)), Some((a, b))) => &x[a..b],
+            _ => bail!("embedding: the gradient must be contiguous f32 on the CPU"),
+        };
+        let mut dtable = vec![0f32; v * d]; // (V, D)
+                                            // the rows [lo, lo + block.len() / D) of dtable, from every position whose id falls there
+        let scatter = |(bi, block): (usize, &mut [f32]), rows: usize| {
+            let lo = bi * rows;
+            for (&id, de_i) in self.ids.iter().zip(de_data.chunks_exact(d)) {
+                let Some(r) = (id as usize).checked_sub(lo).filter(|&r| r < rows) else { continue };
+                if let Some(dst) = block.get_mut(r * d..(r + 1) * d) {
+                    for (a, g) in dst.iter_mut().zip(de_i) {
+                        *a += g;
+                    }
+                }
+            }
+        };
+        if d > 0 && v > 0 {
+            if de_data.len() >= PAR_MIN_FLOATS {
+                let rows = v.div_ceil(rayon::current_num_threads());
+                dtable.par_chunks_mut(rows * d).enumerate().for_each(|blk| scatter(blk, rows));
+            } else {
+                scatter((0, &mut dtable), v);
+            }
+        }
+        Ok(Some(Tensor::from_vec(dtable, (v, d), table.device())?))
+    }
+}
+
+/// The embedding workloads, forward + backward: the LSTM's (V 65, D 64) and the GPT's
+/// token table (V 65, D 128), both on B 32 × T 64 ids.
+pub fn benches() -> Result<Vec<super::OpBench>> {
+    use candle_core::{Device, Var};
+    let mut rng = crate::engine::rng::Rng::new(13);
+    let (b, t, v) = (32, 64, 65);
+    let mut out = Vec::new();
+    for (name, d) in [("embedding lstm", 64), ("embedding gpt", 128)] {
+        let ids: Vec<u32> = (0..b * t).map(|_| rng.below(v) as u32).collect();
+        let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu)?;
+        let mut randn = |n: usize| (0..n).map(|_| rng.normal() as f32).collect::<Vec<f32>>();
+        let table = Var::from_tensor(&Tensor::from_vec(randn(v * d), (v, d), &Device::Cpu)?)?.as_tensor().clone();
+        let r = Tensor::from_vec(randn(b * t * d), (b, t, d), &Device::Cpu)?;
+        let run = move |f: fn(&Tensor, &Tensor) -> Result<Tensor>| {
+            let (ids, table, r) = (ids.clone(), table.clone(), r.clone());
+            move || -> Result<()> { (f(&ids, &table)? * &r)?.sum_all()?.backward().map(|_| ()) }
+        };
+        out.push(super::OpBench {
+            name,
+            shape: format!("ids [{b}, {t}], table [{v}, {d}]"),
+            fused: Box::new(run(embedding)),
+            reference: Box::new(run(embedding_ref)),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::rng::Rng;
+    use candle_core::{Device, Var};
+
+    /// e and dtable of loss = Σ e ⊙ r, fused vs candle_nn's Embedding. e must match exactly (a
+    /// copy). dtable: tolerance 1e-5 relative to its largest entry: each row sums the r rows of
+    /// the positions holding that id (up to N of them) — the same terms in the same (position)
+    /// order as index_add, so in practice exact; 1e-5 allows for a different summation order
+    /// (√N·eps ≈ 1e-6 for N ~ 300), while a wrong row or a lost repeat is of order 1.
+    fn check(ids_dims: &[usize], v: usize, d: usize, seed: u64) {
+        let mut rng = Rng::new(seed);
+        let n: usize = ids_dims.iter().product();
+        let ids: Vec<u32> = (0..n).map(|_| rng.below(v) as u32).collect();
+        let ids = Tensor::from_vec(ids, ids_dims, &Device::Cpu).unwrap();
+        let table: Vec<f32> = (0..v * d).map(|_| rng.normal() as f32).collect();
+        let table = Var::from_tensor(&Tensor::from_vec(table, (v, d), &Device::Cpu).unwrap()).unwrap();
+        let (e, e_ref) = (embedding(&ids, &table).unwrap(), embedding_ref(&ids, &table).unwrap());
+        assert_eq!(e.dims(), e_ref.dims());
+        let diff = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>();
+        assert_eq!(diff(&e, &e_ref).unwrap(), 0.0, "e for ids {ids_dims:?}, table ({v}, {d})");
+        let r: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+        let r = Tensor::from_vec(r, e.dims(), &Device::Cpu).unwrap();
+        let g = (e * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_ref = (e_ref * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (dt, dt_ref) = (g.get(&table).unwrap(), g_ref.get(&table).unwrap());
+        let scale = dt_ref.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1.0);
+        let err = diff(dt, dt_ref).unwrap() / scale;
+        assert!(err < 1e-5, "dtable differs by {err} for ids {ids_dims:?}, table ({v}, {d})");
+    }
+
+    #[test]
+    fn matches_candle_workload_shapes() {
+        check(&[32, 64], 65, 64, 1); // LSTM; the parallel scatter path, every id repeated
+        check(&[32, 64], 65, 128, 2); // GPT
+    }
+
+    #[test]
+    fn matches_candle_odd_sizes_batch_one() {
+        check(&[1, 7], 13, 5, 3);
+        check(&[1, 1], 3, 1, 4);
+        check(&[3, 11], 101, 17, 5); // most ids unused: zero rows
+        check(&[9], 4, 3, 6); // 1-D ids
+        check(&[40, 50], 7, 33, 7); // parallel path with V not a multiple of the threads
+    }
+
+    /// Repeated ids accumulate: id 1 appears three times.
+    #[test]
+    fn repeated_ids_accumulate() {
+        let ids = Tensor::from_vec(vec![1u32, 0, 1, 1], (1, 4), &Device::Cpu).unwrap();
+        let table = Var::from_tensor(&Tensor::from_vec(vec![1f32, 2., 3., 4.], (2, 2), &Device::Cpu).unwrap()).unwrap();
+        let e = embedding(&ids, &table).unwrap();
+        assert_eq!(e.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [3., 4., 1., 2., 3., 4., 3., 4.]);
+        let de: Vec<f32> = vec![1., 10., 2., 20., 3., 30., 4., 40.];
+        let de = Tensor::from_vec(de, (1, 4, 2), &Device::Cpu).unwrap();
+        let g = (e * de).unwrap().sum_all().unwrap().backward().unwrap();
+        let dt = g.get(&table).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(dt, [2., 20., 8., 80.]); // row 0 from position 1; row 1 from positions 0, 2, 3
+    }
+
+    #[test]
+    fn rejects_bad_ids() {
+        let table = Tensor::zeros((4, 3), DType::F32, &Device::Cpu).unwrap();
+        let ids = Tensor::from_vec(vec![0u32, 4], (1, 2), &Device::Cpu).unwrap();
+        assert!(embedding(&ids, &table).is_err()); // id 4 with V = 4
+        let ids = Tensor::from_vec(vec![0f32, 1.], (1, 2), &Device::Cpu).unwrap();
+        assert!(embedding(&ids, &table).is_err()); // not u32
+    }
+
+    /// Rough timing of the benches, fused vs reference (best of 10): `cargo test --release --lib
+    /// ops::embedding::tests::timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn timing() {
+        for b in benches().unwrap() {
+            // the fastest of 10 runs after a warm-up: the machine is shared, the minimum is the least noisy
+            let time = |f: &dyn Fn() -> Result<()>| {
+                f().unwrap();
+                let once = || {
+                    let t = std::time::Instant::now();
+                    f().unwrap();
+                    t.elapsed().as_secs_f64() * 1e3
+                };
+                (0..10).map(|_| once()).fold(f64::MAX, f64::min)
+            };
+            let (fused, reference) = (time(&b.fused), time(&b.reference));
+            println!("{} ({}): fused {fused:.3} ms, reference {reference:.3} ms", b.name, b.shape);
+        }
+    }
+}
