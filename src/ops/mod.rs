@@ -2,6 +2,7 @@
 //! reference composed of candle ops; its tests compare outputs and gradients within a stated
 //! tolerance, and `dlhist bench` / `cargo bench` time both (kernels/README.md has the numbers).
 
+pub mod attention;
 pub mod lstm;
 pub mod vmath;
 
@@ -19,6 +20,7 @@ pub struct OpBench {
 pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     let mut all = Vec::new();
     all.extend(lstm::benches()?);
+    all.extend(attention::benches()?);
     Ok(all)
 }
 
