@@ -545,6 +545,21 @@ mod tests {
         Ok(())
     }
 
+    /// q, k, v as strided views (the (B, T, H, Dh) → (B, H, T, Dh) transpose of a model's
+    /// projections): the wrapper makes them contiguous, and gradients still reach the variables.
+    #[test]
+    fn accepts_strided_inputs() -> Result<()> {
+        let p = Problem::new(3, (2, 3, 19, 8))?;
+        let strided = |x: &Tensor| x.transpose(1, 2)?.contiguous()?.transpose(1, 2);
+        let (o_f, g_f) = p.run(|q, k, v| attention_blocked(&strided(q)?, &strided(k)?, &strided(v)?, true, 8))?;
+        let (o_r, g_r) = p.run(|q, k, v| attention_ref(q, k, v, true))?;
+        assert!(!strided(&p.q)?.is_contiguous());
+        for (a, b) in [(&o_f, &o_r), (&g_f[0], &g_r[0]), (&g_f[1], &g_r[1]), (&g_f[2], &g_r[2])] {
+            assert!(rel_err(a, b)? < 1e-5);
+        }
+        Ok(())
+    }
+
     #[test]
     fn rejects_bad_inputs() -> Result<()> {
         let p = Problem::new(1, (1, 2, 5, 4))?;
