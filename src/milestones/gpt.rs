@@ -7,11 +7,14 @@
 use crate::nn::activation::Activation;
 use crate::nn::attention::{self_attention, SelfAttention};
 use crate::nn::embedding::embedding;
+use crate::nn::embedding::Embedding;
+use crate::nn::linear::Linear;
 use crate::nn::linear::{linear, InitKind};
 use crate::nn::mlp::Mlp;
 use crate::nn::norm::{layer_norm, LayerNorm};
+use candle_core::Module;
 use candle_core::{Result, Tensor};
-use candle_nn::{Embedding, Linear, Module, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -111,7 +114,7 @@ impl Gpt {
         if t > self.block {
             candle_core::bail!("gpt: a context of {t} tokens is longer than the {} learned positions", self.block);
         }
-        let pos = self.wpe.embeddings().narrow(0, 0, t)?; // (T, C)
+        let pos = self.wpe.weight.narrow(0, 0, t)?; // (T, C)
         let mut x = self.wte.forward(tokens)?.broadcast_add(&pos)?; // (B, T, C)
         for blk in &self.blocks {
             x = blk.forward(&x)?;

@@ -6,7 +6,7 @@
 use super::classify::ClassModel;
 use crate::engine::rng::Rng;
 use crate::nn::activation::Activation;
-use crate::nn::conv::{conv2d, max_pool2d_ref, Conv2d};
+use crate::nn::conv::{conv2d, max_pool2d, Conv2d};
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
 use candle_core::{Result, Tensor};
@@ -96,8 +96,8 @@ pub fn lenet(cfg: &ModelCfg, vb: VarBuilder) -> Result<LeNet> {
 impl ClassModel for LeNet {
     /// (B, 1, 28, 28) -> (B, 10) logits
     fn logits(&self, x: &Tensor, _train: bool, _rng: &mut Rng) -> Result<Tensor> {
-        let h = max_pool2d_ref(&self.conv1.forward(x)?.relu()?, 2)?; // (B, 6, 12, 12)
-        let h = max_pool2d_ref(&self.conv2.forward(&h)?.relu()?, 2)?; // (B, 16, 4, 4)
+        let h = max_pool2d(&self.conv1.forward(x)?.relu()?, 2, 2)?; // (B, 6, 12, 12)
+        let h = max_pool2d(&self.conv2.forward(&h)?.relu()?, 2, 2)?; // (B, 16, 4, 4)
         self.fc.forward(&h.flatten_from(1)?) // (B, 256) -> (B, 10)
     }
 }

@@ -4,10 +4,13 @@
 //! recipe, data and claim come with the lstm milestone issue.
 
 use crate::nn::embedding::embedding;
+use crate::nn::embedding::Embedding;
+use crate::nn::linear::Linear;
 use crate::nn::linear::{linear, InitKind};
 use crate::nn::lstm::{lstm, Lstm};
+use candle_core::Module;
 use candle_core::{Result, Tensor};
-use candle_nn::{Embedding, Linear, Module, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

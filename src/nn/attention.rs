@@ -1,11 +1,13 @@
-//! Multi-head self-attention (Vaswani et al. 2017), causal for language models, composed of
-//! candle ops that have a backward (the composed `ops::softmax`, not `softmax_last_dim`,
-//! DESIGN §7). The attention itself is one function, [`attention_ref`], so a fused kernel can
-//! take its place.
+//! Multi-head self-attention (Vaswani et al. 2017), causal for language models. The attention
+//! itself is the fused flash-style op (`crate::ops::attention::attention`: online softmax,
+//! O(T) extra memory, blockwise recomputation in the backward; tested there against the
+//! composed softmax(q·kᵀ/√d)·v).
 
-use super::linear::{linear, InitKind};
-use candle_core::{Result, Tensor, D};
-use candle_nn::{Linear, Module, VarBuilder};
+use super::linear::{linear, InitKind, Linear};
+use crate::ops::attention::attention;
+use candle_core::Module;
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
 
 pub struct SelfAttention {
     /// x -> [q | k | v]: C -> 3C
@@ -38,29 +40,10 @@ impl SelfAttention {
                                                                  // (B·T, 3C) -> (B, T, 3, H, Dh) -> (3, B, H, T, Dh): one copy for all of q, k and v
         let qkv = qkv.reshape((b, t, 3, h, dh))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
         let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?); // each (B, H, T, Dh)
-        let y = attention_ref(&q, &k, &v, self.causal)?; // (B, H, T, Dh)
+        let y = attention(&q, &k, &v, self.causal)?; // (B, H, T, Dh)
         let y = y.transpose(1, 2)?.reshape((b * t, c))?; // heads side by side: (B·T, C)
         self.c_proj.forward(&y)?.reshape((b, t, c))
     }
-}
-
-/// softmax(q·kᵀ / √Dh [+ causal mask]) · v, per batch and head.
-/// q, k, v: (B, H, T, Dh) -> (B, H, T, Dh). Materialises the (B, H, T, T) scores.
-pub fn attention_ref(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool) -> Result<Tensor> {
-    let (_, _, t, dh) = q.dims4()?;
-    let scale = 1.0 / (dh as f64).sqrt();
-    let mut s = (q.matmul(&k.t()?)? * scale)?; // (B, H, T, T)
-    if causal {
-        s = s.broadcast_add(&causal_mask(t, q.device())?)?;
-    }
-    let p = candle_nn::ops::softmax(&s, D::Minus1)?; // rows sum to 1; masked entries are exactly 0
-    p.matmul(v) // (B, H, T, Dh)
-}
-
-/// (T, T): 0 where key j ≤ query i, −∞ where j > i (a query never sees the future).
-fn causal_mask(t: usize, device: &candle_core::Device) -> Result<Tensor> {
-    let m: Vec<f32> = (0..t * t).map(|ij| if ij % t > ij / t { f32::NEG_INFINITY } else { 0.0 }).collect();
-    Tensor::from_vec(m, (t, t), device)
 }
 
 #[cfg(test)]
@@ -77,7 +60,7 @@ mod tests {
         let mut data: Vec<f32> = (0..3 * b * h * t * dh).map(|_| rng.normal() as f32).collect();
         let run = |d: &[f32]| -> Result<Vec<f32>> {
             let all = Tensor::from_slice(d, (3, b, h, t, dh), &dev)?;
-            let y = attention_ref(&all.get(0)?, &all.get(1)?, &all.get(2)?, true)?;
+            let y = attention(&all.get(0)?, &all.get(1)?, &all.get(2)?, true)?;
             y.narrow(2, 0, t - 1)?.flatten_all()?.to_vec1()
         };
         let before = run(&data)?;

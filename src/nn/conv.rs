@@ -1,6 +1,6 @@
-//! A 2-D convolution layer and max-pooling over NCHW images, on candle's conv2d and max_pool2d
-//! (both have a backward; candle's max-pool backward needs kernel = stride). Each is one
-//! function ([`conv2d_ref`], [`max_pool2d_ref`]) so a fused kernel can take its place.
+//! A 2-D convolution layer and max-pooling over NCHW images, on our fused ops (`crate::ops::conv2d`:
+//! im2col + gemm forward and both backward passes; `crate::ops::maxpool`: any kernel and stride,
+//! with a backward), each tested there against candle's composed ops.
 
 use candle_core::{Result, Tensor};
 use candle_nn::init::Init;
@@ -28,19 +28,16 @@ pub fn conv2d(c_in: usize, c_out: usize, k: usize, stride: usize, padding: usize
 impl Conv2d {
     /// (B, C_in, H, W) -> (B, C_out, H', W'), H' = (H + 2·padding − k)/stride + 1
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        conv2d_ref(x, &self.weight, &self.bias, self.stride, self.padding)
+        crate::ops::conv2d::conv2d(x, &self.weight, Some(&self.bias), self.stride, self.padding)
     }
 }
 
 /// y = x ⋆ W + b. x: (B, C_in, H, W), W: (C_out, C_in, k, k), b: (C_out,).
-pub fn conv2d_ref(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    let y = x.conv2d(w, padding, stride, 1, 1)?; // (B, C_out, H', W')
-    y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)
-}
-
-/// Max over non-overlapping k×k windows: (B, C, H, W) -> (B, C, H/k, W/k).
-pub fn max_pool2d_ref(x: &Tensor, k: usize) -> Result<Tensor> {
-    x.max_pool2d(k)
+/// Max-pooling over k×k windows with stride `stride` (overlapping when stride < k, as AlexNet's
+/// 3/2). candle's own `max_pool2d` cannot backprop overlapping windows and, in 0.11.1, scales
+/// its gradient by 1/k² (see `ops::maxpool`), so this always runs our op.
+pub fn max_pool2d(x: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
+    crate::ops::maxpool::max_pool2d(x, k, stride)
 }
 
 #[cfg(test)]
@@ -56,7 +53,7 @@ mod tests {
         let x = Tensor::ones((2, 1, 28, 28), candle_core::DType::F32, &dev)?;
         assert_eq!(conv.forward(&x)?.dims(), &[2, 6, 24, 24]);
         let x = Tensor::new(&[[[[1f32, 5., 2., 0.], [3., 4., 9., 1.]]]], &dev)?; // (1, 1, 2, 4)
-        assert_eq!(max_pool2d_ref(&x, 2)?.flatten_all()?.to_vec1::<f32>()?, vec![5., 9.]);
+        assert_eq!(max_pool2d(&x, 2, 2)?.flatten_all()?.to_vec1::<f32>()?, vec![5., 9.]);
         Ok(())
     }
 }

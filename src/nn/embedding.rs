@@ -1,13 +1,25 @@
-//! A lookup table of learned vectors: token ids (…) -> (…, dim). candle-nn's `Embedding` is a
-//! gather (`index_select`) whose backward scatters the gradient back (`index_add`), so it trains;
-//! here it is only given our initialisation.
+//! A lookup table of learned vectors: token ids (…) u32 -> (…, dim). The gather and its
+//! scatter-add backward are one fused op each way (`crate::ops::embedding`, tested there
+//! against candle-nn's `Embedding`, an `index_select` whose backward is `index_add`).
 
-use candle_core::Result;
+use candle_core::{Module, Result, Tensor};
 use candle_nn::init::Init;
-use candle_nn::{Embedding, VarBuilder};
+use candle_nn::VarBuilder;
+
+#[derive(Clone, Debug)]
+pub struct Embedding {
+    /// (vocab, dim)
+    pub weight: Tensor,
+}
 
 /// `weight`: (vocab, dim) drawn from N(0, std²); PyTorch's nn.Embedding uses std 1, GPT-2 0.02.
 pub fn embedding(vocab: usize, dim: usize, std: f64, vb: VarBuilder) -> Result<Embedding> {
-    let w = vb.get_with_hints((vocab, dim), "weight", Init::Randn { mean: 0.0, stdev: std })?;
-    Ok(Embedding::new(w, dim))
+    let weight = vb.get_with_hints((vocab, dim), "weight", Init::Randn { mean: 0.0, stdev: std })?;
+    Ok(Embedding { weight })
+}
+
+impl Module for Embedding {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        crate::ops::embedding::embedding(ids, &self.weight)
+    }
 }

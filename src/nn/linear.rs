@@ -1,8 +1,12 @@
-//! A fully connected layer y = x·Wᵀ + b with a choice of initialisation.
+//! A fully connected layer y = act(x·Wᵀ + b) with a choice of initialisation. The product, the
+//! bias and the activation run as one fused op with a fused backward
+//! (`crate::ops::linear::linear_act`, tested there against candle's matmul + add + activation).
 
-use candle_core::Result;
+use super::activation::Activation;
+use crate::ops::linear::{linear_act, Act};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::init::{FanInOut, Init, NonLinearity, NormalOrUniform};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,5 +38,35 @@ pub fn linear(in_dim: usize, out_dim: usize, init: InitKind, vb: VarBuilder) -> 
     };
     let w = vb.get_with_hints((out_dim, in_dim), "weight", w_init)?;
     let b = vb.get_with_hints(out_dim, "bias", b_init)?;
-    Ok(Linear::new(w, Some(b)))
+    Ok(Linear { weight: w, bias: Some(b) })
+}
+
+/// W: (out, in) as PyTorch and candle-nn; b: (out,).
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// act(x·Wᵀ + b) for x: (…, in) -> (…, out). ReLU and both GELUs fuse into the op; sigmoid
+    /// and tanh run after it.
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        let fused = match act {
+            Activation::Relu => Some(Act::Relu),
+            Activation::Gelu => Some(Act::GeluErf),
+            Activation::GeluTanh => Some(Act::Gelu),
+            Activation::Sigmoid | Activation::Tanh => None,
+        };
+        match fused {
+            Some(a) => linear_act(x, &self.weight, self.bias.as_ref(), a),
+            None => act.forward(&linear_act(x, &self.weight, self.bias.as_ref(), Act::Identity)?),
+        }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        linear_act(x, &self.weight, self.bias.as_ref(), Act::Identity)
+    }
 }

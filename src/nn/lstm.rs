@@ -1,13 +1,15 @@
 //! A one-layer LSTM over a whole sequence (Hochreiter & Schmidhuber 1997; the forget gate of
-//! Gers, Schmidhuber & Cummins 2000), composed of candle ops that have a backward.
-//! candle-nn's `rnn::lstm` recomputes the input projection at every step and has no switch for
-//! the forget gate (DESIGN §7); here the projection of all T inputs is one matmul, and the
-//! recurrence is one function, [`lstm_seq_ref`], so a fused kernel can take its place.
+//! Gers, Schmidhuber & Cummins 2000). candle-nn's `rnn::lstm` recomputes the input projection at
+//! every step and has no switch for the forget gate (DESIGN §7); this layer runs the fused
+//! whole-sequence op (`crate::ops::lstm::lstm_seq`: the projection of all T inputs is one gemm,
+//! each step one gemm plus fused gate math, BPTT fused the same way; tested there against a
+//! composed per-step reference).
 //!
 //! Gates in PyTorch's order i, f, g, o; parameters named as PyTorch's nn.LSTM
 //! (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`), with the same U(−1/√H, 1/√H) init.
 
-use candle_core::{Result, Tensor, D};
+use crate::ops::lstm::lstm_seq;
+use candle_core::{Result, Tensor};
 use candle_nn::init::Init;
 use candle_nn::VarBuilder;
 
@@ -41,52 +43,12 @@ pub fn lstm(input: usize, hidden: usize, forget_gate: bool, vb: VarBuilder) -> R
 impl Lstm {
     /// x: (B, T, I), from zero state -> every hidden state h: (B, T, H).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, i) = x.dims3()?;
-        // the input's share of every gate at every step, in one matmul: (B·T, I)·W_ihᵀ -> (B·T, 4H)
-        let bias = (&self.bias_ih + &self.bias_hh)?;
-        let xp = x.reshape((b * t, i))?.matmul(&self.weight_ih.t()?)?.broadcast_add(&bias)?;
-        let xp = xp.reshape((b, t, 4 * self.hidden))?;
-        let h0 = Tensor::zeros((b, self.hidden), x.dtype(), x.device())?;
-        let (h, _, _) = lstm_seq_ref(&xp, &self.weight_hh, &h0, &h0, self.forget_gate)?;
+        let (b, _, _) = x.dims3()?;
+        let bias = (&self.bias_ih + &self.bias_hh)?; // (4H,): both biases train, as in PyTorch
+        let s0 = Tensor::zeros((b, self.hidden), x.dtype(), x.device())?;
+        let (h, _, _) = lstm_seq(x, &self.weight_ih, &self.weight_hh, &bias, &s0, &s0, self.forget_gate)?;
         Ok(h)
     }
-}
-
-/// The recurrence, given the projected inputs xp = x·W_ihᵀ + b: (B, T, 4H), W_hh: (4H, H) and
-/// the initial state h0, c0: (B, H). For t = 1..T:
-///   [i f g o] = xp_t + h_{t−1}·W_hhᵀ
-///   c_t = σ(f)⊙c_{t−1} + σ(i)⊙tanh(g)      (without the forget gate: c_{t−1} + σ(i)⊙tanh(g))
-///   h_t = σ(o)⊙tanh(c_t)
-/// Returns (every h_t: (B, T, H), h_T: (B, H), c_T: (B, H)).
-pub fn lstm_seq_ref(
-    xp: &Tensor,
-    w_hh: &Tensor,
-    h0: &Tensor,
-    c0: &Tensor,
-    forget_gate: bool,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let (_, t, four_h) = xp.dims3()?;
-    let hd = four_h / 4;
-    let xp = xp.transpose(0, 1)?.contiguous()?; // (T, B, 4H): each step's slice is contiguous
-    let w_hh_t = w_hh.t()?; // (H, 4H)
-    let (mut h, mut c) = (h0.clone(), c0.clone());
-    let mut hs = Vec::with_capacity(t);
-    for step in 0..t {
-        let z = (xp.get(step)? + h.matmul(&w_hh_t)?)?; // (B, 4H)
-        let gate = |k: usize| z.narrow(D::Minus1, k * hd, hd); // (B, H)
-        let i = candle_nn::ops::sigmoid(&gate(0)?)?;
-        let g = gate(2)?.tanh()?;
-        let o = candle_nn::ops::sigmoid(&gate(3)?)?;
-        c = if forget_gate {
-            let f = candle_nn::ops::sigmoid(&gate(1)?)?;
-            ((f * &c)? + (i * g)?)?
-        } else {
-            (&c + (i * g)?)?
-        };
-        h = (o * c.tanh()?)?;
-        hs.push(h.clone());
-    }
-    Ok((Tensor::stack(&hs, 1)?, h, c)) // (B, T, H)
 }
 
 #[cfg(test)]
@@ -94,22 +56,26 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    /// One step by hand, scalar: H = 1, all of xp's gates given, h0 = c0 = 0.5, W_hh = 0.
+    /// One step by hand, scalar: H = 1, I = 1, x = 1 so the gates' pre-activations are W_ih's
+    /// entries (biases and W_hh zero), from h0 = c0 = 0.
     #[test]
     fn one_step_matches_the_equations_with_and_without_the_forget_gate() -> Result<()> {
         let dev = Device::Cpu;
         let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
         let (zi, zf, zg, zo) = (0.3f32, -0.2, 0.7, 1.1);
-        let xp = Tensor::new(&[[[zi, zf, zg, zo]]], &dev)?; // (1, 1, 4)
-        let w = Tensor::zeros((4, 1), candle_core::DType::F32, &dev)?;
-        let s0 = Tensor::new(&[[0.5f32]], &dev)?;
         for forget in [true, false] {
-            let (_, h, c) = lstm_seq_ref(&xp, &w, &s0, &s0, forget)?;
-            let keep = if forget { sig(zf) } else { 1.0 };
-            let c_want = keep * 0.5 + sig(zi) * zg.tanh();
-            let h_want = sig(zo) * c_want.tanh();
-            let (c, h) = (c.flatten_all()?.to_vec1::<f32>()?[0], h.flatten_all()?.to_vec1::<f32>()?[0]);
-            assert!((c - c_want).abs() < 1e-6 && (h - h_want).abs() < 1e-6, "{forget}: {c} {h}");
+            let cell = Lstm {
+                weight_ih: Tensor::new(&[[zi], [zf], [zg], [zo]], &dev)?,
+                weight_hh: Tensor::zeros((4, 1), candle_core::DType::F32, &dev)?,
+                bias_ih: Tensor::zeros(4, candle_core::DType::F32, &dev)?,
+                bias_hh: Tensor::zeros(4, candle_core::DType::F32, &dev)?,
+                hidden: 1,
+                forget_gate: forget,
+            };
+            let h = cell.forward(&Tensor::new(&[[[1f32]]], &dev)?)?.flatten_all()?.to_vec1::<f32>()?[0];
+            // c0 = 0, so the forget gate has nothing to keep: c1 = σ(i)·tanh(g) either way
+            let h_want = sig(zo) * (sig(zi) * zg.tanh()).tanh();
+            assert!((h - h_want).abs() < 1e-6, "{forget}: {h} vs {h_want}");
         }
         Ok(())
     }

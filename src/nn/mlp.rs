@@ -2,9 +2,9 @@
 //! but the last. Layers are named `fc0`, `fc1`, ...
 
 use super::activation::Activation;
-use super::linear::{linear, InitKind};
+use super::linear::{linear, InitKind, Linear};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 pub struct Mlp {
     layers: Vec<Linear>,
@@ -32,9 +32,10 @@ impl Mlp {
         let mut hidden = vec![];
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(&h)?;
-            if i < last {
-                h = self.act.forward(&h)?;
+            if i == last {
+                h = l.forward(&h)?;
+            } else {
+                h = l.forward_act(&h, self.act)?;
                 if trace {
                     hidden.push(h.clone());
                 }

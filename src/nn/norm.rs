@@ -1,7 +1,7 @@
 //! Layer normalisation (Ba, Kiros & Hinton 2016) over the last dimension, composed of candle
 //! ops that have a backward: candle-nn's `LayerNorm` and `ops::layer_norm` have none (DESIGN §7).
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 use candle_nn::init::Init;
 use candle_nn::VarBuilder;
 
@@ -23,20 +23,12 @@ pub fn layer_norm(dim: usize, vb: VarBuilder) -> Result<LayerNorm> {
 impl LayerNorm {
     /// (…, C) -> (…, C)
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        layer_norm_ref(x, &self.weight, &self.bias, self.eps)
+        crate::ops::layernorm::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
 /// y = (x − μ) / √(σ² + ε) · γ + β, with μ and σ² (biased) over the last dimension.
 /// x: (…, C), γ and β: (C,).
-pub fn layer_norm_ref(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
-    let mu = x.mean_keepdim(D::Minus1)?; // (…, 1)
-    let xc = x.broadcast_sub(&mu)?; // (…, C)
-    let var = xc.sqr()?.mean_keepdim(D::Minus1)?; // (…, 1)
-    let x_hat = xc.broadcast_div(&(var + eps)?.sqrt()?)?; // (…, C)
-    x_hat.broadcast_mul(gamma)?.broadcast_add(beta)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,7 +40,8 @@ mod tests {
         let x = Tensor::new(&[[1f32, 2., 3., 4.], [-1., 0., 5., 10.]], &dev)?;
         let gamma = candle_core::Var::new(&[1f32, 1., 1., 1.], &dev)?;
         let beta = candle_core::Var::new(&[0f32, 0., 0., 0.], &dev)?;
-        let y = layer_norm_ref(&x, gamma.as_tensor(), beta.as_tensor(), 1e-5)?;
+        let ln = LayerNorm { weight: gamma.as_tensor().clone(), bias: beta.as_tensor().clone(), eps: 1e-5 };
+        let y = ln.forward(&x)?;
         for row in y.to_vec2::<f32>()? {
             let mean: f32 = row.iter().sum::<f32>() / 4.0;
             let var: f32 = row.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 4.0;
