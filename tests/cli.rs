@@ -650,7 +650,7 @@ fn compare_of_different_studies_lists_the_studies() {
         &[
             "compare variants of one study",
             "activations: sigmoid tanh relu gelu",
-            "mlp: mlp",
+            "mnist: mlp lenet",
             "paper-tasks: perceptron backprop",
         ],
     );

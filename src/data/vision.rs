@@ -76,3 +76,58 @@ pub fn load(name: &str, train_size: usize) -> Result<Splits, DlError> {
     }
     Ok(Splits { train, val, test, name: used, notice })
 }
+
+/// `set` resampled to `size`×`size` by bilinear interpolation (used to run 28x28 networks on the
+/// 8x8 digits when MNIST is absent: the digit fills the canvas as MNIST's 20x20 box does, with
+/// a 4-pixel margin like MNIST's).
+pub fn resize(set: &ImageSet, size: usize) -> ImageSet {
+    if set.h == size && set.w == size {
+        return set.clone();
+    }
+    let inner = size.saturating_sub(8).max(1); // MNIST centres a 20x20 digit in 28x28
+    let margin = (size - inner) / 2;
+    let mut pixels = Vec::with_capacity(set.len() * size * size);
+    for i in 0..set.len() {
+        let img = set.image(i);
+        for r in 0..size {
+            for c in 0..size {
+                let (rr, cc) = (r as f32 - margin as f32, c as f32 - margin as f32);
+                if rr < 0.0 || cc < 0.0 || rr >= inner as f32 || cc >= inner as f32 {
+                    pixels.push(0.0);
+                    continue;
+                }
+                // source coordinates of this pixel's centre
+                let y = ((rr + 0.5) * set.h as f32 / inner as f32 - 0.5).clamp(0.0, (set.h - 1) as f32);
+                let x = ((cc + 0.5) * set.w as f32 / inner as f32 - 0.5).clamp(0.0, (set.w - 1) as f32);
+                let (y0, x0) = (y.floor() as usize, x.floor() as usize);
+                let (y1, x1) = ((y0 + 1).min(set.h - 1), (x0 + 1).min(set.w - 1));
+                let (fy, fx) = (y - y0 as f32, x - x0 as f32);
+                let at = |yy: usize, xx: usize| img[yy * set.w + xx];
+                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+                pixels.push(top * (1.0 - fy) + bottom * fy);
+            }
+        }
+    }
+    ImageSet { pixels, labels: set.labels.clone(), h: size, w: size, classes: set.classes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resizing_digits8_to_28_keeps_labels_a_blank_margin_and_the_ink() {
+        let d = digits::load();
+        let r = resize(&d, 28);
+        assert_eq!((r.h, r.w, r.len()), (28, 28, d.len()));
+        assert_eq!(r.labels, d.labels);
+        for i in 0..20 {
+            let img = r.image(i);
+            assert!(img[..4 * 28].iter().all(|&v| v == 0.0), "top margin is blank");
+            let ink_src: f32 = d.image(i).iter().sum::<f32>() / 64.0;
+            let ink_dst: f32 = img.iter().sum::<f32>() / (20.0 * 20.0);
+            assert!((ink_src - ink_dst).abs() < 0.1 * ink_src.max(0.05), "{ink_src} vs {ink_dst}");
+        }
+    }
+}

@@ -1,15 +1,19 @@
 //! `lenet`: LeNet-5 (LeCun, Bottou, Bengio & Haffner 1998), a convolutional network for digits,
 //! with ReLU in place of the paper's scaled tanh and max- in place of average-pooling, as is
-//! usual today. Only the model is here for now (`dlhist bench` times it); its recipe, data and
-//! claim come with the lenet milestone issue.
+//! usual today. Claim: it reaches ≥ 99.0% MNIST test accuracy with about a tenth of the
+//! parameters of the `mlp` (weight sharing: a 5x5 kernel is applied at every position).
 
-use super::classify::ClassModel;
+use super::classify::{ClassModel, Classifier};
+use super::{from_table, metric, mlp, to_table, ClaimCtx, Family, Verdict};
+use crate::data::vision;
+use crate::engine::params::Params;
 use crate::engine::rng::Rng;
+use crate::engine::{Experiment, TrainConfig};
 use crate::nn::activation::Activation;
 use crate::nn::conv::{conv2d, max_pool2d, Conv2d};
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
-use candle_core::{Result, Tensor};
+use candle_core::{Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +104,52 @@ impl ClassModel for LeNet {
         let h = max_pool2d(&self.conv2.forward(&h)?.relu()?, 2, 2)?; // (B, 16, 4, 4)
         self.fc.forward(&h.flatten_from(1)?) // (B, 256) -> (B, 10)
     }
+}
+
+pub type Config = super::Config<mlp::DataCfg, ModelCfg>;
+
+pub fn defaults() -> Config {
+    Config {
+        train: TrainConfig { steps: 6000, batch_size: 64, lr: 1e-3, eval_every: 1000, ..Default::default() },
+        data: mlp::DataCfg { dataset: "mnist".into(), train_size: 0 },
+        model: ModelCfg::default(),
+    }
+}
+
+fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
+    let mut data = vision::load(&c.data.dataset, c.data.train_size)?;
+    // LeNet's geometry needs 28x28 inputs: the 8x8 fallback digits are resampled to it
+    let size = c.model.image_size;
+    for set in [&mut data.train, &mut data.val, &mut data.test] {
+        *set = vision::resize(set, size);
+    }
+    let params = Params::new(c.train.seed);
+    let net = lenet(&c.model, params.vb(device))?;
+    Ok(Box::new(Classifier::new(net, params, data, c.train.batch_size, c.train.seed, device)))
+}
+
+pub static FAMILY: Family =
+    Family { id: "lenet", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
+
+pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
+    let s = ctx.run("lenet", &[])?;
+    let acc = metric(&s, "test_acc")?;
+    let m = mlp::defaults().model;
+    let mlp_params = mlp::param_count(28 * 28, &m.hidden, 10);
+    let fewer = s.params < mlp_params;
+    Ok(Verdict {
+        value: acc,
+        threshold: 0.99,
+        pass: acc >= 0.99 && fewer,
+        detail: format!(
+            "test accuracy {:.2}% on {} after {} steps, with {} parameters against the mlp's {}",
+            acc * 100.0,
+            s.data,
+            s.steps,
+            s.params,
+            mlp_params
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -85,6 +85,14 @@ pub fn build_classifier(c: &Config, device: &Device) -> anyhow::Result<Box<dyn E
     Ok(Box::new(Classifier::new(MlpModel { net }, params, data, c.train.batch_size, c.train.seed, device)))
 }
 
+/// Trainable parameters of an MLP `d_in -> hidden... -> classes` (weights and biases).
+pub fn param_count(d_in: usize, hidden: &[usize], classes: usize) -> usize {
+    let mut dims = vec![d_in];
+    dims.extend(hidden);
+    dims.push(classes);
+    dims.windows(2).map(|d| d[0] * d[1] + d[1]).sum()
+}
+
 pub static FAMILY: Family = Family {
     id: "mlp",
     defaults: || to_table(&defaults()),
