@@ -10,8 +10,11 @@ use crate::report::table::Table;
 pub struct Args {}
 
 pub fn run(_a: Args, json: bool) -> anyhow::Result<()> {
+    // the timeline: by year, catalogue order within a year
+    let mut sorted: Vec<_> = entries().iter().collect();
+    sorted.sort_by_key(|e| e.year);
     if json {
-        let v: Vec<serde_json::Value> = entries()
+        let v: Vec<serde_json::Value> = sorted
             .iter()
             .map(|e| {
                 serde_json::json!({
@@ -24,7 +27,7 @@ pub fn run(_a: Args, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut t = Table::new(&["year", "name", "study", "claim"]);
-    for e in entries() {
+    for e in &sorted {
         t.row(vec![e.year.to_string(), e.name.into(), e.study.into(), e.summary.into()]);
     }
     print!("{}", t.render());

@@ -25,7 +25,7 @@ fn defaults() -> Config {
         data: DataCfg { dataset: "mnist".into(), train_size: 0 },
         // 9 hidden layers of 128 + the output layer = 10 weight layers; He init for all four,
         // so relu gets a fair start and sigmoid's stall is its own, not the init's
-        model: ModelCfg { hidden: vec![128; 9], act: Activation::Relu, init: InitKind::He },
+        model: ModelCfg { hidden: vec![128; 9], act: Activation::Relu, init: InitKind::He, dropout: 0.0 },
     }
 }
 

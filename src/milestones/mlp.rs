@@ -33,6 +33,8 @@ pub struct ModelCfg {
     pub act: Activation,
     /// default | he | glorot | normal
     pub init: InitKind,
+    /// probability of dropping each hidden unit in training; 0 = no dropout
+    pub dropout: f64,
 }
 
 pub type Config = super::Config<DataCfg, ModelCfg>;
@@ -41,7 +43,7 @@ pub fn defaults() -> Config {
     Config {
         train: TrainConfig { steps: 3000, batch_size: 128, lr: 1e-3, eval_every: 500, ..Default::default() },
         data: DataCfg { dataset: "mnist".into(), train_size: 0 },
-        model: ModelCfg { hidden: vec![512, 256], act: Activation::Relu, init: InitKind::Default },
+        model: ModelCfg { hidden: vec![512, 256], act: Activation::Relu, init: InitKind::Default, dropout: 0.0 },
     }
 }
 
@@ -50,8 +52,13 @@ pub struct MlpModel {
 }
 
 impl ClassModel for MlpModel {
-    fn logits(&self, x: &Tensor, _train: bool, _rng: &mut Rng) -> Result<Tensor> {
-        self.net.forward(&x.flatten_from(1)?) // (B, 1, H, W) -> (B, H·W)
+    fn logits(&self, x: &Tensor, train: bool, rng: &mut Rng) -> Result<Tensor> {
+        let x = x.flatten_from(1)?; // (B, 1, H, W) -> (B, H·W)
+        if train {
+            self.net.forward_train(&x, rng)
+        } else {
+            self.net.forward(&x)
+        }
     }
 
     /// Fraction of hidden activations that are exactly zero (ReLU sparsity, Glorot et al. 2011).
@@ -62,7 +69,15 @@ impl ClassModel for MlpModel {
             zeros += h.eq(0f32)?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
             total += h.elem_count() as f64;
         }
-        Ok(crate::engine::Metrics::from([("zero_frac".to_string(), zeros / total.max(1.0))]))
+        // ‖W‖: the L2 norm of all weight matrices together (Krogh & Hertz's weight-decay study)
+        let mut sq = 0f64;
+        for w in self.net.weights() {
+            sq += w.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+        Ok(crate::engine::Metrics::from([
+            ("zero_frac".to_string(), zeros / total.max(1.0)),
+            ("weight_norm".to_string(), sq.sqrt()),
+        ]))
     }
 }
 
@@ -81,7 +96,14 @@ pub fn build_classifier(c: &Config, device: &Device) -> anyhow::Result<Box<dyn E
     let mut dims = vec![data.train.dim()];
     dims.extend(&c.model.hidden);
     dims.push(data.train.classes);
-    let net = Mlp::new(&dims, c.model.act, c.model.init, params.vb(device))?;
+    if !(0.0..1.0).contains(&c.model.dropout) {
+        return Err(DlError::BadValue {
+            context: "model.dropout".into(),
+            message: format!("must be in [0, 1), got {}", c.model.dropout),
+        }
+        .into());
+    }
+    let net = Mlp::new(&dims, c.model.act, c.model.init, params.vb(device))?.with_dropout(c.model.dropout);
     Ok(Box::new(Classifier::new(MlpModel { net }, params, data, c.train.batch_size, c.train.seed, device)))
 }
 

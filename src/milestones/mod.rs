@@ -8,6 +8,8 @@ pub mod gpt;
 pub mod lenet;
 pub mod lstm;
 pub mod mlp;
+pub mod optimizers;
+pub mod regularize;
 pub mod workloads;
 
 use crate::engine::runner::Summary;
