@@ -18,6 +18,13 @@
 //!   all steps, db a column sum, and the gate gradients dA (B, T, 4H) go to the projection's
 //!   backward.
 //!
+//! The per-step products run on our own microkernel (`small_gemm`), not a general gemm: W_hh is
+//! packed ONCE per forward (panels of 16 units × the 4 gates, so a tile holds i, f, g, o of the
+//! same units) and once per backward (panels of 64 units), and the hidden units of each step are
+//! split into work items that the threads of candle's pool take from a queue (`StepQueue`); an
+//! item runs its tiles and then its units' gate math. A general gemm repacked the 1 MB W_hh at
+//! every step and synchronised its threads twice per step.
+//!
 //! A `CustomOp3` has three inputs, so the op takes (x·W_ihᵀ, W_hh, [h0 | c0 | b] flattened); the
 //! concatenation and the output's packing of c_T are cheap next to the gemms.
 //!
@@ -25,6 +32,7 @@
 //! checkpoints: the f rows of W_ih, W_hh and b are computed but ignored, and get zero gradient
 //! (so an optimizer with weight decay will shrink them; they never affect the output).
 
+use super::small_gemm::{self, StepQueue, MR, NR};
 use super::vmath::{self, simd_kernel};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
@@ -156,33 +164,45 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [
     }
 }
 
-/// gemm's parallelism: the global rayon pool, as candle's matmul does.
-fn parallelism() -> gemm::Parallelism {
-    match rayon::current_num_threads() {
-        n if n > 1 => gemm::Parallelism::Rayon(n),
-        _ => gemm::Parallelism::None,
+/// Units of one gate in a forward panel: 16 × (i, f, g, o) = the kernel's 64 columns.
+const UNITS_F: usize = NR / 4;
+
+/// Forward panels per work item: 32 hidden units, so that each item's gate math runs on rows
+/// long enough to vectorise well, and H = 256 still gives 8 items per step to share.
+const PANELS_PER_CHUNK: usize = 2;
+
+/// A buffer that the recurrence's threads write in disjoint parts.
+#[derive(Clone, Copy)]
+struct Ptr(*mut f32);
+// SAFETY: the threads write disjoint ranges, ordered by the step queue.
+unsafe impl Send for Ptr {}
+unsafe impl Sync for Ptr {}
+
+impl Ptr {
+    /// The address `off` values in (a method, so that closures capture the whole `Ptr`).
+    /// SAFETY: `off` lies inside the buffer.
+    unsafe fn at(self, off: usize) -> *mut f32 {
+        self.0.add(off)
     }
 }
 
-/// Rows of B per rayon task in the elementwise passes: a couple of tasks per thread, since a
-/// step's gate math is only B·H elements.
-fn rows_per_task(bsz: usize) -> usize {
-    bsz.div_ceil(2 * rayon::current_num_threads()).max(1)
+/// `len` values of `p` from `off`, mutable.
+/// SAFETY: the range lies inside the buffer, and no other live reference covers it.
+#[allow(clippy::mut_from_ref)]
+unsafe fn slice<'a>(p: Ptr, off: usize, len: usize) -> &'a mut [f32] {
+    std::slice::from_raw_parts_mut(p.0.add(off), len)
 }
 
-/// The four gate blocks (i, f, g, o) of a 4H row.
-fn split4(a: &[f32], hid: usize) -> [&[f32]; 4] {
-    let (i, rest) = a.split_at(hid);
-    let (f, rest) = rest.split_at(hid);
-    let (g, o) = rest.split_at(hid);
-    [i, f, g, o]
+/// The threads of candle's barrier pool (its workers and the caller): the threads candle's own
+/// ops keep hot (its idle workers spin for a while after each op; separate threads would compete
+/// with them for the cores).
+fn n_threads() -> usize {
+    candle_core::utils::barrier_pool().n_workers() + 1
 }
 
-fn split4_mut(a: &mut [f32], hid: usize) -> [&mut [f32]; 4] {
-    let (i, rest) = a.split_at_mut(hid);
-    let (f, rest) = rest.split_at_mut(hid);
-    let (g, o) = rest.split_at_mut(hid);
-    [i, f, g, o]
+/// Runs `work(tid)` for every tid < `n_threads()`, one per thread.
+fn run_threads(work: &(dyn Fn(usize) + Sync)) {
+    candle_core::utils::barrier_pool().execute(work);
 }
 
 // The two kernels take every block as its own slice argument: distinct `&mut` arguments are
@@ -277,7 +297,6 @@ impl CustomOp3 for LstmRecurrence {
         }
         let (h0, rest) = state.split_at(bsz * hid);
         let (c0, bias) = rest.split_at(bsz * hid);
-        let [bi, bf, bg, bo] = split4(bias, hid);
 
         let mut gates = vec![0f32; bsz * t4];
         let mut c_prev = vec![0f32; bsz * th];
@@ -288,75 +307,95 @@ impl CustomOp3 for LstmRecurrence {
             h_prev[r * th..r * th + hid].copy_from_slice(&h0[r * hid..(r + 1) * hid]);
             c_prev[r * th..r * th + hid].copy_from_slice(&c0[r * hid..(r + 1) * hid]);
         }
-        // W_hhᵀ (H, 4H), made once: gemm (which computes the transposed product for a row-major
-        // destination) then reads it without repacking the 4H·H weights at every step
-        let mut w_hh_t = vec![0f32; h4 * hid];
-        for r0 in (0..h4).step_by(16) {
-            for k in 0..hid {
-                for r in r0..(r0 + 16).min(h4) {
-                    w_hh_t[k * h4 + r] = w_hh[r * hid + k];
-                }
-            }
+        // W_hh packed once into panels of 16 hidden units × the 4 gates (H × 64 each, k-major):
+        // a panel's tile then holds i, f, g, o of the same units, so its gate math can follow at
+        // once; the panels stay in the cache for all T steps
+        let np = hid.div_ceil(UNITS_F);
+        let mut wp = vec![0f32; np * hid * NR];
+        for (p, panel) in wp.chunks_exact_mut(hid * NR).enumerate() {
+            let col = |c: usize| {
+                let j = p * UNITS_F + c % UNITS_F;
+                (j < hid).then_some((c / UNITS_F) * hid + j)
+            };
+            small_gemm::pack_panel(panel, hid, col, |k, row| w_hh[row * hid + k]);
         }
-        let par = parallelism();
-        let rows = rows_per_task(bsz);
-        for t in 0..t_len {
-            // gates[:, t] (B, 4H) = h_{t-1} (B, H) · W_hhᵀ (H, 4H); rows of both are T·… apart
-            // SAFETY: the pointers and strides stay inside the vectors for m = B, n = 4H, k = H.
-            unsafe {
-                gemm::gemm(
-                    bsz,
-                    h4,
-                    hid,
-                    gates.as_mut_ptr().add(t * h4),
-                    1,
-                    t4 as isize,
-                    false,
-                    h_prev.as_ptr().add(t * hid),
-                    1,
-                    th as isize,
-                    w_hh_t.as_ptr(),
-                    1,
-                    h4 as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    par,
-                );
-            }
-            let forget = self.forget_gate;
-            gates
-                .par_chunks_mut(t4)
-                .zip(c_prev.par_chunks_mut(th))
-                .zip(tanh_c.par_chunks_mut(th))
-                .zip(h_prev.par_chunks_mut(th))
-                .zip(out.par_chunks_mut((t_len + 1) * hid))
-                .zip(a_x.par_chunks(t4))
-                .with_min_len(rows)
-                .for_each(|(((((g_b, cp_b), tc_b), hp_b), out_b), ax_b)| {
-                    let a = &mut g_b[t * h4..(t + 1) * h4];
-                    let ax = &ax_b[t * h4..(t + 1) * h4];
-                    // h_t goes to the output's slot t; c_t to c_prev[t+1], or after the last step
-                    // to the output's last slot
-                    let (h_all, c_last) = out_b.split_at_mut(t_len * hid);
-                    let h = &mut h_all[t * hid..(t + 1) * hid];
-                    let (cp, c) = if t + 1 < t_len {
-                        let (lo, hi) = cp_b.split_at_mut((t + 1) * hid);
-                        (&lo[t * hid..], &mut hi[..hid])
-                    } else {
-                        (&cp_b[t * hid..], c_last)
-                    };
-                    let [ai, af, ag, ao] = split4_mut(a, hid);
-                    let [xi, xf, xg, xo] = split4(ax, hid);
-                    let tc = &mut tc_b[t * hid..(t + 1) * hid];
-                    gates_fwd(ai, af, ag, ao, xi, xf, xg, xo, bi, bf, bg, bo, cp, c, tc, h, forget);
-                    if t + 1 < t_len {
-                        hp_b[(t + 1) * hid..(t + 2) * hid].copy_from_slice(h);
+        let forget = self.forget_gate;
+        let tile = small_gemm::tile_fn();
+        // work items: step t × chunks of PANELS_PER_CHUNK panels (32 hidden units); an item
+        // computes its units' gate pre-activations and then their gate math
+        let chunks = np.div_ceil(PANELS_PER_CHUNK);
+        let queue = StepQueue::new(t_len, chunks);
+        let (g_p, cp_p, tc_p, hp_p, out_p) = (
+            Ptr(gates.as_mut_ptr()),
+            Ptr(c_prev.as_mut_ptr()),
+            Ptr(tanh_c.as_mut_ptr()),
+            Ptr(h_prev.as_mut_ptr()),
+            Ptr(out.as_mut_ptr()),
+        );
+        let oh = (t_len + 1) * hid; // a batch row of the output
+        let work = |_tid: usize| {
+            let mut acc = [0f32; MR * NR];
+            queue.run(|t, chunk| {
+                let panels = chunk * PANELS_PER_CHUNK..((chunk + 1) * PANELS_PER_CHUNK).min(np);
+                for p in panels.clone() {
+                    let (j0, nu) = (p * UNITS_F, UNITS_F.min(hid - p * UNITS_F));
+                    for r0 in (0..bsz).step_by(MR) {
+                        let rows = MR.min(bsz - r0);
+                        // acc (rows, 64) = h_{t-1}[r0..] (rows, H) · panel p (H, 64)
+                        // SAFETY: rows r0.. of h_prev at step t hold H values, complete since
+                        // step t − 1 finished; the panel holds H × 64; acc holds MR × 64.
+                        unsafe {
+                            tile(
+                                hid,
+                                hp_p.at(r0 * th + t * hid),
+                                th,
+                                rows,
+                                wp.as_ptr().add(p * hid * NR),
+                                acc.as_mut_ptr(),
+                                NR,
+                            )
+                        };
+                        for rr in 0..rows {
+                            let ga = (r0 + rr) * t4 + t * h4; // gates[b, t]
+                            for g in 0..4 {
+                                // SAFETY: units j0..j0+nu of gates[b, t] are this item's alone.
+                                unsafe { slice(g_p, ga + g * hid + j0, nu) }
+                                    .copy_from_slice(&acc[rr * NR + g * UNITS_F..][..nu]);
+                            }
+                        }
                     }
-                });
-        }
+                }
+                // the gate math for all of the item's units at once (longer rows vectorise better)
+                let j0 = panels.start * UNITS_F;
+                let nu = (panels.end * UNITS_F).min(hid) - j0;
+                for b in 0..bsz {
+                    let ga = b * t4 + t * h4; // gates[b, t]
+                                              // SAFETY: this item alone writes units j0..j0+nu of every buffer at step t
+                                              // (and of h_prev / c_prev at t + 1); the slices lie inside their vectors and
+                                              // do not overlap one another.
+                    unsafe {
+                        let [ai, af, ag, ao] = [0, 1, 2, 3].map(|g| slice(g_p, ga + g * hid + j0, nu));
+                        let [xi, xf, xg, xo] = [0, 1, 2, 3].map(|g| &a_x[ga + g * hid + j0..][..nu]);
+                        let [bi, bf, bg, bo] = [0, 1, 2, 3].map(|g| &bias[g * hid + j0..][..nu]);
+                        let cp = &*slice(cp_p, b * th + t * hid + j0, nu);
+                        // c_t goes to c_prev[t+1], or after the last step to the output's last
+                        // slot; h_t to the output's slot t
+                        let c = if t + 1 < t_len {
+                            slice(cp_p, b * th + (t + 1) * hid + j0, nu)
+                        } else {
+                            slice(out_p, b * oh + t_len * hid + j0, nu)
+                        };
+                        let tc = slice(tc_p, b * th + t * hid + j0, nu);
+                        let h = slice(out_p, b * oh + t * hid + j0, nu);
+                        gates_fwd(ai, af, ag, ao, xi, xf, xg, xo, bi, bf, bg, bo, cp, c, tc, h, forget);
+                        if t + 1 < t_len {
+                            slice(hp_p, b * th + (t + 1) * hid + j0, nu).copy_from_slice(h);
+                        }
+                    }
+                }
+            });
+        };
+        run_threads(&work);
         let _ = self.saved.set(Saved { gates, c_prev, tanh_c, h_prev });
         Ok((CpuStorage::F32(out), Shape::from((bsz, t_len + 1, hid))))
     }
@@ -381,46 +420,108 @@ impl CustomOp3 for LstmRecurrence {
         let d_out = contiguous_f32(d_st, d_l, "the output gradient")?; // (B, T+1, H): dh_1..dh_T, dc_T
 
         let mut da = vec![0f32; bsz * t4]; // (B, T, 4H)
-        let mut dh_rec = vec![0f32; bsz * hid]; // ∂L/∂h_t through the recurrence
+        let mut dh0 = vec![0f32; bsz * hid]; // ∂L/∂h_0, the last recurrent product
         let mut dc = vec![0f32; bsz * hid]; // ∂L/∂c_t, starting from dc_T
         for r in 0..bsz {
             let src = (r * (t_len + 1) + t_len) * hid;
             dc[r * hid..(r + 1) * hid].copy_from_slice(&d_out[src..src + hid]);
         }
-        let par = parallelism();
-        let rows = rows_per_task(bsz);
+        // W_hh packed once into panels of 64 hidden units (4H × 64 each, k-major) for
+        // dh_{t-1} = dA_t · W_hh
+        let np = hid.div_ceil(NR);
+        let mut wp = vec![0f32; np * h4 * NR];
+        for (q, panel) in wp.chunks_exact_mut(h4 * NR).enumerate() {
+            let col = |c: usize| (q * NR + c < hid).then_some(q * NR + c);
+            small_gemm::pack_panel(panel, h4, col, |k, j| w_hh[k * hid + j]);
+        }
         let forget = self.forget_gate;
-        for t in (0..t_len).rev() {
-            da.par_chunks_mut(t4)
-                .zip(dc.par_chunks_mut(hid))
-                .zip(dh_rec.par_chunks(hid))
-                .zip(d_out.par_chunks((t_len + 1) * hid))
-                .zip(saved.gates.par_chunks(t4))
-                .zip(saved.c_prev.par_chunks(th))
-                .zip(saved.tanh_c.par_chunks(th))
-                .with_min_len(rows)
-                .for_each(|((((((da_b, dc_b), dhr_b), dout_b), g_b), cp_b), tc_b)| {
-                    let (s, s4) = (t * hid..(t + 1) * hid, t * h4..(t + 1) * h4);
-                    let [dai, daf, dag, dao] = split4_mut(&mut da_b[s4.clone()], hid);
-                    let [gi, gf, gg, go] = split4(&g_b[s4], hid);
-                    let (dh_out, cp, tc) = (&dout_b[s.clone()], &cp_b[s.clone()], &tc_b[s]);
-                    gates_bwd(dai, daf, dag, dao, gi, gf, gg, go, dh_out, dhr_b, dc_b, cp, tc, forget);
-                });
-            // dh_rec (B, H) = da[:, t] (B, 4H) · W_hh (4H, H): the gradient of h_{t-1}
-            // SAFETY: m = B, n = H, k = 4H stay inside da (rows T·4H apart), w_hh and dh_rec.
+        let tile = small_gemm::tile_fn();
+        // work items: step 0 is dA_{T-1} from dh_T and dc_T alone; step s ≥ 1 multiplies dA_t,
+        // t = T − s, by W_hh for one panel's units and continues with their dA_{t-1} (or dh0)
+        let queue = StepQueue::new(t_len + 1, np);
+        let (da_p, dc_p, dh0_p) = (Ptr(da.as_mut_ptr()), Ptr(dc.as_mut_ptr()), Ptr(dh0.as_mut_ptr()));
+        let oh = (t_len + 1) * hid; // a batch row of the output
+                                    // dA[b, t] for the units j0..j0+nu, given ∂L/∂h_t through the recurrence (dh_rec)
+        let gates_bwd_at = |b: usize, t: usize, j0: usize, nu: usize, dh_rec: &[f32]| {
+            let ga = b * t4 + t * h4;
+            // SAFETY: only the item of these units writes units j0..j0+nu of da (at step t) and
+            // of dc; the slices lie inside their vectors and do not overlap.
+            unsafe {
+                let [dai, daf, dag, dao] = [0, 1, 2, 3].map(|g| slice(da_p, ga + g * hid + j0, nu));
+                let [gi, gf, gg, go] = [0, 1, 2, 3].map(|g| &saved.gates[ga + g * hid + j0..][..nu]);
+                let s = b * th + t * hid + j0;
+                let (cp, tc) = (&saved.c_prev[s..][..nu], &saved.tanh_c[s..][..nu]);
+                let dh_out = &d_out[b * oh + t * hid + j0..][..nu];
+                let dc_b = slice(dc_p, b * hid + j0, nu);
+                gates_bwd(dai, daf, dag, dao, gi, gf, gg, go, dh_out, dh_rec, dc_b, cp, tc, forget);
+            }
+        };
+        let work = |_tid: usize| {
+            let mut acc = [0f32; MR * NR];
+            queue.run(|step, q| {
+                let (j0, nu) = (q * NR, NR.min(hid - q * NR));
+                if step == 0 {
+                    for b in 0..bsz {
+                        gates_bwd_at(b, t_len - 1, j0, nu, &[0f32; NR][..nu]);
+                    }
+                    return;
+                }
+                let t = t_len - step;
+                for r0 in (0..bsz).step_by(MR) {
+                    let rows = MR.min(bsz - r0);
+                    // acc (rows, 64) = dA_t[r0..] (rows, 4H) · panel q (4H, 64): ∂L/∂h_{t-1}
+                    // through the recurrence, for this panel's units
+                    // SAFETY: da's rows at step t are complete (the previous queue step); the
+                    // panel holds 4H × 64; acc holds MR × 64.
+                    unsafe {
+                        tile(
+                            h4,
+                            da_p.at(r0 * t4 + t * h4),
+                            t4,
+                            rows,
+                            wp.as_ptr().add(q * h4 * NR),
+                            acc.as_mut_ptr(),
+                            NR,
+                        )
+                    };
+                    for rr in 0..rows {
+                        let dh_rec = &acc[rr * NR..][..nu];
+                        if t > 0 {
+                            gates_bwd_at(r0 + rr, t - 1, j0, nu, dh_rec);
+                        } else {
+                            // SAFETY: units j0..j0+nu of dh0's row are this item's alone.
+                            unsafe { slice(dh0_p, (r0 + rr) * hid + j0, nu) }.copy_from_slice(dh_rec);
+                        }
+                    }
+                }
+            });
+        };
+        run_threads(&work);
+        // dW_hh (4H, H) = Σ_{b,t} da[b, t]ᵀ h_{t-1}[b] = daᵀ (4H, B·T) · h_prev (B·T, H): one gemm,
+        // its 4H rows split over the pool's threads (gemm's own threading left one core idle here)
+        let mut dw_hh = vec![0f32; h4 * hid];
+        let dw_p = Ptr(dw_hh.as_mut_ptr());
+        let n_thr = n_threads();
+        run_threads(&|tid: usize| {
+            let (r0, r1) = (tid * h4 / n_thr, (tid + 1) * h4 / n_thr);
+            if r1 == r0 {
+                return;
+            }
+            // SAFETY: m = r1 − r0 rows from r0, n = H, k = B·T index da (B·T, 4H) transposed, h_prev
+            // (B·T, H) and this thread's rows of dw_hh (4H, H).
             unsafe {
                 gemm::gemm(
-                    bsz,
+                    r1 - r0,
                     hid,
-                    h4,
-                    dh_rec.as_mut_ptr(),
+                    bsz * t_len,
+                    dw_p.at(r0 * hid),
                     1,
                     hid as isize,
                     false,
-                    da.as_ptr().add(t * h4),
+                    da.as_ptr().add(r0),
+                    h4 as isize,
                     1,
-                    t4 as isize,
-                    w_hh.as_ptr(),
+                    saved.h_prev.as_ptr(),
                     1,
                     hid as isize,
                     0.0,
@@ -428,38 +529,12 @@ impl CustomOp3 for LstmRecurrence {
                     false,
                     false,
                     false,
-                    par,
+                    gemm::Parallelism::None,
                 );
             }
-        }
-        // dW_hh (4H, H) = Σ_{b,t} da[b, t]ᵀ h_{t-1}[b] = daᵀ (4H, B·T) · h_prev (B·T, H): one gemm
-        let mut dw_hh = vec![0f32; h4 * hid];
-        // SAFETY: m = 4H, n = H, k = B·T index da (B·T, 4H) transposed and h_prev (B·T, H).
-        unsafe {
-            gemm::gemm(
-                h4,
-                hid,
-                bsz * t_len,
-                dw_hh.as_mut_ptr(),
-                1,
-                hid as isize,
-                false,
-                da.as_ptr(),
-                h4 as isize,
-                1,
-                saved.h_prev.as_ptr(),
-                1,
-                hid as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
+        });
         // [dh0 | dc0 | db]: db (4H) = Σ_{b,t} da[b, t], summed per block of columns in parallel
-        let mut d_state = dh_rec;
+        let mut d_state = dh0;
         d_state.extend_from_slice(&dc);
         let mut db = vec![0f32; h4];
         const COLS: usize = 128;

@@ -12,6 +12,7 @@ pub mod linear;
 pub mod lstm;
 pub mod maxpool;
 pub mod optim;
+pub mod small_gemm;
 pub mod vmath;
 
 /// One op benchmark: the fused op and its composed reference on the same inputs, each closure
