@@ -48,6 +48,7 @@ fn main() {
             e.exit();
         }
     };
+    dlhist::alloc::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DLHIST_LOG"))
         .with_writer(std::io::stderr)
