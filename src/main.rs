@@ -48,6 +48,7 @@ fn main() {
             e.exit();
         }
     };
+    dlhist::alloc::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DLHIST_LOG"))
         .with_writer(std::io::stderr)
@@ -58,6 +59,16 @@ fn main() {
         .or_else(|| std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()))
         .unwrap_or_else(physical_cores);
     std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
+    // candle 0.11.1 runs its elementwise ops (the gradient sums of backward among them) on a
+    // second pool, the "barrier pool", whose workers spin ~25k rounds after every op and whose
+    // caller spins until they finish. Beside rayon's pool (matmuls and our fused ops) that puts
+    // up to four busy threads on two cores: perf showed 30% of a gpt step spinning, and under
+    // load steps ran 2-3x slower. One candle thread runs those ops inline on the calling thread
+    // and leaves all cores to rayon (measured: mlp 16.9 -> 5.1 ms, gpt 593 -> 258 ms, lenet
+    // 26.9 -> 8.1 ms, a loaded machine). CANDLE_NUM_THREADS, if set, still wins.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
 
     static PRESSES: AtomicUsize = AtomicUsize::new(0);
     let _ = ctrlc::set_handler(|| {
