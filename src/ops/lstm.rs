@@ -21,7 +21,7 @@
 //! The per-step products run on our own microkernel (`small_gemm`), not a general gemm: W_hh is
 //! packed ONCE per forward (panels of 16 units × the 4 gates, so a tile holds i, f, g, o of the
 //! same units) and once per backward (panels of 64 units), and the hidden units of each step are
-//! split into work items that the threads of candle's pool take from a queue (`StepQueue`); an
+//! split into work items that rayon's threads take from a queue (`StepQueue`); an
 //! item runs its tiles and then its units' gate math. A general gemm repacked the 1 MB W_hh at
 //! every step and synchronised its threads twice per step.
 //!
@@ -193,16 +193,18 @@ unsafe fn slice<'a>(p: Ptr, off: usize, len: usize) -> &'a mut [f32] {
     std::slice::from_raw_parts_mut(p.0.add(off), len)
 }
 
-/// The threads of candle's barrier pool (its workers and the caller): the threads candle's own
-/// ops keep hot (its idle workers spin for a while after each op; separate threads would compete
-/// with them for the cores).
+/// The threads of rayon's global pool (RAYON_NUM_THREADS, set once by main), which our other
+/// ops and the gemms use too. (candle's own barrier pool runs one thread: main sets
+/// CANDLE_NUM_THREADS=1 so its spinning workers do not fight rayon's for the cores.)
 fn n_threads() -> usize {
-    candle_core::utils::barrier_pool().n_workers() + 1
+    rayon::current_num_threads()
 }
 
-/// Runs `work(tid)` for every tid < `n_threads()`, one per thread.
+/// Runs `work(tid)` for every tid < `n_threads()`, one per thread, all at once (the step queue
+/// hands work between them, so they must run concurrently: `broadcast` gives each pool thread
+/// one call).
 fn run_threads(work: &(dyn Fn(usize) + Sync)) {
-    candle_core::utils::barrier_pool().execute(work);
+    rayon::broadcast(|ctx| work(ctx.index()));
 }
 
 // The two kernels take every block as its own slice argument: distinct `&mut` arguments are
