@@ -499,14 +499,9 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::testutil::rel_err;
 
     /// max |a − b| / max(1, max |b|)
-    fn rel_err(a: &Tensor, b: &Tensor) -> Result<f32> {
-        let diff = a.sub(b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-        let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?.max(1.0);
-        Ok(diff / scale)
-    }
-
     /// Fused (block size `block`) vs composed: O, dQ, dK, dV. Tolerance 1e-5 relative to the
     /// largest reference entry: both sum ≤ T products and ≤ Dh-long dot products in f32 in
     /// different orders (online rescaling vs one softmax; tiles vs one matmul), and the fused
@@ -592,17 +587,6 @@ mod tests {
         let reference = measure(&|| p.run(|q, k, v| attention_ref(q, k, v, true)).map(|_| ()))?;
         assert!(fused < score_matrix / 2, "fused attention used {fused} extra bytes at T={t}");
         assert!(reference > score_matrix, "the reference used only {reference} bytes: is the counter on?");
-        Ok(())
-    }
-
-    /// Rough timing of the bench workloads, fused vs reference (forward + backward).
-    /// `cargo test --release --lib ops::attention::tests::timing -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn timing() -> Result<()> {
-        for b in benches()? {
-            super::super::time_bench(&b, 5)?;
-        }
         Ok(())
     }
 }

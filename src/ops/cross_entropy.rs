@@ -165,11 +165,8 @@ fn random_inputs(n: usize, c: usize, seed: u64) -> Result<(Tensor, Tensor)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::testutil::max_abs_diff;
     use candle_core::{Device, Var};
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-        (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
-    }
 
     /// Loss and ∂logits vs the composed reference. Tolerance: the loss is a mean of O(1)–O(10)
     /// terms, each lse accumulated in f32 in a different order (8 lanes vs candle's sequential

@@ -205,25 +205,4 @@ mod tests {
         let ids = Tensor::from_vec(vec![0f32, 1.], (1, 2), &Device::Cpu).unwrap();
         assert!(embedding(&ids, &table).is_err()); // not u32
     }
-
-    /// Rough timing of the benches, fused vs reference (best of 10): `cargo test --release --lib
-    /// ops::embedding::tests::timing -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn timing() {
-        for b in benches().unwrap() {
-            // the fastest of 10 runs after a warm-up: the machine is shared, the minimum is the least noisy
-            let time = |f: &dyn Fn() -> Result<()>| {
-                f().unwrap();
-                let once = || {
-                    let t = std::time::Instant::now();
-                    f().unwrap();
-                    t.elapsed().as_secs_f64() * 1e3
-                };
-                (0..10).map(|_| once()).fold(f64::MAX, f64::min)
-            };
-            let (fused, reference) = (time(&b.fused), time(&b.reference));
-            println!("{} ({}): fused {fused:.3} ms, reference {reference:.3} ms", b.name, b.shape);
-        }
-    }
 }

@@ -217,15 +217,8 @@ fn random_inputs(dims: &[usize], seed: u64) -> Result<(Tensor, Tensor, Tensor, T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::testutil::{max_abs, max_abs_diff};
     use candle_core::Var;
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-        (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
-    }
-
-    fn max_abs(a: &Tensor) -> Result<f32> {
-        a.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
-    }
 
     /// y, dx, dγ, dβ vs the composed reference for L = Σ y ⊙ w. Tolerances, relative to each
     /// tensor's largest entry: y 2e-6 (x̂ is O(1..4), μ and σ² summed in a different order);

@@ -428,15 +428,8 @@ fn random_inputs(n: usize, k: usize, m: usize, seed: u64) -> Result<(Tensor, Ten
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::testutil::{max_abs, max_abs_diff};
     use candle_core::Var;
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-        (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
-    }
-
-    fn max_abs(a: &Tensor) -> Result<f32> {
-        a.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
-    }
 
     /// The fast GELUs against the exact formulas in f64 on z ∈ [−10, 10], error measured as
     /// |fast − exact| / max(1, |exact|). Measured maxima: tanh-GELU 1.6e-7, its derivative

@@ -636,14 +636,9 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::testutil::rel_err;
 
     /// max |a − b| / max(1, max |b|)
-    fn rel_err(a: &Tensor, b: &Tensor) -> Result<f32> {
-        let diff = a.sub(b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-        let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?.max(1.0);
-        Ok(diff / scale)
-    }
-
     /// Fused vs composed: outputs and the gradients of all six inputs. Tolerance 2e-5 relative
     /// to the largest reference entry: both sides sum in f32 in different orders (gemm blocking
     /// vs candle's per-step matmuls, ≤ 4H = 132 terms) and the fused sigmoid/tanh differ from
@@ -692,18 +687,6 @@ mod tests {
         let p = Problem::new(1, 2, 3, 4, 5)?;
         assert!(lstm_seq(&p.x, &p.w_hh, &p.w_hh, &p.b, &p.h0, &p.c0, true).is_err());
         assert!(lstm_seq(&p.x, &p.w_ih, &p.w_hh, &p.b, &p.c0.t()?, &p.c0, true).is_err());
-        Ok(())
-    }
-
-    /// Rough timing of the bench workloads, fused vs reference (forward + backward): wall time
-    /// and the process's CPU time per call (the machine is shared, so CPU time is the steadier).
-    /// `cargo test --release --lib ops::lstm::tests::timing -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn timing() -> Result<()> {
-        for b in benches()? {
-            super::super::time_bench(&b, 5)?;
-        }
         Ok(())
     }
 }

@@ -354,25 +354,4 @@ mod tests {
         assert!(max_pool2d(&x.to_dtype(DType::F64).unwrap(), 2, 2).is_err());
         assert!(max_pool2d(&x.flatten_all().unwrap(), 2, 2).is_err());
     }
-
-    /// Rough timing of the benches, fused vs reference (best of 10): `cargo test --release --lib
-    /// ops::maxpool::tests::timing -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn timing() {
-        for b in benches().unwrap() {
-            // the fastest of 10 runs after a warm-up: the machine is shared, the minimum is the least noisy
-            let time = |f: &dyn Fn() -> Result<()>| {
-                f().unwrap();
-                let once = || {
-                    let t = std::time::Instant::now();
-                    f().unwrap();
-                    t.elapsed().as_secs_f64() * 1e3
-                };
-                (0..10).map(|_| once()).fold(f64::MAX, f64::min)
-            };
-            let (fused, reference) = (time(&b.fused), time(&b.reference));
-            println!("{} ({}): fused {fused:.2} ms, reference {reference:.2} ms", b.name, b.shape);
-        }
-    }
 }

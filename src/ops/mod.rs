@@ -13,6 +13,8 @@ pub mod lstm;
 pub mod maxpool;
 pub mod optim;
 pub mod small_gemm;
+#[cfg(test)]
+mod testutil;
 pub mod vmath;
 
 /// One op benchmark: the fused op and its composed reference on the same inputs, each closure
@@ -38,39 +40,6 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(lstm::benches()?);
     out.extend(attention::benches()?);
     Ok(out)
-}
-
-/// CPU seconds this process has used so far (user + system, all threads).
-#[cfg(test)]
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
-
-/// Prints the wall and CPU milliseconds per call of a bench's fused and reference closures
-/// (one warm-up call, then `n`): the rough timing the ignored `timing` tests report.
-#[cfg(test)]
-fn time_bench(b: &OpBench, n: usize) -> candle_core::Result<()> {
-    for (what, f) in [("fused", &b.fused), ("reference", &b.reference)] {
-        f()?;
-        let (t0, c0) = (std::time::Instant::now(), cpu_seconds());
-        for _ in 0..n {
-            f()?;
-        }
-        let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
-        println!(
-            "{} ({}) {what}: {:.2} ms wall, {:.2} ms CPU, {} threads",
-            b.name,
-            b.shape,
-            wall * 1e3 / n as f64,
-            cpu * 1e3 / n as f64,
-            rayon::current_num_threads()
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]
