@@ -10,11 +10,11 @@ use crate::engine::params::Params;
 use crate::engine::rng::Rng;
 use crate::engine::{Experiment, TrainConfig};
 use crate::nn::activation::Activation;
+use crate::nn::batchnorm::BatchNorm;
 use crate::nn::conv::{conv2d, max_pool2d, Conv2d};
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
-use candle_core::{Device, Result, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, ModuleT, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -31,11 +31,21 @@ pub struct ModelCfg {
     /// widths of the fully connected hidden layers
     pub hidden: Vec<usize>,
     pub classes: usize,
+    /// batch normalisation after each convolution (Ioffe & Szegedy 2015)
+    pub batchnorm: bool,
 }
 
 impl Default for ModelCfg {
     fn default() -> Self {
-        Self { in_channels: 1, image_size: 28, channels: [6, 16], kernel: 5, hidden: vec![120, 84], classes: 10 }
+        Self {
+            in_channels: 1,
+            image_size: 28,
+            channels: [6, 16],
+            kernel: 5,
+            hidden: vec![120, 84],
+            classes: 10,
+            batchnorm: false,
+        }
     }
 }
 
@@ -80,13 +90,16 @@ impl ModelCfg {
 pub struct LeNet {
     pub conv1: Conv2d,
     pub conv2: Conv2d,
+    /// with `batchnorm`: one per convolution, before its ReLU
+    pub bn: Option<[BatchNorm; 2]>,
     /// 256 -> 120 -> 84 -> 10, ReLU between
     pub fc: Mlp,
 }
 
 /// LeNet-5: conv 1→6 5x5, ReLU, pool 2; conv 6→16 5x5, ReLU, pool 2; fc 256→120→84→10.
 /// Parameters: `conv1.*`, `conv2.*`, `fc.fc0.*` .. `fc.fc2.*`.
-pub fn lenet(cfg: &ModelCfg, vb: VarBuilder) -> Result<LeNet> {
+pub fn lenet(cfg: &ModelCfg, params: &Params, device: &Device) -> Result<LeNet> {
+    let vb = params.vb(device);
     let [c1, c2] = cfg.channels;
     let conv1 = conv2d(cfg.in_channels, c1, cfg.kernel, 1, 0, vb.pp("conv1"))?;
     let conv2 = conv2d(c1, c2, cfg.kernel, 1, 0, vb.pp("conv2"))?;
@@ -94,14 +107,27 @@ pub fn lenet(cfg: &ModelCfg, vb: VarBuilder) -> Result<LeNet> {
     dims.extend(&cfg.hidden);
     dims.push(cfg.classes);
     let fc = Mlp::new(&dims, Activation::Relu, InitKind::Default, vb.pp("fc"))?;
-    Ok(LeNet { conv1, conv2, fc })
+    let bn = if cfg.batchnorm {
+        Some([
+            BatchNorm::new(c1, params, "bn1", vb.pp("bn1"), device)?,
+            BatchNorm::new(c2, params, "bn2", vb.pp("bn2"), device)?,
+        ])
+    } else {
+        None
+    };
+    Ok(LeNet { conv1, conv2, bn, fc })
 }
 
 impl ClassModel for LeNet {
     /// (B, 1, 28, 28) -> (B, 10) logits
-    fn logits(&self, x: &Tensor, _train: bool, _rng: &mut Rng) -> Result<Tensor> {
-        let h = max_pool2d(&self.conv1.forward(x)?.relu()?, 2, 2)?; // (B, 6, 12, 12)
-        let h = max_pool2d(&self.conv2.forward(&h)?.relu()?, 2, 2)?; // (B, 16, 4, 4)
+    fn logits(&self, x: &Tensor, train: bool, _rng: &mut Rng) -> Result<Tensor> {
+        // conv, [batch norm], ReLU, pool
+        let norm = |z: Tensor, k: usize| match &self.bn {
+            Some(bn) => bn[k].forward_t(&z, train),
+            None => Ok(z),
+        };
+        let h = max_pool2d(&norm(self.conv1.forward(x)?, 0)?.relu()?, 2, 2)?; // (B, 6, 12, 12)
+        let h = max_pool2d(&norm(self.conv2.forward(&h)?, 1)?.relu()?, 2, 2)?; // (B, 16, 4, 4)
         self.fc.forward(&h.flatten_from(1)?) // (B, 256) -> (B, 10)
     }
 }
@@ -124,7 +150,7 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
         *set = vision::resize(set, size);
     }
     let params = Params::new(c.train.seed);
-    let net = lenet(&c.model, params.vb(device))?;
+    let net = lenet(&c.model, &params, device)?;
     Ok(Box::new(Classifier::new(net, params, data, c.train.batch_size, c.train.seed, device)))
 }
 
@@ -167,7 +193,7 @@ mod tests {
         // conv1 2·6·24²·25 + conv2 2·16·8²·150 + fc 2·(256·120 + 120·84 + 84·10), per image
         assert_eq!(cfg.forward_flops(1)?, (172_800 + 307_200 + 83_280) as f64);
         let p = Params::new(7);
-        let net = lenet(&cfg, p.vb(&dev))?;
+        let net = lenet(&cfg, &p, &dev)?;
         let mut rng = Rng::new(1);
         let x: Vec<f32> = (0..3 * 28 * 28).map(|_| rng.uniform() as f32).collect();
         let x = Tensor::from_vec(x, (3, 1, 28, 28), &dev)?;

@@ -8,6 +8,7 @@ pub mod gpt;
 pub mod lenet;
 pub mod lstm;
 pub mod mlp;
+pub mod normalization;
 pub mod optimizers;
 pub mod regularize;
 pub mod workloads;

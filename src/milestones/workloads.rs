@@ -125,7 +125,7 @@ fn build_lenet(device: &Device) -> Result<Built> {
     let b = 64;
     let cfg = lenet::ModelCfg::default();
     let params = Params::new(SEED);
-    let net = lenet::lenet(&cfg, params.vb(device))?;
+    let net = lenet::lenet(&cfg, &params, device)?;
     let (x, y) = images(b, cfg.image_size, cfg.classes, device)?;
     Ok(Built { exp: classifier(params, net, x, y), flops_per_step: 3.0 * cfg.forward_flops(b)? })
 }
