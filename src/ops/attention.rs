@@ -18,6 +18,7 @@
 //! Work is split over (b, h) — and in the forward also over query blocks — with rayon; the
 //! tile products are single-threaded `gemm` calls inside each task.
 
+use super::cpu;
 use super::vmath::{self, simd_kernel};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor, D};
 use rayon::prelude::*;
@@ -79,14 +80,6 @@ struct FlashAttention {
     scale: f32,
     /// the row logsumexp L (B, H, T), saved by the forward for the backward
     lse: OnceLock<Vec<f32>>,
-}
-
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
-        (CpuStorage::F32(_), None) => bail!("attention: inputs must be contiguous"),
-        _ => bail!("attention: inputs must be f32"),
-    }
 }
 
 /// How many keys of the block starting at key `c0` (of `nc`) query `i` may see.
@@ -386,7 +379,11 @@ impl CustomOp3 for FlashAttention {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (b, h, t, dh) = l1.shape().dims4()?;
-        let (q, k, v) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?);
+        let (q, k, v) = (
+            cpu::cpu_f32(s1, l1, "attention")?,
+            cpu::cpu_f32(s2, l2, "attention")?,
+            cpu::cpu_f32(s3, l3, "attention")?,
+        );
         let bs = self.block;
         let mut o = vec![0f32; b * h * t * dh]; // (B, H, T, Dh)
         let mut lse = vec![0f32; b * h * t]; // (B, H, T)
@@ -418,7 +415,7 @@ impl CustomOp3 for FlashAttention {
         let mut slices = Vec::with_capacity(5);
         for (st, l) in &guards {
             match &**st {
-                Storage::Cpu(s) => slices.push(contiguous_f32(s, l)?),
+                Storage::Cpu(s) => slices.push(cpu::cpu_f32(s, l, "attention")?),
                 _ => bail!("attention: CPU only"),
             }
         }

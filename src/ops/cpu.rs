@@ -239,6 +239,7 @@ pub fn max(v: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::testutil::erf64;
 
     /// Stated bounds: exp within 2 ulp (relative 2.4e-7) of f64's on [-87, 88]; erf within
     /// 6e-7 absolute (measured 5.9e-7, near x = 0 where 1 − p·t·e^(−x²) cancels).
@@ -255,7 +256,7 @@ mod tests {
             let x = -6.0 + 12.0 * i as f64 / n as f64;
             let xf = x as f32;
             let (e, g) = erf_and_gauss(xf);
-            let want = libm_erf(xf as f64);
+            let want = erf64(xf as f64);
             worst_erf = worst_erf.max((e as f64 - want).abs());
             assert!(((g as f64) - (-(xf as f64) * xf as f64).exp()).abs() < 1e-6);
         }
@@ -263,31 +264,6 @@ mod tests {
         assert!(worst_erf < 6e-7, "erf abs err {worst_erf:e}");
         assert!(exp(f32::NAN).is_nan());
         assert!(exp(-1e4) < 2e-38 && exp(-1e4) > 0.0);
-    }
-
-    /// erf in f64 by its Taylor series (|x| ≤ 3) and continued fraction beyond: a reference
-    /// accurate to ~1e-15 without a libm dependency.
-    fn libm_erf(x: f64) -> f64 {
-        let a = x.abs();
-        let r = if a <= 3.0 {
-            let mut term = a;
-            let mut s = a;
-            let mut k = 0.0;
-            while term.abs() > 1e-17 * s.abs() {
-                k += 1.0;
-                term *= -a * a / k;
-                s += term / (2.0 * k + 1.0);
-            }
-            s * 2.0 / std::f64::consts::PI.sqrt()
-        } else {
-            // erfc(a) = e^(−a²)/√π · 1/(a + 1/2/(a + 1/(a + 3/2/(a + …))))
-            let mut f = a;
-            for k in (1..60).rev() {
-                f = a + (k as f64 / 2.0) / f;
-            }
-            1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / f
-        };
-        r.copysign(x)
     }
 
     #[test]

@@ -428,7 +428,7 @@ fn random_inputs(n: usize, k: usize, m: usize, seed: u64) -> Result<(Tensor, Ten
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testutil::{max_abs, max_abs_diff};
+    use crate::ops::testutil::{erf64, max_abs, max_abs_diff};
     use candle_core::Var;
 
     /// The fast GELUs against the exact formulas in f64 on z ∈ [−10, 10], error measured as
@@ -465,27 +465,6 @@ mod tests {
         // the σ argument is clamped to ±80, so far left gelu is z·1.8e-35 rather than −0
         assert!(gelu(-1e6).abs() < 1e-28);
         assert_eq!(gelu(1e6), 1e6);
-    }
-
-    /// erf in f64: Taylor series to |x| ≤ 3, continued fraction beyond (~1e-13).
-    fn erf64(x: f64) -> f64 {
-        let a = x.abs();
-        let r = if a <= 3.0 {
-            let (mut term, mut s, mut k) = (a, a, 0.0);
-            while term.abs() > 1e-17 * s.abs() {
-                k += 1.0;
-                term *= -a * a / k;
-                s += term / (2.0 * k + 1.0);
-            }
-            s * 2.0 / std::f64::consts::PI.sqrt()
-        } else {
-            let mut f = a;
-            for k in (1..60).rev() {
-                f = a + (k as f64 / 2.0) / f;
-            }
-            1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / f
-        };
-        r.copysign(x)
     }
 
     /// y, dx, dw, db vs the composed reference for L = Σ y ⊙ r. Tolerances, relative to each

@@ -32,6 +32,7 @@
 //! checkpoints: the f rows of W_ih, W_hh and b are computed but ignored, and get zero gradient
 //! (so an optimizer with weight decay will shrink them; they never affect the output).
 
+use super::cpu;
 use super::small_gemm::{self, StepQueue, MR, NR};
 use super::vmath::{self, simd_kernel};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor};
@@ -154,14 +155,6 @@ struct Saved {
 struct LstmRecurrence {
     forget_gate: bool,
     saved: OnceLock<Saved>,
-}
-
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
-        (CpuStorage::F32(_), None) => bail!("lstm_seq: {what} must be contiguous"),
-        _ => bail!("lstm_seq: {what} must be f32"),
-    }
 }
 
 /// Units of one gate in a forward panel: 16 × (i, f, g, o) = the kernel's 64 columns.
@@ -290,9 +283,9 @@ impl CustomOp3 for LstmRecurrence {
     ) -> Result<(CpuStorage, Shape)> {
         let (bsz, t_len, h4) = l1.shape().dims3()?;
         let hid = h4 / 4;
-        let a_x = contiguous_f32(s1, l1, "the input projection")?; // (B, T, 4H)
-        let w_hh = contiguous_f32(s2, l2, "w_hh")?; // (4H, H)
-        let state = contiguous_f32(s3, l3, "[h0 | c0 | b]")?; // (2·B·H + 4H)
+        let a_x = cpu::cpu_f32(s1, l1, "lstm_seq")?; // (B, T, 4H)
+        let w_hh = cpu::cpu_f32(s2, l2, "lstm_seq")?; // (4H, H)
+        let state = cpu::cpu_f32(s3, l3, "lstm_seq")?; // (2·B·H + 4H)
         let (th, t4) = (t_len * hid, t_len * h4);
         if state.len() != 2 * bsz * hid + h4 {
             bail!("lstm_seq: the state holds {} values, expected 2·B·H + 4H", state.len())
@@ -418,8 +411,8 @@ impl CustomOp3 for LstmRecurrence {
         let (w_st, w_l) = w_hh.storage_and_layout();
         let (d_st, d_l) = d_out.storage_and_layout();
         let (Storage::Cpu(w_st), Storage::Cpu(d_st)) = (&*w_st, &*d_st) else { bail!("lstm_seq: CPU only") };
-        let w_hh = contiguous_f32(w_st, w_l, "w_hh")?; // (4H, H)
-        let d_out = contiguous_f32(d_st, d_l, "the output gradient")?; // (B, T+1, H): dh_1..dh_T, dc_T
+        let w_hh = cpu::cpu_f32(w_st, w_l, "lstm_seq")?; // (4H, H)
+        let d_out = cpu::cpu_f32(d_st, d_l, "lstm_seq")?; // (B, T+1, H): dh_1..dh_T, dc_T
 
         let mut da = vec![0f32; bsz * t4]; // (B, T, 4H)
         let mut dh0 = vec![0f32; bsz * hid]; // ∂L/∂h_0, the last recurrent product

@@ -1,11 +1,8 @@
-//! Branch-free f32 `exp`, `sigmoid` and `tanh` that LLVM vectorises, and a macro that compiles a
+//! Branch-free f32 `tanh` (with `exp` and `sigmoid` re-exported from `cpu.rs`) that LLVM vectorises, and a macro that compiles a
 //! kernel for AVX2+FMA with a runtime check (the crate is built for baseline x86-64, where the
 //! loops would only get 4-wide SSE2 and libm's scalar `expf`).
 //!
-//! `exp` is Cephes' `expf`: range reduction x = n·ln2 + r, |r| ≤ ln2/2, a degree-6 polynomial
-//! for e^r, and 2^n put straight into the exponent bits. Its relative error is about 2 ulp over
-//! the clamped range [-87.3, 88.4] (below it returns ~1e-38 instead of 0; above, ~2.4e38 instead
-//! of inf): far inside the 1e-5..1e-4 tolerances the op tests state.
+//! `exp` and `sigmoid` are `cpu.rs`'s (Cephes' `expf`, about 2 ulp); `tanh` is built on them.
 
 /// Whether the AVX2+FMA versions of `simd_kernel!` functions can run (std caches the check).
 #[inline]
@@ -45,34 +42,9 @@ macro_rules! simd_kernel {
 }
 pub(crate) use simd_kernel;
 
-/// e^x for f32, branch-free (see the module comment for its accuracy).
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split in two so that n·LN2_HI is exact for |n| ≤ 2^9 (Cody & Waite)
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // adding 1.5·2^23 rounds to the nearest integer and leaves it in the low mantissa bits
-    const ROUND: f32 = 12_582_912.0;
-    let x = if x < -87.336_55 { -87.336_55 } else { x };
-    let x = if x > 88.376_26 { 88.376_26 } else { x };
-    let t = x * LOG2E + ROUND;
-    let n = t - ROUND;
-    let ni = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let z = r * r;
-    let p =
-        ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 0.5;
-    let er = p * z + r + 1.0;
-    let two_n = f32::from_bits(((ni + 127) as u32) << 23);
-    er * two_n
-}
-
-/// 1 / (1 + e^-x)
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
+/// e^x and σ(x): the one vectorisable implementation, in `cpu.rs` (Cephes' expf), re-exported
+/// so the recurrent kernels can use `vmath::` for all three.
+pub use super::cpu::{exp, sigmoid};
 
 /// tanh x = sign(x)·(1 − e^{−2|x|}) / (1 + e^{−2|x|}); below |x| = 1/8 its Taylor series to x^7
 /// (error < 2e-9 relative) keeps the relative accuracy that the subtraction would lose near 0.
