@@ -1,0 +1,60 @@
+//! The catalogue: every runnable name, its paper, its study, its claim, and its presets.
+//! Presets are compiled in (experiments/NAME.toml and experiments/smoke/NAME.toml), so the
+//! binary runs from any directory.
+
+use crate::error::{closest, DlError};
+use crate::milestones::{Claim, Family};
+
+mod dnn;
+mod toolbox;
+
+pub struct Entry {
+    pub name: &'static str,
+    pub year: u16,
+    pub paper: &'static str,
+    /// variants of one study can be compared side by side
+    pub study: &'static str,
+    pub family: &'static Family,
+    /// one line: what the claim says
+    pub summary: &'static str,
+    /// the idea in a paragraph, and why the claim is measured the way it is
+    pub info: &'static str,
+    /// experiments/NAME.toml: what differs from the family defaults (the full budget)
+    pub preset: &'static str,
+    /// experiments/smoke/NAME.toml: on top of the preset, a seconds-long budget
+    pub smoke: &'static str,
+    pub claim: Option<Claim>,
+}
+
+/// experiments/NAME.toml, compiled in.
+macro_rules! preset {
+    ($name:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/", $name, ".toml"))
+    };
+}
+/// experiments/smoke/NAME.toml, compiled in.
+macro_rules! smoke {
+    ($name:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/smoke/", $name, ".toml"))
+    };
+}
+pub(crate) use {preset, smoke};
+
+/// Every entry, in catalogue order (one file per catalogue section).
+pub fn entries() -> &'static [Entry] {
+    static ENTRIES: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
+    ENTRIES.get_or_init(|| [dnn::entries(), toolbox::entries()].into_iter().flatten().collect())
+}
+
+pub fn names() -> Vec<&'static str> {
+    entries().iter().map(|e| e.name).collect()
+}
+
+pub fn get(name: &str) -> Result<&'static Entry, DlError> {
+    entries().iter().find(|e| e.name == name).ok_or_else(|| DlError::UnknownName {
+        what: "milestone",
+        name: name.to_string(),
+        suggestion: closest(name, names()),
+        hint: "Run `dlhist list` to see every milestone".into(),
+    })
+}
