@@ -44,10 +44,16 @@ impl Lstm {
     /// x: (B, T, I), from zero state -> every hidden state h: (B, T, H).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, _, _) = x.dims3()?;
-        let bias = (&self.bias_ih + &self.bias_hh)?; // (4H,): both biases train, as in PyTorch
         let s0 = Tensor::zeros((b, self.hidden), x.dtype(), x.device())?;
-        let (h, _, _) = lstm_seq(x, &self.weight_ih, &self.weight_hh, &bias, &s0, &s0, self.forget_gate)?;
-        Ok(h)
+        Ok(self.forward_state(x, &s0, &s0)?.0)
+    }
+
+    /// x: (B, T, I) from the state (h0, c0), each (B, H) -> (h (B, T, H), h_T (B, H), c_T (B, H)).
+    /// Gradients flow into h0 and c0 (an encoder's final state feeding a decoder; truncated BPTT
+    /// carrying the state across batches with `detach`).
+    pub fn forward_state(&self, x: &Tensor, h0: &Tensor, c0: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let bias = (&self.bias_ih + &self.bias_hh)?; // (4H,): both biases train, as in PyTorch
+        lstm_seq(x, &self.weight_ih, &self.weight_hh, &bias, h0, c0, self.forget_gate)
     }
 }
 
