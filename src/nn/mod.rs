@@ -12,4 +12,5 @@ pub mod linear;
 pub mod loss;
 pub mod lstm;
 pub mod mlp;
+pub mod moe;
 pub mod norm;
