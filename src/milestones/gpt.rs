@@ -4,6 +4,7 @@
 //! untied linear head. Only the model is here for now (`dlhist bench` times it); its recipe,
 //! data and claim come with the gpt milestone issue.
 
+use crate::engine::params::Params;
 use crate::nn::activation::Activation;
 use crate::nn::attention::{self_attention, SelfAttention};
 use crate::nn::embedding::embedding;
@@ -11,10 +12,9 @@ use crate::nn::embedding::Embedding;
 use crate::nn::linear::Linear;
 use crate::nn::linear::{linear, InitKind};
 use crate::nn::mlp::Mlp;
-use crate::nn::norm::{layer_norm, LayerNorm};
+use crate::nn::norm::{norm, Norm, NormKind};
 use candle_core::Module;
-use candle_core::{Result, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -30,11 +30,13 @@ pub struct ModelCfg {
     pub n_embd: usize,
     /// longest context T (the number of learned positions)
     pub block: usize,
+    /// the norm slots (ln1, ln2, ln_f): "layer" as GPT, or "batch"/"none" for the layer-norm study
+    pub norm: NormKind,
 }
 
 impl Default for ModelCfg {
     fn default() -> Self {
-        Self { vocab: 65, n_layer: 4, n_head: 4, n_embd: 128, block: 64 }
+        Self { vocab: 65, n_layer: 4, n_head: 4, n_embd: 128, block: 64, norm: NormKind::Layer }
     }
 }
 
@@ -53,19 +55,21 @@ impl ModelCfg {
 }
 
 pub struct Block {
-    pub ln1: LayerNorm,
+    pub ln1: Norm,
     pub attn: SelfAttention,
-    pub ln2: LayerNorm,
+    pub ln2: Norm,
     /// C -> 4C -> C, GELU (tanh) between
     pub mlp: Mlp,
 }
 
 impl Block {
-    /// (B, T, C) -> (B, T, C)
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// (B, T, C) -> (B, T, C); `train` selects BatchNorm's batch statistics
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
-        let x = (x + self.attn.forward(&self.ln1.forward(x)?)?)?;
-        let m = self.mlp.forward(&self.ln2.forward(&x)?.reshape((b * t, c))?)?; // (B·T, C)
+        // the norms see (B·T, C) rows: per token for LayerNorm, per feature over B·T for BatchNorm
+        let a = self.ln1.forward_t(&x.reshape((b * t, c))?, train)?.reshape((b, t, c))?;
+        let x = (x + self.attn.forward(&a)?)?;
+        let m = self.mlp.forward(&self.ln2.forward_t(&x.reshape((b * t, c))?, train)?)?; // (B·T, C)
         x + m.reshape((b, t, c))?
     }
 }
@@ -76,23 +80,26 @@ pub struct Gpt {
     /// position embedding wpe: (block, C)
     pub wpe: Embedding,
     pub blocks: Vec<Block>,
-    pub ln_f: LayerNorm,
+    pub ln_f: Norm,
     /// C -> V, not tied to wte
     pub head: Linear,
     pub block: usize,
 }
 
 /// Parameters: `wte.weight`, `wpe.weight` (N(0, 0.02²), as GPT-2), `h.{i}.{ln1,attn,ln2,mlp}.*`,
-/// `ln_f.*`, `head.*` (linears with PyTorch's default init).
-pub fn gpt(cfg: &ModelCfg, vb: VarBuilder) -> Result<Gpt> {
+/// `ln_f.*`, `head.*` (linears with PyTorch's default init); with batch norm also the running
+/// statistics buffers of each norm slot.
+pub fn gpt(cfg: &ModelCfg, params: &Params, device: &Device) -> Result<Gpt> {
     let c = cfg.n_embd;
+    let vb = params.vb(device);
     let blocks = (0..cfg.n_layer)
         .map(|i| {
-            let vb = vb.pp(format!("h.{i}"));
+            let name = format!("h.{i}");
+            let vb = vb.pp(&name);
             Ok(Block {
-                ln1: layer_norm(c, vb.pp("ln1"))?,
+                ln1: norm(cfg.norm, c, params, &format!("{name}.ln1"), device)?,
                 attn: self_attention(c, cfg.n_head, true, vb.pp("attn"))?,
-                ln2: layer_norm(c, vb.pp("ln2"))?,
+                ln2: norm(cfg.norm, c, params, &format!("{name}.ln2"), device)?,
                 mlp: Mlp::new(&[c, 4 * c, c], Activation::GeluTanh, InitKind::Default, vb.pp("mlp"))?,
             })
         })
@@ -101,15 +108,21 @@ pub fn gpt(cfg: &ModelCfg, vb: VarBuilder) -> Result<Gpt> {
         wte: embedding(cfg.vocab, c, 0.02, vb.pp("wte"))?,
         wpe: embedding(cfg.block, c, 0.02, vb.pp("wpe"))?,
         blocks,
-        ln_f: layer_norm(c, vb.pp("ln_f"))?,
+        ln_f: norm(cfg.norm, c, params, "ln_f", device)?,
         head: linear(c, cfg.vocab, InitKind::Default, vb.pp("head"))?,
         block: cfg.block,
     })
 }
 
 impl Gpt {
-    /// tokens (B, T) u32, T ≤ block -> logits (B·T, V), row b·T + t predicting the token after (b, t).
+    /// tokens (B, T) u32, T ≤ block -> logits (B·T, V), row b·T + t predicting the token after
+    /// (b, t). Evaluation mode (BatchNorm's running statistics).
     pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
+        self.forward_t(tokens, false)
+    }
+
+    /// As `forward`; `train` selects BatchNorm's batch statistics (and updates the running ones).
+    pub fn forward_t(&self, tokens: &Tensor, train: bool) -> Result<Tensor> {
         let (b, t) = tokens.dims2()?;
         if t > self.block {
             candle_core::bail!("gpt: a context of {t} tokens is longer than the {} learned positions", self.block);
@@ -117,16 +130,16 @@ impl Gpt {
         let pos = self.wpe.weight.narrow(0, 0, t)?; // (T, C)
         let mut x = self.wte.forward(tokens)?.broadcast_add(&pos)?; // (B, T, C)
         for blk in &self.blocks {
-            x = blk.forward(&x)?;
+            x = blk.forward_t(&x, train)?;
         }
         let c = x.dim(2)?;
-        let x = self.ln_f.forward(&x.reshape((b * t, c))?)?; // (B·T, C)
+        let x = self.ln_f.forward_t(&x.reshape((b * t, c))?, train)?; // (B·T, C)
         self.head.forward(&x) // (B·T, V)
     }
 
-    /// Mean next-token cross-entropy; `targets` (B, T) are the inputs shifted by one.
+    /// Mean next-token cross-entropy in training mode; `targets` (B, T) are the inputs shifted by one.
     pub fn loss(&self, tokens: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        crate::nn::loss::cross_entropy(&self.forward(tokens)?, &targets.flatten_all()?)
+        crate::nn::loss::cross_entropy(&self.forward_t(tokens, true)?, &targets.flatten_all()?)
     }
 }
 
@@ -141,16 +154,20 @@ mod tests {
     #[test]
     fn every_parameter_gets_a_gradient() -> Result<()> {
         let dev = Device::Cpu;
-        let cfg = ModelCfg::default();
-        let p = Params::new(5);
-        let net = gpt(&cfg, p.vb(&dev))?;
-        let mut rng = Rng::new(4);
-        let ids: Vec<u32> = (0..2 * 11).map(|_| rng.below(cfg.vocab) as u32).collect();
-        let ids = Tensor::from_vec(ids, (2, 11), &dev)?;
-        let loss = net.loss(&ids.narrow(1, 0, 10)?, &ids.narrow(1, 1, 10)?)?;
-        // 4·(ln1 2 + attn 4 + ln2 2 + mlp 4) + wte, wpe, ln_f 2, head 2
-        assert_eq!(p.trainable().len(), 4 * 12 + 6);
-        assert_every_param_gets_a_gradient(&p, &loss)
+        for norm in [NormKind::Layer, NormKind::Batch, NormKind::None] {
+            let cfg = ModelCfg { norm, ..Default::default() };
+            let p = Params::new(5);
+            let net = gpt(&cfg, &p, &dev)?;
+            let mut rng = Rng::new(4);
+            let ids: Vec<u32> = (0..2 * 11).map(|_| rng.below(cfg.vocab) as u32).collect();
+            let ids = Tensor::from_vec(ids, (2, 11), &dev)?;
+            let loss = net.loss(&ids.narrow(1, 0, 10)?, &ids.narrow(1, 1, 10)?)?;
+            // 4·(ln1 2 + attn 4 + ln2 2 + mlp 4) + wte, wpe, ln_f 2, head 2; no norm: 9 slots fewer
+            let norms = if norm == NormKind::None { 0 } else { 2 };
+            assert_eq!(p.trainable().len(), 4 * (8 + 2 * norms) + 4 + norms, "{norm:?}");
+            assert_every_param_gets_a_gradient(&p, &loss)?;
+        }
+        Ok(())
     }
 
     #[test]

@@ -147,7 +147,7 @@ fn build_gpt(device: &Device) -> Result<Built> {
     let b = 32;
     let cfg = gpt::ModelCfg::default();
     let params = Params::new(SEED);
-    let net = gpt::gpt(&cfg, params.vb(device))?;
+    let net = gpt::gpt(&cfg, &params, device)?;
     let (x, y) = tokens(b, cfg.block, cfg.vocab, device)?;
     let loss = move || net.loss(&x, &y);
     Ok(Built {

@@ -1,9 +1,12 @@
 //! Layer normalisation (Ba, Kiros & Hinton 2016) over the last dimension, composed of candle
 //! ops that have a backward: candle-nn's `LayerNorm` and `ops::layer_norm` have none (DESIGN §7).
 
-use candle_core::{Result, Tensor};
+use super::batchnorm::BatchNorm;
+use crate::engine::params::Params;
+use candle_core::{Device, ModuleT, Result, Tensor};
 use candle_nn::init::Init;
 use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
 
 pub struct LayerNorm {
     /// γ: (C,), starts at 1
@@ -24,6 +27,48 @@ impl LayerNorm {
     /// (…, C) -> (…, C)
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         crate::ops::layernorm::layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// Which normalisation a model's norm slots use (the layer-norm study swaps them).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NormKind {
+    /// over each token's features (Ba et al. 2016): independent of the batch
+    #[default]
+    Layer,
+    /// over the batch (and time) per feature, running statistics at eval (Ioffe & Szegedy 2015)
+    Batch,
+    /// identity
+    None,
+}
+
+/// A norm slot: LayerNorm, BatchNorm or nothing, on (N, C) rows.
+pub enum Norm {
+    Layer(LayerNorm),
+    Batch(BatchNorm),
+    None,
+}
+
+/// A `kind` norm over `dim` features named `name` (also `vb`'s prefix: BatchNorm's running
+/// statistics are buffers `name.running_mean`/`name.running_var` beside γ and β).
+pub fn norm(kind: NormKind, dim: usize, params: &Params, name: &str, device: &Device) -> Result<Norm> {
+    let vb = params.vb(device).pp(name);
+    Ok(match kind {
+        NormKind::Layer => Norm::Layer(layer_norm(dim, vb)?),
+        NormKind::Batch => Norm::Batch(BatchNorm::new(dim, params, name, vb, device)?),
+        NormKind::None => Norm::None,
+    })
+}
+
+impl Norm {
+    /// (N, C) -> (N, C). `train` matters only to BatchNorm (batch vs running statistics).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Norm::Layer(ln) => ln.forward(x),
+            Norm::Batch(bn) => bn.forward_t(x, train),
+            Norm::None => Ok(x.clone()),
+        }
     }
 }
 
