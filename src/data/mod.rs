@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod canvas;
 pub mod catalog;
+pub mod continual;
 pub mod digits;
 pub mod idx;
 pub mod paper_tasks;

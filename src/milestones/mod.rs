@@ -2,8 +2,11 @@
 //! No training loop lives here; the engine runs every milestone.
 
 pub mod activations;
+pub mod adding;
 pub mod backprop;
+pub mod charlm;
 pub mod classify;
+pub mod forget;
 pub mod gpt;
 pub mod lenet;
 pub mod lstm;
@@ -11,6 +14,7 @@ pub mod mlp;
 pub mod normalization;
 pub mod optimizers;
 pub mod regularize;
+pub mod rnn;
 pub mod workloads;
 
 use crate::engine::runner::Summary;

@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod attention;
 pub mod batchnorm;
+pub mod bce;
 pub mod conv;
 pub mod dropout;
 pub mod embedding;

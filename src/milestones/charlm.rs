@@ -1,0 +1,248 @@
+//! The character-level language-model recipe, shared by every char-LM milestone (`rnn`, `lstm`;
+//! later the mixture-of-experts, optimizer and gpt studies): random windows of a text
+//! (`data::text`) for training, next-character cross-entropy, validation loss and bits per
+//! character on fixed windows, the unigram baseline, and sampling from a prompt.
+//!
+//! A milestone supplies only its model, as a [`CharModel`]: token ids in, next-character logits
+//! out. Every window starts from the model's initial state, in training, evaluation and sampling
+//! alike, so a recurrent model is always run the way it was trained.
+
+use crate::data::text::{CharText, TextSplit};
+use crate::engine::params::Params;
+use crate::engine::rng::Rng;
+use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use candle_core::{Device, Result, Tensor, D};
+use std::f64::consts::LN_2;
+
+/// A character-level language model.
+pub trait CharModel {
+    /// tokens (B, T) u32 -> logits (B·T, V); row b·T + t predicts the character after (b, t).
+    /// Each row starts from the model's initial (zero) state: nothing carries between calls.
+    fn logits(&self, tokens: &Tensor) -> Result<Tensor>;
+    /// The longest context the model accepts (a transformer's learned positions); `None` when
+    /// any length works. The sampler feeds at most `min(seq_len, max_context)` characters.
+    fn max_context(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// Characters of the validation split scored by `evaluate`, in windows spread evenly over it.
+pub const EVAL_CHARS: usize = 32_768;
+
+/// Windows per evaluation batch.
+const EVAL_BATCH: usize = 64;
+
+/// Bits per character of a mean cross-entropy in nats.
+pub fn bpc(loss_nats: f64) -> f64 {
+    loss_nats / LN_2
+}
+
+/// Entropy in bits of the character frequencies of `ids`: the bits per character of the best
+/// model that ignores context (a unigram model fitted to these very characters).
+pub fn unigram_bpc(ids: &[u32], vocab: usize) -> f64 {
+    let mut counts = vec![0usize; vocab];
+    for &i in ids {
+        counts[i as usize] += 1;
+    }
+    let n = ids.len().max(1) as f64;
+    counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / n).map(|p| -p * p.log2()).sum()
+}
+
+/// Starts of `n` windows of `len` ids spread evenly over a split of `total` ids (deterministic,
+/// the same for every seed and model, so variants are scored on the same characters).
+pub fn eval_starts(total: usize, len: usize, n: usize) -> Vec<usize> {
+    let last = total.saturating_sub(len);
+    match n {
+        0 => vec![],
+        1 => vec![0],
+        _ => (0..n).map(|k| k * last / (n - 1)).collect(),
+    }
+}
+
+pub struct CharLm<M: CharModel> {
+    pub model: M,
+    pub params: Params,
+    pub text: CharText,
+    name: String,
+    notice: Option<String>,
+    seq_len: usize,
+    batch: usize,
+    unigram_bpc: f64,
+    /// (B, T+1) rows of the validation split scored by `evaluate`, in batches
+    eval: Vec<Tensor>,
+    device: Device,
+}
+
+impl<M: CharModel> CharLm<M> {
+    /// `name` is the text's name (`moby`, `shakespeare`), `notice` what `load_text` said about
+    /// it; windows of `seq_len` characters, `batch` of them per step.
+    pub fn new(
+        model: M,
+        params: Params,
+        (text, name, notice): (CharText, String, Option<String>),
+        seq_len: usize,
+        batch: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        // fails early, with the message that says what to do, if the text is too short
+        let val = text.part(TextSplit::Val);
+        if val.len() < seq_len + 1 || seq_len == 0 {
+            candle_core::bail!(
+                "data.seq_len = {seq_len} does not fit the validation split of {name} ({} characters); choose 1..={}",
+                val.len(),
+                val.len().saturating_sub(1)
+            );
+        }
+        let n = (EVAL_CHARS / seq_len).max(1);
+        let rows: Vec<u32> =
+            eval_starts(val.len(), seq_len + 1, n).iter().flat_map(|&s| val[s..s + seq_len + 1].to_vec()).collect();
+        let eval = rows
+            .chunks(EVAL_BATCH * (seq_len + 1))
+            .map(|c| Tensor::from_vec(c.to_vec(), (c.len() / (seq_len + 1), seq_len + 1), device))
+            .collect::<Result<Vec<_>>>()?;
+        let unigram_bpc = unigram_bpc(text.part(TextSplit::Train), text.vocab_size());
+        Ok(Self { model, params, text, name, notice, seq_len, batch, unigram_bpc, eval, device: device.clone() })
+    }
+
+    /// Mean next-character loss of (B, T+1) windows: inputs [.., ..T], targets [.., 1..].
+    fn loss(&self, rows: &Tensor) -> Result<Tensor> {
+        let t = rows.dim(1)? - 1;
+        let x = rows.narrow(1, 0, t)?.contiguous()?;
+        let y = rows.narrow(1, 1, t)?.flatten_all()?;
+        crate::nn::loss::cross_entropy(&self.model.logits(&x)?, &y)
+    }
+
+    /// The characters after `prompt`, drawn one at a time at `temperature` from the model fed
+    /// the last `seq_len` characters (or fewer, see `CharModel::max_context`).
+    pub fn generate(&self, prompt: &[u32], n: usize, temperature: f64, rng: &mut Rng) -> Result<Vec<u32>> {
+        let window = self.model.max_context().map_or(self.seq_len, |m| m.min(self.seq_len)).max(1);
+        let mut ids = prompt.to_vec();
+        for _ in 0..n {
+            let ctx = &ids[ids.len().saturating_sub(window)..];
+            let x = Tensor::from_vec(ctx.to_vec(), (1, ctx.len()), &self.device)?;
+            let last = self.model.logits(&x)?.get(ctx.len() - 1)?; // (V,)
+            let p = candle_nn::ops::softmax(&(last / temperature)?, D::Minus1)?.to_vec1::<f32>()?;
+            ids.push(rng.categorical(&p) as u32);
+        }
+        Ok(ids[prompt.len()..].to_vec())
+    }
+}
+
+impl<M: CharModel> Experiment for CharLm<M> {
+    fn params(&self) -> &Params {
+        &self.params
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        (self.text.part(TextSplit::Train).len() / (self.batch * self.seq_len).max(1)).max(1)
+    }
+
+    fn train_loss(&mut self, _step: usize, rng: &mut Rng) -> Result<TrainOut> {
+        let (b, t) = (self.batch, self.seq_len);
+        let rows = self.text.batch(TextSplit::Train, rng, b, t).map_err(candle_core::Error::wrap)?;
+        let loss = self.loss(&Tensor::from_vec(rows, (b, t + 1), &self.device)?)?;
+        Ok(TrainOut { loss, metrics: Metrics::new() })
+    }
+
+    /// Val: loss (nats), bpc and the unigram baseline's bpc on `EVAL_CHARS` characters of the
+    /// validation split. The text has no test split: `Test` reports nothing.
+    fn evaluate(&mut self, split: Split) -> Result<Metrics> {
+        if split == Split::Test {
+            return Ok(Metrics::new());
+        }
+        let (mut sum, mut n) = (0f64, 0usize);
+        for rows in &self.eval {
+            let rows_n = rows.dim(0)?;
+            sum += self.loss(rows)?.to_scalar::<f32>()? as f64 * rows_n as f64;
+            n += rows_n;
+        }
+        let loss = sum / n.max(1) as f64;
+        Ok(Metrics::from([
+            ("loss".to_string(), loss),
+            ("bpc".to_string(), bpc(loss)),
+            ("unigram_bpc".to_string(), self.unigram_bpc),
+        ]))
+    }
+
+    /// `req.n` characters after `req.prompt` (default: a newline), at `req.temperature`.
+    fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
+        let prompt = match &req.prompt {
+            Some(p) if !p.is_empty() => p.clone(),
+            _ if self.text.vocab.contains(&'\n') => "\n".to_string(),
+            _ => self.text.vocab[0].to_string(),
+        };
+        let ids = self.text.encode(&prompt)?;
+        let out = self.text.decode(&self.generate(&ids, req.n, req.temperature, rng)?);
+        let text = format!("{prompt}{out}\n");
+        let json = serde_json::json!({
+            "data": self.name, "prompt": prompt, "text": out, "n": req.n, "temperature": req.temperature,
+        });
+        Ok(SampleOut { text, json })
+    }
+
+    fn data_name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn data_notice(&self) -> Option<String> {
+        self.notice.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unigram_entropy_matches_hand_values() {
+        // H(1/2, 1/2) = 1 bit; H(1/2, 1/4, 1/4) = 1.5 bits (Shannon 1948); one symbol: 0 bits
+        assert!((unigram_bpc(&[0, 1, 0, 1], 2) - 1.0).abs() < 1e-12);
+        assert!((unigram_bpc(&[0, 0, 1, 2], 4) - 1.5).abs() < 1e-12);
+        assert_eq!(unigram_bpc(&[3, 3, 3], 5), 0.0);
+        assert!((bpc(LN_2 * 2.5) - 2.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn eval_windows_are_spread_over_the_split_and_stay_inside_it() {
+        assert_eq!(eval_starts(100, 11, 4), [0, 29, 59, 89]);
+        assert!(eval_starts(100, 11, 4).iter().all(|&s| s + 11 <= 100));
+        assert_eq!(eval_starts(10, 11, 3), [0, 0, 0]); // a split shorter than a window: caught by `new`
+        assert_eq!(eval_starts(50, 5, 1), [0]);
+    }
+
+    /// A model that ignores its input and predicts fixed logits: the recipe's loss must then be
+    /// the cross-entropy of those logits against the text's characters.
+    struct Fixed(Tensor);
+    impl CharModel for Fixed {
+        fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+            let n = tokens.elem_count();
+            self.0.unsqueeze(0)?.repeat((n, 1))
+        }
+    }
+
+    #[test]
+    fn a_uniform_model_scores_log2_v_bits_and_samples_from_the_vocabulary() -> Result<()> {
+        let dev = Device::Cpu;
+        let text: String = (0..4000).map(|i| ["ab", "cd", "a\n"][i % 3]).collect();
+        let t = CharText::new(&text);
+        let v = t.vocab_size(); // 5: \n a b c d
+        let mut lm = CharLm::new(
+            Fixed(Tensor::zeros(v, candle_core::DType::F32, &dev)?),
+            Params::new(0),
+            (t, "test".into(), None),
+            16,
+            4,
+            &dev,
+        )?;
+        let m = lm.evaluate(Split::Val)?;
+        assert!((m["bpc"] - (v as f64).log2()).abs() < 1e-5, "{m:?}");
+        assert!(lm.evaluate(Split::Test)?.is_empty());
+        let req = SampleRequest { n: 50, prompt: Some("ab".into()), temperature: 1.0 };
+        let out = lm.sample(&req, &mut Rng::new(1)).unwrap();
+        assert!(out.text.starts_with("ab") && out.text.chars().count() == 2 + 50 + 1, "{}", out.text);
+        let err = lm.sample(&SampleRequest { prompt: Some("abz".into()), ..req }, &mut Rng::new(1));
+        let err = err.err().expect("an unknown prompt character is an error").to_string();
+        assert!(err.contains("'z'"), "{err}");
+        Ok(())
+    }
+}
