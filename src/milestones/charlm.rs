@@ -24,6 +24,26 @@ pub trait CharModel {
     fn max_context(&self) -> Option<usize> {
         None
     }
+    /// The training-mode forward pass: the logits, plus an auxiliary loss to add to the
+    /// cross-entropy (a mixture of experts' balance loss) and metrics to log with it. Models
+    /// whose training and evaluation passes differ (BatchNorm, dropout) override it.
+    fn forward_train(&self, tokens: &Tensor) -> Result<TrainForward> {
+        Ok(TrainForward { logits: self.logits(tokens)?, aux: None, metrics: Metrics::new() })
+    }
+    /// Extra metrics measured at evaluation on the first validation batch (e.g. expert load).
+    fn probe(&self, tokens: &Tensor) -> Result<Metrics> {
+        let _ = tokens;
+        Ok(Metrics::new())
+    }
+}
+
+/// What `CharModel::forward_train` returns.
+pub struct TrainForward {
+    /// (B·T, V)
+    pub logits: Tensor,
+    /// a scalar added to the training loss
+    pub aux: Option<Tensor>,
+    pub metrics: Metrics,
 }
 
 /// Characters of the validation split scored by `evaluate`, in windows spread evenly over it.
@@ -140,8 +160,16 @@ impl<M: CharModel> Experiment for CharLm<M> {
     fn train_loss(&mut self, _step: usize, rng: &mut Rng) -> Result<TrainOut> {
         let (b, t) = (self.batch, self.seq_len);
         let rows = self.text.batch(TextSplit::Train, rng, b, t).map_err(candle_core::Error::wrap)?;
-        let loss = self.loss(&Tensor::from_vec(rows, (b, t + 1), &self.device)?)?;
-        Ok(TrainOut { loss, metrics: Metrics::new() })
+        let rows = Tensor::from_vec(rows, (b, t + 1), &self.device)?;
+        let x = rows.narrow(1, 0, t)?.contiguous()?;
+        let y = rows.narrow(1, 1, t)?.flatten_all()?;
+        let out = self.model.forward_train(&x)?;
+        let ce = crate::nn::loss::cross_entropy(&out.logits, &y)?;
+        let loss = match out.aux {
+            Some(aux) => (ce + aux)?,
+            None => ce,
+        };
+        Ok(TrainOut { loss, metrics: out.metrics })
     }
 
     /// Val: loss (nats), bpc and the unigram baseline's bpc on `EVAL_CHARS` characters of the
@@ -157,11 +185,15 @@ impl<M: CharModel> Experiment for CharLm<M> {
             n += rows_n;
         }
         let loss = sum / n.max(1) as f64;
-        Ok(Metrics::from([
+        let mut m = Metrics::from([
             ("loss".to_string(), loss),
             ("bpc".to_string(), bpc(loss)),
             ("unigram_bpc".to_string(), self.unigram_bpc),
-        ]))
+        ]);
+        if let Some(rows) = self.eval.first() {
+            m.extend(self.model.probe(&rows.narrow(1, 0, rows.dim(1)? - 1)?.contiguous()?)?);
+        }
+        Ok(m)
     }
 
     /// `req.n` characters after `req.prompt` (default: a newline), at `req.temperature`.

@@ -8,9 +8,11 @@ pub mod charlm;
 pub mod classify;
 pub mod forget;
 pub mod gpt;
+pub mod layernorm;
 pub mod lenet;
 pub mod lstm;
 pub mod mlp;
+pub mod moe;
 pub mod normalization;
 pub mod optimizers;
 pub mod regularize;
@@ -79,6 +81,28 @@ pub struct Claim {
 /// Reads a final metric from a summary, with a clear error if the milestone did not report it.
 pub fn metric(s: &Summary, key: &str) -> anyhow::Result<f64> {
     s.metric(key).ok_or_else(|| anyhow::anyhow!("run {} reported no metric `{key}`", s.name))
+}
+
+/// The seeds of claims that average over runs, because one run's noise is as large as the effect.
+pub const SEEDS: [&str; 3] = ["1", "2", "3"];
+
+/// Mean of the final metrics `keys` over the runs of `name` (with `sets`) at each of `SEEDS`.
+pub fn mean_over_seeds(
+    ctx: &mut dyn ClaimCtx,
+    name: &str,
+    sets: &[(&str, &str)],
+    keys: &[&str],
+) -> anyhow::Result<Vec<f64>> {
+    let mut sums = vec![0.0; keys.len()];
+    for seed in SEEDS {
+        let mut all = sets.to_vec();
+        all.push(("train.seed", seed));
+        let s = ctx.run(name, &all)?;
+        for (sum, k) in sums.iter_mut().zip(keys) {
+            *sum += metric(&s, k)?;
+        }
+    }
+    Ok(sums.into_iter().map(|v| v / SEEDS.len() as f64).collect())
 }
 
 #[cfg(test)]

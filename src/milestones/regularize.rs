@@ -8,20 +8,11 @@
 //! One run's test accuracy moves by a few tenths of a percent with the seed, as much as the
 //! effects here, so each claim averages three seeds per variant.
 
-use super::{metric, ClaimCtx, Verdict};
-
-const SEEDS: [&str; 3] = ["1", "2", "3"];
+use super::{ClaimCtx, Verdict};
 
 /// Mean of `keys` over the three seeded runs of `name`.
 fn mean(ctx: &mut dyn ClaimCtx, name: &str, keys: &[&str]) -> anyhow::Result<Vec<f64>> {
-    let mut sums = vec![0.0; keys.len()];
-    for seed in SEEDS {
-        let s = ctx.run(name, &[("train.seed", seed)])?;
-        for (sum, k) in sums.iter_mut().zip(keys) {
-            *sum += metric(&s, k)?;
-        }
-    }
-    Ok(sums.into_iter().map(|v| v / SEEDS.len() as f64).collect())
+    super::mean_over_seeds(ctx, name, &[], keys)
 }
 
 pub fn claim_weight_decay(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {

@@ -6,6 +6,7 @@ use crate::error::{closest, DlError};
 use crate::milestones::{Claim, Family};
 
 mod dnn;
+mod experts;
 mod sequence;
 mod toolbox;
 
@@ -44,7 +45,9 @@ pub(crate) use {preset, smoke};
 /// Every entry, in catalogue order (one file per catalogue section).
 pub fn entries() -> &'static [Entry] {
     static ENTRIES: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
-    ENTRIES.get_or_init(|| [dnn::entries(), toolbox::entries(), sequence::entries()].into_iter().flatten().collect())
+    ENTRIES.get_or_init(|| {
+        [dnn::entries(), toolbox::entries(), sequence::entries(), experts::entries()].into_iter().flatten().collect()
+    })
 }
 
 pub fn names() -> Vec<&'static str> {

@@ -1,7 +1,7 @@
 //! Catalogue section 2, optimisation and regularisation: the toolbox studies.
 
 use super::{preset, smoke, Entry};
-use crate::milestones::{activations, lenet, mlp, normalization, optimizers, regularize, Claim};
+use crate::milestones::{activations, layernorm, lenet, mlp, normalization, optimizers, regularize, Claim};
 
 const WD_INFO: &str = "Weight decay adds λ·‖w‖²/2 to the loss, so every step also shrinks each weight toward zero. Krogh & Hertz (1991) showed that it suppresses the irrelevant components of the weight vector and part of the effect of noise in the targets, improving generalisation. The study trains the 784-512-256-10 mlp on only 1,000 MNIST digits for 200 epochs (SGD + momentum, lr 0.05), far past a perfect fit of the training set, with λ = 0.005 (`weight-decay`) or 0 (`no-decay`). The claim: decay gives a lower test error and a smaller weight norm ‖W‖ (all weight matrices together), averaged over three seeds because one run's test error moves by a few tenths of a percent. Measured: 10.3% vs 11.1% test error and ‖W‖ 8.4 vs 20.1 on one seed.";
 
@@ -12,6 +12,8 @@ const OPT_INFO: &str = "The same mlp on MNIST for 1,000 updates of 128 images wi
 const BN_INFO: &str = "Batch normalisation (Ioffe & Szegedy 2015) normalises each channel by the mean and variance of the current mini-batch, then rescales it with a learned gain and bias; at evaluation it uses running averages of those statistics (saved in checkpoints). It keeps each layer's input distribution steady while the layers below change, which lets the network train at learning rates that would otherwise stall or diverge. The study trains LeNet-5 with batch norm after each convolution (`batchnorm`) or without (`no-norm`) with SGD + momentum 0.9 at lr 0.1, and counts the updates until the validation accuracy first reaches 97% (evaluated every 50 updates). The claim: batch norm gets there in at most half the updates. Measured: 250 vs 550 updates (ratio 0.45; with a cosine schedule it was 250 vs 650); at lr 0.3 neither reached 97% in 1,500 updates (batch norm 94.6%, no-norm diverged to chance). The composed batch-norm layer makes each step about 6x slower than the plain net (no fused op yet).";
 
 const ACT_INFO: &str = "A 10-layer MLP (9 hidden layers of 128) trained on mnist with plain SGD + momentum (lr 0.01, 0.9) and He initialisation, identical but for its activation. Glorot & Bengio (2010) showed that deep nets of saturating sigmoid units stall: the top hidden layer saturates at 0 and gradients vanish through the layers below (σ' ≤ 1/4). Glorot, Bordes & Bengio (2011) showed that rectifiers train deep nets without pre-training and give sparse representations (many exact zeros). Hendrycks & Gimpel (2016) proposed GELU, x·Φ(x), a smooth rectifier that matched or beat ReLU. The claims compare the mean training loss over the last stretch of the same number of updates, and the fraction of hidden activations that are exactly zero on 1,000 validation images; the gelu-vs-relu claim averages three seeds, since one run's noise (about 2%) is as large as the difference.";
+
+const LN_INFO: &str = "Batch normalisation estimates each feature's mean and variance from the current mini-batch, so it needs batches large enough for good estimates, depends on the other examples in the batch, and in a sequence model normalises across time steps too (at training time a token's statistics include later tokens'); at evaluation it switches to running averages that may not match what training saw. Layer normalisation (Ba, Kiros & Hinton 2016) normalises each token over its own features instead: the same computation in training and evaluation, at any batch size. The study trains a small pre-norm transformer char-LM (the `gpt` model: 2 blocks, width 64, 4 heads, context 64) at batch 2 for 3,000 updates (Adam lr 1e-3) on shakespeare (moby when not fetched), with LayerNorm in every norm slot (`layernorm`) or BatchNorm over the 2·64 tokens of the batch (`--set model.norm=batch`, which the claim runs; `model.norm=none` drops normalisation). The claim: LayerNorm ends with the lower validation loss, averaged over three seeds. Calibration on shakespeare (val loss, LayerNorm vs BatchNorm): seed 1234 2.208 vs 2.234, seed 1 2.175 vs 2.177, seed 2 2.194 vs 2.276; without normalisation 2.445 (seed 1234). BatchNorm's training loss is as low or lower (2.170 vs 2.201 on seed 1234): it is the switch to running statistics at evaluation, and the batch's coupling of tokens, that cost it. `dlhist compare layernorm layernorm:model.norm=batch` shows both.";
 
 pub fn entries() -> Vec<Entry> {
     vec![
@@ -171,5 +173,17 @@ pub fn entries() -> Vec<Entry> {
         smoke: smoke!("gelu"),
         claim: Some(Claim { text: "gelu reaches a training loss ≤ relu's", metric: "train_loss", check: activations::claim_gelu }),
     },
+        Entry {
+            name: "layernorm",
+            year: 2016,
+            paper: "Ba, Kiros & Hinton, Layer normalization, 2016",
+            study: "layernorm",
+            family: &layernorm::FAMILY,
+            summary: "layernorm trains a transformer char-LM at batch 2 better than batchnorm",
+            info: LN_INFO,
+            preset: preset!("layernorm"),
+            smoke: smoke!("layernorm"),
+            claim: Some(Claim { text: "at batch 2, LayerNorm reaches a lower validation loss than BatchNorm", metric: "val_loss", check: layernorm::claim }),
+        },
     ]
 }
