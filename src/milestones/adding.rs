@@ -12,7 +12,6 @@
 
 use super::charlm::{CharLm, CharModel};
 use crate::data::seq_tasks::{AddingBatch, AddingTask};
-use crate::data::text::load_text;
 use crate::engine::params::Params;
 use crate::engine::rng::Rng;
 use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainConfig, TrainOut};
@@ -154,10 +153,9 @@ pub fn build_task<C: CharModel + 'static, R: SeqRegressor + 'static>(
     let params = Params::new(train.seed);
     match d.task.as_str() {
         "chars" => {
-            let (text, notice) = load_text(&d.text)?;
-            let name = if notice.is_some() { "moby".to_string() } else { d.text.clone() };
-            let model = chars(text.vocab_size(), params.vb(device))?;
-            Ok(Box::new(CharLm::new(model, params, (text, name, notice), d.seq_len, train.batch_size, device)?))
+            let text = super::charlm::load(&d.text)?;
+            let model = chars(text.0.vocab_size(), params.vb(device))?;
+            Ok(Box::new(CharLm::new(model, params, text, d.seq_len, train.batch_size, device)?))
         }
         "adding" => {
             let model = adding(2, params.vb(device))?;

@@ -79,6 +79,14 @@ pub fn eval_starts(total: usize, len: usize, n: usize) -> Vec<usize> {
     }
 }
 
+/// The text `name` for `CharLm::new`: (text, the name of what was loaded, the fallback notice).
+/// A fetched text that is absent falls back to the built-in moby (`data::text::load_text`).
+pub fn load(name: &str) -> std::result::Result<(CharText, String, Option<String>), crate::error::DlError> {
+    let (text, notice) = crate::data::text::load_text(name)?;
+    let loaded = if notice.is_some() { "moby".to_string() } else { name.to_string() };
+    Ok((text, loaded, notice))
+}
+
 pub struct CharLm<M: CharModel> {
     pub model: M,
     pub params: Params,
@@ -94,8 +102,7 @@ pub struct CharLm<M: CharModel> {
 }
 
 impl<M: CharModel> CharLm<M> {
-    /// `name` is the text's name (`moby`, `shakespeare`), `notice` what `load_text` said about
-    /// it; windows of `seq_len` characters, `batch` of them per step.
+    /// The text as `load` returns it; windows of `seq_len` characters, `batch` of them per step.
     pub fn new(
         model: M,
         params: Params,

@@ -35,7 +35,7 @@ pub struct ModelCfg {
     /// false: the 1997 cell without a forget gate (c_t = c_{t−1} + i⊙g)
     pub forget_gate: bool,
     /// a fixed offset to the input gates' bias; negative starts the cells closed, so they do not
-    /// fill up with every input (Hochreiter & Schmidhuber 1997 used −1 to −6)
+    /// fill up with every input (Hochreiter & Schmidhuber 1997 started theirs negative, e.g. −3)
     pub input_bias: f64,
 }
 

@@ -163,7 +163,7 @@ pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
         threshold: uni - MARGIN_BITS,
         pass: bpc <= uni - MARGIN_BITS,
         detail: format!(
-            "val {bpc:.3} bits/char on {} after {} steps; the unigram entropy of the training text is {uni:.3} (claim: ≥ {MARGIN_BITS} bit below)",
+            "val {bpc:.3} bits/char on {} after {} steps; the unigram entropy of the training text is {uni:.3} (claim: ≥ {MARGIN_BITS} bits below)",
             s.data, s.steps
         ),
     })
