@@ -14,9 +14,9 @@ use std::path::PathBuf;
 pub struct Args {
     /// a milestone name (its newest finished run) or a run directory
     pub target: String,
-    /// how many samples
-    #[arg(long, default_value_t = 6)]
-    pub n: usize,
+    /// how many samples: images (default 6), characters of text (default 300), sequences…
+    #[arg(long)]
+    pub n: Option<usize>,
     /// text to start from (text and translation milestones)
     #[arg(long)]
     pub prompt: Option<String>,
@@ -41,7 +41,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let device = common::device(&a.device)?;
     let (res, rd) = common::find_run(&a.target)?;
     let mut exp = common::load_trained(&res, &rd, &device)?;
-    let req = SampleRequest { n: a.n, prompt: a.prompt.clone(), temperature: a.temperature };
+    let req = SampleRequest { n: a.n.unwrap_or(0), prompt: a.prompt.clone(), temperature: a.temperature };
     let out = exp.sample(&req, &mut Rng::derive(a.seed, "sample", 0))?;
     let dir = rd.samples();
     if std::fs::create_dir_all(&dir).is_ok() {

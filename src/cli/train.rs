@@ -129,8 +129,13 @@ pub fn print_summary(s: &Summary) {
     if let Some(acc) = s.final_metrics.get("test_acc") {
         println!("test accuracy: {:.2}% ({} on {})", acc * 100.0, s.name, s.data);
     }
-    println!("test: {}", pick("test_"));
-    println!("val:  {}", pick("val_"));
+    // a split the milestone has no metrics for (a text has no test split) prints no line
+    for (label, prefix) in [("test:", "test_"), ("val: ", "val_")] {
+        let line = pick(prefix);
+        if !line.is_empty() {
+            println!("{label} {line}");
+        }
+    }
     println!(
         "train loss {:.4}; {} steps ({:.1} epochs) in {:.1}s, {:.1} steps/s, {} params, {} threads",
         s.train_loss, s.steps, s.epochs, s.wall_s, s.steps_per_s, s.params, s.threads

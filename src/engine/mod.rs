@@ -137,9 +137,21 @@ pub enum Split {
 /// What `dlhist sample` asked for.
 #[derive(Clone, Debug, Default)]
 pub struct SampleRequest {
+    /// how many samples; 0 = the milestone's own default (`n_or`)
     pub n: usize,
     pub prompt: Option<String>,
     pub temperature: f64,
+}
+
+impl SampleRequest {
+    /// `n`, or the milestone's `default` when the user gave none.
+    pub fn n_or(&self, default: usize) -> usize {
+        if self.n == 0 {
+            default
+        } else {
+            self.n
+        }
+    }
 }
 
 /// What a milestone's sampler produced: text for the terminal and the same as JSON.

@@ -98,7 +98,7 @@ impl<M: SeqRegressor> Experiment for Adding<M> {
 
     /// `req.n` test sequences: the two marked values, the target and the net's answer.
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
-        let b = self.task.batch(rng, req.n.clamp(1, 50));
+        let b = self.task.batch(rng, req.n_or(6).clamp(1, 50));
         let (x, _) = tensors(&b, &self.device)?;
         let pred = self.model.predict(&x)?.to_vec1::<f32>()?;
         let mut text = format!("adding problem, T = {}: the two marked values, target, prediction\n", b.t);

@@ -203,7 +203,7 @@ impl<M: CharModel> Experiment for CharLm<M> {
         Ok(m)
     }
 
-    /// `req.n` characters after `req.prompt` (default: a newline), at `req.temperature`.
+    /// `req.n` characters (default 300) after `req.prompt` (default: a newline), at `req.temperature`.
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let prompt = match &req.prompt {
             Some(p) if !p.is_empty() => p.clone(),
@@ -211,10 +211,10 @@ impl<M: CharModel> Experiment for CharLm<M> {
             _ => self.text.vocab[0].to_string(),
         };
         let ids = self.text.encode(&prompt)?;
-        let out = self.text.decode(&self.generate(&ids, req.n, req.temperature, rng)?);
+        let out = self.text.decode(&self.generate(&ids, req.n_or(300), req.temperature, rng)?);
         let text = format!("{prompt}{out}\n");
         let json = serde_json::json!({
-            "data": self.name, "prompt": prompt, "text": out, "n": req.n, "temperature": req.temperature,
+            "data": self.name, "prompt": prompt, "text": out, "n": req.n_or(300), "temperature": req.temperature,
         });
         Ok(SampleOut { text, json })
     }

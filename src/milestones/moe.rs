@@ -6,9 +6,8 @@
 //! the same multiply-adds per character (the gate's C·E aside) while `moe` holds 4x the FFN
 //! parameters. The paper puts its MoE between stacked LSTM layers the same way.
 
-use super::charlm::{CharLm, CharModel, TrainForward};
+use super::charlm::{self, CharLm, CharModel, TrainForward};
 use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
-use crate::data::text::load_text;
 use crate::engine::params::Params;
 use crate::engine::{Experiment, Metrics, TrainConfig};
 use crate::nn::activation::Activation;
@@ -45,10 +44,9 @@ impl TextCfg {
         device: &Device,
         make: impl FnOnce(usize) -> Result<M>,
     ) -> anyhow::Result<Box<dyn Experiment>> {
-        let (text, notice) = load_text(&self.text)?;
-        let name = if notice.is_some() { "moby".to_string() } else { self.text.clone() };
-        let model = make(text.vocab_size())?;
-        Ok(Box::new(CharLm::new(model, params, (text, name, notice), self.seq_len, train.batch_size, device)?))
+        let data = charlm::load(&self.text)?;
+        let model = make(data.0.vocab_size())?;
+        Ok(Box::new(CharLm::new(model, params, data, self.seq_len, train.batch_size, device)?))
     }
 }
 
