@@ -3,6 +3,7 @@
 //! tolerance, and `dlhist bench` / `cargo bench` time both (kernels/README.md has the numbers).
 
 pub mod attention;
+pub mod batchnorm;
 pub mod conv2d;
 pub mod cpu;
 pub mod cross_entropy;
@@ -39,6 +40,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(embedding::benches()?);
     out.extend(lstm::benches()?);
     out.extend(attention::benches()?);
+    out.extend(batchnorm::benches()?);
     Ok(out)
 }
 
