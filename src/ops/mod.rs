@@ -16,6 +16,7 @@ pub mod optim;
 pub mod small_gemm;
 #[cfg(test)]
 mod testutil;
+pub mod upsample;
 pub mod vmath;
 
 /// One op benchmark: the fused op and its composed reference on the same inputs, each closure
@@ -41,6 +42,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(lstm::benches()?);
     out.extend(attention::benches()?);
     out.extend(batchnorm::benches()?);
+    out.extend(upsample::benches()?);
     Ok(out)
 }
 
