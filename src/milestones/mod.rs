@@ -7,10 +7,13 @@ pub mod classify;
 pub mod gpt;
 pub mod lenet;
 pub mod lstm;
+pub mod masks;
 pub mod mlp;
 pub mod normalization;
 pub mod optimizers;
 pub mod regularize;
+pub mod segment;
+pub mod unet;
 pub mod workloads;
 
 use crate::engine::runner::Summary;
