@@ -26,7 +26,8 @@ pub struct Args {
     /// seed for picking/sampling
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// also write the text here (it is always saved under the run's samples/)
+    /// also write the text here (it is always saved under the run's samples/); a FILE ending in
+    /// .png receives the picture instead, for milestones that draw one (unet)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// cpu, or cuda:N when built with --features cuda
@@ -41,13 +42,19 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let device = common::device(&a.device)?;
     let (res, rd) = common::find_run(&a.target)?;
     let mut exp = common::load_trained(&res, &rd, &device)?;
-    let req = SampleRequest { n: a.n.unwrap_or(0), prompt: a.prompt.clone(), temperature: a.temperature };
-    let out = exp.sample(&req, &mut Rng::derive(a.seed, "sample", 0))?;
     let dir = rd.samples();
-    if std::fs::create_dir_all(&dir).is_ok() {
-        let _ = std::fs::write(dir.join(format!("sample-{}.txt", common::new_run_id())), &out.text);
+    let stamp = common::new_run_id();
+    // a picture goes to --out when that names a .png, else beside the text under samples/
+    let png_out = a.out.as_ref().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")));
+    let image = png_out.cloned().unwrap_or_else(|| dir.join(format!("sample-{stamp}.png")));
+    let saved = std::fs::create_dir_all(&dir).is_ok();
+    let req =
+        SampleRequest { n: a.n.unwrap_or(0), prompt: a.prompt.clone(), temperature: a.temperature, image: Some(image) };
+    let out = exp.sample(&req, &mut Rng::derive(a.seed, "sample", 0))?;
+    if saved {
+        let _ = std::fs::write(dir.join(format!("sample-{stamp}.txt")), &out.text);
     }
-    if let Some(p) = &a.out {
+    if let Some(p) = a.out.as_ref().filter(|_| png_out.is_none()) {
         std::fs::write(p, &out.text).map_err(|e| DlError::Unwritable { path: p.clone(), message: e.to_string() })?;
     }
     if json {

@@ -141,6 +141,8 @@ pub struct SampleRequest {
     pub n: usize,
     pub prompt: Option<String>,
     pub temperature: f64,
+    /// where to write a picture, for milestones whose samples are images (a PNG path)
+    pub image: Option<std::path::PathBuf>,
 }
 
 impl SampleRequest {

@@ -11,12 +11,15 @@ pub mod gpt;
 pub mod layernorm;
 pub mod lenet;
 pub mod lstm;
+pub mod masks;
 pub mod mlp;
 pub mod moe;
 pub mod normalization;
 pub mod optimizers;
 pub mod regularize;
 pub mod rnn;
+pub mod segment;
+pub mod unet;
 pub mod workloads;
 
 use crate::engine::runner::Summary;

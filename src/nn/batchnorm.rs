@@ -1,7 +1,8 @@
 //! Batch normalisation (Ioffe & Szegedy 2015) over the channel dim of (B, C) or (B, C, H, W)
-//! inputs, built from candle ops that have a backward. Train mode normalises with the batch's
-//! statistics and updates the running mean/variance (momentum 0.1, unbiased variance, as
-//! PyTorch); eval mode uses the running statistics and changes nothing. The running statistics
+//! inputs. Train mode normalises with the batch's statistics (the fused op
+//! `ops::batchnorm::batch_norm_train`, tested there against the composed reference) and
+//! updates the running mean/variance (momentum 0.1, unbiased variance, as PyTorch); eval mode
+//! uses the running statistics (a composed per-channel affine) and changes nothing. The running statistics
 //! are non-trainable buffers of the parameter store, so checkpoints save and restore them.
 
 use crate::engine::params::Params;
@@ -44,10 +45,7 @@ impl ModuleT for BatchNorm {
         if x.rank() < 2 || x.dim(1)? != self.channels {
             candle_core::bail!("batchnorm over {} channels got input {:?}", self.channels, x.dims());
         }
-        let bs = self.bshape(x);
-        // reduce over every dim but the channel dim
-        let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
-        let (mean, var) = if train {
+        if train {
             let n = x.elem_count() / self.channels;
             if n < 2 {
                 candle_core::bail!(
@@ -55,24 +53,24 @@ impl ModuleT for BatchNorm {
                     x.dims()
                 );
             }
-            let mean = x.mean_keepdim(dims.as_slice())?; // (1, C, 1, 1)
-            let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(dims.as_slice())?; // biased, for normalising
-                                                                                     // running statistics: detached, unbiased variance (n/(n−1)), momentum m
+            // one fused op: y and the batch's mean and biased variance (C), detached
+            let (y, mean, var) = crate::ops::batchnorm::batch_norm_train(x, &self.gamma, &self.beta, self.eps)?;
+            // running statistics: unbiased variance (n/(n−1)), momentum m
             let m = self.momentum;
-            let unbiased = (var.detach().flatten_all()? * (n as f64 / (n as f64 - 1.0)))?;
-            let rm = ((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?;
+            let unbiased = (var * (n as f64 / (n as f64 - 1.0)))?;
+            let rm = ((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?;
             let rv = ((self.running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?;
             self.running_mean.set(&rm)?;
             self.running_var.set(&rv)?;
-            (mean, var)
+            Ok(y)
         } else {
-            (
-                self.running_mean.as_tensor().reshape(bs.as_slice())?,
-                self.running_var.as_tensor().reshape(bs.as_slice())?,
-            )
-        };
-        let x_hat = x.broadcast_sub(&mean)?.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        x_hat.broadcast_mul(&self.gamma.reshape(bs.as_slice())?)?.broadcast_add(&self.beta.reshape(bs.as_slice())?)
+            // eval: a per-channel affine with the running statistics, (1, C) or (1, C, 1, 1)
+            let bs = self.bshape(x);
+            let mean = self.running_mean.as_tensor().reshape(bs.as_slice())?;
+            let var = self.running_var.as_tensor().reshape(bs.as_slice())?;
+            let x_hat = x.broadcast_sub(&mean)?.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+            x_hat.broadcast_mul(&self.gamma.reshape(bs.as_slice())?)?.broadcast_add(&self.beta.reshape(bs.as_slice())?)
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! tolerance, and `dlhist bench` / `cargo bench` time both (kernels/README.md has the numbers).
 
 pub mod attention;
+pub mod batchnorm;
 pub mod conv2d;
 pub mod cpu;
 pub mod cross_entropy;
@@ -15,6 +16,7 @@ pub mod optim;
 pub mod small_gemm;
 #[cfg(test)]
 mod testutil;
+pub mod upsample;
 pub mod vmath;
 
 /// One op benchmark: the fused op and its composed reference on the same inputs, each closure
@@ -39,6 +41,8 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(embedding::benches()?);
     out.extend(lstm::benches()?);
     out.extend(attention::benches()?);
+    out.extend(batchnorm::benches()?);
+    out.extend(upsample::benches()?);
     Ok(out)
 }
 

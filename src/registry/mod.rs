@@ -7,6 +7,7 @@ use crate::milestones::{Claim, Family};
 
 mod dnn;
 mod experts;
+mod segment;
 mod sequence;
 mod toolbox;
 
@@ -46,7 +47,9 @@ pub(crate) use {preset, smoke};
 pub fn entries() -> &'static [Entry] {
     static ENTRIES: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
     ENTRIES.get_or_init(|| {
-        [dnn::entries(), toolbox::entries(), sequence::entries(), experts::entries()].into_iter().flatten().collect()
+        let sections =
+            [dnn::entries(), segment::entries(), toolbox::entries(), sequence::entries(), experts::entries()];
+        sections.into_iter().flatten().collect()
     })
 }
 
