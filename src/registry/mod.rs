@@ -5,6 +5,8 @@
 use crate::error::{closest, DlError};
 use crate::milestones::{Claim, Family};
 
+mod cnn;
+mod depth;
 mod dnn;
 mod toolbox;
 
@@ -43,7 +45,9 @@ pub(crate) use {preset, smoke};
 /// Every entry, in catalogue order (one file per catalogue section).
 pub fn entries() -> &'static [Entry] {
     static ENTRIES: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
-    ENTRIES.get_or_init(|| [dnn::entries(), toolbox::entries()].into_iter().flatten().collect())
+    ENTRIES.get_or_init(|| {
+        [dnn::entries(), cnn::entries(), toolbox::entries(), depth::entries()].into_iter().flatten().collect()
+    })
 }
 
 pub fn names() -> Vec<&'static str> {
