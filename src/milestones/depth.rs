@@ -81,7 +81,7 @@ pub fn deep_net(cfg: &ModelCfg, d_in: usize, params: &Params, device: &Device) -
     let dims = std::iter::once(d_in).chain(std::iter::repeat(cfg.width)).take(cfg.depth);
     let dims: Vec<usize> = dims.collect(); // [784, w, w, ...]: depth − 1 hidden layers
                                            // middle layers pair up as (1, 2), (3, 4), ...: the even ones end a residual block
-    let ends_block = |i: usize| cfg.residual && i >= 2 && i % 2 == 0;
+    let ends_block = |i: usize| cfg.residual && i >= 2 && i.is_multiple_of(2);
     let layers = dims
         .windows(2)
         .enumerate()
@@ -134,7 +134,7 @@ pub fn defaults() -> Config {
 
 fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     let m = &c.model;
-    if m.depth < 4 || m.depth % 2 != 0 || m.width == 0 {
+    if m.depth < 4 || !m.depth.is_multiple_of(2) || m.width == 0 {
         let message = format!(
             "depth must be even and at least 4 (input layer, pairs of middle layers, output layer) and width at least 1; got depth {} width {}",
             m.depth, m.width
