@@ -1,6 +1,7 @@
 //! Datasets and how they reach the models: loaders (idx, digits csv, char and word text, verse
 //! pairs), the paper tasks, and batching.
 
+pub mod augment;
 pub mod batch;
 pub mod canvas;
 pub mod catalog;

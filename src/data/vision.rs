@@ -84,7 +84,14 @@ pub fn resize(set: &ImageSet, size: usize) -> ImageSet {
     if set.h == size && set.w == size {
         return set.clone();
     }
-    let inner = size.saturating_sub(8).max(1); // MNIST centres a 20x20 digit in 28x28
+    resize_box(set, size, size.saturating_sub(8).max(1)) // MNIST centres a 20x20 digit in 28x28
+}
+
+/// `set` resampled by bilinear interpolation so that the whole source image fills an
+/// `inner`×`inner` box centred on a blank `size`×`size` canvas; `inner` = `size` scales the whole
+/// image (e.g. 28x28 MNIST, which carries its own margin, down to 16x16).
+pub fn resize_box(set: &ImageSet, size: usize, inner: usize) -> ImageSet {
+    let inner = inner.min(size).max(1);
     let margin = (size - inner) / 2;
     let mut pixels = Vec::with_capacity(set.len() * size * size);
     for i in 0..set.len() {
@@ -129,5 +136,20 @@ mod tests {
             let ink_dst: f32 = img.iter().sum::<f32>() / (20.0 * 20.0);
             assert!((ink_src - ink_dst).abs() < 0.1 * ink_src.max(0.05), "{ink_src} vs {ink_dst}");
         }
+    }
+
+    /// Scaling a whole 28x28 image to 16x16 (`inner` = `size`) leaves no margin and keeps the
+    /// mean intensity; bilinear interpolation of a constant is that constant.
+    #[test]
+    fn resize_box_with_the_full_box_scales_the_whole_image() {
+        let flat = ImageSet { pixels: vec![0.5; 2 * 28 * 28], labels: vec![3, 4], h: 28, w: 28, classes: 10 };
+        let r = resize_box(&flat, 16, 16);
+        assert_eq!((r.h, r.w, r.labels.clone()), (16, 16, vec![3, 4]));
+        assert!(r.pixels.iter().all(|&v| (v - 0.5).abs() < 1e-6));
+        // a left half of ink stays a left half
+        let half: Vec<f32> = (0..28 * 28).map(|i| if i % 28 < 14 { 1.0 } else { 0.0 }).collect();
+        let r = resize_box(&ImageSet { pixels: half, labels: vec![0], h: 28, w: 28, classes: 10 }, 16, 16);
+        let row = &r.pixels[..16];
+        assert!(row[..7].iter().all(|&v| v == 1.0) && row[9..].iter().all(|&v| v == 0.0), "{row:?}");
     }
 }

@@ -1,7 +1,8 @@
 //! The image-classification recipe shared by every classifier milestone (mlp, the activation
-//! study, and the CNNs to come): batching, cross-entropy, accuracy, and ASCII predictions.
-//! A milestone supplies only its model.
+//! study, the CNNs): batching, optional augmentation, cross-entropy, accuracy, and ASCII
+//! predictions. A milestone supplies only its model.
 
+use crate::data::augment::Augment;
 use crate::data::batch::EpochSampler;
 use crate::data::vision::Splits;
 use crate::data::ImageSet;
@@ -28,6 +29,8 @@ pub struct Classifier<M: ClassModel> {
     sampler: EpochSampler,
     batch: usize,
     device: Device,
+    /// applied to training batches only, drawing from the step's rng
+    augment: Option<Augment>,
 }
 
 const EVAL_BATCH: usize = 1000;
@@ -36,9 +39,14 @@ const FIT_EVAL: usize = 2000;
 
 /// (B, 1, H, W) images and (B,) u32 labels for `idx`.
 pub fn batch_tensors(set: &ImageSet, idx: &[usize], device: &Device) -> Result<(Tensor, Tensor)> {
-    let sub = set.subset(idx);
-    let x = Tensor::from_vec(sub.pixels, (idx.len(), 1, set.h, set.w), device)?;
-    let y = Tensor::from_vec(sub.labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), idx.len(), device)?;
+    image_tensors(set.subset(idx), device)
+}
+
+/// (B, 1, H, W) images and (B,) u32 labels of a whole set.
+fn image_tensors(sub: ImageSet, device: &Device) -> Result<(Tensor, Tensor)> {
+    let n = sub.len();
+    let x = Tensor::from_vec(sub.pixels, (n, 1, sub.h, sub.w), device)?;
+    let y = Tensor::from_vec(sub.labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), n, device)?;
     Ok((x, y))
 }
 
@@ -51,7 +59,13 @@ pub fn correct(logits: &Tensor, y: &Tensor) -> Result<f64> {
 impl<M: ClassModel> Classifier<M> {
     pub fn new(model: M, params: Params, data: Splits, batch: usize, seed: u64, device: &Device) -> Self {
         let sampler = EpochSampler::new(seed, data.train.len(), batch);
-        Self { model, params, data, sampler, batch, device: device.clone() }
+        Self { model, params, data, sampler, batch, device: device.clone(), augment: None }
+    }
+
+    /// Augments every training batch (random crops, flips); evaluation sees the plain images.
+    pub fn with_augment(mut self, augment: Augment) -> Self {
+        self.augment = (!augment.is_identity()).then_some(augment);
+        self
     }
 
     fn split(&self, split: Split) -> &ImageSet {
@@ -90,7 +104,14 @@ impl<M: ClassModel> Experiment for Classifier<M> {
 
     fn train_loss(&mut self, step: usize, rng: &mut Rng) -> Result<TrainOut> {
         let idx = self.sampler.indices(step);
-        let (x, y) = batch_tensors(&self.data.train, &idx, &self.device)?;
+        let (x, y) = match &self.augment {
+            None => batch_tensors(&self.data.train, &idx, &self.device)?,
+            Some(a) => {
+                let mut sub = self.data.train.subset(&idx);
+                a.apply(&mut sub.pixels, sub.h, sub.w, rng); // before the model's own draws (dropout)
+                image_tensors(sub, &self.device)?
+            }
+        };
         let logits = self.model.logits(&x, true, rng)?;
         let loss = crate::nn::loss::cross_entropy(&logits, &y)?;
         let acc = correct(&logits, &y)? / self.batch as f64;

@@ -3,9 +3,12 @@
 
 pub mod activations;
 pub mod adding;
+pub mod alexnet;
 pub mod backprop;
 pub mod charlm;
 pub mod classify;
+pub mod cnn;
+pub mod depth;
 pub mod forget;
 pub mod gpt;
 pub mod layernorm;
@@ -106,6 +109,21 @@ pub fn mean_over_seeds(
         }
     }
     Ok(sums.into_iter().map(|v| v / SEEDS.len() as f64).collect())
+}
+
+/// The first evaluation (every `train.eval_every` updates, from the run's metrics.jsonl) at which
+/// the validation line's `key` (e.g. `acc`, or `fit_acc`: accuracy on training images) satisfies
+/// `reached`; its step, or None if no evaluation did.
+pub fn first_eval_step(s: &Summary, key: &str, reached: impl Fn(f64) -> bool) -> anyhow::Result<Option<usize>> {
+    let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        if v["split"] == "val" && v[key].as_f64().is_some_and(&reached) {
+            return Ok(v["step"].as_u64().map(|x| x as usize));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

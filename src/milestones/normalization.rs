@@ -3,22 +3,14 @@
 //! 0.9, lr 0.1). The metric is the number of updates until the validation accuracy (5,000 held-out
 //! MNIST images, evaluated every 50 updates) first reaches 97%.
 
-use super::{ClaimCtx, Verdict};
+use super::{first_eval_step, ClaimCtx, Verdict};
 use crate::engine::runner::Summary;
 
 const TARGET: f64 = 0.97;
 
 /// First evaluated step at which val accuracy ≥ TARGET, from the run's metrics.jsonl; None if never.
 fn steps_to_target(s: &Summary) -> anyhow::Result<Option<usize>> {
-    let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line)?;
-        if v["split"] == "val" && v["acc"].as_f64().is_some_and(|a| a >= TARGET) {
-            return Ok(v["step"].as_u64().map(|x| x as usize));
-        }
-    }
-    Ok(None)
+    first_eval_step(s, "acc", |a| a >= TARGET)
 }
 
 pub fn claim_batchnorm(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {

@@ -5,6 +5,8 @@
 use crate::error::{closest, DlError};
 use crate::milestones::{Claim, Family};
 
+mod cnn;
+mod depth;
 mod dnn;
 mod experts;
 mod segment;
@@ -47,8 +49,15 @@ pub(crate) use {preset, smoke};
 pub fn entries() -> &'static [Entry] {
     static ENTRIES: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
     ENTRIES.get_or_init(|| {
-        let sections =
-            [dnn::entries(), segment::entries(), toolbox::entries(), sequence::entries(), experts::entries()];
+        let sections = [
+            dnn::entries(),
+            cnn::entries(),
+            segment::entries(),
+            toolbox::entries(),
+            depth::entries(),
+            sequence::entries(),
+            experts::entries(),
+        ];
         sections.into_iter().flatten().collect()
     })
 }
