@@ -276,7 +276,7 @@ mod tests {
         let m = lm.evaluate(Split::Val)?;
         assert!((m["bpc"] - (v as f64).log2()).abs() < 1e-5, "{m:?}");
         assert!(lm.evaluate(Split::Test)?.is_empty());
-        let req = SampleRequest { n: 50, prompt: Some("ab".into()), temperature: 1.0 };
+        let req = SampleRequest { n: 50, prompt: Some("ab".into()), temperature: 1.0, ..Default::default() };
         let out = lm.sample(&req, &mut Rng::new(1)).unwrap();
         assert!(out.text.starts_with("ab") && out.text.chars().count() == 2 + 50 + 1, "{}", out.text);
         let err = lm.sample(&SampleRequest { prompt: Some("abz".into()), ..req }, &mut Rng::new(1));
