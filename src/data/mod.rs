@@ -6,6 +6,7 @@ pub mod canvas;
 pub mod catalog;
 pub mod digits;
 pub mod idx;
+pub mod pairs;
 pub mod paper_tasks;
 pub mod seq_tasks;
 pub mod sword;
