@@ -11,6 +11,9 @@ pub mod mlp;
 pub mod normalization;
 pub mod optimizers;
 pub mod regularize;
+pub mod seq2seq;
+pub mod translate;
+pub mod translate_claims;
 pub mod workloads;
 
 use crate::engine::runner::Summary;
