@@ -3,9 +3,9 @@
 //! target, trained with teacher forcing. With `attention` the decoder's states attend over all
 //! encoder states: Luong, Pham & Manning 2015's global attention with the "general" score,
 //! applied to the decoder outputs so both LSTMs stay one fused whole-sequence op each (Bahdanau
-//! et al. 2014 feed the context into every decoder step, which needs a per-step loop; see
-//! `translate.rs` for the measured cost).
-//! The recipe (data, metrics, claims) is in `translate.rs`.
+//! et al. 2014 feed the context into every decoder step, which needs a per-step loop, about 3x
+//! slower for the decoder here; `dlhist info attention` has the numbers).
+//! The recipe (data, metrics) is in `translate.rs`, the claims in `translate_claims.rs`.
 
 use crate::nn::activation::Activation;
 use crate::nn::embedding::{embedding, Embedding};
@@ -92,6 +92,14 @@ pub fn pad_mask(src: &[u32], b: usize, s: usize, dev: &Device) -> Result<Tensor>
     Tensor::from_vec(m, (b, 1, s), dev)
 }
 
+/// One greedy translation: target ids (without <eos>) and, with attention, one row of weights
+/// per output word over the source as fed (padded, and reversed if the source is): [t][s].
+#[derive(Clone, Debug, Default)]
+pub struct Translation {
+    pub ids: Vec<u32>,
+    pub attention: Vec<Vec<f32>>,
+}
+
 /// What the encoder hands the decoder.
 pub struct Encoded {
     /// every encoder state h̄_s: (B, S, H)
@@ -143,12 +151,12 @@ impl Seq2Seq {
         crate::nn::loss::cross_entropy(&self.head.forward(&kept)?, targets)
     }
 
-    /// Greedy decoding of a batch, at most `max_len` tokens each (EOS excluded) ->
-    /// (ids per sentence, attention rows per sentence: [t][s] over the padded source).
+    /// Greedy decoding of a batch, at most `max_len` tokens each (EOS excluded), one
+    /// `Translation` per sentence.
     /// <pad>, <bos> and <unk> are never emitted (an <unk> can never match a reference word; with
     /// it allowed, an undertrained model writes little else). States are detached step to step:
     /// nothing here is trained.
-    pub fn greedy(&self, src: &Tensor, mask: Tensor, max_len: usize) -> Result<(Vec<Vec<u32>>, Vec<Vec<Vec<f32>>>)> {
+    pub fn greedy(&self, src: &Tensor, mask: Tensor, max_len: usize) -> Result<Vec<Translation>> {
         use crate::data::pairs::{BOS, EOS, PAD, UNK};
         let v = self.head.weight.dim(0)?;
         let banned: Vec<f32> = (0..v as u32).map(|i| if [PAD, BOS, UNK].contains(&i) { -1e9 } else { 0.0 }).collect();
@@ -158,8 +166,7 @@ impl Seq2Seq {
         let b = enc.hs.dim(0)?;
         let (mut h, mut c) = (enc.h.clone(), enc.c.clone());
         let mut y = Tensor::from_vec(vec![BOS; b], (b, 1), src.device())?;
-        let mut out = vec![vec![]; b];
-        let mut attn = vec![vec![]; b];
+        let mut out = vec![Translation::default(); b];
         let mut done = vec![false; b];
         for _ in 0..max_len {
             let (o, a, h2, c2) = self.decode(&enc, &y, &h, &c)?;
@@ -175,9 +182,9 @@ impl Seq2Seq {
                     done[i] = true;
                     continue;
                 }
-                out[i].push(next[i]);
+                out[i].ids.push(next[i]);
                 if let Some(r) = &rows {
-                    attn[i].push(r[i].clone());
+                    out[i].attention.push(r[i].clone());
                 }
             }
             if done.iter().all(|&d| d) {
@@ -185,7 +192,7 @@ impl Seq2Seq {
             }
             y = Tensor::from_vec(next, (b, 1), src.device())?;
         }
-        Ok((out, attn))
+        Ok(out)
     }
 }
 

@@ -3,7 +3,7 @@
 //! pairs, teacher-forced training on the short pairs, greedy decoding, corpus BLEU-4 on the test
 //! split and BLEU by source length. The model is in `seq2seq.rs`, the claims in `translate_claims.rs`.
 
-use super::seq2seq::{pad_mask, seq2seq, ModelCfg, Seq2Seq};
+use super::seq2seq::{pad_mask, seq2seq, ModelCfg, Seq2Seq, Translation};
 use super::{from_table, to_table, Family};
 use crate::data::pairs::{self, make_batch, BucketSampler, Example, PairData, PairSpec, PAD, UNK};
 use crate::data::verses::tokenize;
@@ -142,9 +142,9 @@ impl Translator {
         order.chunks(EVAL_BATCH).map(<[usize]>::to_vec).collect()
     }
 
-    /// Greedy translations (target ids) and attention rows of `ex`, in order. Decoding stops
+    /// Greedy translations of `ex`, in order. Decoding stops
     /// at <eos> or after 2·S + 4 tokens (S: the batch's longest source).
-    pub fn translate(&self, ex: &[&Example]) -> Result<(Vec<Vec<u32>>, Vec<Vec<Vec<f32>>>)> {
+    pub fn translate(&self, ex: &[&Example]) -> Result<Vec<Translation>> {
         let t = self.tensors(ex)?;
         let s = t.src.dim(1)?;
         self.model.greedy(&t.src, t.mask, 2 * s + 4)
@@ -185,9 +185,8 @@ impl Experiment for Translator {
             let l = self.model.loss(&t.src, t.mask, &t.dec_in, &t.rows, &t.targets)?;
             loss_sum += l.to_scalar::<f32>()? as f64 * t.n as f64;
             tokens += t.n;
-            let (out, _) = self.translate(&ex)?;
-            for (&i, ids) in idx.iter().zip(&out) {
-                hyps[i] = self.words(ids);
+            for (&i, tr) in idx.iter().zip(self.translate(&ex)?) {
+                hyps[i] = self.words(&tr.ids);
             }
         }
         let refs: Vec<Vec<String>> = set.iter().map(|e| e.tgt_tokens.clone()).collect();
@@ -232,11 +231,11 @@ impl Translator {
     fn sample_test(&self, n: usize, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let set = &self.data.test;
         let picked: Vec<&Example> = (0..n.min(set.len())).map(|_| &set[rng.below(set.len())]).collect();
-        let (out, _) = self.translate(&picked)?;
+        let out = self.translate(&picked)?;
         let mut text = String::new();
         let mut items = vec![];
-        for (e, ids) in picked.iter().zip(&out) {
-            let hyp = self.words(ids).join(" ");
+        for (e, tr) in picked.iter().zip(&out) {
+            let hyp = self.words(&tr.ids).join(" ");
             let (src, reference) = (e.src_tokens.join(" "), e.tgt_tokens.join(" "));
             text.push_str(&format!("source:      {src}\nreference:   {reference}\ntranslation: {hyp}\n\n"));
             items.push(serde_json::json!({"source": src, "reference": reference, "translation": hyp}));
@@ -268,8 +267,8 @@ impl Translator {
         let unknown: Vec<&str> =
             tokens.iter().zip(&src).filter(|(_, &id)| id == UNK).map(|(t, _)| t.as_str()).collect();
         let ex = Example { src_tokens: tokens.clone(), tgt_tokens: vec![], src, tgt: vec![] };
-        let (out, attn) = self.translate(&[&ex])?;
-        let hyp = self.words(&out[0]);
+        let tr = self.translate(&[&ex])?.remove(0);
+        let hyp = self.words(&tr.ids);
         let mut text = String::new();
         if !unknown.is_empty() {
             text.push_str(&format!(
@@ -281,8 +280,11 @@ impl Translator {
         text.push_str(&format!("source:      {}\ntranslation: {}\n", tokens.join(" "), hyp.join(" ")));
         // attention columns follow the source as fed; map them back to the prompt's word order
         let s = tokens.len();
-        let matrix: Vec<Vec<f32>> =
-            attn[0].iter().map(|row| (0..s).map(|j| row[if self.reverse { s - 1 - j } else { j }]).collect()).collect();
+        let matrix: Vec<Vec<f32>> = tr
+            .attention
+            .iter()
+            .map(|row| (0..s).map(|j| row[if self.reverse { s - 1 - j } else { j }]).collect())
+            .collect();
         if !matrix.is_empty() {
             let mut header = vec!["attention %"];
             header.extend(tokens.iter().map(String::as_str));
