@@ -104,18 +104,19 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let png = out.join("curves.png");
     curves_png(&png, &format!("{study}: loss"), "step", "loss", &series)?;
 
-    let keys = ["val_loss", "val_acc", "test_acc"];
-    let mut t = Table::new(&[
-        "variant",
-        "data",
-        "train loss",
-        "val loss",
-        "val acc",
-        "test acc",
-        "params",
-        "wall s",
-        "steps/s",
-    ]);
+    let mut keys = vec!["val_loss", "val_acc", "test_acc"];
+    // and the metric each variant's claim is measured by (e.g. test_bleu), where the runs report it
+    for (_, e, _) in &parsed {
+        if let Some(m) = e.claim.as_ref().map(|c| c.metric) {
+            if m != "train_loss" && !keys.contains(&m) && results.iter().any(|(_, s)| s.metric(m).is_some()) {
+                keys.push(m);
+            }
+        }
+    }
+    let mut header = vec!["variant", "data", "train loss", "val loss", "val acc", "test acc"];
+    header.extend(&keys[3..]);
+    header.extend(["params", "wall s", "steps/s"]);
+    let mut t = Table::new(&header);
     for (label, s) in &results {
         let mut row = vec![label.clone(), s.data.clone(), format!("{:.4}", s.train_loss)];
         row.extend(keys.iter().map(|k| fmt_metric(k, s.metric(k))));

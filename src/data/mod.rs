@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod continual;
 pub mod digits;
 pub mod idx;
+pub mod pairs;
 pub mod paper_tasks;
 pub mod seq_tasks;
 pub mod sword;

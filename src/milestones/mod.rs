@@ -22,6 +22,9 @@ pub mod optimizers;
 pub mod regularize;
 pub mod rnn;
 pub mod segment;
+pub mod seq2seq;
+pub mod translate;
+pub mod translate_claims;
 pub mod unet;
 pub mod workloads;
 

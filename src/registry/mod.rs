@@ -12,6 +12,7 @@ mod experts;
 mod segment;
 mod sequence;
 mod toolbox;
+mod translate;
 
 pub struct Entry {
     pub name: &'static str,
@@ -57,6 +58,7 @@ pub fn entries() -> &'static [Entry] {
             depth::entries(),
             sequence::entries(),
             experts::entries(),
+            translate::entries(),
         ];
         sections.into_iter().flatten().collect()
     })
