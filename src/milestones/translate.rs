@@ -212,7 +212,7 @@ impl Experiment for Translator {
 
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         match &req.prompt {
-            Some(p) => self.sample_prompt(p),
+            Some(p) => self.sample_prompt(p, req.image.clone()),
             None => self.sample_test(req.n.clamp(1, 50), rng),
         }
     }
@@ -254,8 +254,8 @@ impl Translator {
 
     /// Translates the prompt. Words outside the source vocabulary are read as <unk>, with a
     /// notice naming them; with attention, the weights are printed as a table (one row per
-    /// output word, one column per source word, in percent).
-    fn sample_prompt(&self, prompt: &str) -> anyhow::Result<SampleOut> {
+    /// output word, one column per source word, in percent) and drawn as a heatmap PNG at `image`.
+    fn sample_prompt(&self, prompt: &str, image: Option<std::path::PathBuf>) -> anyhow::Result<SampleOut> {
         let tokens = tokenize(prompt);
         if tokens.is_empty() {
             return Err(DlError::Usage(
@@ -296,8 +296,17 @@ impl Translator {
             }
             text.push_str(&format!("\n{}", t.render()));
         }
+        // the same matrix as a heatmap PNG where the CLI asked for pictures (the run's samples/)
+        let png = match (&image, matrix.is_empty()) {
+            (Some(path), false) => {
+                crate::report::plot::heatmap_png(path, &hyp, &tokens, &matrix)?;
+                text.push_str(&format!("attention heatmap: {}\n", path.display()));
+                Some(path.display().to_string())
+            }
+            _ => None,
+        };
         let json = serde_json::json!({
-            "source": tokens, "unknown": unknown, "translation": hyp, "attention": matrix,
+            "source": tokens, "unknown": unknown, "translation": hyp, "attention": matrix, "png": png,
         });
         Ok(SampleOut { text, json })
     }

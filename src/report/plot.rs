@@ -105,3 +105,35 @@ mod tests {
         assert_eq!(&bytes[1..4], b"PNG");
     }
 }
+
+/// A heatmap of `matrix` (rows × columns, values in 0..=1), white to dark blue, each cell
+/// labelled by its column word above and its row word on the left (e.g. an attention matrix:
+/// one row per output word, one column per source word).
+pub fn heatmap_png(path: &Path, rows: &[String], cols: &[String], matrix: &[Vec<f32>]) -> anyhow::Result<()> {
+    register_font();
+    const CELL: i32 = 36;
+    let label_w = 10 + 9 * rows.iter().map(|r| r.chars().count()).max().unwrap_or(1) as i32;
+    let label_h = 10 + 9 * cols.iter().map(|c| c.chars().count()).max().unwrap_or(1) as i32;
+    let (w, h) = (label_w + CELL * cols.len() as i32 + 10, label_h + CELL * rows.len() as i32 + 10);
+    let root = BitMapBackend::new(path, (w as u32, h as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let font = ("sans-serif", 14).into_font();
+    for (j, c) in cols.iter().enumerate() {
+        // column words run upwards, ending just above their column
+        let style = font.clone().transform(FontTransform::Rotate270).color(&BLACK);
+        root.draw_text(c, &style, (label_w + CELL * j as i32 + CELL / 3, label_h - 6))?;
+    }
+    for (i, r) in rows.iter().enumerate() {
+        root.draw_text(r, &font.clone().color(&BLACK), (4, label_h + CELL * i as i32 + CELL / 3))?;
+        for (j, &a) in matrix[i].iter().enumerate() {
+            let a = a.clamp(0.0, 1.0) as f64;
+            let shade = |full: f64| (255.0 - a * (255.0 - full)) as u8;
+            let (x, y) = (label_w + CELL * j as i32, label_h + CELL * i as i32);
+            root.draw(&Rectangle::new(
+                [(x, y), (x + CELL - 1, y + CELL - 1)],
+                RGBColor(shade(8.0), shade(48.0), shade(107.0)).filled(),
+            ))?;
+        }
+    }
+    root.present().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
