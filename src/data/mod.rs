@@ -1,12 +1,14 @@
 //! Datasets and how they reach the models: loaders (idx, digits csv, char and word text, verse
 //! pairs), the paper tasks, and batching.
 
+pub mod analogy;
 pub mod batch;
 pub mod canvas;
 pub mod catalog;
 pub mod digits;
 pub mod idx;
 pub mod paper_tasks;
+pub mod phrases;
 pub mod seq_tasks;
 pub mod sword;
 pub mod text;
