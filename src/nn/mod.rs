@@ -13,3 +13,4 @@ pub mod loss;
 pub mod lstm;
 pub mod mlp;
 pub mod norm;
+pub mod skipgram;
