@@ -11,6 +11,7 @@ pub mod mlp;
 pub mod normalization;
 pub mod optimizers;
 pub mod regularize;
+pub mod word2vec;
 pub mod workloads;
 
 use crate::engine::runner::Summary;

@@ -12,6 +12,7 @@
 //! three more tensors of that size; this op keeps none. Rows of each gradient are split into
 //! contiguous blocks of about equal work, one per thread; every thread scans all pairs and adds
 //! only into its rows, so each row sums in pair order whatever the thread count (deterministic).
+//! [`sgns_loss`] is the negative-sampling loss on these scores.
 
 use crate::ops::cpu;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
@@ -41,6 +42,19 @@ pub fn skipgram_scores(w_in: &Tensor, w_out: &Tensor, centers: &Tensor, ids: &Te
         bail!("{NAME}: id {bad} is out of range for a vocabulary of {v}")
     }
     w_in.contiguous()?.apply_op2(&w_out.contiguous()?, SkipGramScores { centers, ids, k, v, d })
+}
+
+/// Skip-gram negative-sampling loss (Mikolov et al. 2013b, eq. 4), mean over pairs. centers
+/// (B,), ids (B, 1 + k) = [o, n_1..n_k] per row. −log σ(x) = softplus(−x), so each term is
+/// softplus(sign · s) with sign −1 for o and +1 for the noise words.
+pub fn sgns_loss(w_in: &Tensor, w_out: &Tensor, centers: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    let k1 = ids.dim(1)?;
+    let s = skipgram_scores(w_in, w_out, centers, ids)?; // (B, 1 + k): v'_j · v_c
+    let sign: Vec<f32> = (0..k1).map(|j| if j == 0 { -1.0 } else { 1.0 }).collect();
+    let x = s.broadcast_mul(&Tensor::from_vec(sign, (1, k1), s.device())?)?;
+    // softplus(x) = relu(x) + ln(1 + e^−|x|), finite for any x
+    let sp = (x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+    sp.sum(1)?.mean(0)
 }
 
 /// The composed reference: gathers (B, D) and (B, K, D), multiplies, sums over D.
@@ -218,6 +232,21 @@ mod tests {
         check(4096, 6, 1000, 100, 1); // the milestone's shape at a small vocabulary: parallel blocks
         check(3, 2, 5, 7, 2); // odd sizes, one block, repeated ids
         check(64, 1, 2, 9, 3); // two words: every row is hit many times
+    }
+
+    /// Scores 0 give (1 + k)·ln 2 per pair; v_c = (1, 0), v'_o = (2, 0), v'_n = (−1, 0) give
+    /// scores 2 and −1: softplus(−2) + softplus(−1) = 0.1269 + 0.3133.
+    #[test]
+    fn sgns_loss_by_hand() {
+        let dev = Device::Cpu;
+        let w = Tensor::from_vec(vec![1f32, 0., 2., 0., -1., 0.], (3, 2), &dev).unwrap();
+        let (c, ids) = (Tensor::new(&[0u32], &dev).unwrap(), Tensor::new(&[[1u32, 2]], &dev).unwrap());
+        let l = sgns_loss(&w, &w, &c, &ids).unwrap().to_scalar::<f32>().unwrap();
+        let sp = |x: f64| (1.0 + x.exp()).ln();
+        assert!((l as f64 - sp(-2.0) - sp(-1.0)).abs() < 1e-6, "{l}");
+        let zero = Tensor::zeros((3, 2), DType::F32, &dev).unwrap();
+        let l0 = sgns_loss(&zero, &zero, &c, &ids).unwrap().to_scalar::<f32>().unwrap();
+        assert!((l0 as f64 - 2.0 * 2f64.ln()).abs() < 1e-6);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::milestones::{Claim, Family};
 
 mod dnn;
 mod toolbox;
+mod words;
 
 pub struct Entry {
     pub name: &'static str,
@@ -43,7 +44,7 @@ pub(crate) use {preset, smoke};
 /// Every entry, in catalogue order (one file per catalogue section).
 pub fn entries() -> &'static [Entry] {
     static ENTRIES: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
-    ENTRIES.get_or_init(|| [dnn::entries(), toolbox::entries()].into_iter().flatten().collect())
+    ENTRIES.get_or_init(|| [dnn::entries(), toolbox::entries(), words::entries()].into_iter().flatten().collect())
 }
 
 pub fn names() -> Vec<&'static str> {
