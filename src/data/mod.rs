@@ -1,6 +1,7 @@
 //! Datasets and how they reach the models: loaders (idx, digits csv, char and word text, verse
 //! pairs), the paper tasks, and batching.
 
+pub mod analogy;
 pub mod augment;
 pub mod batch;
 pub mod canvas;
@@ -10,6 +11,7 @@ pub mod digits;
 pub mod idx;
 pub mod pairs;
 pub mod paper_tasks;
+pub mod phrases;
 pub mod seq_tasks;
 pub mod sword;
 pub mod text;

@@ -26,6 +26,7 @@ pub mod seq2seq;
 pub mod translate;
 pub mod translate_claims;
 pub mod unet;
+pub mod word2vec;
 pub mod workloads;
 
 use crate::engine::runner::Summary;

@@ -15,3 +15,4 @@ pub mod lstm;
 pub mod mlp;
 pub mod moe;
 pub mod norm;
+pub mod skipgram;

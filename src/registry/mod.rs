@@ -13,6 +13,7 @@ mod segment;
 mod sequence;
 mod toolbox;
 mod translate;
+mod words;
 
 pub struct Entry {
     pub name: &'static str,
@@ -58,6 +59,7 @@ pub fn entries() -> &'static [Entry] {
             depth::entries(),
             sequence::entries(),
             experts::entries(),
+            words::entries(),
             translate::entries(),
         ];
         sections.into_iter().flatten().collect()
