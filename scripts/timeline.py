@@ -13,6 +13,16 @@ import json
 import sys
 
 
+def authors(paper):
+    """The author list of "A, B & C, Title, Venue year": up to the segment with the '&'."""
+    head = paper.split(";")[0].split(" (")[0]
+    segments = head.split(", ")
+    for i, seg in enumerate(segments[:8]):
+        if "&" in seg:
+            return ", ".join(segments[: i + 1])
+    return segments[0]
+
+
 def main():
     entries = json.load(open(sys.argv[1]))
     results = {r["name"]: r for r in json.load(open(sys.argv[2]))}
@@ -22,7 +32,7 @@ def main():
         r = results.get(e["name"])
         if r is None:
             continue
-        paper = e["paper"].split(",")[0] if "," in e["paper"] else e["paper"]
+        paper = authors(e["paper"])
         verdict = "PASS" if r["pass"] else "**FAIL**"
         secs = f'{r["seconds"]:.1f}' if r["seconds"] >= 0.05 else "(shared)"
         detail = r["detail"].replace("|", "/")
