@@ -90,7 +90,7 @@ mod tests {
         c.data.text = "moby".into();
         c.model.dim = 8;
         let mut w = Word2Vec::new(c, &Device::Cpu).unwrap();
-        let req = |p: &str| SampleRequest { n: 3, prompt: Some(p.into()), temperature: 1.0 };
+        let req = |p: &str| SampleRequest { n: 3, prompt: Some(p.into()), temperature: 1.0, ..Default::default() };
         let out = sample(&mut w, &req("King - man + woman")).unwrap();
         assert!(out.text.starts_with("king - man + woman ≈") && out.text.lines().count() == 4, "{}", out.text);
         let answers = out.json["results"][0]["answers"].as_array().unwrap().clone();
