@@ -320,7 +320,7 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
     ];
     let mut out = vec![];
     for (i, (name, dims)) in cases.into_iter().enumerate() {
-        let (x, gamma, beta, w) = random_inputs(dims, 30 + i as u64)?;
+        let (x, gamma, beta, w) = crate::ops::norm_inputs(dims, 1, (3.0, 2.0), 30 + i as u64)?;
         // as variables, so that the backward computes every input's gradient
         let var = |t: &Tensor| candle_core::Var::from_tensor(t).map(|v| v.as_tensor().clone());
         let (x, gamma, beta) = (var(&x)?, var(&gamma)?, var(&beta)?);
@@ -339,21 +339,6 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
     Ok(out)
 }
 
-/// Seeded x ~ 3·N(0, 1) + 2 (an offset, so μ matters), γ ~ 1 + 0.3·N, β ~ 0.3·N, and a random
-/// upstream weight w of x's shape.
-fn random_inputs(dims: &[usize], seed: u64) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
-    let mut rng = crate::engine::rng::Rng::new(seed);
-    let c = dims.get(1).copied().unwrap_or(1);
-    let n: usize = dims.iter().product();
-    let dev = candle_core::Device::Cpu;
-    let mut randn = |k: usize, s: f64, o: f64| -> Vec<f32> { (0..k).map(|_| (o + s * rng.normal()) as f32).collect() };
-    let x = Tensor::from_vec(randn(n, 3.0, 2.0), dims, &dev)?;
-    let gamma = Tensor::from_vec(randn(c, 0.3, 1.0), c, &dev)?;
-    let beta = Tensor::from_vec(randn(c, 0.3, 0.0), c, &dev)?;
-    let w = Tensor::from_vec(randn(n, 1.0, 0.0), dims, &dev)?;
-    Ok((x, gamma, beta, w))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,7 +352,7 @@ mod tests {
     /// max|γ·rstd·dy| (it subtracts two channel means that nearly cancel; measured 2e-6);
     /// dγ, dβ 2e-6·√n, an f32 sum over n terms in another order (measured ≤ 7e-6 at n = 36,864).
     fn check(dims: &[usize], seed: u64) -> Result<()> {
-        let (x, gamma, beta, w) = random_inputs(dims, seed)?;
+        let (x, gamma, beta, w) = crate::ops::norm_inputs(dims, 1, (3.0, 2.0), seed)?;
         let n = (x.elem_count() / gamma.elem_count()) as f32;
         let vars = || -> Result<(Var, Var, Var)> {
             Ok((Var::from_tensor(&x)?, Var::from_tensor(&gamma)?, Var::from_tensor(&beta)?))
@@ -411,7 +396,7 @@ mod tests {
     #[test]
     fn strided_input_is_made_contiguous() -> Result<()> {
         // x (B, C) as the transpose of a stored (C, B) matrix
-        let (x, gamma, beta, w) = random_inputs(&[9, 12], 9)?;
+        let (x, gamma, beta, w) = crate::ops::norm_inputs(&[9, 12], 1, (3.0, 2.0), 9)?;
         let store = Var::from_tensor(&x.t()?.contiguous()?)?; // (12, 9)
         let (y, _, _) = batch_norm_train(&store.t()?, &gamma, &beta, 1e-5)?;
         let xr = Var::from_tensor(&x)?;
@@ -429,11 +414,11 @@ mod tests {
     #[test]
     fn one_value_per_channel_is_an_error() -> Result<()> {
         for dims in [&[1usize, 4][..], &[1, 4, 1, 1]] {
-            let (x, gamma, beta, _) = random_inputs(dims, 10)?;
+            let (x, gamma, beta, _) = crate::ops::norm_inputs(dims, 1, (3.0, 2.0), 10)?;
             assert!(batch_norm_train(&x, &gamma, &beta, 1e-5).is_err(), "{dims:?}");
             assert!(batch_norm_train_ref(&x, &gamma, &beta, 1e-5).is_err(), "{dims:?}");
         }
-        let (x, gamma, beta, _) = random_inputs(&[4, 3], 11)?;
+        let (x, gamma, beta, _) = crate::ops::norm_inputs(&[4, 3], 1, (3.0, 2.0), 11)?;
         assert!(batch_norm_train(&x, &gamma.narrow(0, 0, 2)?, &beta, 1e-5).is_err());
         assert!(batch_norm_train(&x.flatten_all()?, &gamma, &beta, 1e-5).is_err());
         Ok(())

@@ -184,7 +184,7 @@ impl CustomOp3 for LayerNorm {
 /// Fused vs reference, forward + backward, on the GPT's shape: (32·64, 128).
 pub fn benches() -> Result<Vec<super::OpBench>> {
     let (r, c) = (32 * 64, 128);
-    let (x, gamma, beta, w) = random_inputs(&[r, c], 11)?;
+    let (x, gamma, beta, w) = crate::ops::norm_inputs(&[r, c], 1, (2.0, 0.5), 11)?;
     let (x, gamma, beta) = (
         candle_core::Var::from_tensor(&x)?,
         candle_core::Var::from_tensor(&gamma)?,
@@ -199,21 +199,6 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
     }])
 }
 
-/// Seeded x ~ 2·N(0, 1) + 0.5 (an offset, so μ matters), γ ~ 1 + 0.3·N, β ~ 0.3·N, and a
-/// random upstream weight w of x's shape.
-fn random_inputs(dims: &[usize], seed: u64) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
-    let mut rng = crate::engine::rng::Rng::new(seed);
-    let c = *dims.last().unwrap_or(&1);
-    let n: usize = dims.iter().product();
-    let dev = candle_core::Device::Cpu;
-    let mut randn = |k: usize, s: f64, o: f64| -> Vec<f32> { (0..k).map(|_| (o + s * rng.normal()) as f32).collect() };
-    let x = Tensor::from_vec(randn(n, 2.0, 0.5), dims, &dev)?;
-    let gamma = Tensor::from_vec(randn(c, 0.3, 1.0), c, &dev)?;
-    let beta = Tensor::from_vec(randn(c, 0.3, 0.0), c, &dev)?;
-    let w = Tensor::from_vec(randn(n, 1.0, 0.0), dims, &dev)?;
-    Ok((x, gamma, beta, w))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,7 +210,7 @@ mod tests {
     /// dx 2e-5 (it subtracts two means of C products, which cancel); dγ, dβ 1e-5 · √R (sums over
     /// R rows in chunked order vs candle's, error grows like √R ulps).
     fn check(dims: &[usize], seed: u64) -> Result<()> {
-        let (x, gamma, beta, w) = random_inputs(dims, seed)?;
+        let (x, gamma, beta, w) = crate::ops::norm_inputs(dims, dims.len() - 1, (2.0, 0.5), seed)?;
         let rows = x.elem_count() / gamma.elem_count();
         let vars = |_: ()| -> Result<(Var, Var, Var)> {
             Ok((Var::from_tensor(&x)?, Var::from_tensor(&gamma)?, Var::from_tensor(&beta)?))
@@ -261,7 +246,7 @@ mod tests {
     #[test]
     fn strided_input_is_made_contiguous() -> Result<()> {
         // x as the transpose of a stored (C, R) matrix
-        let (x, gamma, beta, w) = random_inputs(&[9, 12], 6)?;
+        let (x, gamma, beta, w) = crate::ops::norm_inputs(&[9, 12], 1, (2.0, 0.5), 6)?;
         let store = Var::from_tensor(&x.t()?.contiguous()?)?; // (12, 9)
         let y = layer_norm(&store.t()?, &gamma, &beta, 1e-5)?;
         let xr = Var::from_tensor(&x)?;

@@ -2,6 +2,8 @@
 //! reference composed of candle ops; its tests compare outputs and gradients within a stated
 //! tolerance, and `dlhist bench` / `cargo bench` time both (kernels/README.md has the numbers).
 
+use candle_core::Tensor;
+
 pub mod attention;
 pub mod batchnorm;
 pub mod conv2d;
@@ -44,6 +46,27 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(batchnorm::benches()?);
     out.extend(upsample::benches()?);
     Ok(out)
+}
+
+/// Seeded inputs of a normalisation op (its tests and benches): x of shape `dims` drawn from
+/// s·N(0, 1) + o with `(s, o) = x_dist` (an offset, so μ matters), γ ~ 1 + 0.3·N and β ~ 0.3·N
+/// over the `dims[channel_dim]` channels, and a random upstream weight w of x's shape.
+pub(crate) fn norm_inputs(
+    dims: &[usize],
+    channel_dim: usize,
+    x_dist: (f64, f64),
+    seed: u64,
+) -> candle_core::Result<(Tensor, Tensor, Tensor, Tensor)> {
+    let mut rng = crate::engine::rng::Rng::new(seed);
+    let c = dims.get(channel_dim).copied().unwrap_or(1);
+    let n: usize = dims.iter().product();
+    let dev = candle_core::Device::Cpu;
+    let mut randn = |k: usize, s: f64, o: f64| -> Vec<f32> { (0..k).map(|_| (o + s * rng.normal()) as f32).collect() };
+    let x = Tensor::from_vec(randn(n, x_dist.0, x_dist.1), dims, &dev)?;
+    let gamma = Tensor::from_vec(randn(c, 0.3, 1.0), c, &dev)?;
+    let beta = Tensor::from_vec(randn(c, 0.3, 0.0), c, &dev)?;
+    let w = Tensor::from_vec(randn(n, 1.0, 0.0), dims, &dev)?;
+    Ok((x, gamma, beta, w))
 }
 
 #[cfg(test)]
