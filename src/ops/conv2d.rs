@@ -469,20 +469,8 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 mod tests {
     use super::*;
     use crate::engine::rng::Rng;
+    use crate::ops::testutil::{randn, rel_err};
     use candle_core::{Device, Var};
-
-    fn randn(rng: &mut Rng, dims: &[usize]) -> Tensor {
-        let v: Vec<f32> = (0..dims.iter().product()).map(|_| rng.normal() as f32).collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).expect("shape matches data")
-    }
-
-    /// max |a - b| relative to the size of b's largest entry (at least 1)
-    fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        let m = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        d / m.max(1.0)
-    }
 
     /// Compares y and the gradients of x, w and b of loss = Σ y ⊙ r between the fused op and
     /// candle's conv2d.
@@ -501,7 +489,7 @@ mod tests {
         let y_ref = conv2d_ref(&x, &w, b, stride, pad).unwrap();
         assert_eq!(y.dims(), y_ref.dims(), "output shape");
         let tol = 1e-4;
-        let e = rel_err(&y, &y_ref);
+        let e = rel_err(&y, &y_ref).unwrap();
         assert!(e < tol, "y differs by {e} for x {x_dims:?} k {k:?} s {stride} p {pad}");
 
         let r = randn(&mut rng, y.dims());
@@ -511,7 +499,7 @@ mod tests {
         params.extend(b.map(|b| ("b", b)));
         for (name, p) in params {
             let (d, d_ref) = (g.get(p).expect("fused grad"), g_ref.get(p).expect("reference grad"));
-            let e = rel_err(d, d_ref);
+            let e = rel_err(d, d_ref).unwrap();
             assert!(e < tol, "d{name} differs by {e} for x {x_dims:?} k {k:?} s {stride} p {pad}");
         }
     }
@@ -561,7 +549,7 @@ mod tests {
         let g = conv2d(&x, &w, None, 1, 0).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(g.get(&x).is_none());
         let g_ref = conv2d_ref(&x, &w, None, 1, 0).unwrap().sum_all().unwrap().backward().unwrap();
-        assert!(rel_err(g.get(&w).unwrap(), g_ref.get(&w).unwrap()) < 1e-5);
+        assert!(rel_err(g.get(&w).unwrap(), g_ref.get(&w).unwrap()).unwrap() < 1e-5);
     }
 
     /// A strided (transposed) input is made contiguous by the wrapper.
@@ -570,7 +558,7 @@ mod tests {
         let mut rng = Rng::new(4);
         let x = randn(&mut rng, &[2, 3, 7, 5]).transpose(2, 3).unwrap(); // (2, 3, 5, 7) strided
         let w = randn(&mut rng, &[4, 3, 3, 3]);
-        let e = rel_err(&conv2d(&x, &w, None, 1, 1).unwrap(), &conv2d_ref(&x, &w, None, 1, 1).unwrap());
+        let e = rel_err(&conv2d(&x, &w, None, 1, 1).unwrap(), &conv2d_ref(&x, &w, None, 1, 1).unwrap()).unwrap();
         assert!(e < 1e-5);
     }
 

@@ -228,17 +228,8 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 mod tests {
     use super::*;
     use crate::engine::rng::Rng;
+    use crate::ops::testutil::{max_abs_diff, randn};
     use candle_core::{Device, Var};
-
-    fn randn(rng: &mut Rng, dims: &[usize]) -> Tensor {
-        let v: Vec<f32> = (0..dims.iter().product()).map(|_| rng.normal() as f32).collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).expect("shape matches data")
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
-    }
 
     /// y and dx of loss = Σ y ⊙ r, fused vs the composed reference. y must match exactly (it is
     /// a copy of inputs). dx: tolerance 1e-5 absolute, as each entry is a sum of at most
@@ -248,11 +239,11 @@ mod tests {
         let mut rng = Rng::new((x_dims.iter().product::<usize>() * 13 + k * 5 + s) as u64);
         let x = Var::from_tensor(&randn(&mut rng, &x_dims)).unwrap();
         let (y, y_ref) = (max_pool2d(&x, k, s).unwrap(), max_pool2d_ref(&x, k, s).unwrap());
-        assert_eq!(max_abs_diff(&y, &y_ref), 0.0, "y for x {x_dims:?} k {k} s {s}");
+        assert_eq!(max_abs_diff(&y, &y_ref).unwrap(), 0.0, "y for x {x_dims:?} k {k} s {s}");
         let r = randn(&mut rng, y.dims());
         let g = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
         let g_ref = (y_ref * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let e = max_abs_diff(g.get(&x).unwrap(), g_ref.get(&x).unwrap());
+        let e = max_abs_diff(g.get(&x).unwrap(), g_ref.get(&x).unwrap()).unwrap();
         assert!(e < 1e-5, "dx differs by {e} for x {x_dims:?} k {k} s {s}");
     }
 
@@ -285,10 +276,10 @@ mod tests {
         let mut rng = Rng::new(21);
         let x = Var::from_tensor(&randn(&mut rng, &[2, 3, 8, 8])).unwrap();
         let (y, y_candle) = (max_pool2d(&x, 2, 2).unwrap(), x.max_pool2d(2).unwrap());
-        assert_eq!(max_abs_diff(&y, &y_candle), 0.0);
+        assert_eq!(max_abs_diff(&y, &y_candle).unwrap(), 0.0);
         let dx = y.sum_all().unwrap().backward().unwrap().get(&x).unwrap().clone();
         let dx_candle = y_candle.sum_all().unwrap().backward().unwrap().get(&x).unwrap().clone();
-        assert!(max_abs_diff(&(dx / 4.0).unwrap(), &dx_candle) < 1e-7);
+        assert!(max_abs_diff(&(dx / 4.0).unwrap(), &dx_candle).unwrap() < 1e-7);
     }
 
     fn plane(v: &[f32], h: usize, w: usize) -> Tensor {

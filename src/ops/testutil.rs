@@ -1,6 +1,13 @@
 //! Helpers shared by the ops' tests: error measures between a fused op and its reference.
 
-use candle_core::{Result, Tensor};
+use crate::engine::rng::Rng;
+use candle_core::{Device, Result, Tensor};
+
+/// A seeded N(0, 1) tensor of shape `dims` on the CPU.
+pub fn randn(rng: &mut Rng, dims: &[usize]) -> Tensor {
+    let v: Vec<f32> = (0..dims.iter().product()).map(|_| rng.normal() as f32).collect();
+    Tensor::from_vec(v, dims, &Device::Cpu).expect("shape matches data")
+}
 
 /// max |a − b| over all entries (shapes must agree).
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {

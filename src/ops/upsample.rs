@@ -130,13 +130,8 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 mod tests {
     use super::*;
     use crate::engine::rng::Rng;
-    use crate::ops::testutil::{max_abs, max_abs_diff};
+    use crate::ops::testutil::{max_abs, max_abs_diff, randn};
     use candle_core::{Device, Var};
-
-    fn randn(rng: &mut Rng, dims: &[usize]) -> Tensor {
-        let v: Vec<f32> = (0..dims.iter().product()).map(|_| rng.normal() as f32).collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).expect("shape matches data")
-    }
 
     /// y must equal the reference exactly (copies); dx within 1e-6 of its largest entry: each
     /// entry sums s² values of dy in another order than candle's convolution (a few ulps).
