@@ -17,7 +17,7 @@ use super::{from_table, metric, mlp, to_table, ClaimCtx, Family, Verdict};
 use crate::data::{vision, ImageSet};
 use crate::engine::params::Params;
 use crate::engine::rng::Rng;
-use crate::engine::{Experiment, TrainConfig};
+use crate::engine::Experiment;
 use crate::nn::activation::Activation;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::linear::InitKind;
@@ -90,8 +90,9 @@ pub type Config = super::Config<mlp::DataCfg, ModelCfg>;
 
 pub fn defaults() -> Config {
     Config {
-        train: TrainConfig { steps: 6000, batch_size: 64, lr: 1e-3, eval_every: 1000, ..Default::default() },
-        data: mlp::DataCfg { dataset: "mnist".into(), train_size: 0 },
+        // LeNet-5's budget and data: the two nets of the 1989/1998 papers train alike
+        train: super::lenet::defaults().train,
+        data: super::lenet::defaults().data,
         model: ModelCfg::default(),
     }
 }
@@ -118,8 +119,7 @@ const MAX_PARAM_FRACTION: f64 = 0.02;
 pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let s = ctx.run("cnn", &[])?;
     let acc = metric(&s, "test_acc")?;
-    let m = mlp::defaults().model;
-    let mlp_params = mlp::param_count(28 * 28, &m.hidden, 10);
+    let mlp_params = mlp::mnist_param_count();
     let fraction = s.params as f64 / mlp_params as f64;
     Ok(Verdict {
         value: acc,

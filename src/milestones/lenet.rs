@@ -160,8 +160,7 @@ pub static FAMILY: Family =
 pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let s = ctx.run("lenet", &[])?;
     let acc = metric(&s, "test_acc")?;
-    let m = mlp::defaults().model;
-    let mlp_params = mlp::param_count(28 * 28, &m.hidden, 10);
+    let mlp_params = mlp::mnist_param_count();
     let fewer = s.params < mlp_params;
     Ok(Verdict {
         value: acc,
