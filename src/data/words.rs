@@ -6,8 +6,6 @@ use crate::engine::rng::Rng;
 use crate::error::{closest, DlError};
 use std::collections::HashMap;
 
-/// The subsampling threshold of Mikolov et al. 2013b, section 2.3.
-pub const SUBSAMPLE_T: f64 = 1e-5;
 
 /// Lowercased words: maximal runs of letters and digits; everything else separates them, so
 /// "The Union's 2 states." -> ["the", "union", "s", "2", "states"].

@@ -101,11 +101,6 @@ impl Moe {
         let balance = (var / (mean.sqr()? + 1e-10)?)?;
         Ok(MoeOut { y, balance, load })
     }
-
-    /// Multiply-adds per token of the active path: the gate (C·E) and k experts (2·C·h each).
-    pub fn active_params_per_token(dim: usize, hidden: usize, n_experts: usize, k: usize) -> usize {
-        dim * n_experts + k * (2 * dim * hidden + hidden + dim)
-    }
 }
 
 #[cfg(test)]
