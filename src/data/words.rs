@@ -6,7 +6,6 @@ use crate::engine::rng::Rng;
 use crate::error::{closest, DlError};
 use std::collections::HashMap;
 
-
 /// Lowercased words: maximal runs of letters and digits; everything else separates them, so
 /// "The Union's 2 states." -> ["the", "union", "s", "2", "states"].
 pub fn words(text: &str) -> Vec<String> {

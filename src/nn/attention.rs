@@ -1,10 +1,12 @@
 //! Multi-head self-attention (Vaswani et al. 2017), causal for language models. The attention
-//! itself is the fused flash-style op (`crate::ops::attention::attention`: online softmax,
-//! O(T) extra memory, blockwise recomputation in the backward; tested there against the
-//! composed softmax(q·kᵀ/√d)·v).
+//! itself is the fused flash-style op read straight from the packed q, k, v projection
+//! (`crate::ops::attention_qkv`: online softmax, O(T) extra memory, blockwise recomputation in
+//! the backward; tested there against the composed plumbing and softmax(q·kᵀ/√d)·v).
 
 use super::linear::{linear, InitKind, Linear};
+#[cfg(test)]
 use crate::ops::attention::attention;
+use crate::ops::attention_qkv::attention_qkv;
 use candle_core::Module;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -35,13 +37,9 @@ impl SelfAttention {
     /// (B, T, C) -> (B, T, C)
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
-        let (h, dh) = (self.n_head, c / self.n_head);
-        let qkv = self.c_attn.forward(&x.reshape((b * t, c))?)?; // (B·T, 3C)
-                                                                 // (B·T, 3C) -> (B, T, 3, H, Dh) -> (3, B, H, T, Dh): one copy for all of q, k and v
-        let qkv = qkv.reshape((b, t, 3, h, dh))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
-        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?); // each (B, H, T, Dh)
-        let y = attention(&q, &k, &v, self.causal)?; // (B, H, T, Dh)
-        let y = y.transpose(1, 2)?.reshape((b * t, c))?; // heads side by side: (B·T, C)
+        // (B, T, 3C), read straight from this packed projection: no per-head copies
+        let qkv = self.c_attn.forward(&x.reshape((b * t, c))?)?.reshape((b, t, 3 * c))?;
+        let y = attention_qkv(&qkv, self.n_head, self.causal)?.reshape((b * t, c))?; // (B·T, C), heads side by side
         self.c_proj.forward(&y)?.reshape((b, t, c))
     }
 }

@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 
 /// Query and key block size: a 64×64 f32 score tile is 16 KB, two of them and the Q, K, V, dO
 /// rows of a block (4 × 64 × Dh floats) stay in L1/L2.
-const BLOCK: usize = 64;
+pub(super) const BLOCK: usize = 64;
 
 /// Flash attention. q, k, v: (B, H, T, Dh) f32 on the CPU; returns O (B, H, T, Dh). With
 /// `causal`, query i attends to keys 0..=i.
@@ -53,7 +53,7 @@ fn attention_blocked(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool, block: us
             bail!("attention: {name} must be f32 on the CPU, got {:?} on {:?}", x.dtype(), x.device())
         }
     }
-    let op = FlashAttention { causal, block, scale: 1.0 / (dh as f32).sqrt(), lse: OnceLock::new() };
+    let op = FlashAttention::new(causal, block, dh);
     q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
@@ -73,7 +73,7 @@ pub fn attention_ref(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool) -> Result
     candle_nn::ops::softmax(&s, D::Minus1)?.matmul(v)
 }
 
-struct FlashAttention {
+pub(super) struct FlashAttention {
     causal: bool,
     block: usize,
     /// 1/√Dh
@@ -195,6 +195,19 @@ simd_kernel! {
 }
 
 impl FlashAttention {
+    /// Attention over heads of `dh` features with query/key blocks of `block` rows.
+    pub(super) fn new(causal: bool, block: usize, dh: usize) -> Self {
+        Self { causal, block, scale: 1.0 / (dh as f32).sqrt(), lse: OnceLock::new() }
+    }
+
+    /// The forward of one (b, h): every query block of `forward_block`; o (T×Dh), lse (T).
+    pub(super) fn forward_head(&self, q: &[f32], k: &[f32], v: &[f32], o: &mut [f32], lse: &mut [f32]) {
+        let dh = o.len() / lse.len();
+        for (qb, (o_blk, lse_blk)) in o.chunks_mut(self.block * dh).zip(lse.chunks_mut(self.block)).enumerate() {
+            self.forward_block(q, k, v, qb * self.block, o_blk, lse_blk);
+        }
+    }
+
     /// The forward of one block of `nr` queries starting at row `r0` of one (b, h): writes its
     /// rows of O (`o`, nr×Dh) and of L (`lse`, nr). q, k, v are that (b, h)'s (T, Dh) slices.
     fn forward_block(&self, q: &[f32], k: &[f32], v: &[f32], r0: usize, o: &mut [f32], lse: &mut [f32]) {
@@ -271,7 +284,7 @@ impl FlashAttention {
 
     /// The backward of one (b, h): all slices are that (b, h)'s (T, Dh) rows (L: T).
     #[allow(clippy::too_many_arguments)]
-    fn backward_head(
+    pub(super) fn backward_head(
         &self,
         (q, k, v): (&[f32], &[f32], &[f32]),
         (o, d_o, lse): (&[f32], &[f32], &[f32]),

@@ -1,0 +1,242 @@
+//! Multi-head self-attention read straight from the packed projection: qkv (B, T, 3C) with
+//! [q | k | v] along the last dimension and each of them H heads of Dh = C/H features side by
+//! side, to y (B, T, C) with the heads side by side, ready for the output projection.
+//!
+//! The per-head work is `attention.rs`'s flash kernels (online softmax forward, blockwise
+//! recomputing backward). What this op removes is the plumbing around them: the composed path
+//! reshapes qkv to (B, T, 3, H, Dh), permutes and copies it to (3, B, H, T, Dh), takes q, k, v
+//! with three `get`s and transposes the output back with another copy. In candle's backward every
+//! one of those nodes costs a zeros_like + add of its gradient, and each `get` (a narrow) builds
+//! a zero-padded tensor of the whole (3, B, H, T, Dh): about 40 MB of memory traffic per gpt
+//! layer and step. Here each (b, h) task gathers its q, k, v rows (T × Dh each) into small local
+//! buffers, and the backward scatters dq, dk, dv straight into dqkv's columns.
+
+use super::attention::{FlashAttention, BLOCK};
+use super::cpu;
+use candle_core::{bail, CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Self-attention over `n_head` heads from qkv (B, T, 3C) f32 on the CPU → (B, T, C). With
+/// `causal`, position i attends to positions 0..=i.
+pub fn attention_qkv(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
+    attention_qkv_blocked(qkv, n_head, causal, BLOCK)
+}
+
+fn attention_qkv_blocked(qkv: &Tensor, n_head: usize, causal: bool, block: usize) -> Result<Tensor> {
+    let (_, t, c3) = qkv.dims3()?;
+    if qkv.dtype() != DType::F32 || !matches!(qkv.device(), Device::Cpu) {
+        bail!("attention_qkv: qkv must be f32 on the CPU, got {:?} on {:?}", qkv.dtype(), qkv.device())
+    }
+    if n_head == 0 || c3 == 0 || !c3.is_multiple_of(3 * n_head) {
+        bail!("attention_qkv: the last dimension {c3} must be 3·C with C divisible by {n_head} heads")
+    }
+    if t == 0 {
+        bail!("attention_qkv: empty sequence")
+    }
+    let dh = c3 / 3 / n_head;
+    let op = PackedAttention { n_head, flash: FlashAttention::new(causal, block, dh), lse: OnceLock::new() };
+    qkv.contiguous()?.apply_op1(op)
+}
+
+/// The composed reference: the model's former plumbing (reshape, permute, copy, three `get`s)
+/// around the composed softmax attention of `attention::attention_ref`, heads put back side by
+/// side with a transpose.
+pub fn attention_qkv_ref(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
+    let (b, t, c3) = qkv.dims3()?;
+    let (c, h) = (c3 / 3, n_head);
+    let qkv = qkv.reshape((b, t, 3, h, c / h))?.permute((2, 0, 3, 1, 4))?.contiguous()?; // (3, B, H, T, Dh)
+    let y = super::attention::attention_ref(&qkv.get(0)?, &qkv.get(1)?, &qkv.get(2)?, causal)?; // (B, H, T, Dh)
+    y.transpose(1, 2)?.reshape((b, t, c))
+}
+
+struct PackedAttention {
+    n_head: usize,
+    flash: FlashAttention,
+    /// the row logsumexp L (B, H, T), saved by the forward for the backward
+    lse: OnceLock<Vec<f32>>,
+}
+
+/// A buffer that the (b, h) tasks write in disjoint columns.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: every task writes only its own (b, h) columns.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// The shapes of one call: B, T, C, H, Dh.
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    t: usize,
+    c: usize,
+    h: usize,
+    dh: usize,
+}
+
+impl Dims {
+    fn of(shape: &Shape, n_head: usize) -> Result<Self> {
+        let (b, t, c3) = shape.dims3()?;
+        let c = c3 / 3;
+        Ok(Self { b, t, c, h: n_head, dh: c / n_head })
+    }
+
+    /// Copies the (T, Dh) rows of head `hh` of batch row `bi` out of `src` (B, T, width), whose
+    /// head columns start at `col` (0, C or 2C in qkv; 0 in y).
+    fn gather(&self, src: &[f32], width: usize, (bi, hh): (usize, usize), col: usize, dst: &mut [f32]) {
+        let base = bi * self.t * width + col + hh * self.dh;
+        for (ti, row) in dst.chunks_exact_mut(self.dh).enumerate() {
+            row.copy_from_slice(&src[base + ti * width..][..self.dh]);
+        }
+    }
+
+    /// The inverse of `gather`, into a buffer of B·T·width floats.
+    /// SAFETY: `dst` holds B·T·width floats and no other thread writes these columns.
+    unsafe fn scatter(&self, src: &[f32], dst: Out, width: usize, (bi, hh): (usize, usize), col: usize) {
+        let base = bi * self.t * width + col + hh * self.dh;
+        for (ti, row) in src.chunks_exact(self.dh).enumerate() {
+            std::ptr::copy_nonoverlapping(row.as_ptr(), dst.0.add(base + ti * width), self.dh);
+        }
+    }
+}
+
+impl CustomOp1 for PackedAttention {
+    fn name(&self) -> &'static str {
+        "flash-attention-qkv"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = Dims::of(l.shape(), self.n_head)?;
+        let qkv = cpu::cpu_f32(s, l, "attention_qkv")?;
+        let (tdh, c3) = (d.t * d.dh, 3 * d.c);
+        let mut y = vec![0f32; d.b * d.t * d.c]; // (B, T, C)
+        let mut lse = vec![0f32; d.b * d.h * d.t]; // (B, H, T)
+        let y_out = Out(y.as_mut_ptr());
+        // one task per (b, h): gather q, k, v (T × Dh each), attend, scatter O into y's columns
+        lse.par_chunks_mut(d.t).enumerate().for_each(|(bh, lse_bh)| {
+            let at = (bh / d.h, bh % d.h);
+            let mut buf = vec![0f32; 3 * tdh]; // q, k, v: (T, Dh) each
+            for (i, x) in buf.chunks_exact_mut(tdh).enumerate() {
+                d.gather(qkv, c3, at, i * d.c, x);
+            }
+            let (q, k, v) = (&buf[..tdh], &buf[tdh..2 * tdh], &buf[2 * tdh..]);
+            let mut o = vec![0f32; tdh];
+            self.flash.forward_head(q, k, v, &mut o, lse_bh);
+            // SAFETY: y holds B·T·C floats; this task alone writes head hh of batch row bi.
+            unsafe { d.scatter(&o, y_out, d.c, at, 0) };
+        });
+        let _ = self.lse.set(lse);
+        Ok((CpuStorage::F32(y), Shape::from((d.b, d.t, d.c))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let Some(lse) = self.lse.get() else { bail!("attention_qkv: backward before forward") };
+        let d = Dims::of(qkv.shape(), self.n_head)?;
+        let owned = [qkv, res, grad_res].into_iter().map(|x| x.contiguous()).collect::<Result<Vec<_>>>()?;
+        let guards: Vec<_> = owned.iter().map(|x| x.storage_and_layout()).collect();
+        let mut slices = Vec::with_capacity(3);
+        for (st, l) in &guards {
+            match &**st {
+                Storage::Cpu(s) => slices.push(cpu::cpu_f32(s, l, "attention_qkv")?),
+                _ => bail!("attention_qkv: CPU only"),
+            }
+        }
+        let [qkv, y, dy] = [slices[0], slices[1], slices[2]];
+        let (tdh, c3) = (d.t * d.dh, 3 * d.c);
+        let mut dqkv = vec![0f32; d.b * d.t * c3]; // (B, T, 3C)
+        let d_out = Out(dqkv.as_mut_ptr());
+        (0..d.b * d.h).into_par_iter().for_each(|bh| {
+            let at = (bh / d.h, bh % d.h);
+            // q, k, v, O, dO, then dq, dk, dv: (T, Dh) each
+            let mut buf = vec![0f32; 8 * tdh];
+            let (ins, grads) = buf.split_at_mut(5 * tdh);
+            for (i, x) in ins.chunks_exact_mut(tdh).enumerate() {
+                match i {
+                    0..=2 => d.gather(qkv, c3, at, i * d.c, x),
+                    3 => d.gather(y, d.c, at, 0, x),
+                    _ => d.gather(dy, d.c, at, 0, x),
+                }
+            }
+            let (dq, rest) = grads.split_at_mut(tdh);
+            let (dk, dv) = rest.split_at_mut(tdh);
+            let [q, k, v, o, d_o] = [0, 1, 2, 3, 4].map(|i| &ins[i * tdh..(i + 1) * tdh]);
+            self.flash.backward_head((q, k, v), (o, d_o, &lse[bh * d.t..(bh + 1) * d.t]), dq, dk, dv);
+            for (i, g) in [&*dq, &*dk, &*dv].into_iter().enumerate() {
+                // SAFETY: dqkv holds B·T·3C floats; this task alone writes head hh of row bi.
+                unsafe { d.scatter(g, d_out, c3, at, i * d.c) };
+            }
+        });
+        Ok(Some(Tensor::from_vec(dqkv, (d.b, d.t, c3), &Device::Cpu)?))
+    }
+}
+
+/// A trainable qkv (B, T, 3C) ~ N(0, 1) and the fixed weight r (B, T, C) of the loss Σ y ⊙ r.
+fn problem(seed: u64, (b, t, c): (usize, usize, usize)) -> Result<(Tensor, Tensor)> {
+    let mut rng = crate::engine::rng::Rng::new(seed);
+    let mut randn = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
+    let qkv = candle_core::Var::from_vec(randn(b * t * 3 * c), (b, t, 3 * c), &Device::Cpu)?;
+    let r = Tensor::from_vec(randn(b * t * c), (b, t, c), &Device::Cpu)?;
+    Ok((qkv.as_tensor().clone(), r))
+}
+
+/// y and dqkv of the loss Σ y ⊙ r.
+fn run(f: impl Fn(&Tensor) -> Result<Tensor>, qkv: &Tensor, r: &Tensor) -> Result<(Tensor, Tensor)> {
+    let y = f(qkv)?;
+    let grads = y.mul(r)?.sum_all()?.backward()?;
+    let Some(g) = grads.get(qkv) else { bail!("attention_qkv: no gradient reached qkv") };
+    Ok((y, g.clone()))
+}
+
+/// The gpt workload's attention (B=32, T=64, C=128, 4 heads, causal), fused from the packed
+/// projection vs the composed plumbing and softmax.
+pub fn benches() -> Result<Vec<super::OpBench>> {
+    let (qkv, r) = problem(12, (32, 64, 128))?;
+    let (qkv2, r2) = (qkv.clone(), r.clone());
+    Ok(vec![super::OpBench {
+        name: "attention from packed qkv (causal)",
+        shape: "B=32, T=64, C=128, H=4".into(),
+        fused: Box::new(move || run(|x| attention_qkv(x, 4, true), &qkv, &r).map(|_| ())),
+        reference: Box::new(move || run(|x| attention_qkv_ref(x, 4, true), &qkv2, &r2).map(|_| ())),
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testutil::rel_err;
+
+    /// y and dqkv against the composed reference. Tolerance 1e-5 relative to the largest
+    /// reference entry, as `attention.rs`'s (the same kernels; gathering and scattering are
+    /// exact copies).
+    fn check((b, t, c): (usize, usize, usize), h: usize, causal: bool, block: usize) -> Result<()> {
+        let (qkv, r) = problem(7 + t as u64, (b, t, c))?;
+        let (y_f, g_f) = run(|x| attention_qkv_blocked(x, h, causal, block), &qkv, &r)?;
+        let (y_r, g_r) = run(|x| attention_qkv_ref(x, h, causal), &qkv, &r)?;
+        assert_eq!(y_f.dims(), [b, t, c]);
+        for (name, a, z) in [("y", &y_f, &y_r), ("dqkv", &g_f, &g_r)] {
+            let e = rel_err(a, z)?;
+            assert!(e < 1e-5, "B={b} T={t} C={c} H={h} causal={causal} block={block}: {name} off by {e}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn matches_the_composed_plumbing_and_softmax() -> Result<()> {
+        for causal in [true, false] {
+            check((2, 37, 12), 3, causal, BLOCK)?; // odd T and Dh = 4
+            check((1, 1, 8), 2, causal, BLOCK)?; // one position (generation's first step)
+            check((3, 29, 21), 3, causal, 8)?; // odd Dh = 7, many ragged blocks
+            check((1, 100, 64), 4, causal, BLOCK)?; // T past one block
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_a_width_that_is_not_three_heads_wide() -> Result<()> {
+        let (qkv, _) = problem(1, (1, 4, 8))?;
+        assert!(attention_qkv(&qkv.narrow(2, 0, 23)?, 2, true).is_err());
+        assert!(attention_qkv(&qkv, 5, true).is_err());
+        assert!(attention_qkv(&qkv.to_dtype(DType::F64)?, 2, true).is_err());
+        Ok(())
+    }
+}
