@@ -4,7 +4,7 @@
 //! calls, which is why candle's `gelu()` is slow here).
 //!
 //! The default build targets baseline x86-64 (SSE2, 4 lanes); the element-wise hot loops also
-//! get an AVX2 copy chosen at run time (`simd!`), which doubles the lanes on this machine.
+//! get AVX2 and AVX-512 copies, one chosen at run time (`simd!`, `simd_level`).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, Layout, Result, Storage};
@@ -128,8 +128,44 @@ pub fn sgemm(
     }
 }
 
-/// Runs an `#[inline(always)]` element-wise kernel through an AVX2+FMA copy when the CPU has
-/// those features (detected once and cached by std), else through the baseline copy.
+/// The widest vector instructions this CPU runs, detected once (std caches the checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimdLevel {
+    /// AVX-512 (F, BW, DQ, VL) with FMA: 16 f32 lanes
+    Avx512,
+    /// AVX2 with FMA: 8 lanes
+    Avx2,
+    /// the crate's baseline target (SSE2 on x86-64): 4 lanes
+    Base,
+}
+
+/// See `SimdLevel`. `DLHIST_SIMD=avx2` or `=base` caps it (to time or test the narrower copies
+/// on a machine that has AVX-512); it is read once per process.
+pub fn simd_level() -> SimdLevel {
+    static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var("DLHIST_SIMD").unwrap_or_default();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("fma");
+            let avx512 = avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl");
+            if avx512 && cap != "avx2" && cap != "base" {
+                return SimdLevel::Avx512;
+            }
+            if avx2 && cap != "base" {
+                return SimdLevel::Avx2;
+            }
+        }
+        let _ = cap;
+        SimdLevel::Base
+    })
+}
+
+/// Runs an `#[inline(always)]` element-wise kernel through the widest copy the CPU runs
+/// (`simd_level`): one compiled for AVX-512, one for AVX2+FMA, and the baseline build. LLVM
+/// vectorises the same Rust loop for each, so the copies compute the same IEEE operations in
+/// the same order (f32 `mul_add` is an FMA in all three) and give bitwise the same results.
 /// `simd!(name, kernel, (args...))` defines a private `fn name(args...)` in the calling module.
 macro_rules! simd {
     ($(#[$m:meta])* $name:ident, $kernel:path, ($($arg:ident : $ty:ty),*)) => {
@@ -137,13 +173,19 @@ macro_rules! simd {
         fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    $kernel($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) {
                     $kernel($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                    // SAFETY: the features were detected on this CPU
-                    return unsafe { avx2($($arg),*) };
+                match $crate::ops::cpu::simd_level() {
+                    // SAFETY: simd_level found these features on this CPU
+                    $crate::ops::cpu::SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
+                    $crate::ops::cpu::SimdLevel::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::ops::cpu::SimdLevel::Base => {}
                 }
             }
             $kernel($($arg),*)

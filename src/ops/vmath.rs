@@ -1,6 +1,7 @@
-//! Branch-free f32 `tanh` (with `exp` and `sigmoid` re-exported from `cpu.rs`) that LLVM vectorises, and a macro that compiles a
-//! kernel for AVX2+FMA with a runtime check (the crate is built for baseline x86-64, where the
-//! loops would only get 4-wide SSE2 and libm's scalar `expf`).
+//! Branch-free f32 `tanh` (with `exp` and `sigmoid` re-exported from `cpu.rs`) that LLVM
+//! vectorises, and `simd_kernel!`, which compiles a kernel for AVX-512 and AVX2+FMA with a
+//! runtime choice (the crate is built for baseline x86-64, where the loops would only get 4-wide
+//! SSE2 and libm's scalar `expf`).
 //!
 //! `exp` and `sigmoid` are `cpu.rs`'s (Cephes' `expf`, about 2 ulp); `tanh` is built on them.
 
@@ -17,26 +18,17 @@ pub fn has_avx2_fma() -> bool {
     }
 }
 
-/// `fn name(args) { body }` becomes a function that runs `body` compiled with AVX2+FMA enabled
-/// when the CPU has them, and the baseline build otherwise. The body must return `()`.
+/// `fn name(args) { body }` becomes a function that runs `body` through `cpu::simd!`'s dispatch:
+/// compiled for AVX-512, AVX2+FMA and the baseline, the widest the CPU runs chosen at run time.
+/// The body must return `()`.
 macro_rules! simd_kernel {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident : $t:ty),* $(,)?) $body:block) => {
         $(#[$m])*
         $vis fn $name($($a: $t),*) {
             #[inline(always)]
             fn kernel($($a: $t),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn kernel_avx2($($a: $t),*) {
-                    kernel($($a),*)
-                }
-                if $crate::ops::vmath::has_avx2_fma() {
-                    // SAFETY: the CPU has the features `kernel_avx2` is compiled for.
-                    return unsafe { kernel_avx2($($a),*) };
-                }
-            }
-            kernel($($a),*)
+            $crate::ops::cpu::simd!(dispatch, kernel, ($($a: $t),*));
+            dispatch($($a),*)
         }
     };
 }
