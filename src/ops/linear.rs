@@ -208,8 +208,7 @@ impl LinearAct {
             bail!("{NAME}: w has {} elements, expected {m}·{xk}", w.len());
         }
         let (n, k) = (xn, xk);
-        let mut z = vec![0f32; n * m]; // (N, M)
-        cpu::sgemm(n, m, k, &mut z, x, (k, 1), w, (1, k));
+        let mut z = cpu::sgemm_new((n, m, k), x, (k, 1), w, (1, k)); // (N, M)
         if m == 0 {
             return Ok(CpuStorage::F32(z));
         }
@@ -304,15 +303,13 @@ impl LinearAct {
 
         let dev = x.device();
         let dx = if need_dx {
-            let mut dx = vec![0f32; n * k]; // (N, K) = dz (N, M) · w (M, K)
-            cpu::sgemm(n, k, m, &mut dx, dz, (m, 1), wv, (k, 1));
+            let dx = cpu::sgemm_new((n, k, m), dz, (m, 1), wv, (k, 1)); // (N, K) = dz (N, M) · w (M, K)
             Some(Tensor::from_vec(dx, x.shape(), dev)?)
         } else {
             None
         };
         let dw = if need_dw {
-            let mut dw = vec![0f32; m * k]; // (M, K) = dzᵀ (M, N) · x (N, K)
-            cpu::sgemm(m, k, n, &mut dw, dz, (1, m), xv, (k, 1));
+            let dw = cpu::sgemm_new((m, k, n), dz, (1, m), xv, (k, 1)); // (M, K) = dzᵀ (M, N) · x (N, K)
             Some(Tensor::from_vec(dw, (m, k), dev)?)
         } else {
             None
