@@ -64,13 +64,11 @@ pub struct Block {
 
 impl Block {
     /// (B, T, C) -> (B, T, C); `train` selects BatchNorm's batch statistics
+    /// (B, T, C) -> (B, T, C). No reshapes: the norms, linears and attention take (B, T, ·)
+    /// as it is (each reshape node would cost candle's backward a zero fill and an add).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let (b, t, c) = x.dims3()?;
-        // the norms see (B·T, C) rows: per token for LayerNorm, per feature over B·T for BatchNorm
-        let a = self.ln1.forward_t(&x.reshape((b * t, c))?, train)?.reshape((b, t, c))?;
-        let x = (x + self.attn.forward(&a)?)?;
-        let m = self.mlp.forward(&self.ln2.forward_t(&x.reshape((b * t, c))?, train)?)?; // (B·T, C)
-        x + m.reshape((b, t, c))?
+        let x = (x + self.attn.forward(&self.ln1.forward_t(x, train)?)?)?;
+        &x + self.mlp.forward(&self.ln2.forward_t(&x, train)?)?
     }
 }
 
@@ -132,9 +130,8 @@ impl Gpt {
         for blk in &self.blocks {
             x = blk.forward_t(&x, train)?;
         }
-        let c = x.dim(2)?;
-        let x = self.ln_f.forward_t(&x.reshape((b * t, c))?, train)?; // (B·T, C)
-        self.head.forward(&x) // (B·T, V)
+        let logits = self.head.forward(&self.ln_f.forward_t(&x, train)?)?; // (B, T, V)
+        logits.reshape((b * t, ()))
     }
 
     /// Mean next-token cross-entropy in training mode; `targets` (B, T) are the inputs shifted by one.

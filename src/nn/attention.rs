@@ -36,11 +36,10 @@ pub fn self_attention(n_embd: usize, n_head: usize, causal: bool, vb: VarBuilder
 impl SelfAttention {
     /// (B, T, C) -> (B, T, C)
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, c) = x.dims3()?;
         // (B, T, 3C), read straight from this packed projection: no per-head copies
-        let qkv = self.c_attn.forward(&x.reshape((b * t, c))?)?.reshape((b, t, 3 * c))?;
-        let y = attention_qkv(&qkv, self.n_head, self.causal)?.reshape((b * t, c))?; // (B·T, C), heads side by side
-        self.c_proj.forward(&y)?.reshape((b, t, c))
+        let qkv = self.c_attn.forward(x)?;
+        let y = attention_qkv(&qkv, self.n_head, self.causal)?; // (B, T, C), heads side by side
+        self.c_proj.forward(&y)
     }
 }
 

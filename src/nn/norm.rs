@@ -62,11 +62,16 @@ pub fn norm(kind: NormKind, dim: usize, params: &Params, name: &str, device: &De
 }
 
 impl Norm {
-    /// (N, C) -> (N, C). `train` matters only to BatchNorm (batch vs running statistics).
+    /// (…, C) -> (…, C). `train` matters only to BatchNorm (batch vs running statistics), which
+    /// normalises each feature over all the leading positions (N = their product).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Norm::Layer(ln) => ln.forward(x),
-            Norm::Batch(bn) => bn.forward_t(x, train),
+            Norm::Batch(bn) if x.rank() == 2 => bn.forward_t(x, train),
+            Norm::Batch(bn) => {
+                let c = x.dim(candle_core::D::Minus1)?;
+                bn.forward_t(&x.reshape(((), c))?, train)?.reshape(x.shape())
+            }
             Norm::None => Ok(x.clone()),
         }
     }
