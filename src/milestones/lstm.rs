@@ -103,7 +103,8 @@ impl CharLstm {
         let (b, t) = tokens.dims2()?;
         let x = self.embed.forward(tokens)?; // (B, T, E)
         let h = self.lstm.forward(&x)?; // (B, T, H)
-        self.head.forward(&h.reshape((b * t, self.lstm.hidden))?) // (B·T, V)
+        // the head takes (B, T, H) as it is; only its small output is reshaped
+        self.head.forward(&h)?.reshape((b * t, ())) // (B·T, V)
     }
 
     /// Mean next-character cross-entropy; `targets` (B, T) are the inputs shifted by one.
