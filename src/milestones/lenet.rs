@@ -14,6 +14,7 @@ use crate::nn::batchnorm::BatchNorm;
 use crate::nn::conv::{conv2d, max_pool2d, Conv2d};
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
+use crate::ops::relu::relu;
 use candle_core::{Device, ModuleT, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -126,8 +127,8 @@ impl ClassModel for LeNet {
             Some(bn) => bn[k].forward_t(&z, train),
             None => Ok(z),
         };
-        let h = max_pool2d(&norm(self.conv1.forward(x)?, 0)?.relu()?, 2, 2)?; // (B, 6, 12, 12)
-        let h = max_pool2d(&norm(self.conv2.forward(&h)?, 1)?.relu()?, 2, 2)?; // (B, 16, 4, 4)
+        let h = max_pool2d(&relu(&norm(self.conv1.forward(x)?, 0)?)?, 2, 2)?; // (B, 6, 12, 12)
+        let h = max_pool2d(&relu(&norm(self.conv2.forward(&h)?, 1)?)?, 2, 2)?; // (B, 16, 4, 4)
         self.fc.forward(&h.flatten_from(1)?) // (B, 256) -> (B, 10)
     }
 }

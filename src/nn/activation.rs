@@ -1,4 +1,5 @@
-//! Activation functions, all with a backward pass in candle.
+//! Activation functions, all with a backward pass (ReLU by the fused `ops::relu`, the others
+//! by candle's ops).
 
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ impl Activation {
         match self {
             Activation::Sigmoid => candle_nn::ops::sigmoid(x),
             Activation::Tanh => x.tanh(),
-            Activation::Relu => x.relu(),
+            Activation::Relu => crate::ops::relu::relu(x),
             Activation::Gelu => x.gelu_erf(),
             Activation::GeluTanh => x.gelu(),
         }

@@ -16,6 +16,7 @@ pub mod linear;
 pub mod lstm;
 pub mod maxpool;
 pub mod optim;
+pub mod relu;
 pub mod small_gemm;
 #[cfg(test)]
 mod testutil;
@@ -47,6 +48,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(attention_qkv::benches()?);
     out.extend(batchnorm::benches()?);
     out.extend(upsample::benches()?);
+    out.extend(relu::benches()?);
     Ok(out)
 }
 
