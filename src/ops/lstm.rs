@@ -41,6 +41,7 @@ use super::small_gemm::{Level, StepQueue, LANE_BLOCK, MAX_LANES, R};
 use super::vmath;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 /// The fused LSTM over a sequence. x (B, T, D), w_ih (4H, D), w_hh (4H, H), b (4H), h0 and c0
@@ -72,7 +73,8 @@ fn lstm_seq_at(
     c0: &Tensor,
     forget_gate: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let (_, t_len, _) = check_shapes(x, w_ih, w_hh, b, h0, c0)?;
+    let (bsz, t_len, _) = check_shapes(x, w_ih, w_hh, b, h0, c0)?;
+    let hid = w_hh.dim(1)?;
     for (name, t) in [("x", x), ("w_ih", w_ih), ("w_hh", w_hh), ("b", b), ("h0", h0), ("c0", c0)] {
         if t.dtype() != DType::F32 || !matches!(t.device(), Device::Cpu) {
             bail!("lstm_seq: {name} must be f32 on the CPU, got {:?} on {:?}", t.dtype(), t.device())
@@ -81,11 +83,12 @@ fn lstm_seq_at(
     let w = Tensor::cat(&[w_ih, w_hh], 1)?.contiguous()?; // (4H, D+H)
     let state = Tensor::cat(&[&h0.flatten_all()?, &c0.flatten_all()?, b], 0)?; // (2·B·H + 4H)
     let op = LstmSeq { forget_gate, level, saved: Mutex::new(None) };
-    // (B, T+1, H): h_1..h_T, then c_T in the last slot
+    // (B·T·H + B·H): h (B, T, H), then c_T (B, H); both parts are contiguous views
     let out = x.contiguous()?.apply_op3(&w, &state, op)?;
-    let h = out.narrow(1, 0, t_len)?;
-    let h_last = out.narrow(1, t_len - 1, 1)?.squeeze(1)?;
-    let c_last = out.narrow(1, t_len, 1)?.squeeze(1)?;
+    let bth = bsz * t_len * hid;
+    let h = out.narrow(0, 0, bth)?.reshape((bsz, t_len, hid))?;
+    let h_last = h.narrow(1, t_len - 1, 1)?.squeeze(1)?;
+    let c_last = out.narrow(0, bth, bsz * hid)?.reshape((bsz, hid))?;
     Ok((h, h_last, c_last))
 }
 
@@ -190,7 +193,8 @@ struct Saved {
 }
 
 /// The op on (x (B, T, D), W = [W_ih | W_hh] (4H, D+H), [h0 | c0 | b] (2·B·H + 4H)); its output
-/// is (B, T+1, H): h_1..h_T and then c_T.
+/// is flat, (B·T·H + B·H): h_1..h_T as (B, T, H), then c_T (B, H). (Flat, so that h and c_T
+/// are contiguous views: h feeds a matmul, which would copy a strided view.)
 struct LstmSeq {
     forget_gate: bool,
     level: Level,
@@ -254,6 +258,20 @@ macro_rules! per_level {
             body($($a),*)
         }
     };
+}
+
+/// Asks the CPU to bring the `n` floats from `p` into L2 (a hint: no effect on any result).
+#[inline(always)]
+fn prefetch_l2(p: *const f32, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for off in (0..n).step_by(LANE_BLOCK) {
+        // SAFETY: a prefetch never faults, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.wrapping_add(off) as *const i8)
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, n);
 }
 
 /// 16 lanes from `p`.
@@ -342,12 +360,48 @@ per_level! {
 }
 
 /// Copies a (B, ·) row-major batch into lanes: `dst[j·dst_rs + b] = src[b·src_rs + j]` for
-/// b < B and j < n (the padded lanes are left as they are).
-fn to_lanes(src: &[f32], src_rs: usize, n: usize, bsz: usize, dst: &mut [f32], dst_rs: usize) {
+/// b < B and j < n, and zeroes the padded lanes B ≤ b < Bp.
+/// SAFETY: `dst` addresses all those elements, and no other thread touches them meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn to_lanes(src: &[f32], src_rs: usize, n: usize, bsz: usize, bp: usize, dst: Ptr, dst_rs: usize) {
     for b in 0..bsz {
         for (j, v) in src[b * src_rs..][..n].iter().enumerate() {
-            dst[j * dst_rs + b] = *v;
+            *dst.at(j * dst_rs + b) = *v;
         }
+    }
+    for j in 0..n {
+        for b in bsz..bp {
+            *dst.at(j * dst_rs + b) = 0.0;
+        }
+    }
+}
+
+/// A buffer of `n` floats that is not zeroed: the op's big buffers are written in full anyway,
+/// and zeroing them (calloc on reused heap memory) cost a memset pass over ~20 MB per call.
+fn uninit(n: usize) -> Vec<MaybeUninit<f32>> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: MaybeUninit needs no initialisation.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// The buffer as plain floats.
+/// SAFETY: every element of `v` has been written.
+unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    Vec::from_raw_parts(v.as_mut_ptr() as *mut f32, v.len(), v.capacity())
+}
+
+/// `Ptr` to a buffer's first element.
+fn ptr_of(v: &mut [MaybeUninit<f32>]) -> Ptr {
+    Ptr(v.as_mut_ptr() as *mut f32)
+}
+
+/// Zeroes the columns [from, ld) of `rows` rows of stride ld (the rows' padding after T·Bp).
+/// SAFETY: `p` addresses rows × ld elements, which no other thread touches meanwhile.
+unsafe fn zero_row_tails(p: Ptr, rows: usize, from: usize, ld: usize) {
+    for r in 0..rows {
+        std::ptr::write_bytes(p.at(r * ld + from), 0, ld - from);
     }
 }
 
@@ -395,17 +449,24 @@ impl CustomOp3 for LstmSeq {
         let (bp, ld) = lane_layout(bsz, t_len);
 
         // Z: x_t transposed into the first D rows of every column block, h_0 into the H rows of
-        // block 0; the padded lanes stay zero
-        let mut z = vec![0f32; k * ld];
-        for t in 0..t_len {
-            to_lanes(&x[t * d..], t_len * d, d, bsz, &mut z[t * bp..], ld);
+        // block 0, with zeros in the padded lanes (and the rows' padding); the step loop writes
+        // the other blocks' h rows. The loop writes every element of act (but the rows'
+        // padding), c (but c_0), tanh_c and h_last.
+        let (mut z, mut act, mut c) = (uninit(k * ld), uninit(h4 * ld), uninit((t_len + 1) * hid * bp));
+        let (mut tanh_c, mut h_last) = (uninit(t_len * hid * bp), uninit(hid * bp)); // h_T (H, Bp)
+        let (z_p, act_p, c_p, tc_p, hl_p) =
+            (ptr_of(&mut z), ptr_of(&mut act), ptr_of(&mut c), ptr_of(&mut tanh_c), ptr_of(&mut h_last));
+        let tb = t_len * bp;
+        // SAFETY: each call writes inside its buffer, on this thread alone.
+        unsafe {
+            for t in 0..t_len {
+                to_lanes(&x[t * d..], t_len * d, d, bsz, bp, Ptr(z_p.at(t * bp)), ld);
+            }
+            to_lanes(h0, hid, hid, bsz, bp, Ptr(z_p.at(d * ld)), ld);
+            zero_row_tails(z_p, k, tb, ld);
+            to_lanes(c0, hid, hid, bsz, bp, c_p, bp);
+            zero_row_tails(act_p, h4, tb, ld);
         }
-        to_lanes(h0, hid, hid, bsz, &mut z[d * ld..], ld);
-        let mut c = vec![0f32; (t_len + 1) * hid * bp];
-        to_lanes(c0, hid, hid, bsz, &mut c, bp);
-        let mut act = vec![0f32; h4 * ld];
-        let mut tanh_c = vec![0f32; t_len * hid * bp];
-        let mut h_last = vec![0f32; hid * bp]; // h_T (H, Bp): it has no column block in Z
 
         // W packed per tile of 2 units: tile p's row r (r < 8) is gate r/2 of unit 2p + r%2,
         // k-major (the 8 weights of one k contiguous); the bias likewise, as the tiles' start
@@ -430,13 +491,6 @@ impl CustomOp3 for LstmSeq {
         let (forget, level, tile) = (self.forget_gate, self.level, self.level.tile());
         let chunks = hid.div_ceil(UNITS);
         let queue = StepQueue::new(t_len, chunks);
-        let (z_p, act_p, c_p, tc_p, hl_p) = (
-            Ptr(z.as_mut_ptr()),
-            Ptr(act.as_mut_ptr()),
-            Ptr(c.as_mut_ptr()),
-            Ptr(tanh_c.as_mut_ptr()),
-            Ptr(h_last.as_mut_ptr()),
-        );
         let nlb = bp.div_ceil(MAX_LANES);
         let work = |tid: usize, n: usize| {
             // the item's pre-activations: (tile, lane block) → 8 rows × 32 lanes
@@ -445,6 +499,15 @@ impl CustomOp3 for LstmSeq {
                 let (u0, u1) = (chunk * UNITS, ((chunk + 1) * UNITS).min(hid));
                 let tiles = u0 / 2..u1.div_ceil(2);
                 let part_at = |p: usize, lb: usize| ((p - tiles.start) * nlb + lb) * R * MAX_LANES;
+                // the gate math's outputs and c_{t-1}: ask for their lines now, while the tiles run
+                for j in u0..u1 {
+                    for g in 0..4 {
+                        prefetch_l2(act_p.0.wrapping_add((g * hid + j) * ld + t * bp), bp);
+                    }
+                    prefetch_l2(c_p.0.wrapping_add((t * hid + j) * bp), bp);
+                    prefetch_l2(c_p.0.wrapping_add(((t + 1) * hid + j) * bp), bp);
+                    prefetch_l2(tc_p.0.wrapping_add((t * hid + j) * bp), bp);
+                }
                 // k in blocks of KB rows, so that the block of z_t (KB × 32 lanes) stays in L1
                 // while every tile of the item passes over it
                 for k0 in (0..k).step_by(KB) {
@@ -507,25 +570,30 @@ impl CustomOp3 for LstmSeq {
         };
         run_threads(&work);
 
-        // (B, T+1, H): h_1..h_T from Z's blocks 1..T−1 and h_last, then c_T
-        let oh = (t_len + 1) * hid;
-        let mut out = vec![0f32; bsz * oh];
-        let out_p = Ptr(out.as_mut_ptr());
+        // SAFETY: the loop wrote every element the comments above say it does.
+        let (z, act, c, tanh_c, h_last) =
+            unsafe { (assume_init(z), assume_init(act), assume_init(c), assume_init(tanh_c), assume_init(h_last)) };
+        // (B·T·H + B·H): h_1..h_T from Z's blocks 1..T−1 and h_last, then c_T
+        let bth = bsz * t_len * hid;
+        let mut out = uninit(bth + bsz * hid);
+        let out_p = ptr_of(&mut out);
         (0..=t_len).into_par_iter().for_each(|t| {
-            let (src, src_rs): (&[f32], usize) = if t + 1 < t_len {
-                (&z[d * ld + (t + 1) * bp..], ld)
+            let (src, src_rs, dst, dst_rs): (&[f32], usize, usize, usize) = if t + 1 < t_len {
+                (&z[d * ld + (t + 1) * bp..], ld, t * hid, t_len * hid)
             } else if t + 1 == t_len {
-                (&h_last, bp)
+                (&h_last, bp, t * hid, t_len * hid)
             } else {
-                (&c[t_len * hid * bp..], bp)
+                (&c[t_len * hid * bp..], bp, bth, hid)
             };
-            // SAFETY: slot t (H values) of every batch row is written by this task alone.
-            unsafe { from_lanes(src, src_rs, hid, bsz, Ptr(out_p.at(t * hid)), oh) };
+            // SAFETY: slot t (H values) of every batch row, or c_T, is written by this task alone.
+            unsafe { from_lanes(src, src_rs, hid, bsz, Ptr(out_p.at(dst)), dst_rs) };
         });
+        // SAFETY: the tasks wrote h (B, T, H) and c_T (B, H), all of it.
+        let out = unsafe { assume_init(out) };
         if let Ok(mut s) = self.saved.lock() {
             *s = Some(Saved { z, act, c, tanh_c });
         }
-        Ok((CpuStorage::F32(out), Shape::from((bsz, t_len + 1, hid))))
+        Ok((CpuStorage::F32(out), Shape::from(bth + bsz * hid)))
     }
 
     fn bwd(
@@ -548,17 +616,19 @@ impl CustomOp3 for LstmSeq {
         let (w_st, w_l) = w.storage_and_layout();
         let (d_st, d_l) = d_out.storage_and_layout();
         let w = cpu::storage_f32(&w_st, w_l, "lstm_seq")?; // (4H, D+H)
-        let d_out = cpu::storage_f32(&d_st, d_l, "lstm_seq")?; // (B, T+1, H): dh_1..dh_T, dc_T
-        let oh = (t_len + 1) * hid;
+        let d_out = cpu::storage_f32(&d_st, d_l, "lstm_seq")?; // (B·T·H + B·H): dh_1..dh_T, dc_T
 
         // ∂L/∂h_t from the output, in lanes (T, H, Bp); dc starts as ∂L/∂c_T (H, Bp)
-        let mut dh_out = vec![0f32; t_len * hid * bp];
-        dh_out
-            .par_chunks_mut(hid * bp)
-            .enumerate()
-            .for_each(|(t, dst)| to_lanes(&d_out[t * hid..], oh, hid, bsz, dst, bp));
+        let mut dh_out = uninit(t_len * hid * bp);
+        let dh_out_p = ptr_of(&mut dh_out);
+        // SAFETY: task t writes block t (H × Bp) of dh_out, all of it
+        (0..t_len).into_par_iter().for_each(|t| unsafe {
+            to_lanes(&d_out[t * hid..], t_len * hid, hid, bsz, bp, Ptr(dh_out_p.at(t * hid * bp)), bp)
+        });
+        let dh_out = unsafe { assume_init(dh_out) };
         let mut dc = vec![0f32; hid * bp];
-        to_lanes(&d_out[t_len * hid..], oh, hid, bsz, &mut dc, bp);
+        // SAFETY: dc is (H, Bp)
+        unsafe { to_lanes(&d_out[bsz * t_len * hid..], hid, hid, bsz, bp, Ptr(dc.as_mut_ptr()), bp) };
         let mut dh0 = vec![0f32; hid * bp];
 
         // W_hhᵀ packed per tile of 8 units: tile q holds, for each of the 4H rows k of W_hh,
@@ -589,9 +659,21 @@ impl CustomOp3 for LstmSeq {
                 let tiles = u0 / R..u1.div_ceil(R);
                 let part_at = |q: usize, lb: usize| ((q - tiles.start) * nlb + lb) * R * MAX_LANES;
                 // the step whose gate gradients this item computes (None: dh0)
-                let t_g = if s == 0 {
-                    Some(t_len - 1)
-                } else {
+                let t_g = if s == 0 { Some(t_len - 1) } else { (t_len - s).checked_sub(1) };
+                if let Some(tg) = t_g {
+                    // the gate math's inputs were written long ago (in the forward) and come
+                    // from far away: ask for them now, while the tiles run
+                    for j in u0..u1 {
+                        let lane = (tg * hid + j) * bp;
+                        for g in 0..4 {
+                            prefetch_l2(da_p.0.wrapping_add((g * hid + j) * ld + tg * bp), bp);
+                        }
+                        for buf in [dh_out.as_ptr(), c.as_ptr(), tanh_c.as_ptr()] {
+                            prefetch_l2(buf.wrapping_add(lane), bp);
+                        }
+                    }
+                }
+                if s > 0 {
                     let t = t_len - s;
                     for k0 in (0..h4).step_by(KB) {
                         let kb = KB.min(h4 - k0);
@@ -615,8 +697,7 @@ impl CustomOp3 for LstmSeq {
                             }
                         }
                     }
-                    t.checked_sub(1)
-                };
+                }
                 for q in tiles.clone() {
                     for (lb, l0) in (0..bp).step_by(MAX_LANES).enumerate() {
                         let lanes = MAX_LANES.min(bp - l0);
