@@ -476,17 +476,16 @@ impl CustomOp3 for LstmSeq {
             (j < hid).then_some((r / 2) * hid + j)
         };
         let mut wp = vec![0f32; np * k * R];
-        let mut bp_init = vec![0f32; np * R];
-        for p in 0..np {
+        wp.par_chunks_mut(k * R).enumerate().for_each(|(p, panel)| {
             for r in 0..R {
                 if let Some(row) = row_of(p, r) {
-                    for kk in 0..k {
-                        wp[(p * k + kk) * R + r] = w[row * k + kk];
+                    for (kk, v) in w[row * k..(row + 1) * k].iter().enumerate() {
+                        panel[kk * R + r] = *v;
                     }
-                    bp_init[p * R + r] = bias[row];
                 }
             }
-        }
+        });
+        let bp_init: Vec<f32> = (0..np * R).map(|i| row_of(i / R, i % R).map_or(0.0, |row| bias[row])).collect();
 
         let (forget, level, tile) = (self.forget_gate, self.level, self.level.tile());
         let chunks = hid.div_ceil(UNITS);
@@ -635,13 +634,12 @@ impl CustomOp3 for LstmSeq {
         // W_hh[k, 8q..8q+8] (zero past H)
         let nq = hid.div_ceil(R);
         let mut wq = vec![0f32; nq * h4 * R];
-        for q in 0..nq {
-            for kk in 0..h4 {
-                for r in 0..R.min(hid - q * R) {
-                    wq[(q * h4 + kk) * R + r] = w[kk * k + d + q * R + r];
-                }
+        wq.par_chunks_mut(h4 * R).enumerate().for_each(|(q, panel)| {
+            let units = R.min(hid - q * R);
+            for (kk, dst) in panel.chunks_exact_mut(R).enumerate() {
+                dst[..units].copy_from_slice(&w[kk * k + d + q * R..][..units]);
             }
-        }
+        });
         let mut da = act; // the activations, overwritten step by step with dA
         let (forget, level, tile) = (self.forget_gate, self.level, self.level.tile());
         let chunks = hid.div_ceil(UNITS);
