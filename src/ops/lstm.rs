@@ -8,15 +8,17 @@
 //!   h_t = o ⊙ tanh(c_t)
 //!
 //! The fused version is ONE `CustomOp3` on (x (B, T, D), W = [W_ih | W_hh] (4H, D+H),
-//! [h0 | c0 | b] flattened), with the batch as the vector dimension ("time-major, batch in the
+//! [h0 | c0 | b] flattened) with output h (B, T, H) (c_T leaves through a small `CustomOp1` on
+//! h, see `CellLink`), with the batch as the vector dimension ("time-major, batch in the
 //! lanes"): the batch is padded with zeros to Bp, a multiple of 16 lanes, and every per-step
 //! quantity is a (rows, Bp) matrix.
 //! - forward: z_t = [x_t; h_{t-1}] (D+H, Bp) is column block t of one buffer Z (D+H, T·Bp) (the x
 //!   rows are x transposed once). Per step, A_t = W·z_t + b (4H, Bp) runs on `small_gemm`'s tile
 //!   (8 rows = i, f, g, o of 2 hidden units × 32 lanes; W packed once per call so that W is read
-//!   once per step and z_t stays in L1), and straight after each tile the gate math of its 2
-//!   units, which writes h_t into Z's next column block. Saved for BPTT: Z, the gate activations
-//!   (4H, T·Bp), c_0..c_T and tanh(c_t) (T, H, Bp).
+//!   once per step; k in blocks of 128 rows, so that a block of z_t stays in L1 while a work
+//!   item's tiles pass over it), then the gate math of the item's units, which writes h_t into
+//!   Z's next column block. Saved for BPTT: Z, the gate activations (4H, T·Bp), c_0..c_T and
+//!   tanh(c_t) (T, H, Bp): memory grows with Bp, so B = 1 costs as much as B = 16.
 //! - backward (BPTT): per step, dh_{t} = W_hhᵀ·dA_{t+1} (H, Bp) on the same tile (8 units, W_hhᵀ
 //!   packed once), then the gate gradients dA_t, written over the saved activations. After the
 //!   loop: dW = [dW_ih | dW_hh] = dA (4H, T·Bp) · Zᵀ is ONE gemm, dx = (W_ihᵀ·dA)ᵀ one gemm,
@@ -39,10 +41,10 @@
 use super::cpu;
 use super::small_gemm::{Level, StepQueue, LANE_BLOCK, MAX_LANES, R};
 use super::vmath;
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The fused LSTM over a sequence. x (B, T, D), w_ih (4H, D), w_hh (4H, H), b (4H), h0 and c0
 /// (B, H), all f32 on the CPU; gate order i, f, g, o.
@@ -73,8 +75,7 @@ fn lstm_seq_at(
     c0: &Tensor,
     forget_gate: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let (bsz, t_len, _) = check_shapes(x, w_ih, w_hh, b, h0, c0)?;
-    let hid = w_hh.dim(1)?;
+    let (_, t_len, _) = check_shapes(x, w_ih, w_hh, b, h0, c0)?;
     for (name, t) in [("x", x), ("w_ih", w_ih), ("w_hh", w_hh), ("b", b), ("h0", h0), ("c0", c0)] {
         if t.dtype() != DType::F32 || !matches!(t.device(), Device::Cpu) {
             bail!("lstm_seq: {name} must be f32 on the CPU, got {:?} on {:?}", t.dtype(), t.device())
@@ -82,13 +83,11 @@ fn lstm_seq_at(
     }
     let w = Tensor::cat(&[w_ih, w_hh], 1)?.contiguous()?; // (4H, D+H)
     let state = Tensor::cat(&[&h0.flatten_all()?, &c0.flatten_all()?, b], 0)?; // (2·B·H + 4H)
-    let op = LstmSeq { forget_gate, level, saved: Mutex::new(None) };
-    // (B·T·H + B·H): h (B, T, H), then c_T (B, H); both parts are contiguous views
-    let out = x.contiguous()?.apply_op3(&w, &state, op)?;
-    let bth = bsz * t_len * hid;
-    let h = out.narrow(0, 0, bth)?.reshape((bsz, t_len, hid))?;
+    let link = Arc::new(Mutex::new(CellLink::default()));
+    let op = LstmSeq { forget_gate, level, saved: Mutex::new(None), link: link.clone() };
+    let h = x.contiguous()?.apply_op3(&w, &state, op)?; // (B, T, H)
+    let c_last = h.apply_op1(CellOut { link })?; // (B, H)
     let h_last = h.narrow(1, t_len - 1, 1)?.squeeze(1)?;
-    let c_last = out.narrow(0, bth, bsz * hid)?.reshape((bsz, hid))?;
     Ok((h, h_last, c_last))
 }
 
@@ -193,13 +192,59 @@ struct Saved {
 }
 
 /// The op on (x (B, T, D), W = [W_ih | W_hh] (4H, D+H), [h0 | c0 | b] (2·B·H + 4H)); its output
-/// is flat, (B·T·H + B·H): h_1..h_T as (B, T, H), then c_T (B, H). (Flat, so that h and c_T
-/// are contiguous views: h feeds a matmul, which would copy a strided view.)
+/// is h_1..h_T (B, T, H), and c_T goes out through `CellOut`.
 struct LstmSeq {
     forget_gate: bool,
     level: Level,
     /// taken by the backward, which reuses the gate buffer for dA
     saved: Mutex<Option<Saved>>,
+    link: Arc<Mutex<CellLink>>,
+}
+
+/// c_T, from the forward of `LstmSeq` to that of `CellOut`, and ∂L/∂c_T from the backward of
+/// `CellOut` to that of `LstmSeq`.
+///
+/// Why a second op: a `CustomOp` has one output, and narrowing one (B, T+1, H) output into h
+/// and c_T made candle's backward of `narrow` pad h's gradient with zeros (a copy), zero-fill
+/// the output's gradient and add into it: three passes over (B, T, H) per step. `CellOut`
+/// consumes h, so candle runs its backward before that of `LstmSeq` (consumers first, in
+/// reverse topological order); when c_T is not on the loss's path, `CellOut` is not in the
+/// backward at all and ∂L/∂c_T is zero.
+#[derive(Default)]
+struct CellLink {
+    /// (B, H), set by the forward
+    c_last: Option<Vec<f32>>,
+    /// (B, H), set by `CellOut`'s backward
+    dc_last: Option<Vec<f32>>,
+}
+
+/// c_T (B, H) of the `LstmSeq` whose output h it is applied to (see `CellLink`).
+struct CellOut {
+    link: Arc<Mutex<CellLink>>,
+}
+
+impl CustomOp1 for CellOut {
+    fn name(&self) -> &'static str {
+        "lstm-seq-c-last"
+    }
+
+    fn cpu_fwd(&self, _s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (bsz, _, hid) = l.shape().dims3()?;
+        let c_last = self.link.lock().ok().and_then(|mut k| k.c_last.take());
+        let Some(c_last) = c_last else { bail!("lstm_seq: c_T taken twice from one forward") };
+        Ok((CpuStorage::F32(c_last), Shape::from((bsz, hid))))
+    }
+
+    /// Hands ∂L/∂c_T to `LstmSeq`'s backward; h gets a zero gradient from this edge (candle
+    /// needs one: h may have no other consumer on the loss's path).
+    fn bwd(&self, h: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let dc_last = grad_res.flatten_all()?.to_vec1::<f32>()?;
+        match self.link.lock() {
+            Ok(mut k) => k.dc_last = Some(dc_last),
+            Err(_) => bail!("lstm_seq: the c_T link is poisoned"),
+        }
+        Ok(Some(h.zeros_like()?))
+    }
 }
 
 /// A buffer that the recurrence's threads write in disjoint parts.
@@ -572,27 +617,28 @@ impl CustomOp3 for LstmSeq {
         // SAFETY: the loop wrote every element the comments above say it does.
         let (z, act, c, tanh_c, h_last) =
             unsafe { (assume_init(z), assume_init(act), assume_init(c), assume_init(tanh_c), assume_init(h_last)) };
-        // (B·T·H + B·H): h_1..h_T from Z's blocks 1..T−1 and h_last, then c_T
-        let bth = bsz * t_len * hid;
-        let mut out = uninit(bth + bsz * hid);
+        // (B, T, H): h_1..h_T from Z's blocks 1..T−1 and h_last
+        let mut out = uninit(bsz * t_len * hid);
         let out_p = ptr_of(&mut out);
-        (0..=t_len).into_par_iter().for_each(|t| {
-            let (src, src_rs, dst, dst_rs): (&[f32], usize, usize, usize) = if t + 1 < t_len {
-                (&z[d * ld + (t + 1) * bp..], ld, t * hid, t_len * hid)
-            } else if t + 1 == t_len {
-                (&h_last, bp, t * hid, t_len * hid)
-            } else {
-                (&c[t_len * hid * bp..], bp, bth, hid)
-            };
-            // SAFETY: slot t (H values) of every batch row, or c_T, is written by this task alone.
-            unsafe { from_lanes(src, src_rs, hid, bsz, Ptr(out_p.at(dst)), dst_rs) };
+        (0..t_len).into_par_iter().for_each(|t| {
+            let (src, src_rs): (&[f32], usize) =
+                if t + 1 < t_len { (&z[d * ld + (t + 1) * bp..], ld) } else { (&h_last, bp) };
+            // SAFETY: slot t (H values) of every batch row is written by this task alone.
+            unsafe { from_lanes(src, src_rs, hid, bsz, Ptr(out_p.at(t * hid)), t_len * hid) };
         });
-        // SAFETY: the tasks wrote h (B, T, H) and c_T (B, H), all of it.
+        // SAFETY: the tasks wrote all of h (B, T, H).
         let out = unsafe { assume_init(out) };
-        if let Ok(mut s) = self.saved.lock() {
-            *s = Some(Saved { z, act, c, tanh_c });
+        let mut c_last = vec![0f32; bsz * hid]; // (B, H)
+                                                // SAFETY: c_last is (B, H)
+        unsafe { from_lanes(&c[t_len * hid * bp..], bp, hid, bsz, Ptr(c_last.as_mut_ptr()), hid) };
+        match (self.saved.lock(), self.link.lock()) {
+            (Ok(mut s), Ok(mut k)) => {
+                *s = Some(Saved { z, act, c, tanh_c });
+                k.c_last = Some(c_last);
+            }
+            _ => bail!("lstm_seq: a lock is poisoned"),
         }
-        Ok((CpuStorage::F32(out), Shape::from(bth + bsz * hid)))
+        Ok((CpuStorage::F32(out), Shape::from((bsz, t_len, hid))))
     }
 
     fn bwd(
@@ -615,7 +661,9 @@ impl CustomOp3 for LstmSeq {
         let (w_st, w_l) = w.storage_and_layout();
         let (d_st, d_l) = d_out.storage_and_layout();
         let w = cpu::storage_f32(&w_st, w_l, "lstm_seq")?; // (4H, D+H)
-        let d_out = cpu::storage_f32(&d_st, d_l, "lstm_seq")?; // (B·T·H + B·H): dh_1..dh_T, dc_T
+        let d_out = cpu::storage_f32(&d_st, d_l, "lstm_seq")?; // (B, T, H): dh_1..dh_T
+                                                               // ∂L/∂c_T (B, H), if c_T is on the loss's path
+        let dc_last = self.link.lock().ok().and_then(|mut k| k.dc_last.take());
 
         // ∂L/∂h_t from the output, in lanes (T, H, Bp); dc starts as ∂L/∂c_T (H, Bp)
         let mut dh_out = uninit(t_len * hid * bp);
@@ -626,8 +674,10 @@ impl CustomOp3 for LstmSeq {
         });
         let dh_out = unsafe { assume_init(dh_out) };
         let mut dc = vec![0f32; hid * bp];
-        // SAFETY: dc is (H, Bp)
-        unsafe { to_lanes(&d_out[bsz * t_len * hid..], hid, hid, bsz, bp, Ptr(dc.as_mut_ptr()), bp) };
+        if let Some(dc_last) = &dc_last {
+            // SAFETY: dc is (H, Bp)
+            unsafe { to_lanes(dc_last, hid, hid, bsz, bp, Ptr(dc.as_mut_ptr()), bp) };
+        }
         let mut dh0 = vec![0f32; hid * bp];
 
         // W_hhᵀ packed per tile of 8 units: tile q holds, for each of the 4H rows k of W_hh,
@@ -821,6 +871,8 @@ struct Problem {
     r: [Tensor; 3],
     /// x is held as (T, B, D) and passed transposed: a non-contiguous input
     time_major: bool,
+    /// which of the terms with h, h_T and c_T the loss has
+    loss_terms: [bool; 3],
 }
 
 type LstmFn<'a> =
@@ -844,7 +896,15 @@ impl Problem {
                 random_var(&mut rng, &[bsz, hid], 1.0)?.detach(),
             ],
             time_major: false,
+            loss_terms: [true; 3],
         })
+    }
+
+    /// The same problem with a loss of only some of the outputs.
+    #[cfg(test)]
+    fn with_loss_terms(mut self, loss_terms: [bool; 3]) -> Self {
+        self.loss_terms = loss_terms;
+        self
     }
 
     /// The same problem with x held as (T, B, D), so that the op sees a strided x.
@@ -860,8 +920,12 @@ impl Problem {
     fn run(&self, f: LstmFn, forget_gate: bool) -> Result<([Tensor; 3], Vec<Tensor>)> {
         let x = if self.time_major { self.x.transpose(0, 1)? } else { self.x.clone() };
         let (h, h_last, c_last) = f(&x, &self.w_ih, &self.w_hh, &self.b, &self.h0, &self.c0, forget_gate)?;
-        let loss = (h.mul(&self.r[0])?.sum_all()? + h_last.mul(&self.r[1])?.sum_all()?)?
-            .add(&c_last.mul(&self.r[2])?.sum_all()?)?;
+        let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu)?;
+        for ((out, r), used) in [&h, &h_last, &c_last].into_iter().zip(&self.r).zip(self.loss_terms) {
+            if used {
+                loss = loss.add(&out.mul(r)?.sum_all()?)?;
+            }
+        }
         let grads = loss.backward()?;
         let mut g = Vec::new();
         for v in [&self.x, &self.w_ih, &self.w_hh, &self.b, &self.h0, &self.c0] {
@@ -957,6 +1021,17 @@ mod tests {
         check(17, 5, 3, 40, true)?;
         check(33, 4, 1, 70, true)?;
         check(33, 3, 6, 9, false)?;
+        Ok(())
+    }
+
+    /// Losses of some outputs only: h alone (c_T off the loss's path, so its op has no
+    /// backward), c_T alone (h's gradient comes only from c_T's op), h_T and c_T.
+    #[test]
+    fn matches_reference_with_some_outputs_unused() -> Result<()> {
+        for terms in [[true, false, false], [false, false, true], [false, true, true]] {
+            let p = Problem::new(55, 3, 5, 4, 9)?.with_loss_terms(terms);
+            check_problem(&p, &format!("loss terms {terms:?}"), 9, true)?;
+        }
         Ok(())
     }
 
