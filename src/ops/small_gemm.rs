@@ -6,9 +6,11 @@
 //! broadcast load), Z's rows are L ≤ 32 contiguous batch lanes anywhere in memory (row stride
 //! `z_rs`), and L is 16 or 32. The LSTM uses it for W·[x_t; h_{t−1}] (forward: 8 rows = 2 hidden
 //! units × the 4 gates) and W_hhᵀ·dA_t (backward: 8 hidden units). Per k it loads one row of Z
-//! (2 zmm) and 8 weights, for 16 FMAs: the weights stream through once per step, Z_t stays in
-//! L1. (The previous tile, 4 batch rows × 64 columns with the batch rows broadcast, streamed
-//! each thread's half of W from L2 once per 4 batch rows: 8 times per step at B = 32.)
+//! (2 zmm) and 8 weights, for 16 FMAs: the weights stream through once per step. A tile can
+//! also continue from its output's sums (`from_out`), so a caller can run k in blocks and keep
+//! a block of Z in L1 across many tiles. (The previous tile, 4 batch rows × 64 columns with the
+//! batch rows broadcast, streamed each thread's half of W from L2 once per 4 batch rows: 8
+//! times per step at B = 32.)
 //!
 //! Versions, chosen at run time (`Level`): AVX-512 (16 zmm accumulators for 32 lanes), AVX2+FMA
 //! (8 rows × 16 lanes in 16 ymm, run once per 16 lanes) and portable Rust (the same loop on
