@@ -334,9 +334,10 @@ unsafe fn store16(p: *mut f32, v: &[f32; LANE_BLOCK]) {
 per_level! {
     /// One step of gate math for one hidden unit on `blocks` × 16 lanes. `a` holds the unit's
     /// pre-activations a_i, a_f, a_g, a_o (bias included); writes the activations i, f, g, o to
-    /// `act`, c_t, tanh(c_t) and h_t. Every pointer addresses `blocks`·16 lanes; the lanes are
-    /// loaded into locals before any store, so the outputs may not alias the inputs' lanes
-    /// only in the obvious way (each lane is read before it is written).
+    /// `act`, c_t, tanh(c_t) and h_t. Every pointer addresses `blocks`·16 lanes; each block's
+    /// lanes are loaded into locals before any store, so the loop vectorises without overlap
+    /// checks. (32 lanes at a time, for two independent exp chains, was slower: 3.8 → 4.1 ms
+    /// per forward, the live values no longer fitting the registers.)
     fn gates_fwd(
         blocks: usize, a: [*const f32; 4], act: [*mut f32; 4], c_prev: *const f32, c: *mut f32,
         tanh_c: *mut f32, h: *mut f32, forget: bool,
@@ -787,41 +788,10 @@ impl CustomOp3 for LstmSeq {
         drop((dh_out, c, tanh_c));
         let tb = t_len * bp; // the columns of dA and Z that hold steps (the rest is row padding)
 
-        // dW (4H, D+H) = dA (4H, T·Bp) · Zᵀ: one gemm, its 4H rows split over the pool's threads
-        // (gemm's own threading left one core idle here)
+        // dW (4H, D+H) = dA (4H, T·Bp) · Zᵀ: one gemm on the gemm crate's threads (as fast here
+        // as splitting the 4H rows between the pool's threads by hand)
         let mut dw = vec![0f32; h4 * k];
-        let dw_p = Ptr(dw.as_mut_ptr());
-        run_threads(&|tid: usize, n: usize| {
-            let (r0, r1) = (tid * h4 / n, (tid + 1) * h4 / n);
-            if r1 == r0 || tb == 0 {
-                return;
-            }
-            // SAFETY: m = r1 − r0 rows from r0, n = D+H, k = T·Bp index dA (4H, ld), Z (D+H, ld)
-            // read transposed, and this thread's rows of dw (4H, D+H).
-            unsafe {
-                gemm::gemm(
-                    r1 - r0,
-                    k,
-                    tb,
-                    dw_p.at(r0 * k),
-                    1,
-                    k as isize,
-                    false,
-                    da.as_ptr().add(r0 * ld),
-                    1,
-                    ld as isize,
-                    z.as_ptr(),
-                    ld as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
-        });
+        cpu::sgemm(h4, k, tb, &mut dw, &da, (ld, 1), &z, (1, ld));
         drop(z);
         // dx: (T·Bp, D) = dAᵀ · W_ih, then back to (B, T, D)
         let mut dx_l = vec![0f32; tb * d];
