@@ -51,9 +51,16 @@ pub enum Level {
 }
 
 impl Level {
-    /// The fastest level this CPU runs (std caches the feature checks).
+    /// The level of `cpu::simd_level` (the widest this CPU runs, unless DLHIST_SIMD caps it), so
+    /// that the tiles and the element-wise kernels follow the same switch.
     pub fn best() -> Level {
-        Self::supported()[0]
+        match super::cpu::simd_level() {
+            #[cfg(target_arch = "x86_64")]
+            super::cpu::SimdLevel::Avx512 => Level::Avx512,
+            #[cfg(target_arch = "x86_64")]
+            super::cpu::SimdLevel::Avx2 => Level::Avx2,
+            _ => Level::Portable,
+        }
     }
 
     /// Every level this CPU runs, fastest first (tests run them all).
