@@ -1,0 +1,95 @@
+//! The fused LSTM against the composed reference.
+
+use super::problem::Problem;
+use super::*;
+use crate::ops::testutil::rel_err;
+
+/// Fused (with the kernels of every level this CPU runs) vs composed: outputs and the
+/// gradients of all six inputs. Tolerance 2e-5 relative to the largest reference entry
+/// (`rel_err`): both sides sum in f32 in different orders (the tile sums over k = D+H in
+/// order, the gemms and candle's per-step matmuls in blocks; ≤ 4H = 132 terms) and the fused
+/// sigmoid/tanh differ from libm by ~1e-7 relative; BPTT through 7 steps compounds these to
+/// a few 1e-6 at most.
+fn check_problem(p: &Problem, what: &str, hid: usize, forget_gate: bool) -> Result<()> {
+    let (out_r, g_r) = p.run(&lstm_seq_ref, forget_gate)?;
+    for level in Level::supported() {
+        let fused = |x: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b: &Tensor, h0: &Tensor, c0: &Tensor, fg: bool| {
+            lstm_seq_at(level, x, w_ih, w_hh, b, h0, c0, fg)
+        };
+        let (out_f, g_f) = p.run(&fused, forget_gate)?;
+        let names = ["h", "h_T", "c_T", "dx", "dw_ih", "dw_hh", "db", "dh0", "dc0"];
+        for (k, (a, b)) in out_f.iter().chain(&g_f).zip(out_r.iter().chain(&g_r)).enumerate() {
+            assert_eq!(a.dims(), b.dims(), "{}", names[k]);
+            let e = rel_err(a, b)?;
+            assert!(e < 2e-5, "{what} forget={forget_gate} {level:?}: {} off by {e}", names[k]);
+        }
+        if !forget_gate {
+            // the f rows are ignored: exactly zero gradient
+            for (k, g) in [(4, &g_f[1]), (5, &g_f[2]), (6, &g_f[3])] {
+                let f_rows = g.narrow(0, hid, hid)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+                assert_eq!(f_rows, 0.0, "{level:?}: {} has a gradient in its f rows", names[k]);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check(bsz: usize, t_len: usize, d: usize, hid: usize, forget_gate: bool) -> Result<()> {
+    let p = Problem::new(1000 + (bsz * 31 + t_len * 7 + hid) as u64, bsz, t_len, d, hid)?;
+    check_problem(&p, &format!("B={bsz} T={t_len} D={d} H={hid}"), hid, forget_gate)
+}
+
+#[test]
+fn matches_reference_one_step() -> Result<()> {
+    for forget_gate in [true, false] {
+        check(1, 1, 5, 7, forget_gate)?;
+        check(3, 1, 4, 13, forget_gate)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn matches_reference_seven_steps() -> Result<()> {
+    for forget_gate in [true, false] {
+        check(1, 7, 5, 7, forget_gate)?;
+        check(3, 7, 9, 33, forget_gate)?;
+        check(5, 7, 16, 17, forget_gate)?;
+    }
+    Ok(())
+}
+
+/// Batches of more than one lane block (17 → 32 lanes, 33 → 32 + 16), H over several work
+/// items with a partial last tile (70 = 2 chunks of 32 + 6), D = 1.
+#[test]
+fn matches_reference_wide_batches_and_chunks() -> Result<()> {
+    check(17, 5, 3, 40, true)?;
+    check(33, 4, 1, 70, true)?;
+    check(33, 3, 6, 9, false)?;
+    Ok(())
+}
+
+/// Losses of some outputs only: h alone (c_T off the loss's path, so its op has no
+/// backward), c_T alone (h's gradient comes only from c_T's op), h_T and c_T.
+#[test]
+fn matches_reference_with_some_outputs_unused() -> Result<()> {
+    for terms in [[true, false, false], [false, false, true], [false, true, true]] {
+        let p = Problem::new(55, 3, 5, 4, 9)?.with_loss_terms(terms);
+        check_problem(&p, &format!("loss terms {terms:?}"), 9, true)?;
+    }
+    Ok(())
+}
+
+/// x strided (a (T, B, D) tensor transposed), as a time-major caller would pass it.
+#[test]
+fn matches_reference_with_strided_x() -> Result<()> {
+    let p = Problem::new(77, 4, 6, 5, 11)?.with_time_major_x()?;
+    check_problem(&p, "time-major x", 11, true)
+}
+
+#[test]
+fn rejects_bad_shapes() -> Result<()> {
+    let p = Problem::new(1, 2, 3, 4, 5)?;
+    assert!(lstm_seq(&p.x, &p.w_hh, &p.w_hh, &p.b, &p.h0, &p.c0, true).is_err());
+    assert!(lstm_seq(&p.x, &p.w_ih, &p.w_hh, &p.b, &p.c0.t()?, &p.c0, true).is_err());
+    Ok(())
+}
