@@ -39,7 +39,7 @@
 //! (so an optimizer with weight decay will shrink them; they never affect the output).
 
 use super::cpu;
-use super::small_gemm::{Level, StepQueue, LANE_BLOCK, MAX_LANES, R};
+use super::small_gemm::{Level, StepQueue, TileFn, LANE_BLOCK, MAX_LANES, R};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -256,6 +256,36 @@ impl CustomOp1 for CellOut {
     }
 }
 
+/// One work item's share of a per-step product: for each tile p in `tiles` and each block of
+/// up to 32 lanes, out(p, lane block) (8 rows × 32 lanes) = packed rows of tile p (k × 8 at
+/// `packed + p·k·8`) · the k rows of the step's column block at `col` (row stride `ld`, Bp
+/// lanes), started from `init[p·8 + r]` (or 0 when `init` is null). k runs in blocks of KB rows,
+/// so that a block of the column (KB × 32 lanes) stays in L1 while every tile passes over it.
+/// SAFETY: the column block's k rows are complete, `packed` holds k × 8 floats per tile, `init`
+/// (when not null) 8 per tile, and each `out` addresses 8 × 32 floats that no one else touches.
+#[allow(clippy::too_many_arguments)]
+unsafe fn step_product(
+    tile: TileFn,
+    k: usize,
+    packed: *const f32,
+    col: *const f32,
+    (ld, bp): (usize, usize),
+    tiles: std::ops::Range<usize>,
+    init: *const f32,
+    out: impl Fn(usize, usize) -> *mut f32,
+) {
+    for k0 in (0..k).step_by(KB) {
+        let kb = KB.min(k - k0);
+        for p in tiles.clone() {
+            let start = if init.is_null() { init } else { init.add(p * R) };
+            for (lb, l0) in (0..bp).step_by(MAX_LANES).enumerate() {
+                let lanes = MAX_LANES.min(bp - l0);
+                tile(kb, packed.add((p * k + k0) * R), col.add(k0 * ld + l0), ld, lanes, start, k0 > 0, out(p, lb));
+            }
+        }
+    }
+}
+
 impl CustomOp3 for LstmSeq {
     fn name(&self) -> &'static str {
         "lstm-seq"
@@ -345,30 +375,14 @@ impl CustomOp3 for LstmSeq {
                     prefetch_l2(c_p.0.wrapping_add(((t + 1) * hid + j) * bp), bp);
                     prefetch_l2(tc_p.0.wrapping_add((t * hid + j) * bp), bp);
                 }
-                // k in blocks of KB rows, so that the block of z_t (KB × 32 lanes) stays in L1
-                // while every tile of the item passes over it
-                for k0 in (0..k).step_by(KB) {
-                    let kb = KB.min(k - k0);
-                    for p in tiles.clone() {
-                        for (lb, l0) in (0..bp).step_by(MAX_LANES).enumerate() {
-                            // SAFETY: the tile reads rows k0..k0+kb of z_t (complete: written at
-                            // step t − 1 or before the loop) and the packed W, and writes its
-                            // part (8 × 32) of `part`.
-                            unsafe {
-                                tile(
-                                    kb,
-                                    wp.as_ptr().add((p * k + k0) * R),
-                                    z_p.at(k0 * ld + t * bp + l0),
-                                    ld,
-                                    MAX_LANES.min(bp - l0),
-                                    bp_init.as_ptr().add(p * R),
-                                    k0 > 0,
-                                    part.as_mut_ptr().add(part_at(p, lb)),
-                                )
-                            };
-                        }
-                    }
-                }
+                // SAFETY: rows 0..k of z_t are complete (written at step t − 1 or before the loop);
+                // wp holds every tile's packed W (k × 8 each), bp_init their start values, and
+                // `part` the item's (tile, lane block) outputs.
+                let part_p = part.as_mut_ptr();
+                let out = |p: usize, lb: usize| part_p.wrapping_add(part_at(p, lb));
+                unsafe {
+                    step_product(tile, k, wp.as_ptr(), z_p.at(t * bp), (ld, bp), tiles.clone(), bp_init.as_ptr(), out)
+                };
                 for p in tiles.clone() {
                     for (lb, l0) in (0..bp).step_by(MAX_LANES).enumerate() {
                         let acc = part[part_at(p, lb)..].as_ptr();
@@ -516,28 +530,22 @@ impl CustomOp3 for LstmSeq {
                 }
                 if s > 0 {
                     let t = t_len - s;
-                    for k0 in (0..h4).step_by(KB) {
-                        let kb = KB.min(h4 - k0);
-                        for q in tiles.clone() {
-                            for (lb, l0) in (0..bp).step_by(MAX_LANES).enumerate() {
-                                // SAFETY: the tile reads rows k0..k0+kb of block t of dA
-                                // (complete: the previous queue step) and the packed W_hhᵀ, and
-                                // writes its part (8 × 32) of `part`.
-                                unsafe {
-                                    tile(
-                                        kb,
-                                        wq.as_ptr().add((q * h4 + k0) * R),
-                                        da_p.at(k0 * ld + t * bp + l0),
-                                        ld,
-                                        MAX_LANES.min(bp - l0),
-                                        std::ptr::null(),
-                                        k0 > 0,
-                                        part.as_mut_ptr().add(part_at(q, lb)),
-                                    )
-                                };
-                            }
-                        }
-                    }
+                    // SAFETY: block t of dA is complete (the previous queue step); wq holds every
+                    // tile's packed W_hhᵀ (4H × 8 each), and `part` the item's outputs.
+                    let part_p = part.as_mut_ptr();
+                    let out = |q: usize, lb: usize| part_p.wrapping_add(part_at(q, lb));
+                    unsafe {
+                        step_product(
+                            tile,
+                            h4,
+                            wq.as_ptr(),
+                            da_p.at(t * bp),
+                            (ld, bp),
+                            tiles.clone(),
+                            std::ptr::null(),
+                            out,
+                        )
+                    };
                 }
                 for q in tiles.clone() {
                     for (lb, l0) in (0..bp).step_by(MAX_LANES).enumerate() {
