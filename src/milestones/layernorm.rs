@@ -46,7 +46,7 @@ pub fn defaults() -> Config {
 
 fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     let m = &c.model;
-    if m.n_embd == 0 || m.n_head == 0 || m.n_embd % m.n_head != 0 {
+    if m.n_embd == 0 || m.n_head == 0 || !m.n_embd.is_multiple_of(m.n_head) {
         anyhow::bail!(crate::error::DlError::BadValue {
             context: "[model]".into(),
             message: format!("n_head ({}) must divide n_embd ({}), both at least 1", m.n_head, m.n_embd)

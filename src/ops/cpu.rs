@@ -173,56 +173,88 @@ pub enum SimdLevel {
     Base,
 }
 
-/// See `SimdLevel`. `DLHIST_SIMD=avx2` or `=base` caps it (to time or test the narrower copies
-/// on a machine that has AVX-512); it is read once per process.
-pub fn simd_level() -> SimdLevel {
-    static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        let cap = std::env::var("DLHIST_SIMD").unwrap_or_default();
+impl SimdLevel {
+    /// Every level this CPU runs, widest first (the tests run them all; DLHIST_SIMD does not
+    /// apply here).
+    pub fn supported() -> Vec<SimdLevel> {
+        let mut v = vec![];
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
             let avx2 = has!("avx2") && has!("fma");
-            let avx512 = avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl");
-            if avx512 && cap != "avx2" && cap != "base" {
-                return SimdLevel::Avx512;
+            if avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
+                v.push(SimdLevel::Avx512);
             }
-            if avx2 && cap != "base" {
-                return SimdLevel::Avx2;
+            if avx2 {
+                v.push(SimdLevel::Avx2);
             }
         }
-        let _ = cap;
-        SimdLevel::Base
+        v.push(SimdLevel::Base);
+        v
+    }
+}
+
+/// The widest of `SimdLevel::supported`, unless `DLHIST_SIMD=avx2` or `=base` caps it (to time or
+/// test the narrower copies on a machine that has AVX-512); read once per process.
+pub fn simd_level() -> SimdLevel {
+    static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var("DLHIST_SIMD").unwrap_or_default();
+        let allowed = |l: &SimdLevel| match cap.as_str() {
+            "base" => *l == SimdLevel::Base,
+            "avx2" => *l != SimdLevel::Avx512,
+            _ => true,
+        };
+        SimdLevel::supported().into_iter().find(allowed).unwrap_or(SimdLevel::Base)
     })
 }
 
-/// Runs an `#[inline(always)]` element-wise kernel through the widest copy the CPU runs
-/// (`simd_level`): one compiled for AVX-512, one for AVX2+FMA, and the baseline build. LLVM
-/// vectorises the same Rust loop for each, so the copies compute the same IEEE operations in
-/// the same order (f32 `mul_add` is an FMA in all three) and give bitwise the same results.
-/// `simd!(name, kernel, (args...))` defines a private `fn name(args...)` in the calling module.
-macro_rules! simd {
-    ($(#[$m:meta])* $name:ident, $kernel:path, ($($arg:ident : $ty:ty),*)) => {
+/// `simd_at!(name, kernel, (args...))` defines `unsafe fn name(level: SimdLevel, args...)`, which
+/// runs the `#[inline(always)]` `kernel` compiled for `level`: AVX-512 (F/BW/DQ/VL) with FMA,
+/// AVX2 with FMA, or the baseline build. LLVM vectorises the same Rust loop for each, so the
+/// copies compute the same IEEE operations in the same order (f32 `mul_add` is an FMA in all
+/// three) and give bitwise the same results.
+/// SAFETY of a call: `level` is one this CPU runs (`SimdLevel::supported`).
+macro_rules! simd_at {
+    ($(#[$m:meta])* $vis:vis $name:ident, $kernel:path, ($($arg:ident : $ty:ty),*)) => {
         $(#[$m])*
-        fn $name($($arg: $ty),*) {
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name(level: $crate::ops::cpu::SimdLevel, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn avx512($($arg: $ty),*) {
                     $kernel($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($arg: $ty),*) {
                     $kernel($($arg),*)
                 }
-                match $crate::ops::cpu::simd_level() {
-                    // SAFETY: simd_level found these features on this CPU
-                    $crate::ops::cpu::SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
-                    $crate::ops::cpu::SimdLevel::Avx2 => return unsafe { avx2($($arg),*) },
+                match level {
+                    $crate::ops::cpu::SimdLevel::Avx512 => return avx512($($arg),*),
+                    $crate::ops::cpu::SimdLevel::Avx2 => return avx2($($arg),*),
                     $crate::ops::cpu::SimdLevel::Base => {}
                 }
             }
+            let _ = level;
             $kernel($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_at;
+
+/// Runs an `#[inline(always)]` element-wise kernel through the widest copy the CPU runs
+/// (`simd_level`, by `simd_at!`). `simd!(name, kernel, (args...))` defines a private
+/// `fn name(args...)` in the calling module.
+macro_rules! simd {
+    ($(#[$m:meta])* $name:ident, $kernel:path, ($($arg:ident : $ty:ty),*)) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) {
+            $crate::ops::cpu::simd_at!(at, $kernel, ($($arg: $ty),*));
+            // SAFETY: simd_level is a level this CPU runs
+            unsafe { at($crate::ops::cpu::simd_level(), $($arg),*) }
         }
     };
 }

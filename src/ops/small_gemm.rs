@@ -12,11 +12,12 @@
 //! batch rows broadcast, streamed each thread's half of W from L2 once per 4 batch rows: 8
 //! times per step at B = 32.)
 //!
-//! Versions, chosen at run time (`Level`): AVX-512 (16 zmm accumulators for 32 lanes), AVX2+FMA
+//! Versions, chosen at run time (`cpu::SimdLevel`): AVX-512 (16 zmm accumulators for 32 lanes), AVX2+FMA
 //! (8 rows × 16 lanes in 16 ymm, run once per 16 lanes) and portable Rust (the same loop on
 //! arrays). Each output is one sum over k in order (with FMA where the CPU has it): only the
 //! f32 summation order differs from a blocked gemm.
 
+use super::cpu::SimdLevel;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Rows of a tile (of P and C).
@@ -42,52 +43,15 @@ pub type TileFn = unsafe fn(
     out: *mut f32,
 );
 
-/// Which instruction set the recurrence kernels use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    Avx512,
-    Avx2,
-    Portable,
-}
-
-impl Level {
-    /// The level of `cpu::simd_level` (the widest this CPU runs, unless DLHIST_SIMD caps it), so
-    /// that the tiles and the element-wise kernels follow the same switch.
-    pub fn best() -> Level {
-        match super::cpu::simd_level() {
-            #[cfg(target_arch = "x86_64")]
-            super::cpu::SimdLevel::Avx512 => Level::Avx512,
-            #[cfg(target_arch = "x86_64")]
-            super::cpu::SimdLevel::Avx2 => Level::Avx2,
-            _ => Level::Portable,
-        }
-    }
-
-    /// Every level this CPU runs, fastest first (tests run them all).
-    pub fn supported() -> Vec<Level> {
-        let mut v = vec![];
+/// The tile kernel of `level` (which the CPU must run, `SimdLevel::supported`); the recurrences
+/// take `cpu::simd_level()`, so DLHIST_SIMD caps the tiles with the element-wise kernels.
+pub fn tile(level: SimdLevel) -> TileFn {
+    match level {
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f") {
-                v.push(Level::Avx512);
-            }
-            if super::vmath::has_avx2_fma() {
-                v.push(Level::Avx2);
-            }
-        }
-        v.push(Level::Portable);
-        v
-    }
-
-    /// The tile kernel of this level (which the CPU must support).
-    pub fn tile(self) -> TileFn {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => tile_avx512,
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => tile_avx2,
-            _ => tile_portable,
-        }
+        SimdLevel::Avx512 => tile_avx512,
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => tile_avx2,
+        _ => tile_portable,
     }
 }
 
@@ -306,8 +270,8 @@ mod tests {
         let z: Vec<f32> = (0..k * z_rs).map(|_| rng.normal() as f32).collect();
         let p: Vec<f32> = (0..k * R).map(|_| rng.normal() as f32).collect();
         let init: Vec<f32> = (0..R).map(|_| rng.normal() as f32).collect();
-        for level in Level::supported() {
-            let tile = level.tile();
+        for level in SimdLevel::supported() {
+            let tile = tile(level);
             for lanes in [16, 32] {
                 for (with_init, split) in [(false, false), (true, false), (true, true)] {
                     let mut out = vec![f32::NAN; R * MAX_LANES];

@@ -5,19 +5,6 @@
 //!
 //! `exp` and `sigmoid` are `cpu.rs`'s (Cephes' `expf`, about 2 ulp); `tanh` is built on them.
 
-/// Whether the AVX2+FMA versions of `simd_kernel!` functions can run (std caches the check).
-#[inline]
-pub fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// `fn name(args) { body }` becomes a function that runs `body` through `cpu::simd!`'s dispatch:
 /// compiled for AVX-512, AVX2+FMA and the baseline, the widest the CPU runs chosen at run time.
 /// The body must return `()`.

@@ -87,25 +87,6 @@ pub fn curves_png(path: &Path, title: &str, x_label: &str, y_label: &str, series
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn writes_a_png_with_two_curves() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.png");
-        let s = |n: &str, k: f64| Series {
-            name: n.into(),
-            points: (0..50).map(|i| (i as f64, k / (1.0 + i as f64))).collect(),
-            color: 0,
-            dashed: k < 1.5,
-        };
-        curves_png(&p, "loss", "step", "loss", &[s("a", 2.0), s("b", 1.0)]).unwrap();
-        let bytes = std::fs::read(&p).unwrap();
-        assert_eq!(&bytes[1..4], b"PNG");
-    }
-}
-
 /// A heatmap of `matrix` (rows × columns, values in 0..=1), white to dark blue, each cell
 /// labelled by its column word above and its row word on the left (e.g. an attention matrix:
 /// one row per output word, one column per source word).
@@ -136,4 +117,23 @@ pub fn heatmap_png(path: &Path, rows: &[String], cols: &[String], matrix: &[Vec<
         }
     }
     root.present().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn writes_a_png_with_two_curves() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.png");
+        let s = |n: &str, k: f64| Series {
+            name: n.into(),
+            points: (0..50).map(|i| (i as f64, k / (1.0 + i as f64))).collect(),
+            color: 0,
+            dashed: k < 1.5,
+        };
+        curves_png(&p, "loss", "step", "loss", &[s("a", 2.0), s("b", 1.0)]).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+    }
 }

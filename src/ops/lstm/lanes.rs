@@ -1,7 +1,8 @@
 //! The LSTM op's lane layout helpers and per-unit gate kernels: the batch sits in the vector
 //! lanes (16 per block), so every loop here runs over whole blocks of lanes.
 
-use crate::ops::small_gemm::{Level, LANE_BLOCK};
+use crate::ops::cpu::SimdLevel;
+use crate::ops::small_gemm::LANE_BLOCK;
 use crate::ops::vmath;
 use std::mem::MaybeUninit;
 
@@ -29,36 +30,19 @@ pub(super) fn run_threads(work: &(dyn Fn(usize, usize) + Sync)) {
 }
 
 /// `fn name(args) { body }` becomes `unsafe fn name(level, args)`, which runs `body` compiled
-/// for that level's instruction set (AVX-512: 16 lanes per vector; AVX2+FMA: 8; the baseline
-/// build otherwise). The body's loops over 16 lanes then vectorise to the widest registers.
+/// for that level's instruction set (`cpu::simd_at!`: AVX-512, 16 lanes per vector; AVX2+FMA, 8;
+/// the baseline build otherwise). The body's loops over 16 lanes then vectorise to the widest
+/// registers. SAFETY of a call: `level` is one the CPU runs.
 macro_rules! per_level {
     ($(#[$m:meta])* fn $name:ident($($a:ident : $t:ty),* $(,)?) $body:block) => {
         $(#[$m])*
         #[allow(clippy::too_many_arguments)]
-        pub(super) unsafe fn $name(level: Level, $($a: $t),*) {
+        pub(super) unsafe fn $name(level: SimdLevel, $($a: $t),*) {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
             unsafe fn body($($a: $t),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn avx512($($a: $t),*) {
-                    body($($a),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn avx2($($a: $t),*) {
-                    body($($a),*)
-                }
-                // SAFETY: `level` is one the CPU supports (`Level::supported`).
-                match level {
-                    Level::Avx512 => return avx512($($a),*),
-                    Level::Avx2 => return avx2($($a),*),
-                    Level::Portable => {}
-                }
-            }
-            body($($a),*)
+            crate::ops::cpu::simd_at!(at, body, ($($a: $t),*));
+            at(level, $($a),*)
         }
     };
 }

@@ -39,7 +39,8 @@
 //! (so an optimizer with weight decay will shrink them; they never affect the output).
 
 use super::cpu;
-use super::small_gemm::{Level, StepQueue, TileFn, LANE_BLOCK, MAX_LANES, R};
+use super::cpu::SimdLevel;
+use super::small_gemm::{self, StepQueue, TileFn, LANE_BLOCK, MAX_LANES, R};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -69,13 +70,13 @@ pub fn lstm_seq(
     c0: &Tensor,
     forget_gate: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    lstm_seq_at(Level::best(), x, w_ih, w_hh, b, h0, c0, forget_gate)
+    lstm_seq_at(cpu::simd_level(), x, w_ih, w_hh, b, h0, c0, forget_gate)
 }
 
 /// `lstm_seq` with the kernels of `level` (which the CPU must support): the tests run every level.
 #[allow(clippy::too_many_arguments)]
 fn lstm_seq_at(
-    level: Level,
+    level: SimdLevel,
     x: &Tensor,
     w_ih: &Tensor,
     w_hh: &Tensor,
@@ -204,7 +205,7 @@ struct Saved {
 /// is h_1..h_T (B, T, H), and c_T goes out through `CellOut`.
 struct LstmSeq {
     forget_gate: bool,
-    level: Level,
+    level: SimdLevel,
     /// taken by the backward, which reuses the gate buffer for dA
     saved: Mutex<Option<Saved>>,
     link: Arc<Mutex<CellLink>>,
@@ -355,7 +356,7 @@ impl CustomOp3 for LstmSeq {
         });
         let bp_init: Vec<f32> = (0..np * R).map(|i| row_of(i / R, i % R).map_or(0.0, |row| bias[row])).collect();
 
-        let (forget, level, tile) = (self.forget_gate, self.level, self.level.tile());
+        let (forget, level, tile) = (self.forget_gate, self.level, small_gemm::tile(self.level));
         let chunks = hid.div_ceil(UNITS);
         let queue = StepQueue::new(t_len, chunks);
         let nlb = bp.div_ceil(MAX_LANES);
@@ -498,7 +499,7 @@ impl CustomOp3 for LstmSeq {
             }
         });
         let mut da = act; // the activations, overwritten step by step with dA
-        let (forget, level, tile) = (self.forget_gate, self.level, self.level.tile());
+        let (forget, level, tile) = (self.forget_gate, self.level, small_gemm::tile(self.level));
         let chunks = hid.div_ceil(UNITS);
         // queue step 0 computes dA_{T−1} from dh_out and dc_T alone; step s ≥ 1 computes
         // dh_rec = W_hhᵀ·dA_t, t = T − s, for a chunk's units, then their dA_{t−1} (or dh0)

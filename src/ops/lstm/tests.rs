@@ -12,7 +12,7 @@ use crate::ops::testutil::rel_err;
 /// a few 1e-6 at most.
 fn check_problem(p: &Problem, what: &str, hid: usize, forget_gate: bool) -> Result<()> {
     let (out_r, g_r) = p.run(&lstm_seq_ref, forget_gate)?;
-    for level in Level::supported() {
+    for level in SimdLevel::supported() {
         let fused = |x: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b: &Tensor, h0: &Tensor, c0: &Tensor, fg: bool| {
             lstm_seq_at(level, x, w_ih, w_hh, b, h0, c0, fg)
         };
