@@ -7,7 +7,6 @@ use super::verses::{self, filter_by_length, tokenize, Pair};
 use super::words::WordVocab;
 use crate::engine::rng::Rng;
 use crate::error::DlError;
-use std::collections::HashMap;
 
 pub const PAD: u32 = 0;
 pub const UNK: u32 = 1;
@@ -16,32 +15,34 @@ pub const EOS: u32 = 3;
 const SPECIALS: [&str; 4] = ["<pad>", "<unk>", "<bos>", "<eos>"];
 
 /// Word ids: the four specials, then the training words seen at least `min_count` times, most
-/// frequent first (WordVocab's order, so ids are the same on every run).
+/// frequent first (WordVocab's order, so ids are the same on every run), shifted by the specials.
 #[derive(Clone, Debug)]
 pub struct Vocab {
-    pub words: Vec<String>,
-    index: HashMap<String, u32>,
+    counted: WordVocab,
 }
+
+/// Ids below this are the specials.
+const N_SPECIALS: u32 = SPECIALS.len() as u32;
 
 impl Vocab {
     pub fn build<'a>(sentences: impl IntoIterator<Item = &'a [String]>, min_count: u64) -> Self {
         let flat: Vec<&str> = sentences.into_iter().flatten().map(String::as_str).collect();
-        let counted = WordVocab::build(&flat, min_count);
-        let words: Vec<String> = SPECIALS.iter().map(|s| s.to_string()).chain(counted.words).collect();
-        let index = words.iter().enumerate().map(|(i, w)| (w.clone(), i as u32)).collect();
-        Self { words, index }
+        Self { counted: WordVocab::build(&flat, min_count) }
     }
 
     pub fn len(&self) -> usize {
-        self.words.len()
+        SPECIALS.len() + self.counted.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.words.is_empty()
+        self.len() == 0
     }
 
     pub fn id(&self, w: &str) -> Option<u32> {
-        self.index.get(w).copied()
+        match SPECIALS.iter().position(|s| *s == w) {
+            Some(i) => Some(i as u32),
+            None => self.counted.id(w).map(|i| i + N_SPECIALS),
+        }
     }
 
     /// Ids of `tokens`, out-of-vocabulary tokens as UNK.
@@ -50,7 +51,10 @@ impl Vocab {
     }
 
     pub fn word(&self, id: u32) -> &str {
-        self.words.get(id as usize).map_or("<?>", String::as_str)
+        match id.checked_sub(N_SPECIALS) {
+            None => SPECIALS[id as usize],
+            Some(i) => self.counted.words.get(i as usize).map_or("<?>", String::as_str),
+        }
     }
 }
 
@@ -272,7 +276,10 @@ mod tests {
         let sents: Vec<Vec<String>> =
             ["a b a c", "a b d"].iter().map(|s| s.split(' ').map(String::from).collect()).collect();
         let v = Vocab::build(sents.iter().map(Vec::as_slice), 2);
-        assert_eq!(v.words, ["<pad>", "<unk>", "<bos>", "<eos>", "a", "b"]);
+        assert_eq!(
+            (0..v.len() as u32).map(|i| v.word(i)).collect::<Vec<_>>(),
+            ["<pad>", "<unk>", "<bos>", "<eos>", "a", "b"]
+        );
         assert_eq!(v.encode(&["b", "c", "zz", "a"]), [5, UNK, UNK, 4]);
         assert_eq!((v.word(PAD), v.word(EOS), v.word(99)), ("<pad>", "<eos>", "<?>"));
     }
