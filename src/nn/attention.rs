@@ -4,8 +4,6 @@
 //! the backward; tested there against the composed plumbing and softmax(q·kᵀ/√d)·v).
 
 use super::linear::{linear, InitKind, Linear};
-#[cfg(test)]
-use crate::ops::attention::attention;
 use crate::ops::attention_qkv::attention_qkv;
 use candle_core::Module;
 use candle_core::{Result, Tensor};
@@ -54,18 +52,18 @@ mod tests {
         let dev = Device::Cpu;
         let mut rng = crate::engine::rng::Rng::new(3);
         let (b, h, t, dh) = (1, 2, 5, 3);
-        let mut data: Vec<f32> = (0..3 * b * h * t * dh).map(|_| rng.normal() as f32).collect();
+        let c = h * dh;
+        let mut data: Vec<f32> = (0..b * t * 3 * c).map(|_| rng.normal() as f32).collect();
         let run = |d: &[f32]| -> Result<Vec<f32>> {
-            let all = Tensor::from_slice(d, (3, b, h, t, dh), &dev)?;
-            let y = attention(&all.get(0)?, &all.get(1)?, &all.get(2)?, true)?;
-            y.narrow(2, 0, t - 1)?.flatten_all()?.to_vec1()
+            let qkv = Tensor::from_slice(d, (b, t, 3 * c), &dev)?; // [q | k | v], heads side by side
+            let y = attention_qkv(&qkv, h, true)?; // (B, T, C)
+            y.narrow(1, 0, t - 1)?.flatten_all()?.to_vec1()
         };
         let before = run(&data)?;
         // perturb k and v of the last position in every head
         for which in 1..3 {
             for hh in 0..h {
-                let base = ((which * b) * h + hh) * t * dh + (t - 1) * dh;
-                data[base] += 10.0;
+                data[(t - 1) * 3 * c + which * c + hh * dh] += 10.0;
             }
         }
         assert_eq!(before, run(&data)?);

@@ -227,6 +227,8 @@ mod tests {
             check((1, 1, 8), 2, causal, BLOCK)?; // one position (generation's first step)
             check((3, 29, 21), 3, causal, 8)?; // odd Dh = 7, many ragged blocks
             check((1, 100, 64), 4, causal, BLOCK)?; // T past one block
+            check((1, 64, 64), 2, causal, BLOCK)?; // T exactly one block
+            check((1, 29, 48), 3, causal, 5)?; // a block size that is not a power of two
         }
         Ok(())
     }

@@ -44,7 +44,6 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(maxpool::benches()?);
     out.extend(embedding::benches()?);
     out.extend(lstm::benches()?);
-    out.extend(attention::benches()?);
     out.extend(attention_qkv::benches()?);
     out.extend(batchnorm::benches()?);
     out.extend(upsample::benches()?);
