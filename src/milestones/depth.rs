@@ -80,7 +80,8 @@ pub struct DeepNet {
 pub fn deep_net(cfg: &ModelCfg, d_in: usize, params: &Params, device: &Device) -> Result<DeepNet> {
     let dims = std::iter::once(d_in).chain(std::iter::repeat(cfg.width)).take(cfg.depth);
     let dims: Vec<usize> = dims.collect(); // [784, w, w, ...]: depth − 1 hidden layers
-                                           // middle layers pair up as (1, 2), (3, 4), ...: the even ones end a residual block
+
+    // middle layers pair up as (1, 2), (3, 4), ...: the even ones end a residual block
     let ends_block = |i: usize| cfg.residual && i >= 2 && i.is_multiple_of(2);
     let layers = dims
         .windows(2)

@@ -103,7 +103,8 @@ impl CharLstm {
         let (b, t) = tokens.dims2()?;
         let x = self.embed.forward(tokens)?; // (B, T, E)
         let h = self.lstm.forward(&x)?; // (B, T, H)
-                                        // the head takes (B, T, H) as it is; only its small output is reshaped
+
+        // the head takes (B, T, H) as it is; only its small output is reshaped
         self.head.forward(&h)?.reshape((b * t, ())) // (B·T, V)
     }
 

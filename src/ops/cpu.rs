@@ -75,27 +75,10 @@ pub fn reduce_partials(mut parts: Vec<Vec<f32>>) -> Vec<f32> {
     acc
 }
 
-/// `dst (m, n) row-major = lhs · rhs` with `lhs(i, p) = lhs[i·lhs_rs + p·lhs_cs]` and
-/// `rhs(p, j) = rhs[p·rhs_rs + j·rhs_cs]`: transposes are free, by strides.
-#[allow(clippy::too_many_arguments)]
-pub fn sgemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    lhs: &[f32],
-    lhs_strides: (usize, usize),
-    rhs: &[f32],
-    rhs_strides: (usize, usize),
-) {
-    assert_eq!(dst.len(), m * n, "sgemm: dst is not (m, n)");
-    // SAFETY: dst holds m·n floats and, being a `&mut`, aliases neither input
-    unsafe { sgemm_into(m, n, k, dst.as_mut_ptr(), lhs, lhs_strides, rhs, rhs_strides) }
-}
-
-/// `lhs · rhs` as a new (m, n) row-major buffer (strides as in `sgemm`). The product writes every
-/// entry, so the buffer is not zero-filled first: those memsets of each product's output were
-/// about 5% of a gpt training step.
+/// `lhs · rhs` as a new (m, n) row-major buffer, with `lhs(i, p) = lhs[i·lhs_rs + p·lhs_cs]` and
+/// `rhs(p, j) = rhs[p·rhs_rs + j·rhs_cs]`: transposes are free, by strides. The product writes
+/// every entry, so the buffer is not zero-filled first: those memsets of each product's output
+/// were about 5% of a gpt training step.
 pub fn sgemm_new(
     (m, n, k): (usize, usize, usize),
     lhs: &[f32],

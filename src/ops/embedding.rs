@@ -85,7 +85,8 @@ impl CustomOp1 for Embedding {
             _ => bail!("embedding: the gradient must be contiguous f32 on the CPU"),
         };
         let mut dtable = vec![0f32; v * d]; // (V, D)
-                                            // the rows [lo, lo + block.len() / D) of dtable, from every position whose id falls there
+
+        // the rows [lo, lo + block.len() / D) of dtable, from every position whose id falls there
         let scatter = |(bi, block): (usize, &mut [f32]), rows: usize| {
             let lo = bi * rows;
             for (&id, de_i) in self.ids.iter().zip(de_data.chunks_exact(d)) {

@@ -436,8 +436,8 @@ impl CustomOp3 for LstmSeq {
         });
         // SAFETY: the tasks wrote all of h (B, T, H).
         let out = unsafe { assume_init(out) };
-        let mut c_last = vec![0f32; bsz * hid]; // (B, H)
-                                                // SAFETY: c_last is (B, H)
+        let mut c_last = vec![0f32; bsz * hid];
+        // SAFETY: c_last is (B, H)
         unsafe { from_lanes(&c[t_len * hid * bp..], bp, hid, bsz, Ptr(c_last.as_mut_ptr()), hid) };
         match (self.saved.lock(), self.link.lock()) {
             (Ok(mut s), Ok(mut k)) => {
@@ -470,7 +470,8 @@ impl CustomOp3 for LstmSeq {
         let (d_st, d_l) = d_out.storage_and_layout();
         let w = cpu::storage_f32(&w_st, w_l, "lstm_seq")?; // (4H, D+H)
         let d_out = cpu::storage_f32(&d_st, d_l, "lstm_seq")?; // (B, T, H): dh_1..dh_T
-                                                               // ∂L/∂c_T (B, H), if c_T is on the loss's path
+
+        // ∂L/∂c_T (B, H), if c_T is on the loss's path
         let dc_last = self.link.lock().ok().and_then(|mut k| k.dc_last.take());
 
         // ∂L/∂h_t from the output, in lanes (T, H, Bp); dc starts as ∂L/∂c_T (H, Bp)
@@ -591,12 +592,10 @@ impl CustomOp3 for LstmSeq {
 
         // dW (4H, D+H) = dA (4H, T·Bp) · Zᵀ: one gemm on the gemm crate's threads (as fast here
         // as splitting the 4H rows between the pool's threads by hand)
-        let mut dw = vec![0f32; h4 * k];
-        cpu::sgemm(h4, k, tb, &mut dw, &da, (ld, 1), &z, (1, ld));
+        let dw = cpu::sgemm_new((h4, k, tb), &da, (ld, 1), &z, (1, ld));
         drop(z);
         // dx: (T·Bp, D) = dAᵀ · W_ih, then back to (B, T, D)
-        let mut dx_l = vec![0f32; tb * d];
-        cpu::sgemm(tb, d, h4, &mut dx_l, &da, (1, ld), w, (k, 1));
+        let dx_l = cpu::sgemm_new((tb, d, h4), &da, (1, ld), w, (k, 1));
         let mut dx = vec![0f32; bsz * t_len * d];
         dx.par_chunks_mut(t_len * d).enumerate().for_each(|(b, dst)| {
             for (t, row) in dst.chunks_exact_mut(d).enumerate() {
