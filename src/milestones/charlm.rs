@@ -31,10 +31,10 @@ pub trait CharModel {
     fn forward_train(&self, tokens: &Tensor) -> Result<TrainForward> {
         Ok(TrainForward { logits: self.logits(tokens)?, aux: None, metrics: Metrics::new() })
     }
-    /// Extra metrics measured at evaluation on the first validation batch (e.g. expert load).
-    fn probe(&self, tokens: &Tensor) -> Result<Metrics> {
-        let _ = tokens;
-        Ok(Metrics::new())
+    /// The evaluation forward pass: the logits and extra metrics measured on the way (e.g.
+    /// expert load), which evaluation reports for the first validation batch.
+    fn logits_and_probe(&self, tokens: &Tensor) -> Result<(Tensor, Metrics)> {
+        Ok((self.logits(tokens)?, Metrics::new()))
     }
 }
 
@@ -177,11 +177,12 @@ impl<M: CharModel> CharLm<M> {
     }
 
     /// Mean next-character loss of (B, T+1) windows: inputs [.., ..T], targets [.., 1..].
-    fn loss(&self, rows: &Tensor) -> Result<Tensor> {
+    fn loss(&self, rows: &Tensor) -> Result<(Tensor, Metrics)> {
         let t = rows.dim(1)? - 1;
         let x = rows.narrow(1, 0, t)?.contiguous()?;
         let y = rows.narrow(1, 1, t)?.flatten_all()?;
-        crate::nn::loss::cross_entropy(&self.model.logits(&x)?, &y)
+        let (logits, probe) = self.model.logits_and_probe(&x)?;
+        Ok((crate::nn::loss::cross_entropy(&logits, &y)?, probe))
     }
 
     /// The characters after `prompt`, drawn one at a time at `temperature` from the model fed
@@ -230,11 +231,13 @@ impl<M: CharModel> Experiment for CharLm<M> {
         if split == Split::Test {
             return Ok(Metrics::new());
         }
-        let (mut sum, mut n) = (0f64, 0usize);
+        let (mut sum, mut n, mut probe) = (0f64, 0usize, None);
         for rows in &self.eval {
             let rows_n = rows.dim(0)?;
-            sum += self.loss(rows)?.to_scalar::<f32>()? as f64 * rows_n as f64;
+            let (loss, metrics) = self.loss(rows)?;
+            sum += loss.to_scalar::<f32>()? as f64 * rows_n as f64;
             n += rows_n;
+            probe.get_or_insert(metrics);
         }
         let loss = sum / n.max(1) as f64;
         let mut m = Metrics::from([
@@ -242,9 +245,7 @@ impl<M: CharModel> Experiment for CharLm<M> {
             ("bpc".to_string(), bpc(loss)),
             ("unigram_bpc".to_string(), self.unigram_bpc),
         ]);
-        if let Some(rows) = self.eval.first() {
-            m.extend(self.model.probe(&rows.narrow(1, 0, rows.dim(1)? - 1)?.contiguous()?)?);
-        }
+        m.extend(probe.unwrap_or_default());
         Ok(m)
     }
 

@@ -138,8 +138,9 @@ impl CharModel for CharMoe {
         Ok(TrainForward { logits, aux, metrics: load_metrics(&load) })
     }
 
-    fn probe(&self, tokens: &Tensor) -> Result<Metrics> {
-        Ok(load_metrics(&self.run(tokens)?.2))
+    fn logits_and_probe(&self, tokens: &Tensor) -> Result<(Tensor, Metrics)> {
+        let (logits, _, load) = self.run(tokens)?;
+        Ok((logits, load_metrics(&load)))
     }
 }
 
