@@ -16,6 +16,15 @@ pub struct Splits {
     pub notice: Option<String>,
 }
 
+impl Splits {
+    /// Replaces each of the three sets by `f` of it (e.g. a resize to the model's input size).
+    pub fn map_sets(&mut self, f: impl Fn(&ImageSet) -> ImageSet) {
+        for set in [&mut self.train, &mut self.val, &mut self.test] {
+            *set = f(set);
+        }
+    }
+}
+
 fn read_idx_set(set: &str, prefix: &str) -> Result<ImageSet, DlError> {
     let dir = fetched_dir().join(set);
     let images = idx::read(&dir.join(format!("{prefix}-images-idx3-ubyte")))?;

@@ -184,9 +184,7 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
         return Err(DlError::BadValue { context: "model.channels / model.hidden".into(), message }.into());
     }
     let mut data = vision::load(&c.data.dataset, c.data.train_size)?;
-    for set in [&mut data.train, &mut data.val, &mut data.test] {
-        *set = vision::resize(set, c.model.image_size);
-    }
+    data.map_sets(|set| vision::resize(set, c.model.image_size));
     let params = Params::new(c.train.seed);
     let net = mini_alexnet(&c.model, &params, device)?;
     let clf = Classifier::new(net, params, data, c.train.batch_size, c.train.seed, device);

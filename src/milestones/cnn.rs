@@ -99,9 +99,7 @@ pub fn defaults() -> Config {
 
 fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     let mut data = vision::load(&c.data.dataset, c.data.train_size)?;
-    for set in [&mut data.train, &mut data.val, &mut data.test] {
-        *set = to_16(set);
-    }
+    data.map_sets(to_16);
     let params = Params::new(c.train.seed);
     let net = zipnet(&c.model, &params, device)?;
     Ok(Box::new(Classifier::new(net, params, data, c.train.batch_size, c.train.seed, device)))

@@ -147,9 +147,7 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     let mut data = vision::load(&c.data.dataset, c.data.train_size)?;
     // LeNet's geometry needs 28x28 inputs: the 8x8 fallback digits are resampled to it
     let size = c.model.image_size;
-    for set in [&mut data.train, &mut data.val, &mut data.test] {
-        *set = vision::resize(set, size);
-    }
+    data.map_sets(|set| vision::resize(set, size));
     let params = Params::new(c.train.seed);
     let net = lenet(&c.model, &params, device)?;
     Ok(Box::new(Classifier::new(net, params, data, c.train.batch_size, c.train.seed, device)))
