@@ -4,8 +4,8 @@
 
 use candle_core::{Result, Tensor, Var};
 use dlhist::alloc::{live_bytes, peak_bytes, reset_peak};
-use dlhist::engine::rng::Rng;
 use dlhist::ops::attention_qkv::{attention_qkv, attention_qkv_ref};
+use dlhist::rng::Rng;
 
 /// The extra memory of forward + backward at T = 2048 (one head, Dh = 32): one f32 score matrix
 /// is 4·T² = 16 MiB. Measured: the fused op from the packed projection peaks about 6.4 MB above

@@ -1,10 +1,11 @@
 //! What several subcommands share: resolving a name to a config, building and training it,
 //! and finding run directories.
 
+use crate::config::TrainConfig;
 use crate::config::{apply_set, config_hash, merge, parse_toml};
 use crate::engine::runner::{self, RunDir, RunSpec, Summary};
-use crate::engine::{Experiment, TrainConfig};
 use crate::error::DlError;
+use crate::experiment::Experiment;
 use crate::registry::{self, Entry};
 use candle_core::Device;
 use clap::Args;

@@ -1,7 +1,7 @@
 //! `dlhist eval NAME|RUN_DIR`: metrics of a trained run.
 
 use super::common::{self, print_json};
-use crate::engine::Split;
+use crate::experiment::Split;
 use crate::report::fmt_metric;
 
 /// Evaluate a trained run on its validation and test splits

@@ -1,9 +1,9 @@
 //! `dlhist sample NAME|RUN_DIR`: what a trained model produces.
 
 use super::common::{self, print_json};
-use crate::engine::rng::Rng;
-use crate::engine::SampleRequest;
 use crate::error::DlError;
+use crate::experiment::SampleRequest;
+use crate::rng::Rng;
 use std::path::PathBuf;
 
 /// Show what a trained run produces: predictions, generated text or images

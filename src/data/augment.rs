@@ -3,7 +3,7 @@
 //! of up to `pad` pixels each way), and a random horizontal flip. Every draw comes from the rng the
 //! caller passes (a training step's own stream), so a resumed run augments exactly as a straight one.
 
-use crate::engine::rng::Rng;
+use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]

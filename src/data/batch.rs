@@ -1,7 +1,7 @@
 //! Minibatch order as a pure function of (seed, step): epoch e visits a permutation drawn from
 //! the stream ("epoch", e), so a resumed run sees exactly the batches an uninterrupted one would.
 
-use crate::engine::rng::Rng;
+use crate::rng::Rng;
 
 pub struct EpochSampler {
     seed: u64,

@@ -7,7 +7,7 @@
 //! what the U-Net's encoder gives. Generation is a pure function of (source, seed, index).
 
 use super::ImageSet;
-use crate::engine::rng::Rng;
+use crate::rng::Rng;
 
 pub const CLASSES: usize = 11;
 

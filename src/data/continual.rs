@@ -5,7 +5,7 @@
 //! current window on are kept.
 
 use super::seq_tasks::embedded_reber;
-use crate::engine::rng::Rng;
+use crate::rng::Rng;
 
 /// One training stream, generated lazily: only the symbols from the current chunk on are kept.
 pub struct LazyStream {

@@ -5,8 +5,8 @@
 use super::catalog::{present, MOBY_TXT};
 use super::verses::{self, filter_by_length, tokenize, Pair};
 use super::words::WordVocab;
-use crate::engine::rng::Rng;
 use crate::error::DlError;
+use crate::rng::Rng;
 
 pub const PAD: u32 = 0;
 pub const UNK: u32 = 1;

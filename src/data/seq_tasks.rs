@@ -7,8 +7,8 @@
 //!   Continual Prediction with LSTM" (the embedded Reber grammar is experiment 1 of the
 //!   1997 paper; Gers et al. concatenate its strings into one stream without resets).
 
-use crate::engine::rng::Rng;
 use crate::error::DlError;
+use crate::rng::Rng;
 
 /// The lag of the paper's hardest reported adding setting.
 pub const ADDING_T: usize = 100;

@@ -2,8 +2,8 @@
 //! a fixed 90/10 train/val split, and random windows for training steps.
 
 use super::catalog::{fetched_dir, present, MOBY_TXT};
-use crate::engine::rng::Rng;
 use crate::error::DlError;
+use crate::rng::Rng;
 
 /// The texts a char-LM can train on: `moby` is built in, the others are fetched by `make data`.
 pub const TEXTS: [&str; 3] = ["moby", "shakespeare", "sotu"];

@@ -4,8 +4,8 @@
 
 use super::catalog::fetched_dir;
 use super::sword::{clean_osis, read_testament};
-use crate::engine::rng::Rng;
 use crate::error::DlError;
+use crate::rng::Rng;
 use std::path::Path;
 
 pub const ENGLISH: &str = "engKJV2006eb";

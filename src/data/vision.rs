@@ -3,8 +3,8 @@
 
 use super::catalog::{fetched_dir, present};
 use super::{digits, idx, ImageSet};
-use crate::engine::rng::Rng;
 use crate::error::DlError;
+use crate::rng::Rng;
 
 pub struct Splits {
     pub train: ImageSet,

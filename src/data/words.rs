@@ -2,8 +2,8 @@
 //! word representations"; Mikolov, Sutskever et al. 2013, "Distributed representations of words
 //! and phrases"): tokens, a counted vocabulary, and frequent-word subsampling.
 
-use crate::engine::rng::Rng;
 use crate::error::{closest, DlError};
+use crate::rng::Rng;
 use std::collections::HashMap;
 
 /// Lowercased words: maximal runs of letters and digits; everything else separates them, so

@@ -3,9 +3,11 @@
 //! reports the median of several trials; the first calls of anything (allocations, page
 //! faults, the optimizer's lazily created moments) go into an untimed warm-up.
 
+use super::optim::OptimHp;
 use super::optim::Optimizer;
 use super::step::{train_step, Step};
-use super::{Experiment, TrainConfig};
+use crate::config::TrainConfig;
+use crate::experiment::Experiment;
 use crate::ops::OpBench;
 use std::time::{Duration, Instant};
 
@@ -86,7 +88,7 @@ pub fn time_training(
     trials: usize,
     steps: Option<usize>,
 ) -> anyhow::Result<Timing> {
-    let mut opt = Optimizer::new(exp.params(), tc.optim_hp());
+    let mut opt = Optimizer::new(exp.params(), OptimHp::of(tc));
     let mut step = 0;
     let mut run = || -> anyhow::Result<()> {
         match train_step(exp, &mut opt, tc, step, tc.lr)? {

@@ -8,22 +8,13 @@
 //! - SGD, momentum, Nesterov and Adam use L2 decay: g ← g + λ·w (Krogh & Hertz 1991).
 //! - AdamW decouples it: w ← w − lr·λ·w, outside the adaptive step (Loshchilov & Hutter 2019).
 
-use super::params::Params;
+pub use crate::config::OptimKind;
+use crate::config::TrainConfig;
 use crate::ops::optim::{adamw_update, sgd_update, AdamHp};
+use crate::params::Params;
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimKind {
-    Sgd,
-    Momentum,
-    Nesterov,
-    Adam,
-    Adamw,
-}
 
 #[derive(Clone, Copy, Debug)]
 pub struct OptimHp {
@@ -33,6 +24,20 @@ pub struct OptimHp {
     pub beta2: f64,
     pub eps: f64,
     pub weight_decay: f64,
+}
+
+impl OptimHp {
+    /// The optimizer settings of a `[train]` section.
+    pub fn of(tc: &TrainConfig) -> Self {
+        Self {
+            kind: tc.optimizer,
+            momentum: tc.momentum,
+            beta1: tc.beta1,
+            beta2: tc.beta2,
+            eps: tc.eps,
+            weight_decay: tc.weight_decay,
+        }
+    }
 }
 
 struct Slot {

@@ -4,11 +4,15 @@
 //! and summary.json last (a run directory without summary.json did not finish).
 
 use super::checkpoint;
+use super::optim::OptimHp;
 use super::optim::Optimizer;
 use super::progress::Progress;
+use super::schedule::Schedule;
 use super::step::{train_step, Step};
-use super::{threads, Experiment, Metrics, Split, TrainConfig};
+use super::threads;
+use crate::config::TrainConfig;
 use crate::error::DlError;
+use crate::experiment::{Experiment, Metrics, Split};
 use anyhow::Context;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -159,8 +163,8 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
     let tc = spec.train;
     let dir = &spec.dir;
     let total = tc.total_steps(exp.steps_per_epoch());
-    let sched = tc.schedule(total);
-    let mut opt = Optimizer::new(exp.params(), tc.optim_hp());
+    let sched = Schedule::of(tc, total);
+    let mut opt = Optimizer::new(exp.params(), OptimHp::of(tc));
     let (start, initial);
     if spec.resume {
         let ck = checkpoint::load(&dir.ckpt(), device)?;

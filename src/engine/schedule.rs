@@ -1,14 +1,7 @@
 //! Learning-rate schedules: constant, step decay, and linear warmup + cosine decay.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleKind {
-    Constant,
-    Step,
-    Cosine,
-}
+pub use crate::config::ScheduleKind;
+use crate::config::TrainConfig;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Schedule {
@@ -22,6 +15,19 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The schedule of a `[train]` section over `total_steps` updates.
+    pub fn of(tc: &TrainConfig, total_steps: usize) -> Self {
+        Self {
+            kind: tc.schedule,
+            lr: tc.lr,
+            total_steps,
+            warmup_steps: tc.warmup_steps,
+            min_lr: tc.min_lr,
+            step_size: tc.step_size,
+            gamma: tc.gamma,
+        }
+    }
+
     /// The learning rate used for update number `step` (0-based).
     pub fn lr(&self, step: usize) -> f64 {
         // warmup applies to every kind: lr ramps linearly from lr/warmup to lr

@@ -2,7 +2,9 @@
 //! both call [`train_step`], so the bench times exactly what training runs.
 
 use super::optim::Optimizer;
-use super::{grad_norm, step_rng, Experiment, Metrics, TrainConfig};
+use super::{grad_norm, step_rng};
+use crate::config::TrainConfig;
+use crate::experiment::{Experiment, Metrics};
 
 /// What an update did.
 pub struct StepOut {

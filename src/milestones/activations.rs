@@ -5,8 +5,8 @@
 
 use super::mlp::{build_classifier, Config, DataCfg, ModelCfg};
 use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
-use crate::engine::optim::OptimKind;
-use crate::engine::TrainConfig;
+use crate::config::OptimKind;
+use crate::config::TrainConfig;
 use crate::nn::activation::Activation;
 use crate::nn::linear::InitKind;
 

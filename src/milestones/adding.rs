@@ -11,11 +11,12 @@
 //! where X1 = 0).
 
 use super::charlm::CharModel;
+use crate::config::TrainConfig;
 use crate::data::seq_tasks::{AddingBatch, AddingTask};
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainConfig, TrainOut};
 use crate::error::DlError;
+use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};

@@ -19,18 +19,19 @@
 
 use super::classify::{ClassModel, Classifier};
 use super::{first_eval_step, from_table, to_table, ClaimCtx, Family, Verdict};
+use crate::config::OptimKind;
+use crate::config::TrainConfig;
 use crate::data::augment::Augment;
 use crate::data::vision;
-use crate::engine::optim::OptimKind;
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
 use crate::engine::runner::Summary;
-use crate::engine::{Experiment, TrainConfig};
 use crate::error::DlError;
+use crate::experiment::Experiment;
 use crate::nn::activation::Activation;
 use crate::nn::conv::{max_pool2d, Conv2d};
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use candle_nn::init::{FanInOut, Init, NonLinearity, NormalOrUniform};
 use serde::{Deserialize, Serialize};

@@ -5,15 +5,16 @@
 //! learn XOR, which is not linearly separable (at most 3 of 4 patterns right).
 
 use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
+use crate::config::OptimKind;
+use crate::config::TrainConfig;
 use crate::data::paper_tasks::{self, Task};
-use crate::engine::optim::OptimKind;
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainConfig, TrainOut};
 use crate::error::DlError;
+use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
 use crate::nn::activation::Activation;
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 

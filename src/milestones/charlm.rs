@@ -7,10 +7,11 @@
 //! out. Every window starts from the model's initial state, in training, evaluation and sampling
 //! alike, so a recurrent model is always run the way it was trained.
 
+use crate::config::TrainConfig;
 use crate::data::text::{CharText, TextSplit};
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainConfig, TrainOut};
+use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::LN_2;

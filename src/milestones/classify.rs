@@ -6,10 +6,10 @@ use crate::data::augment::Augment;
 use crate::data::batch::EpochSampler;
 use crate::data::vision::Splits;
 use crate::data::ImageSet;
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::params::Params;
 use crate::report::ascii;
+use crate::rng::Rng;
 use candle_core::{DType, Device, Result, Tensor, D};
 
 /// A model mapping images (B, 1, H, W) to logits (B, classes).

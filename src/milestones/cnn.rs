@@ -15,13 +15,13 @@
 use super::classify::{ClassModel, Classifier};
 use super::{from_table, metric, mlp, to_table, ClaimCtx, Family, Verdict};
 use crate::data::{vision, ImageSet};
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::Experiment;
+use crate::experiment::Experiment;
 use crate::nn::activation::Activation;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 

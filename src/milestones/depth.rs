@@ -17,14 +17,15 @@
 
 use super::classify::{ClassModel, Classifier};
 use super::{from_table, metric, mlp, to_table, ClaimCtx, Family, Verdict};
+use crate::config::OptimKind;
+use crate::config::TrainConfig;
 use crate::data::vision;
-use crate::engine::optim::OptimKind;
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, TrainConfig};
 use crate::error::DlError;
+use crate::experiment::Experiment;
 use crate::nn::batchnorm::BatchNorm;
 use crate::nn::linear::{linear, InitKind, Linear};
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{Device, Module, ModuleT, Result, Tensor};
 use candle_nn::init::{FanInOut, Init, NonLinearity, NormalOrUniform};
 use serde::{Deserialize, Serialize};

@@ -24,15 +24,16 @@
 //! the registry entry.)
 
 use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
+use crate::config::TrainConfig;
 use crate::data::continual::LazyStream;
 use crate::data::seq_tasks::{prediction_correct, ReberStream};
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, Metrics, Split, TrainConfig, TrainOut};
 use crate::error::DlError;
+use crate::experiment::{Experiment, Metrics, Split, TrainOut};
 use crate::nn::bce::bce_with_logits;
 use crate::nn::linear::{linear, InitKind, Linear};
 use crate::nn::lstm::{lstm, Lstm};
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 

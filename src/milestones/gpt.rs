@@ -4,7 +4,6 @@
 //! untied linear head. Only the model is here for now (`dlhist bench` times it); its recipe,
 //! data and claim come with the gpt milestone issue.
 
-use crate::engine::params::Params;
 use crate::nn::activation::Activation;
 use crate::nn::attention::{self_attention, SelfAttention};
 use crate::nn::embedding::embedding;
@@ -13,6 +12,7 @@ use crate::nn::linear::Linear;
 use crate::nn::linear::{linear, InitKind};
 use crate::nn::mlp::Mlp;
 use crate::nn::norm::{norm, Norm, NormKind};
+use crate::params::Params;
 use candle_core::Module;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -143,9 +143,9 @@ impl Gpt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::params::Params;
-    use crate::engine::rng::Rng;
     use crate::milestones::tests::assert_every_param_gets_a_gradient;
+    use crate::params::Params;
+    use crate::rng::Rng;
     use candle_core::Device;
 
     #[test]

@@ -9,9 +9,10 @@
 use super::charlm::TextCfg;
 use super::gpt::{gpt, Gpt, ModelCfg};
 use super::{from_table, mean_over_seeds, to_table, ClaimCtx, Family, Verdict};
-use crate::engine::params::Params;
-use crate::engine::{Experiment, Metrics, TrainConfig};
+use crate::config::TrainConfig;
+use crate::experiment::{Experiment, Metrics};
 use crate::nn::norm::NormKind;
+use crate::params::Params;
 use candle_core::{Device, Result, Tensor};
 
 use super::charlm::{CharModel, TrainForward};

@@ -5,16 +5,17 @@
 
 use super::classify::{ClassModel, Classifier};
 use super::{from_table, metric, mlp, to_table, ClaimCtx, Family, Verdict};
+use crate::config::TrainConfig;
 use crate::data::vision;
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, TrainConfig};
+use crate::experiment::Experiment;
 use crate::nn::activation::Activation;
 use crate::nn::batchnorm::BatchNorm;
 use crate::nn::conv::{conv2d, max_pool2d, Conv2d};
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
 use crate::ops::relu::relu;
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{Device, ModuleT, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -179,8 +180,8 @@ pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::params::Params;
     use crate::milestones::tests::assert_every_param_gets_a_gradient;
+    use crate::params::Params;
     use candle_core::Device;
 
     #[test]

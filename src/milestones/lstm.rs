@@ -143,7 +143,7 @@ impl SeqRegressor for LstmRegressor {
     }
 }
 
-fn build(c: &Config, device: &candle_core::Device) -> anyhow::Result<Box<dyn crate::engine::Experiment>> {
+fn build(c: &Config, device: &candle_core::Device) -> anyhow::Result<Box<dyn crate::experiment::Experiment>> {
     if c.model.hidden == 0 || c.model.embed == 0 {
         anyhow::bail!(crate::error::DlError::BadValue {
             context: "[model]".into(),
@@ -200,9 +200,9 @@ pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::params::Params;
-    use crate::engine::rng::Rng;
     use crate::milestones::tests::assert_every_param_gets_a_gradient;
+    use crate::params::Params;
+    use crate::rng::Rng;
     use candle_core::Device;
 
     #[test]

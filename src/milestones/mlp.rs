@@ -4,14 +4,15 @@
 
 use super::classify::{ClassModel, Classifier};
 use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
+use crate::config::TrainConfig;
 use crate::data::vision;
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, TrainConfig};
 use crate::error::DlError;
+use crate::experiment::Experiment;
 use crate::nn::activation::Activation;
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +63,7 @@ impl ClassModel for MlpModel {
     }
 
     /// Fraction of hidden activations that are exactly zero (ReLU sparsity, Glorot et al. 2011).
-    fn probe(&self, x: &Tensor) -> Result<crate::engine::Metrics> {
+    fn probe(&self, x: &Tensor) -> Result<crate::experiment::Metrics> {
         let (_, hidden) = self.net.forward_trace(&x.flatten_from(1)?, true)?;
         let (mut zeros, mut total) = (0.0, 0.0);
         for h in &hidden {
@@ -74,7 +75,7 @@ impl ClassModel for MlpModel {
         for w in self.net.weights() {
             sq += w.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
         }
-        Ok(crate::engine::Metrics::from([
+        Ok(crate::experiment::Metrics::from([
             ("zero_frac".to_string(), zeros / total.max(1.0)),
             ("weight_norm".to_string(), sq.sqrt()),
         ]))

@@ -30,8 +30,8 @@ pub mod word2vec;
 pub mod workloads;
 
 use crate::engine::runner::Summary;
-use crate::engine::Experiment;
 use crate::error::DlError;
+use crate::experiment::Experiment;
 use candle_core::Device;
 
 /// A milestone family: its default config and how to build it. Variants of a study (e.g.
@@ -47,7 +47,7 @@ pub struct Family {
 #[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Config<D, M> {
-    pub train: crate::engine::TrainConfig,
+    pub train: crate::config::TrainConfig,
     pub data: D,
     pub model: M,
 }
@@ -132,7 +132,7 @@ pub fn first_eval_step(s: &Summary, key: &str, reached: impl Fn(f64) -> bool) ->
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use crate::engine::params::Params;
+    use crate::params::Params;
     use candle_core::{Result, Tensor};
 
     /// Backprops `loss` and asserts that every trainable parameter in `params` gets a gradient

@@ -8,14 +8,15 @@
 
 use super::charlm::{CharModel, TextCfg, TrainForward};
 use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
-use crate::engine::params::Params;
-use crate::engine::{Experiment, Metrics, TrainConfig};
+use crate::config::TrainConfig;
+use crate::experiment::{Experiment, Metrics};
 use crate::nn::activation::Activation;
 use crate::nn::embedding::{embedding, Embedding};
 use crate::nn::linear::{linear, InitKind, Linear};
 use crate::nn::lstm::{lstm, Lstm};
 use crate::nn::mlp::Mlp;
 use crate::nn::moe::{moe, Moe};
+use crate::params::Params;
 use candle_core::{Device, Module, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -188,8 +189,8 @@ pub fn claim_dense(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rng::Rng;
     use crate::milestones::tests::assert_every_param_gets_a_gradient;
+    use crate::rng::Rng;
 
     #[test]
     fn moe_and_dense_spend_the_same_expert_multiply_adds_per_character() -> Result<()> {

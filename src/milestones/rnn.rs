@@ -12,7 +12,7 @@
 use super::adding::{build_task, SeqRegressor};
 use super::charlm::CharModel;
 use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
-use crate::engine::TrainConfig;
+use crate::config::TrainConfig;
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::{linear, InitKind, Linear};
 use candle_core::{Module, Result, Tensor};
@@ -133,7 +133,7 @@ impl SeqRegressor for ElmanRnn {
     }
 }
 
-fn build(c: &Config, device: &candle_core::Device) -> anyhow::Result<Box<dyn crate::engine::Experiment>> {
+fn build(c: &Config, device: &candle_core::Device) -> anyhow::Result<Box<dyn crate::experiment::Experiment>> {
     if c.model.hidden == 0 {
         anyhow::bail!(crate::error::DlError::BadValue {
             context: "model.hidden".into(),
@@ -172,8 +172,8 @@ pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::params::Params;
     use crate::milestones::tests::assert_every_param_gets_a_gradient;
+    use crate::params::Params;
     use candle_core::Device;
 
     /// h_2 by hand for H = 1: h_1 = tanh(u[x_1]), h_2 = tanh(u[x_2] + w·h_1).

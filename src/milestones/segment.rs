@@ -10,9 +10,9 @@ use super::unet::UNet;
 use crate::data::batch::EpochSampler;
 use crate::data::canvas::{self, SegSet, CLASSES};
 use crate::data::{vision, ImageSet};
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 

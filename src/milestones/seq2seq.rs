@@ -200,8 +200,8 @@ impl Seq2Seq {
 mod tests {
     use super::*;
     use crate::data::pairs::{make_batch, Example, PAD};
-    use crate::engine::params::Params;
     use crate::milestones::tests::assert_every_param_gets_a_gradient;
+    use crate::params::Params;
 
     fn batch_tensors(dev: &Device) -> Result<(Tensor, Tensor, Tensor, Tensor, Tensor)> {
         let ex =

@@ -5,14 +5,15 @@
 
 use super::seq2seq::{pad_mask, seq2seq, ModelCfg, Seq2Seq, Translation};
 use super::{from_table, to_table, Family};
+use crate::config::TrainConfig;
 use crate::data::pairs::{self, make_batch, BucketSampler, Example, PairData, PairSpec, PAD, UNK};
 use crate::data::verses::tokenize;
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainConfig, TrainOut};
 use crate::error::DlError;
+use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::params::Params;
 use crate::report::bleu::{bleu_by_length, corpus_bleu};
 use crate::report::table::Table;
+use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 

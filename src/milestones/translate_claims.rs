@@ -69,7 +69,7 @@ pub fn claim_attention(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Metrics;
+    use crate::experiment::Metrics;
     use std::collections::HashMap;
 
     /// Hands out fixed summaries: name -> (data, test_bleu, test_bleu_long, test_bleu_short).

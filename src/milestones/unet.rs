@@ -7,10 +7,11 @@
 
 use super::segment::{self, Segmenter};
 use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
-use crate::engine::params::Params;
-use crate::engine::{Experiment, TrainConfig};
+use crate::config::TrainConfig;
+use crate::experiment::Experiment;
 use crate::nn::batchnorm::BatchNorm;
 use crate::nn::conv::{conv2d, max_pool2d, Conv2d};
+use crate::params::Params;
 use candle_core::{Device, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -177,8 +178,8 @@ pub fn claim_noskip(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rng::Rng;
     use crate::milestones::tests::assert_every_param_gets_a_gradient;
+    use crate::rng::Rng;
 
     #[test]
     fn shapes_and_every_parameter_gets_a_gradient_with_and_without_skips() -> Result<()> {

@@ -5,11 +5,12 @@
 
 use super::classify::ClassModel;
 use super::{gpt, lenet, lstm, mlp};
-use crate::engine::optim::OptimKind;
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{Experiment, Metrics, Split, TrainConfig, TrainOut};
+use crate::config::OptimKind;
+use crate::config::TrainConfig;
+use crate::experiment::{Experiment, Metrics, Split, TrainOut};
 use crate::nn::mlp::Mlp;
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 
 /// Seed of the weights and of the synthetic batch.

@@ -50,7 +50,7 @@ mod tests {
     #[test]
     fn causal_attention_does_not_look_ahead() -> Result<()> {
         let dev = Device::Cpu;
-        let mut rng = crate::engine::rng::Rng::new(3);
+        let mut rng = crate::rng::Rng::new(3);
         let (b, h, t, dh) = (1, 2, 5, 3);
         let c = h * dh;
         let mut data: Vec<f32> = (0..b * t * 3 * c).map(|_| rng.normal() as f32).collect();

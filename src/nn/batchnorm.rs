@@ -5,7 +5,7 @@
 //! uses the running statistics (a composed per-channel affine) and changes nothing. The running statistics
 //! are non-trainable buffers of the parameter store, so checkpoints save and restore them.
 
-use crate::engine::params::Params;
+use crate::params::Params;
 use candle_core::{DType, Device, ModuleT, Result, Tensor, Var};
 use candle_nn::VarBuilder;
 
@@ -77,7 +77,7 @@ impl ModuleT for BatchNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rng::Rng;
+    use crate::rng::Rng;
 
     fn input(dims: &[usize]) -> Result<Tensor> {
         let mut r = Rng::new(3);

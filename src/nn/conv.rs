@@ -48,7 +48,7 @@ mod tests {
     #[test]
     fn conv_shapes_and_pool_picks_the_window_maximum() -> Result<()> {
         let dev = Device::Cpu;
-        let p = crate::engine::params::Params::new(1);
+        let p = crate::params::Params::new(1);
         let conv = conv2d(1, 6, 5, 1, 0, p.vb(&dev).pp("c1"))?;
         let x = Tensor::ones((2, 1, 28, 28), candle_core::DType::F32, &dev)?;
         assert_eq!(conv.forward(&x)?.dims(), &[2, 6, 24, 24]);

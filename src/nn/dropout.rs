@@ -2,7 +2,7 @@
 //! 1 − p and scaled by 1/(1 − p), so evaluation is the identity. The mask comes from our seeded
 //! RNG (candle's cannot be seeded), drawn from the step's stream, so resumed runs drop the same units.
 
-use crate::engine::rng::Rng;
+use crate::rng::Rng;
 use candle_core::{Result, Tensor};
 
 #[derive(Clone, Copy, Debug)]

@@ -5,7 +5,7 @@
 use super::activation::Activation;
 use super::dropout::Dropout;
 use super::linear::{linear, InitKind, Linear};
-use crate::engine::rng::Rng;
+use crate::rng::Rng;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 

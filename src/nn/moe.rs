@@ -106,9 +106,9 @@ impl Moe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::params::Params;
-    use crate::engine::rng::Rng;
     use crate::milestones::tests::assert_every_param_gets_a_gradient;
+    use crate::params::Params;
+    use crate::rng::Rng;
     use candle_core::Device;
 
     /// A layer with random N(0, 1) gate weights (the zero init routes every token alike).

@@ -2,7 +2,7 @@
 //! ops that have a backward: candle-nn's `LayerNorm` and `ops::layer_norm` have none (DESIGN §7).
 
 use super::batchnorm::BatchNorm;
-use crate::engine::params::Params;
+use crate::params::Params;
 use candle_core::{Device, ModuleT, Result, Tensor};
 use candle_nn::init::Init;
 use candle_nn::VarBuilder;

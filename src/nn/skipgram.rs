@@ -192,7 +192,7 @@ impl CustomOp2 for SkipGramScores {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rng::Rng;
+    use crate::rng::Rng;
     use candle_core::{Device, Var};
 
     /// Scores and both table gradients of loss = Σ s ⊙ r, fused vs reference. The scores are

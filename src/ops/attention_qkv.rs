@@ -172,7 +172,7 @@ impl CustomOp1 for PackedAttention {
 
 /// A trainable qkv (B, T, 3C) ~ N(0, 1) and the fixed weight r (B, T, C) of the loss Σ y ⊙ r.
 fn problem(seed: u64, (b, t, c): (usize, usize, usize)) -> Result<(Tensor, Tensor)> {
-    let mut rng = crate::engine::rng::Rng::new(seed);
+    let mut rng = crate::rng::Rng::new(seed);
     let mut randn = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
     let qkv = candle_core::Var::from_vec(randn(b * t * 3 * c), (b, t, 3 * c), &Device::Cpu)?;
     let r = Tensor::from_vec(randn(b * t * c), (b, t, c), &Device::Cpu)?;

@@ -429,7 +429,7 @@ impl CustomOp2 for Conv2d {
 pub fn benches() -> Result<Vec<super::OpBench>> {
     use candle_core::{Device, Var};
     let dev = Device::Cpu;
-    let mut rng = crate::engine::rng::Rng::new(7);
+    let mut rng = crate::rng::Rng::new(7);
     let mut randn = |dims: &[usize]| {
         let v: Vec<f32> = (0..dims.iter().product()).map(|_| rng.normal() as f32).collect();
         Tensor::from_vec(v, dims, &dev)
@@ -468,8 +468,8 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rng::Rng;
     use crate::ops::testutil::{randn, rel_err};
+    use crate::rng::Rng;
     use candle_core::{Device, Var};
 
     /// Compares y and the gradients of x, w and b of loss = Σ y ⊙ r between the fused op and

@@ -155,7 +155,7 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 
 /// Seeded logits ~ 3·N(0, 1) and uniform targets.
 fn random_inputs(n: usize, c: usize, seed: u64) -> Result<(Tensor, Tensor)> {
-    let mut rng = crate::engine::rng::Rng::new(seed);
+    let mut rng = crate::rng::Rng::new(seed);
     let x: Vec<f32> = (0..n * c).map(|_| 3.0 * rng.normal() as f32).collect();
     let t: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
     let dev = candle_core::Device::Cpu;

@@ -114,7 +114,7 @@ impl CustomOp1 for Embedding {
 /// token table (V 65, D 128), both on B 32 × T 64 ids.
 pub fn benches() -> Result<Vec<super::OpBench>> {
     use candle_core::{Device, Var};
-    let mut rng = crate::engine::rng::Rng::new(13);
+    let mut rng = crate::rng::Rng::new(13);
     let (b, t, v) = (32, 64, 65);
     let mut out = Vec::new();
     for (name, d) in [("embedding lstm", 64), ("embedding gpt", 128)] {
@@ -140,7 +140,7 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rng::Rng;
+    use crate::rng::Rng;
     use candle_core::{Device, Var};
 
     /// e and dtable of loss = Σ e ⊙ r, fused vs candle_nn's Embedding. e must match exactly (a

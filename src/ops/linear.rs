@@ -412,7 +412,7 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 /// Seeded x ~ N(0, 1) (N, K), w ~ N(0, 1/K) (M, K), b ~ 0.5·N(0, 1) (M) and an upstream weight
 /// r ~ N(0, 1) (N, M).
 fn random_inputs(n: usize, k: usize, m: usize, seed: u64) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
-    let mut rng = crate::engine::rng::Rng::new(seed);
+    let mut rng = crate::rng::Rng::new(seed);
     let dev = candle_core::Device::Cpu;
     let mut randn = |len: usize, s: f64| -> Vec<f32> { (0..len).map(|_| (s * rng.normal()) as f32).collect() };
     let x = Tensor::from_vec(randn(n * k, 1.0), (n, k), &dev)?;

@@ -196,7 +196,7 @@ impl CustomOp1 for MaxPool2d {
 /// AlexNet-like overlapping 3/2 pool.
 pub fn benches() -> Result<Vec<super::OpBench>> {
     use candle_core::{Device, Var};
-    let mut rng = crate::engine::rng::Rng::new(11);
+    let mut rng = crate::rng::Rng::new(11);
     let cases = [
         ("max_pool2d lenet p1", [64, 6, 24, 24], 2, 2),
         ("max_pool2d lenet p2", [64, 16, 8, 8], 2, 2),
@@ -227,8 +227,8 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rng::Rng;
     use crate::ops::testutil::{max_abs_diff, randn};
+    use crate::rng::Rng;
     use candle_core::{Device, Var};
 
     /// y and dx of loss = Σ y ⊙ r, fused vs the composed reference. y must match exactly (it is

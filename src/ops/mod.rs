@@ -60,7 +60,7 @@ pub(crate) fn norm_inputs(
     x_dist: (f64, f64),
     seed: u64,
 ) -> candle_core::Result<(Tensor, Tensor, Tensor, Tensor)> {
-    let mut rng = crate::engine::rng::Rng::new(seed);
+    let mut rng = crate::rng::Rng::new(seed);
     let c = dims.get(channel_dim).copied().unwrap_or(1);
     let n: usize = dims.iter().product();
     let dev = candle_core::Device::Cpu;

@@ -341,7 +341,7 @@ pub fn sgd_update_ref(
 /// weights and their biases, 535k floats).
 pub fn benches() -> Result<Vec<super::OpBench>> {
     let shapes: [&[usize]; 6] = [&[512, 784], &[512], &[256, 512], &[256], &[10, 256], &[10]];
-    let mut rng = crate::engine::rng::Rng::new(31);
+    let mut rng = crate::rng::Rng::new(31);
     let dev = candle_core::Device::Cpu;
     let mut params = vec![];
     for s in shapes {
@@ -382,8 +382,8 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::optim::{OptimHp, OptimKind};
-    use crate::engine::params::Params;
+    use crate::config::OptimKind;
+    use crate::params::Params;
     use candle_core::Device;
 
     /// Distance in units in the last place (±0 are equal).
@@ -421,16 +421,15 @@ mod tests {
         for (name, shape) in [("a.w", vec![7, 13]), ("a.b", vec![13]), ("c.k", vec![2, 3, 3, 5])] {
             vb.get_with_hints(shape, name, init)?;
         }
-        let hp = OptimHp { kind, momentum: 0.9, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay };
-        let adam =
-            AdamHp { beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weight_decay, decoupled: kind == OptimKind::Adamw };
+        let momentum = 0.9;
+        let adam = AdamHp { beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay, decoupled: kind == OptimKind::Adamw };
         // the reference path updates the store's variables (they produce the gradients); the
         // fused path updates copies
         let vars = p.trainable();
         let ours: Vec<Tensor> = vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<Result<_>>()?;
         let mut state: Vec<State> = vars.iter().map(|_| State::default()).collect();
         let mut ref_state: Vec<(Option<Tensor>, Option<Tensor>)> = vars.iter().map(|_| (None, None)).collect();
-        let mut rng = crate::engine::rng::Rng::new(3);
+        let mut rng = crate::rng::Rng::new(3);
         let r: Vec<Tensor> = vars
             .iter()
             .map(|(_, v)| {
@@ -451,12 +450,12 @@ mod tests {
                 let nesterov = kind == OptimKind::Nesterov;
                 match kind {
                     OptimKind::Sgd => {
-                        sgd_update_ref(v, &g, None, hp.momentum, false, weight_decay, lr)?;
-                        sgd_update(w, &g, None, hp.momentum, false, weight_decay, lr)?
+                        sgd_update_ref(v, &g, None, momentum, false, weight_decay, lr)?;
+                        sgd_update(w, &g, None, momentum, false, weight_decay, lr)?
                     }
                     OptimKind::Momentum | OptimKind::Nesterov => {
-                        sgd_update_ref(v, &g, Some(&mut rs.0), hp.momentum, nesterov, weight_decay, lr)?;
-                        sgd_update(w, &g, Some(&mut s.m), hp.momentum, nesterov, weight_decay, lr)?
+                        sgd_update_ref(v, &g, Some(&mut rs.0), momentum, nesterov, weight_decay, lr)?;
+                        sgd_update(w, &g, Some(&mut s.m), momentum, nesterov, weight_decay, lr)?
                     }
                     OptimKind::Adam | OptimKind::Adamw => {
                         adamw_update_ref(v, &g, &mut rs.0, &mut rs.1, &adam, step as u64, lr)?;
@@ -499,7 +498,7 @@ mod tests {
         // a (1, 3·GRAIN + 5) matrix: several rayon chunks and a ragged last one
         let dev = Device::Cpu;
         let n = 3 * cpu::GRAIN + 5;
-        let mut rng = crate::engine::rng::Rng::new(9);
+        let mut rng = crate::rng::Rng::new(9);
         let mut randn = |s: f64| -> Result<Tensor> {
             Tensor::from_vec((0..n).map(|_| (s * rng.normal()) as f32).collect::<Vec<_>>(), n, &dev)?.reshape((1, n))
         };

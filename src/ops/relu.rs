@@ -84,7 +84,7 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 
 /// A trainable x ~ N(0, 1) of `dims` and a fixed upstream weight r of the same shape.
 fn problem(seed: u64, dims: &[usize]) -> Result<(Tensor, Tensor)> {
-    let mut rng = crate::engine::rng::Rng::new(seed);
+    let mut rng = crate::rng::Rng::new(seed);
     let n = dims.iter().product();
     let mut randn = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
     let x = candle_core::Var::from_vec(randn(n), dims, &Device::Cpu)?;

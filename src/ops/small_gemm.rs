@@ -266,7 +266,7 @@ mod tests {
     #[test]
     fn tiles_match_a_plain_product() {
         let (k, z_rs) = (37, 41);
-        let mut rng = crate::engine::rng::Rng::new(3);
+        let mut rng = crate::rng::Rng::new(3);
         let z: Vec<f32> = (0..k * z_rs).map(|_| rng.normal() as f32).collect();
         let p: Vec<f32> = (0..k * R).map(|_| rng.normal() as f32).collect();
         let init: Vec<f32> = (0..R).map(|_| rng.normal() as f32).collect();

@@ -1,6 +1,6 @@
 //! Helpers shared by the ops' tests: error measures between a fused op and its reference.
 
-use crate::engine::rng::Rng;
+use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 
 /// A seeded N(0, 1) tensor of shape `dims` on the CPU.

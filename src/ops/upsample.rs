@@ -101,7 +101,7 @@ impl CustomOp1 for Upsample {
 
 /// The U-Net's two up steps (batch 16, channels 8/16/32 at 64/32/16 pixels), forward + backward.
 pub fn benches() -> Result<Vec<super::OpBench>> {
-    let mut rng = crate::engine::rng::Rng::new(12);
+    let mut rng = crate::rng::Rng::new(12);
     let cases: [(&'static str, [usize; 4]); 2] =
         [("upsample_nearest 16->32", [16, 16, 16, 16]), ("upsample_nearest 32->64", [16, 8, 32, 32])];
     let mut out = vec![];
@@ -129,8 +129,8 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rng::Rng;
     use crate::ops::testutil::{max_abs, max_abs_diff, randn};
+    use crate::rng::Rng;
     use candle_core::{Device, Var};
 
     /// y must equal the reference exactly (copies); dx within 1e-6 of its largest entry: each

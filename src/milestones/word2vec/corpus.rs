@@ -5,8 +5,8 @@ use super::DataCfg;
 use crate::data::catalog::{fetched_dir, present, MOBY_TXT};
 use crate::data::phrases;
 use crate::data::words::{self, WordVocab};
-use crate::engine::rng::Rng;
 use crate::error::DlError;
+use crate::rng::Rng;
 
 /// The texts word2vec can train on: `moby` is built in, the others come with `make data`.
 pub const TEXTS: [&str; 3] = ["sotu", "moby", "shakespeare"];

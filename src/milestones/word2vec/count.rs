@@ -4,7 +4,7 @@
 //! with lessons learned from word embeddings"), which they found close to skip-gram. It sees
 //! the same tokens, window weighting and dimension as the skip-gram it is compared with.
 
-use crate::engine::rng::Rng;
+use crate::rng::Rng;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -16,15 +16,16 @@ pub mod eval;
 mod sample;
 
 use super::{from_table, to_table, Family};
+use crate::config::TrainConfig;
+use crate::config::{OptimKind, ScheduleKind};
 use crate::data::analogy::{self, Questions};
 use crate::data::words;
-use crate::engine::params::Params;
-use crate::engine::rng::Rng;
-use crate::engine::{optim::OptimKind, schedule::ScheduleKind};
-use crate::engine::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainConfig};
 use crate::error::DlError;
+use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split};
 use crate::nn::embedding::{embedding, Embedding};
 use crate::nn::skipgram::sgns_loss;
+use crate::params::Params;
+use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use corpus::{Alias, Corpus};
 use serde::{Deserialize, Serialize};
@@ -216,7 +217,7 @@ impl Experiment for Word2Vec {
         self.steps_per_epoch
     }
 
-    fn train_loss(&mut self, step: usize, rng: &mut Rng) -> Result<crate::engine::TrainOut> {
+    fn train_loss(&mut self, step: usize, rng: &mut Rng) -> Result<crate::experiment::TrainOut> {
         // each epoch has its own subsampled stream (seeded by the epoch: a resumed run sees the same)
         let epoch = step / self.steps_per_epoch;
         if self.stream.as_ref().map(|s| s.0) != Some(epoch) {
@@ -233,7 +234,7 @@ impl Experiment for Word2Vec {
         let c = Tensor::from_vec(c, b, &self.device)?;
         let ids = Tensor::from_vec(ids, (b, k + 1), &self.device)?;
         let loss = sgns_loss(&self.w_in.weight, &self.w_out.weight, &c, &ids)?;
-        Ok(crate::engine::TrainOut { loss, metrics: Metrics::new() })
+        Ok(crate::experiment::TrainOut { loss, metrics: Metrics::new() })
     }
 
     /// Val: the loss on held-out pairs. Test: analogy accuracy (in-vocabulary questions), its

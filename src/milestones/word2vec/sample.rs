@@ -4,8 +4,8 @@
 
 use super::eval::{combine, nearest, parse_expression};
 use super::Word2Vec;
-use crate::engine::{SampleOut, SampleRequest};
 use crate::error::DlError;
+use crate::experiment::{SampleOut, SampleRequest};
 
 /// One answer list as text lines and JSON.
 fn block(w: &Word2Vec, title: &str, top: &[(u32, f32)]) -> (String, serde_json::Value) {
@@ -79,7 +79,7 @@ fn sign(i: usize, s: f32) -> &'static str {
 mod tests {
     use super::super::{defaults, Word2Vec};
     use super::sample;
-    use crate::engine::SampleRequest;
+    use crate::experiment::SampleRequest;
     use candle_core::Device;
 
     /// An untrained model on moby: the arithmetic answers with n words other than the question's;

@@ -4,7 +4,7 @@ use super::{lstm_seq, lstm_seq_ref};
 use candle_core::{bail, DType, Device, Result, Tensor};
 
 /// `shape`-sized tensor of N(0, scale²) from our seeded RNG, as a trainable variable.
-fn random_var(rng: &mut crate::engine::rng::Rng, shape: &[usize], scale: f64) -> Result<Tensor> {
+fn random_var(rng: &mut crate::rng::Rng, shape: &[usize], scale: f64) -> Result<Tensor> {
     let n = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| (rng.normal() * scale) as f32).collect();
     Ok(candle_core::Var::from_vec(v, shape, &Device::Cpu)?.as_tensor().clone())
@@ -32,7 +32,7 @@ type LstmFn<'a> =
 
 impl Problem {
     pub(super) fn new(seed: u64, bsz: usize, t_len: usize, d: usize, hid: usize) -> Result<Self> {
-        let mut rng = crate::engine::rng::Rng::new(seed);
+        let mut rng = crate::rng::Rng::new(seed);
         // PyTorch's init scale 1/√H for the weights; unit inputs; a non-zero initial state
         let s = 1.0 / (hid as f64).sqrt();
         Ok(Self {

@@ -5,7 +5,7 @@
 //! Each tensor's init stream is derived from `(seed, "init/<name>")`, so a parameter's initial
 //! value depends only on the seed and its name, not on construction order.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use candle_core::{DType, Device, Result, Shape, Tensor, Var};
 use candle_nn::init::{Init, NormalOrUniform};
 use candle_nn::var_builder::SimpleBackend;

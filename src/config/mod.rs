@@ -4,6 +4,10 @@
 //! error naming the closest key; a value of another type is an error with an example. The
 //! merged table is then deserialised into the milestone's typed config (serde, deny_unknown_fields).
 
+mod train;
+
+pub use train::{OptimKind, ScheduleKind, TrainConfig};
+
 use crate::error::{closest, DlError};
 use toml::{Table, Value};
 

@@ -1,0 +1,99 @@
+//! The `[train]` section every milestone's config carries, and the optimizer and schedule
+//! names it takes. It lives on the ground floor so that milestones can state their defaults
+//! without importing the engine that runs them.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimKind {
+    Sgd,
+    Momentum,
+    Nesterov,
+    Adam,
+    Adamw,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    Constant,
+    Step,
+    Cosine,
+}
+
+/// The `[train]` section every milestone's config carries.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// total optimizer updates; 0 means "use `epochs`"
+    pub steps: usize,
+    /// passes over the training set, used when `steps` is 0
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// sgd | momentum | nesterov | adam | adamw
+    pub optimizer: OptimKind,
+    pub lr: f64,
+    /// momentum coefficient for momentum/nesterov
+    pub momentum: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// explicit, never implied: L2 for sgd/momentum/adam, decoupled for adamw; matrices only
+    pub weight_decay: f64,
+    /// constant | step | cosine (warmup applies to all)
+    pub schedule: ScheduleKind,
+    pub warmup_steps: usize,
+    /// floor of the cosine schedule
+    pub min_lr: f64,
+    /// step schedule: multiply lr by `gamma` every `step_size` updates
+    pub step_size: usize,
+    pub gamma: f64,
+    /// clip the global gradient norm to this value; 0 = off
+    pub clip_grad_norm: f64,
+    /// evaluate on the validation split every N updates (and at the end); 0 = only at the end
+    pub eval_every: usize,
+    /// write ckpt/latest.safetensors every N updates (and at the end); 0 = only at the end
+    pub ckpt_every: usize,
+    /// write a train line to metrics.jsonl every N updates
+    pub log_every: usize,
+    /// seeds init, batching, dropout and sampling
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 0,
+            epochs: 1,
+            batch_size: 64,
+            optimizer: OptimKind::Adam,
+            lr: 1e-3,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            schedule: ScheduleKind::Constant,
+            warmup_steps: 0,
+            min_lr: 0.0,
+            step_size: 1000,
+            gamma: 0.1,
+            clip_grad_norm: 0.0,
+            eval_every: 0,
+            ckpt_every: 500,
+            log_every: 10,
+            seed: 1234,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn total_steps(&self, steps_per_epoch: usize) -> usize {
+        if self.steps > 0 {
+            self.steps
+        } else {
+            self.epochs * steps_per_epoch.max(1)
+        }
+    }
+}

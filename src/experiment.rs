@@ -1,0 +1,74 @@
+//! What the engine sees of a milestone: the [`Experiment`] trait and the values that cross it
+//! (a batch loss, metrics, sample requests and what a sampler returns). On the ground floor:
+//! milestones implement it, the engine runs it, and neither imports the other.
+
+use crate::params::Params;
+use crate::rng::Rng;
+use candle_core::Tensor;
+use std::collections::BTreeMap;
+
+/// Named scalar metrics, e.g. `{"val_loss": 0.31, "val_acc": 0.91}`.
+pub type Metrics = BTreeMap<String, f64>;
+
+/// The loss of one training batch, plus anything the milestone wants logged with it.
+pub struct TrainOut {
+    pub loss: Tensor,
+    pub metrics: Metrics,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Val,
+    Test,
+}
+
+/// What `dlhist sample` asked for.
+#[derive(Clone, Debug, Default)]
+pub struct SampleRequest {
+    /// how many samples; 0 = the milestone's own default (`n_or`)
+    pub n: usize,
+    pub prompt: Option<String>,
+    pub temperature: f64,
+    /// where to write a picture, for milestones whose samples are images (a PNG path)
+    pub image: Option<std::path::PathBuf>,
+}
+
+impl SampleRequest {
+    /// `n`, or the milestone's `default` when the user gave none.
+    pub fn n_or(&self, default: usize) -> usize {
+        if self.n == 0 {
+            default
+        } else {
+            self.n
+        }
+    }
+}
+
+/// What a milestone's sampler produced: text for the terminal and the same as JSON.
+pub struct SampleOut {
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
+/// A milestone's model, data and recipe, as the engine sees it.
+pub trait Experiment {
+    fn params(&self) -> &Params;
+    /// Batches in one pass over the training set (sets the length of an epoch).
+    fn steps_per_epoch(&self) -> usize;
+    /// The loss of training batch number `step`. `rng` is the step's own stream (batching,
+    /// dropout), derived from the seed and the step, so a resumed run sees the same batches.
+    fn train_loss(&mut self, step: usize, rng: &mut Rng) -> candle_core::Result<TrainOut>;
+    /// Metrics on a held-out split; names are prefixed by the caller (`val_`, `test_`).
+    fn evaluate(&mut self, split: Split) -> candle_core::Result<Metrics>;
+    /// Samples, predictions or generations, where the milestone has something to show.
+    fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
+        let _ = (req, rng);
+        anyhow::bail!("this milestone has nothing to sample; try `dlhist eval` for its metrics")
+    }
+    /// Which dataset is in use, e.g. "mnist" or "digits8".
+    fn data_name(&self) -> String;
+    /// A one-line notice about the data (e.g. a fallback to the built-in set).
+    fn data_notice(&self) -> Option<String> {
+        None
+    }
+}
