@@ -2,7 +2,7 @@
 //! and finding run directories.
 
 use crate::config::TrainConfig;
-use crate::config::{apply_set, config_hash, merge, parse_toml};
+use crate::config::{config_hash, layered, merge, parse_toml, Layer};
 use crate::engine::runner::{self, RunDir, RunSpec, Summary};
 use crate::error::DlError;
 use crate::experiment::Experiment;
@@ -60,22 +60,7 @@ pub struct Resolved {
 
 impl Resolved {
     pub fn from_table(entry: &'static Entry, table: toml::Table) -> Result<Self, DlError> {
-        let train: TrainConfig = crate::config::section(&table, "train")?;
-        if train.steps == 0 && train.epochs == 0 {
-            return Err(DlError::BadValue {
-                context: "[train]".into(),
-                message: "both steps and epochs are 0; set one (e.g. --steps 1000)".into(),
-            });
-        }
-        if train.batch_size == 0 {
-            return Err(DlError::BadValue { context: "train.batch_size".into(), message: "must be at least 1".into() });
-        }
-        if !(train.lr.is_finite() && train.lr > 0.0) {
-            return Err(DlError::BadValue {
-                context: "train.lr".into(),
-                message: format!("must be a positive number, got {}", train.lr),
-            });
-        }
+        let train = crate::config::train_section(&table)?;
         let text = format!(
             "# dlhist {} — resolved config\n{}",
             entry.name,
@@ -90,24 +75,24 @@ impl Resolved {
     }
 }
 
-/// defaults <- preset <- [smoke preset] <- -c FILE <- --set <- flags.
+/// defaults <- preset <- [smoke preset] <- -c FILE <- --set <- flags (`config::layered`).
 pub fn resolve(entry: &'static Entry, smoke: bool, args: &ConfigArgs) -> Result<Resolved, DlError> {
-    let mut t = (entry.family.defaults)();
-    let preset_path = format!("experiments/{}.toml", entry.name);
-    merge(&mut t, &parse_toml(entry.preset, "preset", &preset_path)?, entry.name)?;
+    let mut layers =
+        vec![Layer { text: entry.preset.into(), what: "preset", path: format!("experiments/{}.toml", entry.name) }];
     if smoke {
-        let smoke_path = format!("experiments/smoke/{}.toml", entry.name);
-        merge(&mut t, &parse_toml(entry.smoke, "preset", &smoke_path)?, entry.name)?;
+        layers.push(Layer {
+            text: entry.smoke.into(),
+            what: "preset",
+            path: format!("experiments/smoke/{}.toml", entry.name),
+        });
     }
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| DlError::Usage(format!("cannot read config file {}: {e}", path.display())))?;
-        merge(&mut t, &parse_toml(&text, "config file", &path.display().to_string())?, entry.name)?;
+        layers.push(Layer { text: text.into(), what: "config file", path: path.display().to_string() });
     }
-    for s in args.sets.iter().chain(args.flag_sets().iter()) {
-        apply_set(&mut t, s, entry.name)?;
-    }
-    Resolved::from_table(entry, t)
+    let sets: Vec<String> = args.sets.iter().chain(args.flag_sets().iter()).cloned().collect();
+    Resolved::from_table(entry, layered((entry.family.defaults)(), &layers, &sets, entry.name)?)
 }
 
 /// Reads a run directory's config.toml back into a `Resolved`.

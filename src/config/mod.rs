@@ -163,6 +163,50 @@ pub fn apply_set(base: &mut Table, assignment: &str, milestone: &str) -> Result<
     merge(base, &over, milestone)
 }
 
+/// One layer of a config: TOML text and where it came from (named in errors).
+pub struct Layer<'a> {
+    pub text: std::borrow::Cow<'a, str>,
+    /// "preset", "config file", …
+    pub what: &'static str,
+    pub path: String,
+}
+
+/// Resolves a config in layers: `defaults`, then each of `layers` in order, then each
+/// `--set KEY=VALUE` of `sets`. Every layer is checked against what came before: a key the
+/// defaults lack is an error naming the closest key, a value of another type an error with
+/// an example.
+pub fn layered(mut defaults: Table, layers: &[Layer], sets: &[String], milestone: &str) -> Result<Table, DlError> {
+    for l in layers {
+        merge(&mut defaults, &parse_toml(&l.text, l.what, &l.path)?, milestone)?;
+    }
+    for s in sets {
+        apply_set(&mut defaults, s, milestone)?;
+    }
+    Ok(defaults)
+}
+
+/// The `[train]` section of a resolved config, checked: it needs a budget (steps or epochs),
+/// a batch of at least one, and a positive, finite learning rate.
+pub fn train_section(table: &Table) -> Result<TrainConfig, DlError> {
+    let train: TrainConfig = section(table, "train")?;
+    if train.steps == 0 && train.epochs == 0 {
+        return Err(DlError::BadValue {
+            context: "[train]".into(),
+            message: "both steps and epochs are 0; set one (e.g. --steps 1000)".into(),
+        });
+    }
+    if train.batch_size == 0 {
+        return Err(DlError::BadValue { context: "train.batch_size".into(), message: "must be at least 1".into() });
+    }
+    if !(train.lr.is_finite() && train.lr > 0.0) {
+        return Err(DlError::BadValue {
+            context: "train.lr".into(),
+            message: format!("must be a positive number, got {}", train.lr),
+        });
+    }
+    Ok(train)
+}
+
 /// A stable short hash of a resolved config (sha256 of its TOML text).
 pub fn config_hash(cfg: &Table) -> String {
     use sha2::{Digest, Sha256};
