@@ -39,6 +39,9 @@ pub enum DlError {
     #[error("checkpoint {path} does not fit this model: {message}. Was the config changed after training?")]
     IncompatibleCheckpoint { path: PathBuf, message: String },
 
+    #[error("checkpoint {path} takes its frozen tensors from the base {base}, but {message}")]
+    BaseChanged { path: PathBuf, base: PathBuf, message: String },
+
     #[error("cannot write the run directory {path}: {message}. Choose a writable location with --run-dir")]
     Unwritable { path: PathBuf, message: String },
 

@@ -50,6 +50,25 @@ pub struct SampleOut {
     pub json: serde_json::Value,
 }
 
+/// The name of the one parameter group of a milestone that declares none.
+pub const ALL: &str = "all";
+
+/// The updates of one training step, made by the engine on the milestone's behalf.
+pub trait Updater {
+    /// Backprops `out.loss` and updates the parameters of group `group` (its optimizer, learning
+    /// rate schedule and clipping; [`ALL`] when the milestone declares no groups). Gradients that
+    /// reach parameters of other groups are dropped. Returns the loss. A loss or gradient that is
+    /// not finite changes nothing and ends the step with an error; the engine then stops the run.
+    fn update(&mut self, group: &str, out: TrainOut) -> candle_core::Result<f64>;
+}
+
+/// A named parameter group: the parameters whose names start with one of `prefixes`.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub name: &'static str,
+    pub prefixes: Vec<String>,
+}
+
 /// A milestone's model, data and recipe, as the engine sees it.
 pub trait Experiment {
     fn params(&self) -> &Params;
@@ -57,7 +76,28 @@ pub trait Experiment {
     fn steps_per_epoch(&self) -> usize;
     /// The loss of training batch number `step`. `rng` is the step's own stream (batching,
     /// dropout), derived from the seed and the step, so a resumed run sees the same batches.
-    fn train_loss(&mut self, step: usize, rng: &mut Rng) -> candle_core::Result<TrainOut>;
+    /// A milestone that makes several updates per step implements `train_step` instead.
+    fn train_loss(&mut self, step: usize, rng: &mut Rng) -> candle_core::Result<TrainOut> {
+        let _ = (step, rng);
+        candle_core::bail!("this milestone trains through train_step, not train_loss")
+    }
+    /// Parameter groups, each updated by its own optimizer (`[train.groups.NAME]` in the config
+    /// sets its optimizer keys; unset keys inherit `[train]`). Every trainable parameter belongs
+    /// to exactly one group. Empty (the default): one group, [`ALL`], of every parameter.
+    fn groups(&self) -> Vec<Group> {
+        vec![]
+    }
+    /// Training step number `step`: one or more updates through `up`, in order (a GAN: the
+    /// discriminator's, then the generator's). The default makes one update of every parameter
+    /// with `train_loss`.
+    fn train_step(&mut self, step: usize, rng: &mut Rng, up: &mut dyn Updater) -> candle_core::Result<()> {
+        let out = {
+            let _span = tracing::debug_span!("forward").entered();
+            self.train_loss(step, rng)?
+        };
+        up.update(ALL, out)?;
+        Ok(())
+    }
     /// Metrics on a held-out split; names are prefixed by the caller (`val_`, `test_`).
     fn evaluate(&mut self, split: Split) -> candle_core::Result<Metrics>;
     /// Samples, predictions or generations, where the milestone has something to show.

@@ -144,19 +144,7 @@ pub fn new_run_id() -> String {
     format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}", rem / 3600, (rem % 3600) / 60, rem % 60, std::process::id())
 }
 
-/// Root of run directories: $DLHIST_RUNS or ./checkpoints.
-pub fn runs_root() -> PathBuf {
-    std::env::var("DLHIST_RUNS").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("checkpoints"))
-}
-
-/// Run directories of `name`, newest first.
-pub fn runs_of(name: &str) -> Vec<RunDir> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_root().join(name))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("config.toml").is_file()).collect())
-        .unwrap_or_default();
-    dirs.sort();
-    dirs.into_iter().rev().map(RunDir).collect()
-}
+pub use crate::engine::runs::{runs_of, runs_root};
 
 /// A NAME (its newest finished run) or a RUN_DIR path.
 pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {

@@ -6,7 +6,7 @@
 
 mod train;
 
-pub use train::{OptimKind, ScheduleKind, TrainConfig};
+pub use train::{GroupConfig, OptimKind, ScheduleKind, TrainConfig, GROUP_KEYS};
 
 use crate::error::{closest, DlError};
 use toml::{Table, Value};
@@ -62,11 +62,25 @@ fn all_keys(t: &Table, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in t {
         let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         if let Value::Table(sub) = v {
-            all_keys(sub, &path, out);
+            if prefix == "train.groups" {
+                // a group's table lists only the keys set so far; it may set any of these
+                out.extend(GROUP_KEYS.iter().map(|g| format!("{path}.{g}")));
+            } else {
+                all_keys(sub, &path, out);
+            }
         } else {
             out.push(path);
         }
     }
+}
+
+/// The value whose type a group key `train.groups.NAME.KEY` takes: `[train]`'s `KEY`, when NAME
+/// is a declared group and KEY one of [`GROUP_KEYS`] (a group inherits what it does not set).
+fn group_key_default<'a>(root: &'a Table, path: &str) -> Option<&'a Value> {
+    let rest = path.strip_prefix("train.groups.")?;
+    let (group, key) = rest.split_once('.')?;
+    let declared = root.get("train")?.get("groups")?.get(group)?.is_table();
+    (declared && GROUP_KEYS.contains(&key)).then(|| root.get("train")?.get(key))?
 }
 
 fn unknown_key(root: &Table, key: &str, milestone: &str) -> DlError {
@@ -100,7 +114,12 @@ fn merge_at(base: &mut Table, over: &Table, prefix: &str, root: &Table, mileston
     for (k, v) in over {
         let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         match base.get_mut(k) {
-            None => return Err(unknown_key(root, &path, milestone)),
+            None => match group_key_default(root, &path) {
+                Some(old) => {
+                    base.insert(k.clone(), coerce(&path, old, v.clone())?);
+                }
+                None => return Err(unknown_key(root, &path, milestone)),
+            },
             Some(Value::Table(bt)) => match v {
                 Value::Table(ot) => merge_at(bt, ot, &path, root, milestone)?,
                 other => {
@@ -137,11 +156,15 @@ pub fn apply_set(base: &mut Table, assignment: &str, milestone: &str) -> Result<
     let raw = raw.trim();
     let parts: Vec<&str> = key.split('.').collect();
     // find the current value to learn its type
-    let mut cur: &Value = &Value::Table(base.clone());
     let root = base.clone();
+    let whole = Value::Table(base.clone());
+    let mut cur: &Value = &whole;
     for p in &parts {
         cur = match cur {
-            Value::Table(t) => t.get(*p).ok_or_else(|| unknown_key(&root, key, milestone))?,
+            Value::Table(t) => match t.get(*p) {
+                Some(v) => v,
+                None => group_key_default(&root, key).ok_or_else(|| unknown_key(&root, key, milestone))?,
+            },
             _ => return Err(unknown_key(&root, key, milestone)),
         };
     }
@@ -204,6 +227,12 @@ pub fn train_section(table: &Table) -> Result<TrainConfig, DlError> {
             message: format!("must be a positive number, got {}", train.lr),
         });
     }
+    if !(0.0..1.0).contains(&train.ema) {
+        return Err(DlError::BadValue {
+            context: "train.ema".into(),
+            message: format!("is the weight on the past average, in [0, 1) (e.g. 0.999; 0 = off), got {}", train.ema),
+        });
+    }
     Ok(train)
 }
 
@@ -241,6 +270,31 @@ mod tests {
         apply_set(&mut b, "model.hidden=[64]", "m").unwrap();
         assert!(matches!(apply_set(&mut b, "train.steps=abc", "m"), Err(DlError::WrongType { .. })));
         assert!(matches!(apply_set(&mut b, "train.steps=1.5", "m"), Err(DlError::WrongType { .. })));
+    }
+
+    #[test]
+    fn a_declared_group_takes_the_optimizer_keys_of_train_with_their_types() {
+        let mut b = parse_toml(
+            "[train]\nlr = 0.1\noptimizer = \"adam\"\nsteps = 1\n[train.groups.generator]\n[train.groups.discriminator]\n",
+            "t",
+            "t",
+        )
+        .unwrap();
+        apply_set(&mut b, "train.groups.discriminator.lr=4e-4", "m").unwrap();
+        apply_set(&mut b, "train.groups.generator.optimizer=sgd", "m").unwrap();
+        apply_set(&mut b, "train.groups.generator.lr=1", "m").unwrap();
+        assert_eq!(b["train"]["groups"]["discriminator"]["lr"].as_float(), Some(4e-4));
+        assert_eq!(b["train"]["groups"]["generator"]["lr"].as_float(), Some(1.0), "integers widen like [train]'s");
+        let over = parse_toml("[train.groups.generator]\nbeta1 = 0.5\n", "t", "t").unwrap();
+        assert!(merge(&mut b, &over, "m").is_err(), "beta1 is not in this [train]");
+        assert!(matches!(apply_set(&mut b, "train.groups.generator.lr=fast", "m"), Err(DlError::WrongType { .. })));
+        assert!(matches!(apply_set(&mut b, "train.groups.generator.seed=1", "m"), Err(DlError::UnknownKey { .. })));
+        match apply_set(&mut b, "train.groups.discriminatr.lr=1", "m") {
+            Err(DlError::UnknownKey { suggestion, .. }) => {
+                assert_eq!(suggestion.as_deref(), Some("train.groups.discriminator.lr"))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

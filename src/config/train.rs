@@ -3,6 +3,7 @@
 //! without importing the engine that runs them.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -59,7 +60,69 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// seeds init, batching, dropout and sampling
     pub seed: u64,
+    /// exponential moving average of the weights, kept after every step (e.g. 0.999; 0 = off);
+    /// evaluation, sampling and the final weights use the average
+    pub ema: f64,
+    /// start from another run's weights: its run directory, or a milestone name meaning that
+    /// milestone's newest finished run ("" = off). Tensors are matched by name
+    pub init_from: String,
+    /// parameters to freeze, by name or name prefix (e.g. ["wte", "h.0."]): not trained, no
+    /// optimizer state; a run whose frozen tensors all come from `init_from` checkpoints only
+    /// the rest, plus a reference to that run's weights
+    pub freeze: Vec<String>,
+    /// the optimizer settings of each parameter group the milestone declares
+    /// (`[train.groups.NAME]`); a key left out inherits this section's
+    pub groups: BTreeMap<String, GroupConfig>,
 }
+
+/// A parameter group's optimizer settings; each `None` inherits `[train]`'s value.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<OptimKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta1: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta2: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_steps: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_lr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f64>,
+}
+
+/// The `[train]` keys a group may set (the optimizer's, the schedule's and clipping).
+pub const GROUP_KEYS: [&str; 13] = [
+    "optimizer",
+    "lr",
+    "momentum",
+    "beta1",
+    "beta2",
+    "eps",
+    "weight_decay",
+    "schedule",
+    "warmup_steps",
+    "min_lr",
+    "step_size",
+    "gamma",
+    "clip_grad_norm",
+];
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -84,11 +147,49 @@ impl Default for TrainConfig {
             ckpt_every: 500,
             log_every: 10,
             seed: 1234,
+            ema: 0.0,
+            init_from: String::new(),
+            freeze: vec![],
+            groups: BTreeMap::new(),
         }
     }
 }
 
 impl TrainConfig {
+    /// Declares parameter groups with default settings (a milestone's defaults use this).
+    pub fn with_groups(mut self, names: &[&str]) -> Self {
+        for n in names {
+            self.groups.entry(n.to_string()).or_default();
+        }
+        self
+    }
+
+    /// This section with group `name`'s settings applied over it (unknown groups change nothing).
+    pub fn for_group(&self, name: &str) -> TrainConfig {
+        let mut t = self.clone();
+        if let Some(g) = self.groups.get(name) {
+            macro_rules! take {
+                ($($k:ident),*) => { $( if let Some(v) = g.$k { t.$k = v; } )* };
+            }
+            take!(
+                optimizer,
+                lr,
+                momentum,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                schedule,
+                warmup_steps,
+                min_lr,
+                step_size,
+                gamma,
+                clip_grad_norm
+            );
+        }
+        t
+    }
+
     pub fn total_steps(&self, steps_per_epoch: usize) -> usize {
         if self.steps > 0 {
             self.steps

@@ -3,9 +3,7 @@
 //! reports the median of several trials; the first calls of anything (allocations, page
 //! faults, the optimizer's lazily created moments) go into an untimed warm-up.
 
-use super::optim::OptimHp;
-use super::optim::Optimizer;
-use super::step::{train_step, Step};
+use super::step::{train_step, Groups, Step};
 use crate::config::TrainConfig;
 use crate::experiment::Experiment;
 use crate::ops::OpBench;
@@ -88,10 +86,10 @@ pub fn time_training(
     trials: usize,
     steps: Option<usize>,
 ) -> anyhow::Result<Timing> {
-    let mut opt = Optimizer::new(exp.params(), OptimHp::of(tc));
+    let mut groups = Groups::new(exp, tc, usize::MAX)?;
     let mut step = 0;
     let mut run = || -> anyhow::Result<()> {
-        match train_step(exp, &mut opt, tc, step, tc.lr)? {
+        match train_step(exp, &mut groups, None, tc, step)? {
             Step::Updated(_) => {}
             Step::NotFinite { what } => anyhow::bail!("{what} became non-finite at step {step}"),
         }

@@ -64,6 +64,40 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &BTreeMap<String, S
     Ok(())
 }
 
+/// sha256 of a file's bytes, in hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    Ok(format!("{:x}", Sha256::digest(std::fs::read(path)?)))
+}
+
+/// Metadata keys of a checkpoint that holds only a run's own tensors: the file that holds the
+/// rest (a frozen base, from `train.init_from`), and that file's sha256.
+pub const BASE: &str = "dlhist.base";
+pub const BASE_SHA256: &str = "dlhist.base_sha256";
+
+/// Reads a checkpoint like [`load`] and, when it refers to a base file for its frozen tensors,
+/// adds the base's tensors it lacks (recursively: a base may have a base), after checking that
+/// the base file is there and unchanged.
+pub fn load_full(path: &Path, device: &Device) -> Result<Loaded, DlError> {
+    let mut top = load(path, device)?;
+    let Some(base) = top.get(BASE).map(std::path::PathBuf::from) else { return Ok(top) };
+    let want = top.get(BASE_SHA256).unwrap_or("").to_string();
+    let mismatch = |message: String| DlError::BaseChanged { path: path.to_path_buf(), base: base.clone(), message };
+    let got = sha256_file(&base).map_err(|e| {
+        mismatch(format!("it cannot be read ({e}); this run keeps only its own tensors and takes the frozen rest from there. Restore that run, or retrain this one"))
+    })?;
+    if got != want {
+        return Err(mismatch(format!(
+            "its sha256 is {}…, but this run was trained on {}…: the base run was retrained or overwritten. Restore it, or retrain this run",
+            &got[..12],
+            &want[..want.len().min(12)]
+        )));
+    }
+    for (name, t) in load_full(&base, device)?.tensors {
+        top.tensors.entry(name).or_insert(t);
+    }
+    Ok(top)
+}
+
 /// Reads a checkpoint, verifying its format and data checksum.
 pub fn load(path: &Path, device: &Device) -> Result<Loaded, DlError> {
     let buf = std::fs::read(path).map_err(|e| DlError::MissingCheckpoint {
@@ -102,6 +136,28 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded, DlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkpoint_with_a_base_takes_the_rest_from_it_and_rejects_a_changed_or_missing_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, top) = (dir.path().join("base.safetensors"), dir.path().join("top.safetensors"));
+        let t = |v: f32| Tensor::new(&[v], &Device::Cpu).unwrap();
+        save(&base, &[("frozen".into(), t(1.0)), ("adapter".into(), t(2.0))], &BTreeMap::new()).unwrap();
+        let meta = BTreeMap::from([
+            (BASE.to_string(), base.display().to_string()),
+            (BASE_SHA256.to_string(), sha256_file(&base).unwrap()),
+        ]);
+        save(&top, &[("adapter".into(), t(3.0))], &meta).unwrap();
+        let l = load_full(&top, &Device::Cpu).unwrap();
+        let v = |n: &str| l.tensors[n].to_vec1::<f32>().unwrap()[0];
+        assert_eq!((v("frozen"), v("adapter")), (1.0, 3.0), "the run's own tensors win over the base's");
+        save(&base, &[("frozen".into(), t(9.0))], &BTreeMap::new()).unwrap();
+        let e = load_full(&top, &Device::Cpu).err().unwrap().to_string();
+        assert!(e.contains("retrained or overwritten"), "{e}");
+        std::fs::remove_file(&base).unwrap();
+        let e = load_full(&top, &Device::Cpu).err().unwrap().to_string();
+        assert!(e.contains("cannot be read"), "{e}");
+    }
 
     #[test]
     fn round_trips_and_detects_flipped_bytes() {

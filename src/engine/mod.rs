@@ -4,25 +4,16 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod ema;
+pub mod init;
 pub mod optim;
 pub mod progress;
 pub mod runner;
+pub mod runs;
 pub mod schedule;
 pub mod step;
 
-use crate::params::Params;
 use crate::rng::Rng;
-
-/// Global L2 norm of all gradients, as f64.
-pub fn grad_norm(params: &Params, grads: &candle_core::backprop::GradStore) -> candle_core::Result<f64> {
-    let mut total = 0f64;
-    for (_, v) in params.trainable() {
-        if let Some(g) = grads.get(v.as_tensor()) {
-            total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-        }
-    }
-    Ok(total.sqrt())
-}
 
 /// Seeded RNG of training step `step`.
 pub fn step_rng(seed: u64, step: usize) -> Rng {

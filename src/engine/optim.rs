@@ -57,9 +57,14 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
+    /// An optimizer of every trainable parameter of `params`.
     pub fn new(params: &Params, hp: OptimHp) -> Self {
-        let slots =
-            params.trainable().into_iter().map(|(name, var)| Slot { name, var, m: vec![], v: vec![] }).collect();
+        Self::over(params.trainable(), hp)
+    }
+
+    /// An optimizer of the named variables `vars` (a parameter group).
+    pub fn over(vars: Vec<(String, Var)>, hp: OptimHp) -> Self {
+        let slots = vars.into_iter().map(|(name, var)| Slot { name, var, m: vec![], v: vec![] }).collect();
         Self { hp, slots, t: 0 }
     }
 

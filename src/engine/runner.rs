@@ -1,14 +1,14 @@
-//! The training loop. For each update: schedule the lr, ask the experiment for the batch loss,
-//! backprop, guard against NaN/inf, clip, step the optimizer, log; evaluate and checkpoint on
-//! their intervals. Writes the run directory in order: config.toml first, model.safetensors
-//! and summary.json last (a run directory without summary.json did not finish).
+//! The training loop. For each step: the experiment's updates (each scheduled, backpropagated,
+//! guarded against NaN/inf, clipped and applied by its parameter group's optimizer; see
+//! step.rs), the EMA of the weights if kept, a log line; evaluation and checkpoints on their
+//! intervals. Writes the run directory in order: config.toml first, model.safetensors and
+//! summary.json last (a run directory without summary.json did not finish).
 
 use super::checkpoint;
-use super::optim::OptimHp;
-use super::optim::Optimizer;
+use super::ema::Ema;
+use super::init::{init_from, Base, InitFrom};
 use super::progress::Progress;
-use super::schedule::Schedule;
-use super::step::{train_step, Step};
+use super::step::{train_step, Groups, Step, StepOut};
 use super::threads;
 use crate::config::TrainConfig;
 use crate::error::DlError;
@@ -18,40 +18,14 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Set by the Ctrl-C handler; the loop checkpoints and stops at the next step boundary.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// The files of a run directory (DESIGN §4).
-#[derive(Clone, Debug)]
-pub struct RunDir(pub PathBuf);
-
-impl RunDir {
-    pub fn config(&self) -> PathBuf {
-        self.0.join("config.toml")
-    }
-    pub fn metrics(&self) -> PathBuf {
-        self.0.join("metrics.jsonl")
-    }
-    pub fn ckpt(&self) -> PathBuf {
-        self.0.join("ckpt").join("latest.safetensors")
-    }
-    pub fn model(&self) -> PathBuf {
-        self.0.join("model.safetensors")
-    }
-    pub fn summary(&self) -> PathBuf {
-        self.0.join("summary.json")
-    }
-    pub fn samples(&self) -> PathBuf {
-        self.0.join("samples")
-    }
-    pub fn is_complete(&self) -> bool {
-        self.summary().is_file() && self.model().is_file()
-    }
-}
+pub use super::runs::RunDir;
 
 /// What a finished run reports (summary.json).
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -73,6 +47,12 @@ pub struct Summary {
     #[serde(rename = "final")]
     pub final_metrics: Metrics,
     pub config_hash: String,
+    /// parameters frozen by `train.freeze` (not counted in `params`)
+    #[serde(default)]
+    pub frozen_params: usize,
+    /// what `train.init_from` loaded, if it was set
+    #[serde(default)]
+    pub init_from: Option<InitFrom>,
 }
 
 impl Summary {
@@ -133,41 +113,96 @@ fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a run keeps besides its weights: optimizer groups, the EMA, where its frozen base
+/// lives, what `init_from` loaded, the metrics before training.
+struct State {
+    groups: Groups,
+    ema: Option<Ema>,
+    base: Option<Base>,
+    init: Option<InitFrom>,
+    initial: Metrics,
+}
+
 struct Saver<'a> {
     spec: &'a RunSpec<'a>,
-    initial: &'a Metrics,
 }
 
 impl Saver<'_> {
-    fn meta(&self, step: usize) -> BTreeMap<String, String> {
-        BTreeMap::from([
+    fn meta(&self, st: &State, step: usize) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::from([
             ("dlhist.milestone".into(), self.spec.name.to_string()),
             ("dlhist.config_hash".into(), self.spec.config_hash.to_string()),
             ("dlhist.step".into(), step.to_string()),
             ("dlhist.seed".into(), self.spec.train.seed.to_string()),
-            ("dlhist.initial".into(), serde_json::to_string(self.initial).unwrap()),
-        ])
+        ]);
+        if let Some(b) = &st.base {
+            m.insert(checkpoint::BASE.into(), b.path.display().to_string());
+            m.insert(checkpoint::BASE_SHA256.into(), b.sha256.clone());
+        }
+        m
     }
 
-    fn checkpoint(&self, exp: &dyn Experiment, opt: &Optimizer, step: usize) -> anyhow::Result<()> {
-        let mut tensors = exp.params().tensors();
-        tensors.extend(opt.state()?);
-        let mut meta = self.meta(step);
-        meta.insert("dlhist.optim_t".into(), opt.t.to_string());
+    /// The model's tensors, less the frozen ones a base file holds.
+    fn model_tensors(&self, exp: &dyn Experiment, st: &State) -> Vec<(String, candle_core::Tensor)> {
+        let mut t = exp.params().tensors();
+        if st.base.is_some() {
+            let frozen: Vec<String> = exp.params().frozen().into_iter().map(|(n, _)| n).collect();
+            t.retain(|(n, _)| !frozen.contains(n));
+        }
+        t
+    }
+
+    fn checkpoint(&self, exp: &dyn Experiment, st: &State, step: usize) -> anyhow::Result<()> {
+        let _span = tracing::debug_span!("checkpoint", step).entered();
+        let mut tensors = self.model_tensors(exp, st);
+        tensors.extend(st.groups.state()?);
+        if let Some(e) = &st.ema {
+            tensors.extend(e.state()?);
+        }
+        let mut meta = self.meta(st, step);
+        for g in &st.groups.0 {
+            meta.insert(st.groups.t_key(&g.name), g.opt.t.to_string());
+        }
+        meta.insert("dlhist.initial".into(), serde_json::to_string(&st.initial)?);
+        if let Some(i) = &st.init {
+            meta.insert("dlhist.init_from".into(), serde_json::to_string(i)?);
+        }
         checkpoint::save(&self.spec.dir.ckpt(), &tensors, &meta)
+    }
+
+    /// model.safetensors: the weights to use (the averages when an EMA is kept).
+    fn model(&self, exp: &dyn Experiment, st: &State, step: usize) -> anyhow::Result<()> {
+        let save = || checkpoint::save(&self.spec.dir.model(), &self.model_tensors(exp, st), &self.meta(st, step));
+        match &st.ema {
+            Some(e) => e.with_average(save),
+            None => save(),
+        }
     }
 }
 
-/// Trains `exp` per `spec`, returning the summary it also writes to summary.json.
-pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyhow::Result<Summary> {
-    let tc = spec.train;
-    let dir = &spec.dir;
-    let total = tc.total_steps(exp.steps_per_epoch());
-    let sched = Schedule::of(tc, total);
-    let mut opt = Optimizer::new(exp.params(), OptimHp::of(tc));
-    let (start, initial);
+/// Metrics on `split`, with the EMA's averages in place of the weights when one is kept.
+fn evaluate(exp: &mut dyn Experiment, ema: Option<&Ema>, split: Split) -> anyhow::Result<Metrics> {
+    let _span = tracing::debug_span!("eval", split = ?split).entered();
+    match ema {
+        Some(e) => e.with_average(|| Ok(exp.evaluate(split)?)),
+        None => Ok(exp.evaluate(split)?),
+    }
+}
+
+/// Freezes `train.freeze`, then restores a checkpoint (resume) or applies `train.init_from`
+/// and measures the starting point (a new run).
+fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usize) -> anyhow::Result<(State, usize)> {
+    let (tc, dir) = (spec.train, &spec.dir);
+    if !tc.freeze.is_empty() {
+        exp.params()
+            .freeze(&tc.freeze)
+            .map_err(|m| DlError::BadValue { context: "train.freeze".into(), message: m })?;
+    }
+    let groups = Groups::new(exp, tc, total)?;
+    let ema = (tc.ema > 0.0).then(|| Ema::new(exp.params(), tc.ema));
+    let mut st = State { groups, ema, base: None, init: None, initial: Metrics::new() };
     if spec.resume {
-        let ck = checkpoint::load(&dir.ckpt(), device)?;
+        let ck = checkpoint::load_full(&dir.ckpt(), device)?;
         let found = ck.get("dlhist.milestone").unwrap_or("?");
         if found != spec.name {
             return Err(DlError::WrongMilestone {
@@ -178,10 +213,21 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
             }
             .into());
         }
-        exp.params().load(&ck.tensors).map_err(|m| DlError::IncompatibleCheckpoint { path: dir.ckpt(), message: m })?;
-        opt.load_state(&ck.tensors, ck.get_u64("dlhist.optim_t"))?;
-        start = ck.get_u64("dlhist.step") as usize;
-        initial = ck.get("dlhist.initial").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+        let incompatible = |m: String| DlError::IncompatibleCheckpoint { path: dir.ckpt(), message: m };
+        exp.params().load(&ck.tensors).map_err(incompatible)?;
+        let keys: Vec<String> = st.groups.0.iter().map(|g| st.groups.t_key(&g.name)).collect();
+        for (g, key) in st.groups.0.iter_mut().zip(keys) {
+            g.opt.load_state(&ck.tensors, ck.get_u64(&key))?;
+        }
+        if let Some(e) = st.ema.as_mut() {
+            e.load_state(&ck.tensors).map_err(incompatible)?;
+        }
+        if let (Some(path), Some(sha256)) = (ck.get(checkpoint::BASE), ck.get(checkpoint::BASE_SHA256)) {
+            st.base = Some(Base { path: path.into(), sha256: sha256.into() });
+        }
+        st.init = ck.get("dlhist.init_from").and_then(|s| serde_json::from_str(s).ok());
+        st.initial = ck.get("dlhist.initial").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+        let start = ck.get_u64("dlhist.step") as usize;
         truncate_metrics(&dir.metrics(), start).map_err(|e| unwritable(&dir.metrics(), e))?;
         if start >= total {
             anyhow::bail!(DlError::Usage(format!(
@@ -191,37 +237,98 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         }
         // the budget may have been raised (--steps): the run directory's config says so from now on
         std::fs::write(dir.config(), spec.config_text).map_err(|e| unwritable(&dir.config(), e))?;
-    } else {
-        std::fs::create_dir_all(&dir.0).map_err(|e| unwritable(&dir.0, e))?;
-        std::fs::write(dir.config(), spec.config_text).map_err(|e| unwritable(&dir.config(), e))?;
-        std::fs::write(dir.metrics(), "").map_err(|e| unwritable(&dir.metrics(), e))?;
-        start = 0;
-        initial = prefixed("val", exp.evaluate(Split::Val)?);
-        let mut line = serde_json::json!({"step": 0, "split": "val"});
-        for (k, v) in &initial {
-            line[k.trim_start_matches("val_")] = (*v).into();
-        }
-        append_line(&dir.metrics(), &line)?;
+        return Ok((st, start));
     }
-    let saver = Saver { spec, initial: &initial };
+    std::fs::create_dir_all(&dir.0).map_err(|e| unwritable(&dir.0, e))?;
+    std::fs::write(dir.config(), spec.config_text).map_err(|e| unwritable(&dir.config(), e))?;
+    std::fs::write(dir.metrics(), "").map_err(|e| unwritable(&dir.metrics(), e))?;
+    if !tc.init_from.is_empty() {
+        let (init, base) = init_from(&tc.init_from, exp.params(), device)?;
+        if spec.echo {
+            eprintln!("{}", init.describe());
+        }
+        st.init = Some(init);
+        st.base = base;
+    }
+    st.initial = prefixed("val", evaluate(exp, st.ema.as_ref(), Split::Val)?);
+    let mut line = serde_json::json!({"step": 0, "split": "val"});
+    for (k, v) in &st.initial {
+        line[k.trim_start_matches("val_")] = (*v).into();
+    }
+    append_line(&dir.metrics(), &line)?;
+    Ok((st, 0))
+}
+
+/// Running sums of the logged losses between two log lines.
+#[derive(Default)]
+struct Window {
+    sums: BTreeMap<String, f64>,
+    n: usize,
+}
+
+impl Window {
+    fn add(&mut self, out: &StepOut, single: bool) {
+        *self.sums.entry("loss".into()).or_default() += out.loss();
+        if !single {
+            for u in &out.updates {
+                *self.sums.entry(format!("loss_{}", u.group)).or_default() += u.loss;
+            }
+        }
+        self.n += 1;
+    }
+
+    fn mean(&self, key: &str) -> f64 {
+        self.sums.get(key).copied().unwrap_or(f64::NAN) / self.n.max(1) as f64
+    }
+}
+
+/// The train line of metrics.jsonl: window means of the losses; the last step's lr, gradient
+/// norm and milestone metrics (per group, with the group's name, when there are several).
+fn train_line(step: usize, w: &Window, out: &StepOut, single: bool, ms: f64) -> serde_json::Value {
+    let first = &out.updates[0];
+    let mut line = serde_json::json!({
+        "step": step, "split": "train", "loss": w.mean("loss"), "lr": first.lr, "ms": ms,
+    });
+    if single {
+        line["grad_norm"] = first.grad_norm.into();
+    } else {
+        for u in &out.updates {
+            line[format!("loss_{}", u.group)] = w.mean(&format!("loss_{}", u.group)).into();
+            line[format!("lr_{}", u.group)] = u.lr.into();
+            line[format!("grad_norm_{}", u.group)] = u.grad_norm.into();
+        }
+    }
+    for (k, v) in &out.metrics {
+        line[k] = (*v).into();
+    }
+    line
+}
+
+/// Trains `exp` per `spec`, returning the summary it also writes to summary.json.
+pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyhow::Result<Summary> {
+    let tc = spec.train;
+    let dir = &spec.dir;
+    let total = tc.total_steps(exp.steps_per_epoch());
+    let (mut st, start) = prepare(spec, exp, device, total)?;
+    let saver = Saver { spec };
     // A checkpoint at the start means there is always a last good one to fall back to.
     if !spec.resume {
-        saver.checkpoint(exp, &opt, start)?;
+        saver.checkpoint(exp, &st, start)?;
     }
     let mut last_ckpt = start;
+    let single = st.groups.is_single();
 
     let bar = Progress::new(total as u64, start as u64, spec.name, spec.progress);
     let t0 = Instant::now();
     let mut recent: VecDeque<f64> = VecDeque::new();
     let window = (total / 10).clamp(1, 200);
-    let mut window_sum = 0f64;
-    let mut window_n = 0usize;
+    let mut win = Window::default();
     let mut last_log = Instant::now();
     let mut step = start;
     while step < total {
         if INTERRUPTED.load(Ordering::SeqCst) {
             bar.finish();
-            saver.checkpoint(exp, &opt, step)?;
+            saver.checkpoint(exp, &st, step)?;
             return Err(DlError::Interrupted {
                 step,
                 ckpt: dir.ckpt(),
@@ -231,15 +338,14 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
             .into());
         }
         let ts = Instant::now();
-        let lr = sched.lr(step);
-        let out = match train_step(exp, &mut opt, tc, step, lr)? {
+        let out = match train_step(exp, &mut st.groups, st.ema.as_mut(), tc, step)? {
             Step::Updated(out) => out,
             Step::NotFinite { what } => {
                 bar.finish();
                 // the weights that produced this are already bad: keep the last checkpoint as it is
                 return Err(DlError::Diverged {
                     step,
-                    what: what.into(),
+                    what,
                     ckpt: dir.ckpt(),
                     ckpt_step: last_ckpt,
                     name: spec.name.into(),
@@ -248,32 +354,23 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
                 .into());
             }
         };
-        let (loss, norm) = (out.loss, out.grad_norm);
         step += 1;
 
-        recent.push_back(loss);
+        recent.push_back(out.loss());
         if recent.len() > window {
             recent.pop_front();
         }
-        window_sum += loss;
-        window_n += 1;
+        win.add(&out, single);
         if step % tc.log_every.max(1) == 0 || step == total {
-            let sps = window_n as f64 / last_log.elapsed().as_secs_f64().max(1e-9);
-            let mut line = serde_json::json!({
-                "step": step, "split": "train", "loss": window_sum / window_n as f64,
-                "lr": lr, "ms": ts.elapsed().as_secs_f64() * 1e3, "grad_norm": norm,
-            });
-            for (k, v) in &out.metrics {
-                line[k] = (*v).into();
-            }
+            let sps = win.n as f64 / last_log.elapsed().as_secs_f64().max(1e-9);
+            let line = train_line(step, &win, &out, single, ts.elapsed().as_secs_f64() * 1e3);
             append_line(&dir.metrics(), &line)?;
-            bar.update(step as u64, window_sum / window_n as f64, lr, sps);
-            window_sum = 0.0;
-            window_n = 0;
+            bar.update(step as u64, win.mean("loss"), out.updates[0].lr, sps);
+            win = Window::default();
             last_log = Instant::now();
         }
         if tc.eval_every > 0 && step % tc.eval_every == 0 && step < total {
-            let m = exp.evaluate(Split::Val)?;
+            let m = evaluate(exp, st.ema.as_ref(), Split::Val)?;
             let mut line = serde_json::json!({"step": step, "split": "val"});
             for (k, v) in &m {
                 line[k] = (*v).into();
@@ -285,25 +382,23 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
             }
         }
         if tc.ckpt_every > 0 && step % tc.ckpt_every == 0 && step < total {
-            saver.checkpoint(exp, &opt, step)?;
+            saver.checkpoint(exp, &st, step)?;
             last_ckpt = step;
         }
     }
     bar.finish();
     let wall = t0.elapsed().as_secs_f64();
-    saver.checkpoint(exp, &opt, step)?;
+    saver.checkpoint(exp, &st, step)?;
 
-    let mut fin = prefixed("val", exp.evaluate(Split::Val)?);
-    fin.extend(prefixed("test", exp.evaluate(Split::Test)?));
+    let mut fin = prefixed("val", evaluate(exp, st.ema.as_ref(), Split::Val)?);
+    fin.extend(prefixed("test", evaluate(exp, st.ema.as_ref(), Split::Test)?));
     let mut line = serde_json::json!({"step": step, "split": "val"});
     for (k, v) in fin.iter().filter(|(k, _)| k.starts_with("val_")) {
         line[k.trim_start_matches("val_")] = (*v).into();
     }
     append_line(&dir.metrics(), &line)?;
 
-    let mut meta = saver.meta(step);
-    meta.remove("dlhist.initial");
-    checkpoint::save(&dir.model(), &exp.params().tensors(), &meta)?;
+    saver.model(exp, &st, step)?;
     let ran = (step - start).max(1);
     let summary = Summary {
         name: spec.name.into(),
@@ -316,9 +411,11 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         params: exp.params().count(),
         threads: threads(),
         train_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
-        initial,
+        initial: st.initial,
         final_metrics: fin,
         config_hash: spec.config_hash.into(),
+        frozen_params: exp.params().count_frozen(),
+        init_from: st.init,
     };
     let text = serde_json::to_string_pretty(&summary)?;
     std::fs::write(dir.summary(), text).with_context(|| format!("writing {}", dir.summary().display()))?;

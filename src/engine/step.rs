@@ -1,60 +1,227 @@
-//! One training update, the only implementation of it: the runner's loop and `dlhist bench`
-//! both call [`train_step`], so the bench times exactly what training runs.
+//! One training step, the only implementation of it: the runner's loop and `dlhist bench` both
+//! call [`train_step`], so the bench times exactly what training runs.
+//!
+//! A step is one or more updates. The milestone makes them through [`Updater::update`], each
+//! on a named parameter group with its own optimizer, schedule and clipping ([`Groups`]); a
+//! milestone that declares no groups makes one update of every parameter, exactly as before
+//! groups existed (same operations in the same order, so the same bits).
 
-use super::optim::Optimizer;
-use super::{grad_norm, step_rng};
+use super::ema::Ema;
+use super::optim::{OptimHp, Optimizer};
+use super::schedule::Schedule;
+use super::step_rng;
 use crate::config::TrainConfig;
-use crate::experiment::{Experiment, Metrics};
+use crate::experiment::{Experiment, Metrics, TrainOut, Updater, ALL};
+use crate::params::matches;
+use candle_core::backprop::GradStore;
+use candle_core::Var;
+use tracing::debug_span;
 
-/// What an update did.
-pub struct StepOut {
+/// One parameter group: its parameters (trainable, sorted by name), its `[train]` settings
+/// with the group's overrides applied, its schedule and its optimizer.
+pub struct Group {
+    pub name: String,
+    pub tc: TrainConfig,
+    pub sched: Schedule,
+    pub opt: Optimizer,
+    vars: Vec<(String, Var)>,
+}
+
+/// The parameter groups of a run, in the order the milestone declares them.
+pub struct Groups(pub Vec<Group>);
+
+impl Groups {
+    /// The groups `exp` declares (or the one group [`ALL`]), each with the settings of
+    /// `[train.groups.NAME]` over `tc`, for a run of `total` updates. Every trainable parameter
+    /// must fall in exactly one group, and the config's groups must be the ones declared.
+    pub fn new(exp: &dyn Experiment, tc: &TrainConfig, total: usize) -> anyhow::Result<Self> {
+        let trainable = exp.params().trainable();
+        let declared = exp.groups();
+        if declared.is_empty() {
+            if let Some(g) = tc.groups.keys().next() {
+                anyhow::bail!("[train.groups.{g}]: this milestone has one parameter group and takes no group settings");
+            }
+            let opt = Optimizer::over(trainable.clone(), OptimHp::of(tc));
+            let sched = Schedule::of(tc, total);
+            return Ok(Self(vec![Group { name: ALL.into(), tc: tc.clone(), sched, opt, vars: trainable }]));
+        }
+        let names: Vec<&str> = declared.iter().map(|g| g.name).collect();
+        if let Some(g) = tc.groups.keys().find(|g| !names.contains(&g.as_str())) {
+            anyhow::bail!(
+                "[train.groups.{g}]: no such parameter group; this milestone's groups are {}",
+                names.join(", ")
+            );
+        }
+        let mut groups = vec![];
+        for g in &declared {
+            let vars: Vec<(String, Var)> =
+                trainable.iter().filter(|(n, _)| g.prefixes.iter().any(|p| matches(n, p))).cloned().collect();
+            let gtc = tc.for_group(g.name);
+            let opt = Optimizer::over(vars.clone(), OptimHp::of(&gtc));
+            let sched = Schedule::of(&gtc, total);
+            groups.push(Group { name: g.name.into(), tc: gtc, sched, opt, vars });
+        }
+        for (n, _) in &trainable {
+            let owners: Vec<&str> =
+                groups.iter().filter(|g| g.vars.iter().any(|(m, _)| m == n)).map(|g| g.name.as_str()).collect();
+            if owners.len() != 1 {
+                anyhow::bail!(
+                    "parameter `{n}` belongs to {} parameter groups ({owners:?}); it needs exactly one",
+                    owners.len()
+                );
+            }
+        }
+        Ok(Self(groups))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Group> {
+        self.0.iter().find(|g| g.name == name)
+    }
+
+    /// The single group of a milestone without declared groups.
+    pub fn is_single(&self) -> bool {
+        self.0.len() == 1 && self.0[0].name == ALL
+    }
+
+    /// Every group's optimizer state, as named tensors (parameter names are unique across groups).
+    pub fn state(&self) -> candle_core::Result<Vec<(String, candle_core::Tensor)>> {
+        let mut out = vec![];
+        for g in &self.0 {
+            out.extend(g.opt.state()?);
+        }
+        Ok(out)
+    }
+
+    /// Checkpoint metadata key of group `name`'s update count.
+    pub fn t_key(&self, name: &str) -> String {
+        if self.is_single() {
+            "dlhist.optim_t".into()
+        } else {
+            format!("dlhist.optim_t.{name}")
+        }
+    }
+}
+
+/// What one update did.
+#[derive(Clone, Debug)]
+pub struct UpdateOut {
+    pub group: String,
     /// the batch loss before the update
     pub loss: f64,
-    /// global L2 norm of the gradients, before clipping
+    /// global L2 norm of the group's gradients, before clipping
     pub grad_norm: f64,
-    /// what the experiment logged with the loss (e.g. batch accuracy)
+    pub lr: f64,
+}
+
+/// What a step did: its updates in order, and what the milestone logged with them.
+pub struct StepOut {
+    pub updates: Vec<UpdateOut>,
     pub metrics: Metrics,
 }
 
-/// The outcome of [`train_step`]: either the weights moved, or the loss or a gradient was not
-/// finite and nothing was changed (the caller decides what to do: the runner stops the run).
+impl StepOut {
+    /// The step's loss: its one update's, or the sum over its updates.
+    pub fn loss(&self) -> f64 {
+        self.updates.iter().map(|u| u.loss).sum()
+    }
+}
+
+/// The outcome of [`train_step`]: either the weights moved, or a loss or gradient was not
+/// finite and the update that saw it changed nothing (the runner then stops the run).
 pub enum Step {
     Updated(StepOut),
-    /// `what` is "the loss" or "the gradient norm"
+    /// `what` is "the loss" or "the gradient norm", with the group when there are several
     NotFinite {
-        what: &'static str,
+        what: String,
     },
 }
 
-/// Training step number `step` at learning rate `lr`: the experiment's batch loss (with the
-/// step's own seeded RNG), backprop, a NaN/inf guard, global-norm clipping to
-/// `tc.clip_grad_norm` (0 = off), and the optimizer update.
-pub fn train_step(
-    exp: &mut dyn Experiment,
-    opt: &mut Optimizer,
-    tc: &TrainConfig,
+/// The [`Updater`] the engine hands a milestone for one step.
+struct StepCtx<'a> {
+    groups: &'a mut Groups,
     step: usize,
-    lr: f64,
-) -> candle_core::Result<Step> {
-    let mut rng = step_rng(tc.seed, step);
-    let out = exp.train_loss(step, &mut rng)?;
-    let loss = out.loss.to_scalar::<f32>()? as f64;
-    let mut grads = out.loss.backward()?;
-    let norm = grad_norm(exp.params(), &grads)?;
-    if !loss.is_finite() {
-        return Ok(Step::NotFinite { what: "the loss" });
-    }
-    if !norm.is_finite() {
-        return Ok(Step::NotFinite { what: "the gradient norm" });
-    }
-    if tc.clip_grad_norm > 0.0 && norm > tc.clip_grad_norm {
-        let scale = tc.clip_grad_norm / norm;
-        for (_, v) in exp.params().trainable() {
-            if let Some(g) = grads.remove(v.as_tensor()) {
-                grads.insert(v.as_tensor(), (g * scale)?);
-            }
+    updates: Vec<UpdateOut>,
+    metrics: Metrics,
+    not_finite: Option<String>,
+}
+
+/// Global L2 norm of the gradients of `vars`, as f64.
+fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> candle_core::Result<f64> {
+    let mut total = 0f64;
+    for (_, v) in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
         }
     }
-    opt.step(&grads, lr)?;
-    Ok(Step::Updated(StepOut { loss, grad_norm: norm, metrics: out.metrics }))
+    Ok(total.sqrt())
+}
+
+impl Updater for StepCtx<'_> {
+    fn update(&mut self, group: &str, out: TrainOut) -> candle_core::Result<f64> {
+        let single = self.groups.is_single();
+        let Some(g) = self.groups.0.iter_mut().find(|g| g.name == group) else {
+            let names: Vec<&str> = self.groups.0.iter().map(|g| g.name.as_str()).collect();
+            candle_core::bail!("update of unknown parameter group `{group}` (the groups are {names:?})")
+        };
+        let _span = debug_span!("update", group).entered();
+        let loss = out.loss.to_scalar::<f32>()? as f64;
+        let mut grads = {
+            let _s = debug_span!("backward").entered();
+            out.loss.backward()?
+        };
+        let norm = grad_norm(&g.vars, &grads)?;
+        let of = if single { String::new() } else { format!(" of group {group}") };
+        if !loss.is_finite() {
+            self.not_finite = Some(format!("the loss{of}"));
+            candle_core::bail!("the loss{of} is not finite");
+        }
+        if !norm.is_finite() {
+            self.not_finite = Some(format!("the gradient norm{of}"));
+            candle_core::bail!("the gradient norm{of} is not finite");
+        }
+        let clip = g.tc.clip_grad_norm;
+        if clip > 0.0 && norm > clip {
+            let scale = clip / norm;
+            for (_, v) in &g.vars {
+                if let Some(gr) = grads.remove(v.as_tensor()) {
+                    grads.insert(v.as_tensor(), (gr * scale)?);
+                }
+            }
+        }
+        let lr = g.sched.lr(self.step);
+        g.opt.step(&grads, lr)?;
+        self.metrics.extend(out.metrics);
+        self.updates.push(UpdateOut { group: group.into(), loss, grad_norm: norm, lr });
+        Ok(loss)
+    }
+}
+
+/// Training step number `step`: the experiment's updates (with the step's own seeded RNG),
+/// each guarded against NaN/inf, clipped and applied by its group's optimizer at the group's
+/// scheduled learning rate; then the EMA of the weights, if kept.
+pub fn train_step(
+    exp: &mut dyn Experiment,
+    groups: &mut Groups,
+    ema: Option<&mut Ema>,
+    tc: &TrainConfig,
+    step: usize,
+) -> anyhow::Result<Step> {
+    let mut rng = step_rng(tc.seed, step);
+    let mut ctx = StepCtx { groups, step, updates: vec![], metrics: Metrics::new(), not_finite: None };
+    let result = {
+        let _span = debug_span!("step", step).entered();
+        exp.train_step(step, &mut rng, &mut ctx)
+    };
+    if let Some(what) = ctx.not_finite {
+        return Ok(Step::NotFinite { what });
+    }
+    result?;
+    if ctx.updates.is_empty() {
+        anyhow::bail!("training step {step} made no update");
+    }
+    if let Some(ema) = ema {
+        let _span = debug_span!("ema").entered();
+        ema.update()?;
+    }
+    Ok(Step::Updated(StepOut { updates: ctx.updates, metrics: ctx.metrics }))
 }

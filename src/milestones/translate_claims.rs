@@ -98,6 +98,8 @@ mod tests {
                     ("val_loss", 3.0),
                 ]),
                 config_hash: String::new(),
+                frozen_params: 0,
+                init_from: None,
             })
         }
     }

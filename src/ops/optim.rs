@@ -76,6 +76,42 @@ pub fn adamw_update(
     w.inplace_op2(&g, &AdamStep { k, m: RefCell::new(m.as_mut_slice()), v: RefCell::new(v.as_mut_slice()) })
 }
 
+/// One step of an exponential moving average of `w`: e ← decay·e + (1 − decay)·w, elementwise
+/// in f32, in place on `e` (empty before the first step, which copies w). `w` is read, not written.
+pub fn ema_update(w: &Tensor, e: &mut Vec<f32>, decay: f64) -> Result<()> {
+    let n = w.elem_count();
+    if e.is_empty() {
+        *e = w.flatten_all()?.to_vec1::<f32>()?;
+        return Ok(());
+    }
+    if e.len() != n {
+        bail!("ema_update: an average of {} elements for a weight of {n}", e.len());
+    }
+    let (d, c) = (decay as f32, (1.0 - decay) as f32);
+    let w = w.contiguous()?;
+    let (storage, layout) = w.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(st) => {
+            let w = cpu::cpu_f32(st, layout, "ema_update")?;
+            let step = |(e, w): (&mut [f32], &[f32])| {
+                for (e, &w) in e.iter_mut().zip(w) {
+                    *e = d * *e + c * w;
+                }
+            };
+            use rayon::prelude::*;
+            e.par_chunks_mut(cpu::GRAIN).zip(w.par_chunks(cpu::GRAIN)).for_each(step);
+        }
+        _ => {
+            drop(storage);
+            let w = w.flatten_all()?.to_vec1::<f32>()?;
+            for (e, w) in e.iter_mut().zip(w) {
+                *e = d * *e + c * w;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One SGD step on `w` in place: plain with `buf = None` (μ and `nesterov` are then ignored, as
 /// the engine's `sgd` ignores them), else with a PyTorch momentum buffer (empty before the
 /// first step), Nesterov's form when `nesterov`.

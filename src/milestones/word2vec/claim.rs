@@ -114,6 +114,8 @@ mod tests {
             initial: Default::default(),
             final_metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             config_hash: String::new(),
+            frozen_params: 0,
+            init_from: None,
         }
     }
 
