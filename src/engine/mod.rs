@@ -25,3 +25,6 @@ pub fn step_rng(seed: u64, step: usize) -> Rng {
 pub fn threads() -> usize {
     std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
 }
+
+#[cfg(test)]
+mod tests;
