@@ -49,10 +49,22 @@ fn main() {
         }
     };
     dlhist::alloc::keep_freed_memory();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DLHIST_LOG"))
+    // DLHIST_LOG=debug prints each phase's span as it closes, with its time; --trace FILE
+    // records every span for a timeline view. With neither, the spans are disabled at their
+    // call sites and cost nothing.
+    use tracing_subscriber::prelude::*;
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .init();
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_filter(tracing_subscriber::EnvFilter::from_env("DLHIST_LOG"));
+    let (chrome, trace_guard) = match &cli.trace {
+        Some(path) => {
+            let (layer, guard) = tracing_chrome::ChromeLayerBuilder::new().file(path).include_args(true).build();
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(log).with(chrome).init();
     // Set once, before any math: candle otherwise re-reads /proc/cpuinfo on every op.
     let threads = cli
         .threads
@@ -81,6 +93,7 @@ fn main() {
     });
 
     let json = cli.json;
+    let trace = cli.trace.clone();
     let code = match cli::run(cli) {
         Ok(()) => 0,
         Err(err) => {
@@ -92,5 +105,10 @@ fn main() {
             code
         }
     };
+    // the trace file is complete only once its guard is dropped
+    drop(trace_guard);
+    if let Some(p) = trace {
+        eprintln!("trace: {} (open it at https://ui.perfetto.dev or chrome://tracing)", p.display());
+    }
     std::process::exit(code);
 }

@@ -71,6 +71,7 @@ impl Resolved {
 
     /// Builds the milestone's experiment (loads data; no files are written).
     pub fn build(&self, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
+        let _span = tracing::debug_span!("data", milestone = self.entry.name).entered();
         (self.entry.family.build)(&self.table, device)
     }
 }

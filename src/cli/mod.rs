@@ -28,6 +28,10 @@ pub struct Cli {
     /// worker threads for the math (default: the number of CPU cores)
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// write a Chrome/Perfetto trace of the run's phases (data, forward, backward, update, eval,
+    /// checkpoint, sample) to FILE; open it at ui.perfetto.dev or chrome://tracing
+    #[arg(long, global = true, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
