@@ -12,6 +12,7 @@ pub mod milestones;
 pub mod nn;
 pub mod ops;
 pub mod params;
+pub mod picture;
 pub mod registry;
 pub mod report;
 pub mod rng;

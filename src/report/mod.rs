@@ -3,6 +3,7 @@
 pub mod ascii;
 pub mod bleu;
 pub mod plot;
+pub mod png;
 pub mod table;
 
 /// A metric for a table cell: percentages for accuracies, 4 significant decimals otherwise.
