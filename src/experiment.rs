@@ -22,32 +22,117 @@ pub enum Split {
     Test,
 }
 
-/// What `dlhist sample` asked for.
+/// An option of `dlhist sample`. Each milestone says which it takes
+/// ([`Experiment::sample_options`]); passing another is an error that lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleOpt {
+    N,
+    Seed,
+    Steps,
+    Prompt,
+    Temperature,
+    TopK,
+    Image,
+    Sampler,
+    Guidance,
+    Frames,
+    Interpolate,
+}
+
+impl SampleOpt {
+    pub fn flag(self) -> &'static str {
+        match self {
+            SampleOpt::N => "--n",
+            SampleOpt::Seed => "--seed",
+            SampleOpt::Steps => "--steps",
+            SampleOpt::Prompt => "--prompt",
+            SampleOpt::Temperature => "--temperature",
+            SampleOpt::TopK => "--top-k",
+            SampleOpt::Image => "--image",
+            SampleOpt::Sampler => "--sampler",
+            SampleOpt::Guidance => "--guidance",
+            SampleOpt::Frames => "--frames",
+            SampleOpt::Interpolate => "--interpolate",
+        }
+    }
+}
+
+/// What `dlhist sample` asked for; `None` (or false) where the user gave nothing, so each
+/// milestone applies its own default.
 #[derive(Clone, Debug, Default)]
 pub struct SampleRequest {
-    /// how many samples; 0 = the milestone's own default (`n_or`)
-    pub n: usize,
+    /// how many samples (images, characters, sequences, …)
+    pub n: Option<usize>,
+    /// seeds the sampler's randomness (which test images, noise, token draws); cli/ derives the
+    /// sampler's RNG from it (0 when not given)
+    pub seed: Option<u64>,
+    /// sampling steps (a diffusion sampler's denoising steps)
+    pub steps: Option<usize>,
+    /// text to start from or condition on
     pub prompt: Option<String>,
-    pub temperature: f64,
-    /// where to write a picture, for milestones whose samples are images (a PNG path)
-    pub image: Option<std::path::PathBuf>,
+    pub temperature: Option<f64>,
+    /// sample from the k most likely tokens only
+    pub top_k: Option<usize>,
+    /// an input image (`--image FILE.png`, decoded by cli/), e.g. to caption or rank
+    pub image: Option<crate::picture::Image>,
+    /// which sampler (e.g. `ddpm`, `ddim`)
+    pub sampler: Option<String>,
+    /// classifier-free guidance scale
+    pub guidance: Option<f64>,
+    /// also return the trajectory, frame by frame
+    pub frames: bool,
+    /// walk between samples (e.g. a VAE's latent interpolation)
+    pub interpolate: bool,
 }
 
 impl SampleRequest {
     /// `n`, or the milestone's `default` when the user gave none.
     pub fn n_or(&self, default: usize) -> usize {
-        if self.n == 0 {
-            default
-        } else {
-            self.n
-        }
+        self.n.unwrap_or(default)
+    }
+
+    /// The options the user gave.
+    pub fn given(&self) -> Vec<SampleOpt> {
+        use SampleOpt::*;
+        let mut v = vec![];
+        let mut put = |on: bool, o: SampleOpt| {
+            if on {
+                v.push(o)
+            }
+        };
+        put(self.n.is_some(), N);
+        put(self.seed.is_some(), Seed);
+        put(self.steps.is_some(), Steps);
+        put(self.prompt.is_some(), Prompt);
+        put(self.temperature.is_some(), Temperature);
+        put(self.top_k.is_some(), TopK);
+        put(self.image.is_some(), Image);
+        put(self.sampler.is_some(), Sampler);
+        put(self.guidance.is_some(), Guidance);
+        put(self.frames, Frames);
+        put(self.interpolate, Interpolate);
+        v
     }
 }
 
-/// What a milestone's sampler produced: text for the terminal and the same as JSON.
+/// What a milestone's sampler produced: text for the terminal, the same as JSON, and named
+/// pictures (cli/ writes each as a PNG and adds the paths to the JSON).
 pub struct SampleOut {
     pub text: String,
     pub json: serde_json::Value,
+    pub pictures: Vec<(String, crate::picture::Picture)>,
+}
+
+impl SampleOut {
+    pub fn new(text: String, json: serde_json::Value) -> Self {
+        Self { text, json, pictures: vec![] }
+    }
+
+    /// Adds a picture; `name` ends up in its file name (`sample-…-NAME.png`).
+    pub fn with_picture(mut self, name: &str, picture: crate::picture::Picture) -> Self {
+        self.pictures.push((name.to_string(), picture));
+        self
+    }
 }
 
 /// The name of the one parameter group of a milestone that declares none.
@@ -100,6 +185,11 @@ pub trait Experiment {
     }
     /// Metrics on a held-out split; names are prefixed by the caller (`val_`, `test_`).
     fn evaluate(&mut self, split: Split) -> candle_core::Result<Metrics>;
+    /// The `dlhist sample` options this milestone takes (none: it has nothing to sample);
+    /// `--out` is cli/'s and always allowed.
+    fn sample_options(&self) -> &'static [SampleOpt] {
+        &[]
+    }
     /// Samples, predictions or generations, where the milestone has something to show.
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let _ = (req, rng);

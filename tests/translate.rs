@@ -27,7 +27,7 @@ fn sample_translates_a_prompt_names_unknown_words_and_prints_the_attention_matri
     let d = dir.to_str().unwrap();
     let out = sb.run(&["sample", d, "--prompt", "Call me Ishmael, qwertyzz"]);
     out.ok();
-    for p in ["translation:", "qwertyzz", "<unk>", "attention %", "ishmael"] {
+    for p in ["translation:", "qwertyzz", "<unk>", "attention %", "ishmael", "attention.png"] {
         assert!(out.stdout.contains(p), "{p}:\n{}", out.stdout);
     }
     let v = sb.run(&["--json", "sample", d, "--prompt", "call me ishmael"]).json();

@@ -1,5 +1,6 @@
 //! `dlhist sample unet`: the predicted masks as a PNG beside the input and the true mask, its
-//! path printed, and JSON with the path and each canvas's IoU.
+//! path printed, and JSON with the path and each canvas's IoU. An option unet does not take is
+//! refused with the list of those it takes.
 
 mod common;
 
@@ -31,7 +32,7 @@ fn sample_of_unet_writes_a_png_of_input_truth_and_prediction_and_reports_per_ima
     let j = sb.run(&["--json", "sample", dir.to_str().unwrap(), "--n", "2", "--out", target.to_str().unwrap()]);
     j.ok();
     let v = j.json();
-    assert_eq!(v["sample"]["png"].as_str().unwrap(), target.to_str().unwrap());
+    assert_eq!(v["pictures"][0].as_str().unwrap(), target.to_str().unwrap());
     assert_eq!(std::fs::read(&target).unwrap()[..8], PNG_MAGIC);
     let images = v["sample"]["images"].as_array().unwrap();
     assert_eq!(images.len(), 2);
@@ -39,4 +40,13 @@ fn sample_of_unet_writes_a_png_of_input_truth_and_prediction_and_reports_per_ima
         let iou = im["miou"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&iou), "{im}");
     }
+    // without --n: the default number of canvases, not one
+    let out = sb.run(&["sample", dir.to_str().unwrap()]);
+    assert_eq!(out.stdout.matches("mean IoU").count(), 4, "{}", out.stdout);
+    let out = sb.run(&["sample", dir.to_str().unwrap(), "--prompt", "7"]);
+    assert_eq!(out.code, 2);
+    out.stderr_says(&["`unet` does not take --prompt", "unet takes --n, --seed"]);
+    let out = sb.run(&["sample", dir.to_str().unwrap(), "--n", "0"]);
+    assert_eq!(out.code, 2);
+    out.stderr_says(&["positive number"]);
 }

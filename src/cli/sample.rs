@@ -1,33 +1,62 @@
-//! `dlhist sample NAME|RUN_DIR`: what a trained model produces.
+//! `dlhist sample NAME|RUN_DIR`: what a trained model produces. The milestone returns text and
+//! pictures; this writes them (the text to stdout and the run's samples/, each picture as a PNG).
 
 use super::common::{self, print_json};
 use crate::error::DlError;
-use crate::experiment::SampleRequest;
+use crate::experiment::{SampleOpt, SampleRequest};
 use crate::rng::Rng;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Show what a trained run produces: predictions, generated text or images
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  dlhist sample mlp --n 4                 # predictions on 4 test digits, drawn in ASCII\n  dlhist sample backprop                  # the truth table the net learned\n  dlhist sample checkpoints/mlp/RUN --out preds.txt"
+    after_help = "Each milestone takes the options that mean something for it; passing another is an error that lists them.
+
+Examples:
+  dlhist sample mlp --n 4                 # predictions on 4 test digits, drawn in ASCII
+  dlhist sample backprop                  # the truth table the net learned
+  dlhist sample lstm --prompt \"Call me\" --n 400 --temperature 0.8
+  dlhist sample unet --out masks.png      # input | true mask | predicted mask
+  dlhist sample checkpoints/mlp/RUN --seed 3"
 )]
 pub struct Args {
     /// a milestone name (its newest finished run) or a run directory
     pub target: String,
-    /// how many samples: images (default 6), characters of text (default 300), sequences…
-    #[arg(long)]
+    /// how many samples: images, characters of text, sequences… (default: the milestone's)
+    #[arg(long, value_parser = positive, allow_hyphen_values = true)]
     pub n: Option<usize>,
-    /// text to start from (text and translation milestones)
+    /// seed for what is picked or drawn (default 0)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// sampling steps (diffusion: denoising steps)
+    #[arg(long, value_parser = positive, allow_hyphen_values = true)]
+    pub steps: Option<usize>,
+    /// text to start from or to condition on (text, translation and text-to-image milestones)
     #[arg(long)]
     pub prompt: Option<String>,
-    /// sampling temperature (generative milestones)
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
-    /// seed for picking/sampling
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// also write the text here (it is always saved under the run's samples/); a FILE ending in
-    /// .png receives the picture instead, for milestones that draw one (unet)
+    /// sampling temperature, > 0 (default 1)
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// sample only among the K most likely tokens (1 = greedy)
+    #[arg(long, value_name = "K", value_parser = positive, allow_hyphen_values = true)]
+    pub top_k: Option<usize>,
+    /// an input image, a PNG file (e.g. to caption or rank)
+    #[arg(long, value_name = "FILE")]
+    pub image: Option<PathBuf>,
+    /// which sampler, e.g. ddpm or ddim (diffusion)
+    #[arg(long)]
+    pub sampler: Option<String>,
+    /// classifier-free guidance scale (conditional diffusion)
+    #[arg(long)]
+    pub guidance: Option<f64>,
+    /// also write the trajectory, frame by frame, as an animated PNG
+    #[arg(long)]
+    pub frames: bool,
+    /// walk between samples (a VAE's latent interpolation)
+    #[arg(long)]
+    pub interpolate: bool,
+    /// write the text here (it is always saved under the run's samples/); a FILE ending in .png
+    /// receives the picture instead (several pictures: FILE-NAME.png)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// cpu, or cuda:N when built with --features cuda
@@ -35,22 +64,101 @@ pub struct Args {
     pub device: String,
 }
 
-pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
-    if !(a.temperature > 0.0 && a.temperature.is_finite()) {
-        return Err(DlError::Usage(format!("--temperature must be positive, got {}", a.temperature)).into());
+/// clap parser for counts: a positive integer, with an error that says so.
+pub fn positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i64>() {
+        Ok(v) if v > 0 => Ok(v as usize),
+        Ok(v) => Err(format!("takes a positive number, got {v}")),
+        Err(_) => Err(format!("takes a positive number, got `{s}`")),
     }
+}
+
+fn request(a: &Args) -> anyhow::Result<SampleRequest> {
+    if let Some(t) = a.temperature {
+        if !(t > 0.0 && t.is_finite()) {
+            return Err(DlError::Usage(format!("--temperature must be positive, got {t}")).into());
+        }
+    }
+    if let Some(g) = a.guidance {
+        if !(g >= 0.0 && g.is_finite()) {
+            return Err(DlError::Usage(format!("--guidance must be 0 or more, got {g}")).into());
+        }
+    }
+    let image = match &a.image {
+        Some(p) => Some(
+            crate::report::png::read_png(p).map_err(|e| DlError::Usage(format!("--image {}: {e:#}", p.display())))?,
+        ),
+        None => None,
+    };
+    Ok(SampleRequest {
+        n: a.n,
+        seed: a.seed,
+        steps: a.steps,
+        prompt: a.prompt.clone(),
+        temperature: a.temperature,
+        top_k: a.top_k,
+        image,
+        sampler: a.sampler.clone(),
+        guidance: a.guidance,
+        frames: a.frames,
+        interpolate: a.interpolate,
+    })
+}
+
+/// Refuses options the milestone does not take, naming those it does.
+fn check_options(name: &str, takes: &[SampleOpt], req: &SampleRequest) -> Result<(), DlError> {
+    if takes.is_empty() {
+        return Err(DlError::Usage(format!(
+            "`{name}` has nothing to sample; try `dlhist eval {name}` for its metrics"
+        )));
+    }
+    let bad: Vec<&str> = req.given().into_iter().filter(|o| !takes.contains(o)).map(|o| o.flag()).collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<&str> = takes.iter().map(|o| o.flag()).collect();
+    Err(DlError::Usage(format!(
+        "`{name}` does not take {}; {name} takes {} (and --out)",
+        bad.join(", "),
+        list.join(", ")
+    )))
+}
+
+/// Where picture `name` goes: `--out FILE.png` (FILE-NAME.png when there are several), else
+/// the run's samples/sample-STAMP-NAME.png.
+fn picture_path(out: Option<&Path>, samples: &Path, stamp: &str, name: &str, several: bool) -> PathBuf {
+    match out {
+        Some(p) if !several => p.to_path_buf(),
+        Some(p) => {
+            let stem = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            p.with_file_name(format!("{stem}-{name}.png"))
+        }
+        None => samples.join(format!("sample-{stamp}-{name}.png")),
+    }
+}
+
+pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
+    let req = request(&a)?;
     let device = common::device(&a.device)?;
     let (res, rd) = common::find_run(&a.target)?;
     let mut exp = common::load_trained(&res, &rd, &device)?;
+    check_options(res.entry.name, exp.sample_options(), &req)?;
+    let out = {
+        let _span = tracing::debug_span!("sample", milestone = res.entry.name).entered();
+        exp.sample(&req, &mut Rng::derive(req.seed.unwrap_or(0), "sample", 0))?
+    };
     let dir = rd.samples();
     let stamp = common::new_run_id();
-    // a picture goes to --out when that names a .png, else beside the text under samples/
-    let png_out = a.out.as_ref().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")));
-    let image = png_out.cloned().unwrap_or_else(|| dir.join(format!("sample-{stamp}.png")));
     let saved = std::fs::create_dir_all(&dir).is_ok();
-    let req =
-        SampleRequest { n: a.n.unwrap_or(0), prompt: a.prompt.clone(), temperature: a.temperature, image: Some(image) };
-    let out = exp.sample(&req, &mut Rng::derive(a.seed, "sample", 0))?;
+    let png_out = a.out.as_deref().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")));
+    let several = out.pictures.len() > 1;
+    let mut written = vec![];
+    for (name, pic) in &out.pictures {
+        let path = picture_path(png_out, &dir, &stamp, name, several);
+        crate::report::png::write_png(&path, pic)
+            .map_err(|e| DlError::Unwritable { path: path.clone(), message: format!("{e:#}") })?;
+        written.push(path);
+    }
     if saved {
         let _ = std::fs::write(dir.join(format!("sample-{stamp}.txt")), &out.text);
     }
@@ -58,9 +166,36 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         std::fs::write(p, &out.text).map_err(|e| DlError::Unwritable { path: p.clone(), message: e.to_string() })?;
     }
     if json {
-        print_json(&serde_json::json!({"name": res.entry.name, "run_dir": rd.0, "sample": out.json}));
+        print_json(&serde_json::json!({
+            "name": res.entry.name, "run_dir": rd.0, "sample": out.json, "pictures": written,
+        }));
     } else {
         print!("{}", out.text);
+        for p in &written {
+            println!("wrote {}", p.display());
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_option_the_milestone_does_not_take_is_an_error_that_lists_what_it_takes() {
+        let req = SampleRequest { prompt: Some("x".into()), n: Some(3), ..Default::default() };
+        let e = check_options("mlp", &[SampleOpt::N, SampleOpt::Seed], &req).unwrap_err().to_string();
+        assert!(e.contains("`mlp` does not take --prompt; mlp takes --n, --seed"), "{e}");
+        assert!(check_options("mlp", &[SampleOpt::N, SampleOpt::Prompt], &req).is_ok());
+        let e = check_options("depth", &[], &SampleRequest::default()).unwrap_err().to_string();
+        assert!(e.contains("nothing to sample"), "{e}");
+    }
+
+    #[test]
+    fn counts_must_be_positive() {
+        assert_eq!(positive("3"), Ok(3));
+        assert!(positive("0").unwrap_err().contains("positive"));
+        assert!(positive("-5").unwrap_err().contains("positive"));
+    }
 }

@@ -14,7 +14,7 @@ use super::charlm::CharModel;
 use crate::config::TrainConfig;
 use crate::data::seq_tasks::{AddingBatch, AddingTask};
 use crate::error::DlError;
-use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
 use crate::params::Params;
 use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
@@ -98,6 +98,10 @@ impl<M: SeqRegressor> Experiment for Adding<M> {
     }
 
     /// `req.n` test sequences: the two marked values, the target and the net's answer.
+    fn sample_options(&self) -> &'static [SampleOpt] {
+        &[SampleOpt::N, SampleOpt::Seed]
+    }
+
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let b = self.task.batch(rng, req.n_or(6).clamp(1, 50));
         let (x, _) = tensors(&b, &self.device)?;
@@ -113,7 +117,7 @@ impl<M: SeqRegressor> Experiment for Adding<M> {
             ));
             rows.push(serde_json::json!({"marks": [m1, m2], "x": [x1, x2], "target": y, "prediction": p}));
         }
-        Ok(SampleOut { text, json: serde_json::json!({"task": "adding", "t": b.t, "sequences": rows}) })
+        Ok(SampleOut::new(text, serde_json::json!({"task": "adding", "t": b.t, "sequences": rows})))
     }
 
     fn data_name(&self) -> String {

@@ -9,7 +9,7 @@ use crate::config::OptimKind;
 use crate::config::TrainConfig;
 use crate::data::paper_tasks::{self, Task};
 use crate::error::DlError;
-use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
 use crate::nn::activation::Activation;
 use crate::nn::linear::InitKind;
 use crate::nn::mlp::Mlp;
@@ -111,9 +111,13 @@ impl Experiment for Backprop {
         Ok(Metrics::from([("loss".to_string(), loss), ("acc".to_string(), right as f64 / t.len() as f64)]))
     }
 
+    fn sample_options(&self) -> &'static [SampleOpt] {
+        &[SampleOpt::N]
+    }
+
     fn sample(&mut self, req: &SampleRequest, _rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let y = self.outputs()?.to_vec2::<f32>()?;
-        let n = if req.n == 0 { y.len() } else { req.n.min(y.len()) };
+        let n = req.n_or(y.len()).min(y.len());
         let bits = |v: &[f32], dp: bool| {
             v.iter().map(|x| if dp { format!("{x:.2}") } else { format!("{x:.0}") }).collect::<Vec<_>>().join(" ")
         };
@@ -130,7 +134,7 @@ impl Experiment for Backprop {
             ));
             rows.push(serde_json::json!({"input": self.task.inputs[i], "output": yi, "target": self.task.targets[i], "correct": ok}));
         }
-        Ok(SampleOut { text, json: serde_json::json!({"task": self.task.name, "patterns": rows}) })
+        Ok(SampleOut::new(text, serde_json::json!({"task": self.task.name, "patterns": rows})))
     }
 
     fn data_name(&self) -> String {

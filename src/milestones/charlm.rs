@@ -9,7 +9,7 @@
 
 use crate::config::TrainConfig;
 use crate::data::text::{CharText, TextSplit};
-use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
 use crate::params::Params;
 use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor, D};
@@ -251,6 +251,10 @@ impl<M: CharModel> Experiment for CharLm<M> {
     }
 
     /// `req.n` characters (default 300) after `req.prompt` (default: a newline), at `req.temperature`.
+    fn sample_options(&self) -> &'static [SampleOpt] {
+        &[SampleOpt::N, SampleOpt::Seed, SampleOpt::Prompt, SampleOpt::Temperature]
+    }
+
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let prompt = match &req.prompt {
             Some(p) if !p.is_empty() => p.clone(),
@@ -258,12 +262,13 @@ impl<M: CharModel> Experiment for CharLm<M> {
             _ => self.text.vocab[0].to_string(),
         };
         let ids = self.text.encode(&prompt)?;
-        let out = self.text.decode(&self.generate(&ids, req.n_or(300), req.temperature, rng)?);
+        let temperature = req.temperature.unwrap_or(1.0);
+        let out = self.text.decode(&self.generate(&ids, req.n_or(300), temperature, rng)?);
         let text = format!("{prompt}{out}\n");
         let json = serde_json::json!({
-            "data": self.name, "prompt": prompt, "text": out, "n": req.n_or(300), "temperature": req.temperature,
+            "data": self.name, "prompt": prompt, "text": out, "n": req.n_or(300), "temperature": temperature,
         });
-        Ok(SampleOut { text, json })
+        Ok(SampleOut::new(text, json))
     }
 
     fn data_name(&self) -> String {
@@ -323,7 +328,8 @@ mod tests {
         let m = lm.evaluate(Split::Val)?;
         assert!((m["bpc"] - (v as f64).log2()).abs() < 1e-5, "{m:?}");
         assert!(lm.evaluate(Split::Test)?.is_empty());
-        let req = SampleRequest { n: 50, prompt: Some("ab".into()), temperature: 1.0, ..Default::default() };
+        let req =
+            SampleRequest { n: Some(50), prompt: Some("ab".into()), temperature: Some(1.0), ..Default::default() };
         let out = lm.sample(&req, &mut Rng::new(1)).unwrap();
         assert!(out.text.starts_with("ab") && out.text.chars().count() == 2 + 50 + 1, "{}", out.text);
         let err = lm.sample(&SampleRequest { prompt: Some("abz".into()), ..req }, &mut Rng::new(1));

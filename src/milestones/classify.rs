@@ -6,7 +6,7 @@ use crate::data::augment::Augment;
 use crate::data::batch::EpochSampler;
 use crate::data::vision::Splits;
 use crate::data::ImageSet;
-use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
 use crate::params::Params;
 use crate::report::ascii;
 use crate::rng::Rng;
@@ -134,6 +134,10 @@ impl<M: ClassModel> Experiment for Classifier<M> {
         Ok(m)
     }
 
+    fn sample_options(&self) -> &'static [SampleOpt] {
+        &[SampleOpt::N, SampleOpt::Seed]
+    }
+
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let set = &self.data.test;
         let n = req.n_or(6).clamp(1, 12).min(set.len());
@@ -156,7 +160,7 @@ impl<M: ClassModel> Experiment for Classifier<M> {
         let rows: Vec<String> =
             blocks.chunks(4).zip(captions.chunks(4)).map(|(b, c)| ascii::side_by_side(b, c)).collect();
         let text = format!("{} test images from {}:\n{}", n, self.data.name, rows.join("\n"));
-        Ok(SampleOut { text, json: serde_json::json!({"data": self.data.name, "predictions": items}) })
+        Ok(SampleOut::new(text, serde_json::json!({"data": self.data.name, "predictions": items})))
     }
 
     fn data_name(&self) -> String {

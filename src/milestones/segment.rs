@@ -10,7 +10,7 @@ use super::unet::UNet;
 use crate::data::batch::EpochSampler;
 use crate::data::canvas::{self, SegSet, CLASSES};
 use crate::data::{vision, ImageSet};
-use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
 use crate::params::Params;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Result, Tensor};
@@ -228,10 +228,13 @@ impl Experiment for Segmenter {
         ]))
     }
 
+    fn sample_options(&self) -> &'static [SampleOpt] {
+        &[SampleOpt::N, SampleOpt::Seed]
+    }
+
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
-        let Some(path) = req.image.clone() else { anyhow::bail!("unet draws a PNG, but no path was given for it") };
         let set = &self.test;
-        let n = req.n.clamp(1, 8).min(set.n);
+        let n = req.n_or(4).clamp(1, 8).min(set.n);
         let idx: Vec<usize> = (0..n).map(|_| rng.below(set.n)).collect();
         let (pred, _) = self.predict(set, &idx)?;
         let a = set.size * set.size;
@@ -259,15 +262,16 @@ impl Experiment for Segmenter {
             );
             rows.push((set.image(i), set.label(i), p));
         }
-        super::masks::segment_png(&path, set.size, &rows)?;
+        let picture = super::masks::segment_picture(set.size, &rows);
         let text = format!(
-            "{n} test canvases from {}: input | true mask | predicted mask (background black; digits 0-9 in the colours {})\n{}\nwrote {}\n",
+            "{n} test canvas{} from {}: input | true mask | predicted mask (background black; digits 0-9 in the colours {})\n{}\n",
+            if n == 1 { "" } else { "es" },
             self.data,
             super::masks::COLOR_NAMES.join(", "),
             lines.join("\n"),
-            path.display()
         );
-        Ok(SampleOut { text, json: serde_json::json!({"data": self.data, "png": path, "images": items}) })
+        let out = SampleOut::new(text, serde_json::json!({"data": self.data, "images": items}));
+        Ok(out.with_picture("masks", crate::picture::Picture::Image(picture)))
     }
 
     fn data_name(&self) -> String {

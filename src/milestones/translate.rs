@@ -9,8 +9,9 @@ use crate::config::TrainConfig;
 use crate::data::pairs::{self, make_batch, BucketSampler, Example, PairData, PairSpec, PAD, UNK};
 use crate::data::verses::tokenize;
 use crate::error::DlError;
-use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
 use crate::params::Params;
+use crate::picture::Picture;
 use crate::report::bleu::{bleu_by_length, corpus_bleu};
 use crate::report::table::Table;
 use crate::rng::Rng;
@@ -211,10 +212,14 @@ impl Experiment for Translator {
         Ok(m)
     }
 
+    fn sample_options(&self) -> &'static [SampleOpt] {
+        &[SampleOpt::N, SampleOpt::Seed, SampleOpt::Prompt]
+    }
+
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         match &req.prompt {
-            Some(p) => self.sample_prompt(p, req.image.clone()),
-            None => self.sample_test(req.n.clamp(1, 50), rng),
+            Some(p) => self.sample_prompt(p),
+            None => self.sample_test(req.n_or(5).clamp(1, 50), rng),
         }
     }
 
@@ -242,7 +247,7 @@ impl Translator {
             items.push(serde_json::json!({"source": src, "reference": reference, "translation": hyp}));
         }
         let text = format!("{} test sentences of {} ({}):\n\n{text}", picked.len(), self.data.name, self.direction());
-        Ok(SampleOut { text, json: serde_json::json!({"data": self.data.name, "translations": items}) })
+        Ok(SampleOut::new(text, serde_json::json!({"data": self.data.name, "translations": items})))
     }
 
     fn direction(&self) -> &'static str {
@@ -255,8 +260,8 @@ impl Translator {
 
     /// Translates the prompt. Words outside the source vocabulary are read as <unk>, with a
     /// notice naming them; with attention, the weights are printed as a table (one row per
-    /// output word, one column per source word, in percent) and drawn as a heatmap PNG at `image`.
-    fn sample_prompt(&self, prompt: &str, image: Option<std::path::PathBuf>) -> anyhow::Result<SampleOut> {
+    /// output word, one column per source word, in percent) and returned as a heatmap picture.
+    fn sample_prompt(&self, prompt: &str) -> anyhow::Result<SampleOut> {
         let tokens = tokenize(prompt);
         if tokens.is_empty() {
             return Err(DlError::Usage(
@@ -297,18 +302,14 @@ impl Translator {
             }
             text.push_str(&format!("\n{}", t.render()));
         }
-        // the same matrix as a heatmap PNG where the CLI asked for pictures (the run's samples/)
-        let png = match (&image, matrix.is_empty()) {
-            (Some(path), false) => {
-                crate::report::plot::heatmap_png(path, &hyp, &tokens, &matrix)?;
-                text.push_str(&format!("attention heatmap: {}\n", path.display()));
-                Some(path.display().to_string())
-            }
-            _ => None,
-        };
         let json = serde_json::json!({
-            "source": tokens, "unknown": unknown, "translation": hyp, "attention": matrix, "png": png,
+            "source": tokens, "unknown": unknown, "translation": hyp, "attention": matrix,
         });
-        Ok(SampleOut { text, json })
+        let out = SampleOut::new(text, json);
+        if matrix.is_empty() {
+            return Ok(out);
+        }
+        // the same matrix as a heatmap: one row per output word, one column per source word
+        Ok(out.with_picture("attention", Picture::Heatmap { rows: hyp, cols: tokens, values: matrix }))
     }
 }

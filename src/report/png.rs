@@ -53,6 +53,30 @@ pub fn write_png(path: &Path, pic: &Picture) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads a PNG file as an image: grey stays grey, everything else becomes RGB; transparent
+/// pixels are composited over white; 16-bit samples are reduced to 8.
+pub fn read_png(path: &Path) -> anyhow::Result<Image> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut dec = png::Decoder::new(std::io::BufReader::new(file));
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut r = dec.read_info().map_err(|e| anyhow::anyhow!("not a PNG file ({e})"))?;
+    let mut buf = vec![0; r.output_buffer_size()];
+    let info = r.next_frame(&mut buf).map_err(|e| anyhow::anyhow!("a damaged PNG file ({e})"))?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let px = &buf[..info.buffer_size()];
+    let f = |b: u8| b as f32 / 255.0;
+    let over_white = |v: u8, a: u8| f(v) * f(a) + 1.0 - f(a);
+    Ok(match info.color_type {
+        png::ColorType::Grayscale => Image::gray(w, h, px.iter().map(|&b| f(b)).collect()),
+        png::ColorType::GrayscaleAlpha => Image::gray(w, h, px.chunks(2).map(|p| over_white(p[0], p[1])).collect()),
+        png::ColorType::Rgb => Image::rgb(w, h, px.iter().map(|&b| f(b)).collect()),
+        png::ColorType::Rgba => {
+            Image::rgb(w, h, px.chunks(4).flat_map(|p| [0, 1, 2].map(|c| over_white(p[c], p[3]))).collect())
+        }
+        png::ColorType::Indexed => anyhow::bail!("a palette PNG that did not expand"),
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -77,6 +101,19 @@ pub(crate) mod tests {
         let (w, h, c, px, n) = decode(&p);
         assert_eq!((w, h, c, n), (3, 2, 1, 1));
         assert_eq!(px, vec![0, 0, 128, 255, 255, 64], "clamped to [0, 1], scaled to 0..255");
+    }
+
+    #[test]
+    fn a_written_image_reads_back_and_a_text_file_is_not_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.png");
+        let img = Image::rgb(2, 1, vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+        write_png(&p, &Picture::Image(img.clone())).unwrap();
+        let back = read_png(&p).unwrap();
+        assert_eq!((back.width, back.height, back.channels), (2, 1, 3));
+        assert!(back.data.iter().zip(&img.data).all(|(a, b)| (a - b).abs() < 0.5 / 255.0 + 1e-6));
+        std::fs::write(&p, "hello").unwrap();
+        assert!(read_png(&p).unwrap_err().to_string().contains("not a PNG"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::config::{OptimKind, ScheduleKind};
 use crate::data::analogy::{self, Questions};
 use crate::data::words;
 use crate::error::DlError;
-use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split};
+use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split};
 use crate::nn::embedding::{embedding, Embedding};
 use crate::nn::skipgram::sgns_loss;
 use crate::params::Params;
@@ -267,6 +267,10 @@ impl Experiment for Word2Vec {
         m.insert("phrases".into(), self.corpus.phrases.len() as f64);
         m.insert("has_united_states".into(), self.corpus.vocab.id("united_states").is_some() as u8 as f64);
         Ok(m)
+    }
+
+    fn sample_options(&self) -> &'static [SampleOpt] {
+        &[SampleOpt::N, SampleOpt::Prompt]
     }
 
     fn sample(&mut self, req: &SampleRequest, _rng: &mut Rng) -> anyhow::Result<SampleOut> {

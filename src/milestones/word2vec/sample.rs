@@ -20,7 +20,7 @@ fn block(w: &Word2Vec, title: &str, top: &[(u32, f32)]) -> (String, serde_json::
 }
 
 pub fn sample(w: &mut Word2Vec, req: &SampleRequest) -> anyhow::Result<SampleOut> {
-    let (d, k) = (w.cfg.model.dim, req.n.clamp(1, 50));
+    let (d, k) = (w.cfg.model.dim, req.n_or(10).clamp(1, 50));
     let unit = w.unit_vectors()?;
     let mut blocks = vec![];
     match req.prompt.as_deref() {
@@ -64,7 +64,7 @@ pub fn sample(w: &mut Word2Vec, req: &SampleRequest) -> anyhow::Result<SampleOut
     let text = blocks.iter().map(|b| b.0.as_str()).collect::<Vec<_>>().join("");
     let json =
         serde_json::json!({"data": w.corpus.name, "results": blocks.into_iter().map(|b| b.1).collect::<Vec<_>>()});
-    Ok(SampleOut { text, json })
+    Ok(SampleOut::new(text, json))
 }
 
 fn sign(i: usize, s: f32) -> &'static str {
@@ -90,7 +90,12 @@ mod tests {
         c.data.text = "moby".into();
         c.model.dim = 8;
         let mut w = Word2Vec::new(c, &Device::Cpu).unwrap();
-        let req = |p: &str| SampleRequest { n: 3, prompt: Some(p.into()), temperature: 1.0, ..Default::default() };
+        let req = |p: &str| SampleRequest {
+            n: Some(3),
+            prompt: Some(p.into()),
+            temperature: Some(1.0),
+            ..Default::default()
+        };
         let out = sample(&mut w, &req("King - man + woman")).unwrap();
         assert!(out.text.starts_with("king - man + woman ≈") && out.text.lines().count() == 4, "{}", out.text);
         let answers = out.json["results"][0]["answers"].as_array().unwrap().clone();
