@@ -235,7 +235,8 @@ pub fn load_trained(res: &Resolved, rd: &RunDir, device: &Device) -> anyhow::Res
         }
         .into());
     };
-    let ck = crate::engine::checkpoint::load(&path, device)?;
+    // a run that keeps only its adapters takes its frozen base from the file it refers to
+    let mut ck = crate::engine::checkpoint::load_full(&path, device)?;
     let found = ck.get("dlhist.milestone").unwrap_or("?");
     if found != res.entry.name {
         return Err(DlError::WrongMilestone {
@@ -246,6 +247,11 @@ pub fn load_trained(res: &Resolved, rd: &RunDir, device: &Device) -> anyhow::Res
         }
         .into());
     }
+    // an unfinished run's checkpoint holds the raw weights beside their EMA: use the averages,
+    // as model.safetensors would
+    let averaged: Vec<(String, candle_core::Tensor)> =
+        ck.tensors.iter().filter_map(|(k, t)| k.strip_prefix("ema/").map(|n| (n.to_string(), t.clone()))).collect();
+    ck.tensors.extend(averaged);
     exp.params().load(&ck.tensors).map_err(|m| DlError::IncompatibleCheckpoint { path, message: m })?;
     Ok(exp)
 }
