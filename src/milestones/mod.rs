@@ -132,28 +132,6 @@ pub fn first_eval_step(s: &Summary, key: &str, reached: impl Fn(f64) -> bool) ->
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use crate::params::Params;
-    use candle_core::{Result, Tensor};
-
-    /// Backprops `loss` and asserts that every trainable parameter in `params` gets a gradient
-    /// that is finite and not all zero (DESIGN §7: an op without backward silently cuts it).
-    pub fn assert_every_param_gets_a_gradient(params: &Params, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
-        let mut bad = vec![];
-        for (name, var) in params.trainable() {
-            match grads.get(var.as_tensor()) {
-                None => bad.push(format!("{name}: no gradient")),
-                Some(g) => {
-                    let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
-                    if g.iter().any(|x| !x.is_finite()) {
-                        bad.push(format!("{name}: non-finite gradient"));
-                    } else if g.iter().all(|&x| x == 0.0) {
-                        bad.push(format!("{name}: all-zero gradient"));
-                    }
-                }
-            }
-        }
-        assert!(bad.is_empty(), "{}", bad.join("\n"));
-        Ok(())
-    }
+    /// Lives with the layers (nn/ must not import milestones/); re-exported for the milestones' tests.
+    pub use crate::nn::tests::assert_every_param_gets_a_gradient;
 }

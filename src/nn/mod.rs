@@ -16,3 +16,31 @@ pub mod mlp;
 pub mod moe;
 pub mod norm;
 pub mod skipgram;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::params::Params;
+    use candle_core::{Result, Tensor};
+
+    /// Backprops `loss` and asserts that every trainable parameter in `params` gets a gradient
+    /// that is finite and not all zero (an op without a backward silently cuts it).
+    pub fn assert_every_param_gets_a_gradient(params: &Params, loss: &Tensor) -> Result<()> {
+        let grads = loss.backward()?;
+        let mut bad = vec![];
+        for (name, var) in params.trainable() {
+            match grads.get(var.as_tensor()) {
+                None => bad.push(format!("{name}: no gradient")),
+                Some(g) => {
+                    let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
+                    if g.iter().any(|x| !x.is_finite()) {
+                        bad.push(format!("{name}: non-finite gradient"));
+                    } else if g.iter().all(|&x| x == 0.0) {
+                        bad.push(format!("{name}: all-zero gradient"));
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+        Ok(())
+    }
+}
