@@ -2,6 +2,7 @@
 //! cli -> engine/report -> milestones -> nn -> ops -> candle.
 
 pub mod alloc;
+pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod data;
