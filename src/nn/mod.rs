@@ -16,6 +16,7 @@ pub mod mlp;
 pub mod moe;
 pub mod norm;
 pub mod skipgram;
+pub mod transformer;
 
 #[cfg(test)]
 pub(crate) mod tests {
