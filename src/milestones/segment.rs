@@ -6,11 +6,11 @@
 //! columns show it), `miou`, `miou_digits`, `loss`. `sample` renders input, true and predicted
 //! masks as a PNG.
 
-use super::unet::UNet;
 use crate::data::batch::EpochSampler;
 use crate::data::canvas::{self, SegSet, CLASSES};
 use crate::data::{vision, ImageSet};
 use crate::experiment::{Experiment, Metrics, SampleOut, SampleRequest, Split, TrainOut};
+use crate::nn::unet::UNet;
 use crate::params::Params;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Result, Tensor};

@@ -17,6 +17,7 @@ pub mod moe;
 pub mod norm;
 pub mod skipgram;
 pub mod transformer;
+pub mod unet;
 
 #[cfg(test)]
 pub(crate) mod tests {
