@@ -6,13 +6,13 @@
 //! digit-segmentation canvases (src/data/canvas.rs). The net is in `nn::unet`, the recipe in
 //! `segment.rs`, the claim check in src/claims/segment.rs.
 
-use super::segment::{self, Segmenter};
+use super::segment::{self, SegModel, Segmenter};
 use super::{from_table, to_table, Family};
 use crate::config::TrainConfig;
 use crate::experiment::Experiment;
-use crate::nn::unet::{unet, UNetCfg};
+use crate::nn::unet::{unet, UNet, UNetCfg};
 use crate::params::Params;
-use candle_core::Device;
+use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -38,6 +38,12 @@ impl ModelCfg {
     /// The net's shape: grey canvases in, the rest from this config.
     pub fn net(&self) -> UNetCfg {
         UNetCfg { in_channels: 1, channels: self.channels.clone(), skip: self.skip, batchnorm: self.batchnorm }
+    }
+}
+
+impl SegModel for UNet {
+    fn logits(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        UNet::logits(self, x, train)
     }
 }
 
