@@ -25,7 +25,7 @@ use std::time::Instant;
 /// Set by the Ctrl-C handler; the loop checkpoints and stops at the next step boundary.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// The files of a run directory (DESIGN §4).
+/// The files of a run directory: config, metrics, checkpoint, weights, summary and samples.
 #[derive(Clone, Debug)]
 pub struct RunDir(pub PathBuf);
 

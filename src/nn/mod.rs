@@ -1,5 +1,5 @@
 //! Layers, written the candle-nn way (a constructor taking a `VarBuilder`), for what candle-nn
-//! lacks or gets wrong for training (DESIGN §7). Each layer's math is one `*_ref` function
+//! lacks or gets wrong for training. Each layer's math is one `*_ref` function
 //! composed of candle ops with a backward, so a fused op (src/ops) can replace it in one place.
 
 pub mod activation;
