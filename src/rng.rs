@@ -1,4 +1,4 @@
-//! Our own seeded RNG. candle's CPU RNG cannot be seeded (DESIGN §7), so every random
+//! Our own seeded RNG. candle's CPU RNG cannot be seeded, so every random
 //! number a run uses — init, batching, dropout, sampling — comes from here.
 //!
 //! xoshiro256++ (Blackman & Vigna 2019): 256 bits of state, fast, and its state is four

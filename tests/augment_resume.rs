@@ -1,4 +1,4 @@
-//! Resume exactness with augmentation and dropout (DESIGN §4): the mini AlexNet draws random
+//! Resume exactness with augmentation and dropout: the mini AlexNet draws random
 //! crops, flips and dropout masks from each step's own rng stream, so 10 steps, stop, and resume
 //! to 20 gives bitwise the weights of 20 steps straight.
 

@@ -1,4 +1,4 @@
-//! DESIGN §7: several candle ops have no backward and silently stop gradients. For every
+//! Several candle ops have no backward and silently stop gradients. For every
 //! milestone in the registry (so entries added later are covered without touching this file),
 //! one training loss at its smoke config must give every trainable parameter a gradient that
 //! is finite and not all zero.

@@ -1,4 +1,4 @@
-//! Resume exactness (DESIGN §4): N steps, stop, resume to 2N gives bitwise the weights of 2N
+//! Resume exactness: N steps, stop, resume to 2N gives bitwise the weights of 2N
 //! steps straight; and Ctrl-C writes a checkpoint, exits 130, and resuming it finishes the run
 //! with the same weights as a run that was never interrupted.
 

@@ -1,9 +1,9 @@
 //! `dlhist replay [NAME...]`: run the claims and print claim, measured value, threshold, verdict.
 
 use super::common::{self, print_json, resolve, ConfigArgs, Ui};
+use crate::claims::{self, ClaimCtx, Verdict};
 use crate::engine::runner::{RunDir, Summary};
 use crate::error::DlError;
-use crate::milestones::{ClaimCtx, Verdict};
 use crate::registry::{self, entries};
 use crate::report::table::Table;
 use candle_core::Device;
@@ -126,7 +126,10 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         eprintln!("replay {} ({:?} budget): {}", e.name, a.budget, claim.text);
         ctx.used.clear();
         let t0 = Instant::now();
-        let result = (claim.check)(&mut ctx);
+        let result = match claims::check(e.name) {
+            Some(check) => check(&mut ctx),
+            None => Err(anyhow::anyhow!("`{}` has a claim but no check in src/claims/", e.name)),
+        };
         let seconds = t0.elapsed().as_secs_f64();
         let (metric, v) = match a.budget {
             Budget::Smoke => ("val_loss (final < initial)", smoke_verdict(&ctx.used, &result)),

@@ -1,4 +1,4 @@
-//! SWORD zText Bible modules, read without libsword (format in shared/DATA.md), and the
+//! SWORD zText Bible modules, read without libsword (the format is below), and the
 //! cleaning of their OSIS markup into plain text.
 //!
 //! A testament `t` (`ot` or `nt`) of a module folder is three files:

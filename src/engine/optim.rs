@@ -1,5 +1,5 @@
 //! Our own optimizers, with state we can save and restore exactly (candle's AdamW keeps its
-//! moments private and defaults weight_decay to 0.01; DESIGN §7). Each update is one fused,
+//! moments private and defaults weight_decay to 0.01). Each update is one fused,
 //! in-place pass per parameter (`crate::ops::optim`), bitwise equal to the composed tensor-op
 //! formulas it replaced (`adamw_update_ref`, `sgd_update_ref`, tested there).
 //!

@@ -4,7 +4,7 @@
 //! matches or beats relu.
 
 use super::mlp::{build_classifier, Config, DataCfg, ModelCfg};
-use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
+use super::{from_table, to_table, Family};
 use crate::config::OptimKind;
 use crate::config::TrainConfig;
 use crate::nn::activation::Activation;
@@ -34,63 +34,3 @@ pub static FAMILY: Family = Family {
     defaults: || to_table(&defaults()),
     build: |t, d| build_classifier(&from_table::<Config>(t)?, d),
 };
-
-/// Chance-level cross-entropy over 10 classes is ln 10 = 2.30; "stalled" means still above 2.0.
-const STALL: f64 = 2.0;
-
-pub fn claim_sigmoid(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let s = ctx.run("sigmoid", &[])?;
-    let loss = metric(&s, "train_loss")?;
-    Ok(Verdict {
-        value: loss,
-        threshold: STALL,
-        pass: loss >= STALL,
-        detail: format!(
-            "sigmoid train loss {loss:.3} after {} steps (chance 2.303); val acc {:.1}%",
-            s.steps,
-            metric(&s, "val_acc")? * 100.0
-        ),
-    })
-}
-
-pub fn claim_tanh(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let t = metric(&ctx.run("tanh", &[])?, "train_loss")?;
-    let s = metric(&ctx.run("sigmoid", &[])?, "train_loss")?;
-    Ok(Verdict { value: t, threshold: s, pass: t < s, detail: format!("train loss tanh {t:.3} vs sigmoid {s:.3}") })
-}
-
-pub fn claim_relu(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let r = ctx.run("relu", &[])?;
-    let zeros = metric(&r, "val_zero_frac")?;
-    let acc = metric(&r, "val_acc")?;
-    Ok(Verdict {
-        value: zeros,
-        threshold: 0.5,
-        pass: zeros >= 0.5 && acc >= 0.9,
-        detail: format!(
-            "{:.1}% of relu activations are exactly zero; it trains to {:.1}% val accuracy (needs ≥ 90%)",
-            zeros * 100.0,
-            acc * 100.0
-        ),
-    })
-}
-
-/// Mean final training loss of `name` over three seeds (one run's noise is ~2% here).
-fn mean_loss(ctx: &mut dyn ClaimCtx, name: &str) -> anyhow::Result<f64> {
-    let mut total = 0.0;
-    for seed in ["1", "2", "3"] {
-        total += metric(&ctx.run(name, &[("train.seed", seed)])?, "train_loss")?;
-    }
-    Ok(total / 3.0)
-}
-
-pub fn claim_gelu(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let g = mean_loss(ctx, "gelu")?;
-    let r = mean_loss(ctx, "relu")?;
-    Ok(Verdict {
-        value: g,
-        threshold: r,
-        pass: g <= r,
-        detail: format!("mean train loss over 3 seeds: gelu {g:.4} vs relu {r:.4}"),
-    })
-}

@@ -15,15 +15,14 @@
 //! The paper's Figure 1: a ReLU net reaches 25% training error on CIFAR-10 six times faster than
 //! the same net with tanh. Here the metric is the number of updates until the error on 2,000
 //! (un-augmented) training images, scored in eval mode at every evaluation, first falls to
-//! `MAX_TRAIN_ERROR`.
+//! `claims::cnn::MAX_TRAIN_ERROR`.
 
 use super::classify::{ClassModel, Classifier};
-use super::{first_eval_step, from_table, to_table, ClaimCtx, Family, Verdict};
+use super::{from_table, to_table, Family};
 use crate::config::OptimKind;
 use crate::config::TrainConfig;
 use crate::data::augment::Augment;
 use crate::data::vision;
-use crate::engine::runner::Summary;
 use crate::error::DlError;
 use crate::experiment::Experiment;
 use crate::nn::activation::Activation;
@@ -194,43 +193,6 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
 
 pub static FAMILY: Family =
     Family { id: "alexnet", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
-
-/// The training-error level both nets race to: the paper's 25% (on CIFAR-10; Fashion-MNIST is
-/// easier, so here it is reached within the first epoch).
-pub const MAX_TRAIN_ERROR: f64 = 0.25;
-/// The claim: tanh needs at least this many times ReLU's updates (calibrated; the paper: 6x).
-pub const MIN_SPEEDUP: f64 = 2.0;
-
-/// Updates until the training error first falls to MAX_TRAIN_ERROR; None if it never did.
-fn steps_to_fit(s: &Summary) -> anyhow::Result<Option<usize>> {
-    first_eval_step(s, "fit_acc", |a| 1.0 - a <= MAX_TRAIN_ERROR)
-}
-
-pub fn claim_alexnet(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let (r, t) = (ctx.run("alexnet", &[])?, ctx.run("alexnet-tanh", &[])?);
-    let (sr, st) = (steps_to_fit(&r)?, steps_to_fit(&t)?);
-    // a run that never gets there counts as its budget plus one (a lower bound on its steps)
-    let (vr, vt) = (sr.unwrap_or(r.steps + 1) as f64, st.unwrap_or(t.steps + 1) as f64);
-    let speedup = vt / vr;
-    let show = |s: Option<usize>| s.map_or("never (within the budget)".to_string(), |x| format!("{x} updates"));
-    Ok(Verdict {
-        value: speedup,
-        threshold: MIN_SPEEDUP,
-        pass: sr.is_some() && speedup >= MIN_SPEEDUP,
-        detail: format!(
-            "{:.0}% training error on {}: relu after {}, tanh after {} ({speedup:.1}x; claim: ≥ {MIN_SPEEDUP}x, paper 6x)",
-            MAX_TRAIN_ERROR * 100.0,
-            r.data,
-            show(sr),
-            show(st)
-        ),
-    })
-}
-
-/// `alexnet-tanh`'s own claim is the same race, seen from the slow side.
-pub fn claim_alexnet_tanh(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    claim_alexnet(ctx)
-}
 
 #[cfg(test)]
 mod tests {

@@ -23,7 +23,7 @@
 //! through time and Adam, the cells grow to |c| ~ 10⁴ but the net still predicts the stream: see
 //! the registry entry.)
 
-use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
+use super::{from_table, to_table, Family};
 use crate::config::TrainConfig;
 use crate::data::continual::LazyStream;
 use crate::data::seq_tasks::{prediction_correct, ReberStream};
@@ -245,59 +245,6 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
 
 pub static FAMILY: Family =
     Family { id: "reber", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
-
-/// With the forget gate, at least this fraction of the test stream's strings is predicted
-/// without a single error (calibrated; see the registry entry).
-pub const SOLVED: f64 = 0.9;
-/// Without it, at most this fraction.
-pub const COLLAPSED: f64 = 0.5;
-
-/// One run's accuracy varies with the seed (a net may solve the task late or not at all), so the
-/// claim averages three seeds per variant.
-const SEEDS: [&str; 3] = ["1", "2", "3"];
-
-/// Mean of `keys` over the seeded runs of `name`.
-fn mean(ctx: &mut dyn ClaimCtx, name: &str, keys: &[&str]) -> anyhow::Result<Vec<f64>> {
-    let mut sums = vec![0.0; keys.len()];
-    for seed in SEEDS {
-        let s = ctx.run(name, &[("train.seed", seed)])?;
-        for (sum, k) in sums.iter_mut().zip(keys) {
-            *sum += metric(&s, k)?;
-        }
-    }
-    Ok(sums.into_iter().map(|v| v / SEEDS.len() as f64).collect())
-}
-
-/// (string accuracy with the forget gate, without it, pass, detail), means over `SEEDS`.
-fn compare(ctx: &mut dyn ClaimCtx) -> anyhow::Result<(f64, f64, bool, String)> {
-    let keys = ["test_string_acc", "test_acc", "test_cell_abs", "test_stream_len"];
-    let (f, n) = (mean(ctx, "forget-gate", &keys)?, mean(ctx, "lstm-noforget", &keys)?);
-    let pass = f[0] >= SOLVED && n[0] <= COLLAPSED && n[2] > f[2];
-    let detail = format!(
-        "mean of 3 seeds, a test stream of {:.0} symbols without resets: strings all correct {:.1}% with the forget gate vs {:.1}% without (symbols {:.2}% vs {:.2}%); mean |c| at the end {:.1} vs {:.1} (claim: ≥ {:.0}% vs ≤ {:.0}%, and a larger |c| without)",
-        f[3],
-        f[0] * 100.0,
-        n[0] * 100.0,
-        f[1] * 100.0,
-        n[1] * 100.0,
-        f[2],
-        n[2],
-        SOLVED * 100.0,
-        COLLAPSED * 100.0
-    );
-    Ok((f[0], n[0], pass, detail))
-}
-
-pub fn claim_forget_gate(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let (f_acc, _, pass, detail) = compare(ctx)?;
-    Ok(Verdict { value: f_acc, threshold: SOLVED, pass, detail })
-}
-
-/// `lstm-noforget`'s claim is the same comparison, seen from the other side.
-pub fn claim_noforget(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let (_, n_acc, pass, detail) = compare(ctx)?;
-    Ok(Verdict { value: n_acc, threshold: COLLAPSED, pass, detail })
-}
 
 #[cfg(test)]
 mod tests {

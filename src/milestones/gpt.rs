@@ -1,17 +1,15 @@
 //! `gpt`: a small decoder-only transformer language model (Radford et al. 2018/2019): token
-//! and learned position embeddings, pre-LN blocks x + attn(ln1(x)), x + mlp(ln2(x)) with
-//! causal multi-head attention and a GELU (tanh) MLP of 4x width, a final LayerNorm and an
-//! untied linear head. Only the model is here for now (`dlhist bench` times it); its recipe,
+//! and learned position embeddings, pre-LN blocks x + attn(ln1(x)), x + mlp(ln2(x))
+//! (`nn::transformer`) with causal multi-head attention and a GELU (tanh) MLP of 4x width, a
+//! final LayerNorm and an untied linear head. Only the model is here for now (`dlhist bench` times it); its recipe,
 //! data and claim come with the gpt milestone issue.
 
-use crate::nn::activation::Activation;
-use crate::nn::attention::{self_attention, SelfAttention};
 use crate::nn::embedding::embedding;
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::Linear;
 use crate::nn::linear::{linear, InitKind};
-use crate::nn::mlp::Mlp;
 use crate::nn::norm::{norm, Norm, NormKind};
+use crate::nn::transformer::{block, Block, BlockCfg};
 use crate::params::Params;
 use candle_core::Module;
 use candle_core::{Device, Result, Tensor};
@@ -54,24 +52,6 @@ impl ModelCfg {
     }
 }
 
-pub struct Block {
-    pub ln1: Norm,
-    pub attn: SelfAttention,
-    pub ln2: Norm,
-    /// C -> 4C -> C, GELU (tanh) between
-    pub mlp: Mlp,
-}
-
-impl Block {
-    /// (B, T, C) -> (B, T, C); `train` selects BatchNorm's batch statistics
-    /// (B, T, C) -> (B, T, C). No reshapes: the norms, linears and attention take (B, T, ·)
-    /// as it is (each reshape node would cost candle's backward a zero fill and an add).
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.ln1.forward_t(x, train)?)?)?;
-        &x + self.mlp.forward(&self.ln2.forward_t(&x, train)?)?
-    }
-}
-
 pub struct Gpt {
     /// token embedding wte: (V, C)
     pub wte: Embedding,
@@ -90,18 +70,9 @@ pub struct Gpt {
 pub fn gpt(cfg: &ModelCfg, params: &Params, device: &Device) -> Result<Gpt> {
     let c = cfg.n_embd;
     let vb = params.vb(device);
-    let blocks = (0..cfg.n_layer)
-        .map(|i| {
-            let name = format!("h.{i}");
-            let vb = vb.pp(&name);
-            Ok(Block {
-                ln1: norm(cfg.norm, c, params, &format!("{name}.ln1"), device)?,
-                attn: self_attention(c, cfg.n_head, true, vb.pp("attn"))?,
-                ln2: norm(cfg.norm, c, params, &format!("{name}.ln2"), device)?,
-                mlp: Mlp::new(&[c, 4 * c, c], Activation::GeluTanh, InitKind::Default, vb.pp("mlp"))?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let bcfg = BlockCfg { n_embd: c, n_head: cfg.n_head, causal: true, norm: cfg.norm, mlp_ratio: 4 };
+    let blocks =
+        (0..cfg.n_layer).map(|i| block(&bcfg, params, &format!("h.{i}"), device)).collect::<Result<Vec<_>>>()?;
     Ok(Gpt {
         wte: embedding(cfg.vocab, c, 0.02, vb.pp("wte"))?,
         wpe: embedding(cfg.block, c, 0.02, vb.pp("wpe"))?,

@@ -8,7 +8,7 @@
 
 use super::charlm::TextCfg;
 use super::gpt::{gpt, Gpt, ModelCfg};
-use super::{from_table, mean_over_seeds, to_table, ClaimCtx, Family, Verdict};
+use super::{from_table, to_table, Family};
 use crate::config::TrainConfig;
 use crate::experiment::{Experiment, Metrics};
 use crate::nn::norm::NormKind;
@@ -69,25 +69,3 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
 
 pub static FAMILY: Family =
     Family { id: "layernorm", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
-
-/// BatchNorm's variant of the study.
-pub const BATCH: [(&str, &str); 1] = [("model.norm", "batch")];
-
-/// Final validation and training loss of the study at `sets`, mean of three seeds (one run's
-/// noise, about 0.02 nats, is as large as the effect).
-fn losses(ctx: &mut dyn ClaimCtx, sets: &[(&str, &str)]) -> anyhow::Result<(f64, f64)> {
-    let m = mean_over_seeds(ctx, "layernorm", sets, &["val_loss", "train_loss"])?;
-    Ok((m[0], m[1]))
-}
-
-pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let ((l, tl), (b, tb)) = (losses(ctx, &[])?, losses(ctx, &BATCH)?);
-    Ok(Verdict {
-        value: l,
-        threshold: b,
-        pass: l < b,
-        detail: format!(
-            "mean of 3 seeds at the preset's batch size: val loss layernorm {l:.4} vs batchnorm {b:.4}; train loss {tl:.4} vs {tb:.4}"
-        ),
-    })
-}

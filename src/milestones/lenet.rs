@@ -4,7 +4,7 @@
 //! parameters of the `mlp` (weight sharing: a 5x5 kernel is applied at every position).
 
 use super::classify::{ClassModel, Classifier};
-use super::{from_table, metric, mlp, to_table, ClaimCtx, Family, Verdict};
+use super::{from_table, mlp, to_table, Family};
 use crate::config::TrainConfig;
 use crate::data::vision;
 use crate::experiment::Experiment;
@@ -156,26 +156,6 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
 
 pub static FAMILY: Family =
     Family { id: "lenet", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
-
-pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let s = ctx.run("lenet", &[])?;
-    let acc = metric(&s, "test_acc")?;
-    let mlp_params = mlp::mnist_param_count();
-    let fewer = s.params < mlp_params;
-    Ok(Verdict {
-        value: acc,
-        threshold: 0.99,
-        pass: acc >= 0.99 && fewer,
-        detail: format!(
-            "test accuracy {:.2}% on {} after {} steps, with {} parameters against the mlp's {}",
-            acc * 100.0,
-            s.data,
-            s.steps,
-            s.params,
-            mlp_params
-        ),
-    })
-}
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@
 
 use super::adding::{build_task, SeqRegressor};
 use super::charlm::CharModel;
-use super::{from_table, metric, rnn, to_table, ClaimCtx, Family, Verdict};
+use super::{from_table, to_table, Family};
 use crate::nn::embedding::embedding;
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::Linear;
@@ -157,45 +157,6 @@ fn build(c: &Config, device: &candle_core::Device) -> anyhow::Result<Box<dyn cra
 
 pub static FAMILY: Family =
     Family { id: "lstm", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
-
-/// What the claim changes to run the adding problem (the number of updates stays the preset's):
-/// the 1997 cell (no forget gate) with its input gates starting closed, as in the paper, and
-/// smaller than the char-LM. Calibrated: see the registry entry.
-pub const ADDING: [(&str, &str); 5] = [
-    ("data.task", "adding"),
-    ("model.hidden", "64"),
-    ("model.forget_gate", "false"),
-    ("model.input_bias", "-3"),
-    ("train.lr", "5e-3"),
-];
-/// The lstm solves the adding problem: its test MSE is below this (calibrated; the trivial
-/// answer 0.5 scores about 0.039, see `adding`).
-pub const ADDING_SOLVED: f64 = 0.004;
-/// The rnn does not: its test MSE stays above this fraction of the trivial answer's.
-pub const ADDING_UNSOLVED_FRAC: f64 = 0.5;
-
-pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let (la, ra) = (ctx.run("lstm", &ADDING)?, ctx.run("rnn", &rnn::ADDING)?);
-    let (l_mse, r_mse, base) = (metric(&la, "test_mse")?, metric(&ra, "test_mse")?, metric(&ra, "test_base_mse")?);
-    let (l_acc, r_acc) = (metric(&la, "test_acc")?, metric(&ra, "test_acc")?);
-    let (lc, rc) = (ctx.run("lstm", &[])?, ctx.run("rnn", &[])?);
-    let (l_bpc, r_bpc) = (metric(&lc, "val_bpc")?, metric(&rc, "val_bpc")?);
-    let adding = l_mse < ADDING_SOLVED && r_mse > ADDING_UNSOLVED_FRAC * base;
-    Ok(Verdict {
-        value: l_mse,
-        threshold: ADDING_SOLVED,
-        pass: adding && l_bpc < r_bpc,
-        detail: format!(
-            "adding T={}: test MSE lstm {l_mse:.4} ({:.1}% within 0.04) vs rnn {r_mse:.4} ({:.1}%), predicting 0.5 scores {base:.4} (claim: lstm < {ADDING_SOLVED}, rnn > {:.4}); char-LM on {} after {} steps: val bpc lstm {l_bpc:.3} vs rnn {r_bpc:.3} (claim: lstm lower)",
-            la.data.trim_start_matches("adding T="),
-            l_acc * 100.0,
-            r_acc * 100.0,
-            ADDING_UNSOLVED_FRAC * base,
-            lc.data,
-            lc.steps
-        ),
-    })
-}
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 //! accuracy on MNIST.
 
 use super::classify::{ClassModel, Classifier};
-use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
+use super::{from_table, to_table, Family};
 use crate::config::TrainConfig;
 use crate::data::vision;
 use crate::error::DlError;
@@ -127,14 +127,3 @@ pub static FAMILY: Family = Family {
     defaults: || to_table(&defaults()),
     build: |t, d| build_classifier(&from_table::<Config>(t)?, d),
 };
-
-pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let s = ctx.run("mlp", &[])?;
-    let acc = metric(&s, "test_acc")?;
-    Ok(Verdict {
-        value: acc,
-        threshold: 0.98,
-        pass: acc >= 0.98,
-        detail: format!("test accuracy {:.2}% on {} after {} steps", acc * 100.0, s.data, s.steps),
-    })
-}

@@ -1,5 +1,6 @@
-//! One file per milestone: a model and its recipe (config with defaults, data, claim checks).
-//! No training loop lives here; the engine runs every milestone.
+//! One file per milestone: a model and its recipe (config with defaults, data, metrics). No
+//! training loop lives here (the engine runs every milestone), and no claim check (src/claims/
+//! checks the claims on the runs' summaries).
 
 pub mod activations;
 pub mod adding;
@@ -17,19 +18,14 @@ pub mod lstm;
 pub mod masks;
 pub mod mlp;
 pub mod moe;
-pub mod normalization;
-pub mod optimizers;
-pub mod regularize;
 pub mod rnn;
 pub mod segment;
 pub mod seq2seq;
 pub mod translate;
-pub mod translate_claims;
 pub mod unet;
 pub mod word2vec;
 pub mod workloads;
 
-use crate::engine::runner::Summary;
 use crate::error::DlError;
 use crate::experiment::Experiment;
 use candle_core::Device;
@@ -64,96 +60,8 @@ pub fn from_table<T: serde::de::DeserializeOwned>(t: &toml::Table) -> Result<T, 
         .map_err(|e| DlError::BadValue { context: "the config".into(), message: e.to_string().trim().to_string() })
 }
 
-/// What a claim check can ask for: train a named variant (with extra `--set` overrides) at the
-/// current budget, and get its summary. Runs are cached within one `replay`.
-pub trait ClaimCtx {
-    fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary>;
-}
-
-/// A claim's measured outcome.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Verdict {
-    pub value: f64,
-    pub threshold: f64,
-    pub pass: bool,
-    /// what was compared, in words, with the numbers
-    pub detail: String,
-}
-
-pub struct Claim {
-    /// the paper's headline result, restated for a small run
-    pub text: &'static str,
-    /// what `value` measures
-    pub metric: &'static str,
-    pub check: fn(&mut dyn ClaimCtx) -> anyhow::Result<Verdict>,
-}
-
-/// Reads a final metric from a summary, with a clear error if the milestone did not report it.
-pub fn metric(s: &Summary, key: &str) -> anyhow::Result<f64> {
-    s.metric(key).ok_or_else(|| anyhow::anyhow!("run {} reported no metric `{key}`", s.name))
-}
-
-/// The seeds of claims that average over runs, because one run's noise is as large as the effect.
-pub const SEEDS: [&str; 3] = ["1", "2", "3"];
-
-/// Mean of the final metrics `keys` over the runs of `name` (with `sets`) at each of `SEEDS`.
-pub fn mean_over_seeds(
-    ctx: &mut dyn ClaimCtx,
-    name: &str,
-    sets: &[(&str, &str)],
-    keys: &[&str],
-) -> anyhow::Result<Vec<f64>> {
-    let mut sums = vec![0.0; keys.len()];
-    for seed in SEEDS {
-        let mut all = sets.to_vec();
-        all.push(("train.seed", seed));
-        let s = ctx.run(name, &all)?;
-        for (sum, k) in sums.iter_mut().zip(keys) {
-            *sum += metric(&s, k)?;
-        }
-    }
-    Ok(sums.into_iter().map(|v| v / SEEDS.len() as f64).collect())
-}
-
-/// The first evaluation (every `train.eval_every` updates, from the run's metrics.jsonl) at which
-/// the validation line's `key` (e.g. `acc`, or `fit_acc`: accuracy on training images) satisfies
-/// `reached`; its step, or None if no evaluation did.
-pub fn first_eval_step(s: &Summary, key: &str, reached: impl Fn(f64) -> bool) -> anyhow::Result<Option<usize>> {
-    let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line)?;
-        if v["split"] == "val" && v[key].as_f64().is_some_and(&reached) {
-            return Ok(v["step"].as_u64().map(|x| x as usize));
-        }
-    }
-    Ok(None)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
-    use crate::params::Params;
-    use candle_core::{Result, Tensor};
-
-    /// Backprops `loss` and asserts that every trainable parameter in `params` gets a gradient
-    /// that is finite and not all zero (DESIGN §7: an op without backward silently cuts it).
-    pub fn assert_every_param_gets_a_gradient(params: &Params, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
-        let mut bad = vec![];
-        for (name, var) in params.trainable() {
-            match grads.get(var.as_tensor()) {
-                None => bad.push(format!("{name}: no gradient")),
-                Some(g) => {
-                    let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
-                    if g.iter().any(|x| !x.is_finite()) {
-                        bad.push(format!("{name}: non-finite gradient"));
-                    } else if g.iter().all(|&x| x == 0.0) {
-                        bad.push(format!("{name}: all-zero gradient"));
-                    }
-                }
-            }
-        }
-        assert!(bad.is_empty(), "{}", bad.join("\n"));
-        Ok(())
-    }
+    /// Lives with the layers (nn/ must not import milestones/); re-exported for the milestones' tests.
+    pub use crate::nn::tests::assert_every_param_gets_a_gradient;
 }

@@ -11,7 +11,7 @@
 
 use super::adding::{build_task, SeqRegressor};
 use super::charlm::CharModel;
-use super::{from_table, metric, to_table, ClaimCtx, Family, Verdict};
+use super::{from_table, to_table, Family};
 use crate::config::TrainConfig;
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::{linear, InitKind, Linear};
@@ -146,28 +146,6 @@ fn build(c: &Config, device: &candle_core::Device) -> anyhow::Result<Box<dyn cra
 
 pub static FAMILY: Family =
     Family { id: "rnn", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
-
-/// What the `lstm` claim changes to run the rnn on the adding problem: the lstm's size and
-/// learning rate there (see `lstm::ADDING`).
-pub const ADDING: [(&str, &str); 3] = [("data.task", "adding"), ("model.hidden", "64"), ("train.lr", "5e-3")];
-
-/// The char-LM's val bits per character must lie at least this far below the unigram entropy
-/// of the training text (calibrated: see the registry entry).
-pub const MARGIN_BITS: f64 = 1.5;
-
-pub fn claim(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
-    let s = ctx.run("rnn", &[])?;
-    let (bpc, uni) = (metric(&s, "val_bpc")?, metric(&s, "val_unigram_bpc")?);
-    Ok(Verdict {
-        value: bpc,
-        threshold: uni - MARGIN_BITS,
-        pass: bpc <= uni - MARGIN_BITS,
-        detail: format!(
-            "val {bpc:.3} bits/char on {} after {} steps; the unigram entropy of the training text is {uni:.3} (claim: ≥ {MARGIN_BITS} bits below)",
-            s.data, s.steps
-        ),
-    })
-}
 
 #[cfg(test)]
 mod tests {

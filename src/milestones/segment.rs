@@ -1,12 +1,11 @@
-//! The segmentation recipe of `unet`: canvases of pasted digits (src/data/canvas.rs), per-pixel
-//! cross-entropy over the 11 classes (background + 10 digits), and the standard segmentation
-//! metrics from a confusion matrix over a whole split: pixel accuracy and the mean over classes
-//! of IoU = TP / (TP + FP + FN) (PASCAL VOC's definition, background included), plus the mean over
-//! the 10 digit classes alone. Metric names: `acc` (pixel accuracy, so `compare`'s accuracy
-//! columns show it), `miou`, `miou_digits`, `loss`. `sample` renders input, true and predicted
-//! masks as a PNG.
+//! The segmentation recipe, generic over its model (`SegModel`; `unet.rs` builds it with the
+//! U-Net): canvases of pasted digits (src/data/canvas.rs), per-pixel cross-entropy over the 11
+//! classes (background + 10 digits), and the standard segmentation metrics from a confusion
+//! matrix over a whole split: pixel accuracy and the mean over classes of IoU = TP / (TP + FP +
+//! FN) (PASCAL VOC's definition, background included), plus the mean over the 10 digit classes
+//! alone. Metric names: `acc` (pixel accuracy, so `compare`'s accuracy columns show it), `miou`,
+//! `miou_digits`, `loss`. `sample` renders input, true and predicted masks as a PNG.
 
-use super::unet::UNet;
 use crate::data::batch::EpochSampler;
 use crate::data::canvas::{self, SegSet, CLASSES};
 use crate::data::{vision, ImageSet};
@@ -41,8 +40,15 @@ impl Default for DataCfg {
 const SEEDS: [u64; 3] = [0x5e9_0001, 0x5e9_0002, 0x5e9_0003];
 const EVAL_BATCH: usize = 25;
 
-pub struct Segmenter {
-    net: UNet,
+/// What the recipe needs of a segmentation model: per-pixel class logits.
+pub trait SegModel {
+    /// (B, 1, S, S) images -> (B, K, S, S) logits, one map per class; `train` selects training
+    /// mode (e.g. batch norm's batch statistics).
+    fn logits(&self, x: &Tensor, train: bool) -> Result<Tensor>;
+}
+
+pub struct Segmenter<M: SegModel> {
+    net: M,
     params: Params,
     /// the training digits, pasted into canvas `i` on demand
     digits: ImageSet,
@@ -56,9 +62,9 @@ pub struct Segmenter {
     notice: Option<String>,
 }
 
-impl Segmenter {
+impl<M: SegModel> Segmenter<M> {
     pub fn new(
-        net: UNet,
+        net: M,
         params: Params,
         c: &DataCfg,
         digit_weight: f64,
@@ -182,7 +188,7 @@ pub fn pixel_accuracy(m: &Confusion) -> f64 {
     (0..CLASSES).map(|k| m[k][k]).sum::<u64>() as f64 / total.max(1) as f64
 }
 
-impl Experiment for Segmenter {
+impl<M: SegModel> Experiment for Segmenter<M> {
     fn params(&self) -> &Params {
         &self.params
     }

@@ -5,7 +5,7 @@
 //! applied to the decoder outputs so both LSTMs stay one fused whole-sequence op each (Bahdanau
 //! et al. 2014 feed the context into every decoder step, which needs a per-step loop, about 3x
 //! slower for the decoder here; `dlhist info attention` has the numbers).
-//! The recipe (data, metrics) is in `translate.rs`, the claims in `translate_claims.rs`.
+//! The recipe (data, metrics) is in `translate.rs`, the claims in `src/claims/translate.rs`.
 
 use crate::nn::activation::Activation;
 use crate::nn::embedding::{embedding, Embedding};

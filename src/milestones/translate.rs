@@ -1,7 +1,7 @@
 //! The translation recipe of `seq2seq`, `seq2seq-reversed` and `attention` (one family; the
 //! variants differ by `data.reverse_source` and `model.attention`): English → Spanish verse
 //! pairs, teacher-forced training on the short pairs, greedy decoding, corpus BLEU-4 on the test
-//! split and BLEU by source length. The model is in `seq2seq.rs`, the claims in `translate_claims.rs`.
+//! split and BLEU by source length. The model is in `seq2seq.rs`, the claims in `src/claims/translate.rs`.
 
 use super::seq2seq::{pad_mask, seq2seq, ModelCfg, Seq2Seq, Translation};
 use super::{from_table, to_table, Family};

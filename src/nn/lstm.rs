@@ -1,6 +1,6 @@
 //! A one-layer LSTM over a whole sequence (Hochreiter & Schmidhuber 1997; the forget gate of
 //! Gers, Schmidhuber & Cummins 2000). candle-nn's `rnn::lstm` recomputes the input projection at
-//! every step and has no switch for the forget gate (DESIGN §7); this layer runs the fused
+//! every step and has no switch for the forget gate; this layer runs the fused
 //! whole-sequence op (`crate::ops::lstm::lstm_seq`: the batch in the vector lanes, each step one
 //! register-tiled product W·[x_t; h_{t-1}] with the input projection folded in, followed by the
 //! gate math; BPTT the same way, then one gemm for dW and one for dx; tested there against a

@@ -106,7 +106,7 @@ impl Moe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::milestones::tests::assert_every_param_gets_a_gradient;
+    use crate::nn::tests::assert_every_param_gets_a_gradient;
     use crate::params::Params;
     use crate::rng::Rng;
     use candle_core::Device;

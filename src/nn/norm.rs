@@ -1,5 +1,5 @@
 //! Layer normalisation (Ba, Kiros & Hinton 2016) over the last dimension, composed of candle
-//! ops that have a backward: candle-nn's `LayerNorm` and `ops::layer_norm` have none (DESIGN §7).
+//! ops that have a backward: candle-nn's `LayerNorm` and `ops::layer_norm` have none.
 
 use super::batchnorm::BatchNorm;
 use crate::params::Params;

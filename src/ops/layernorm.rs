@@ -5,7 +5,7 @@
 //! y; it keeps μ and rstd (2 floats a row) for the backward. Backward, one pass per row with
 //! x̂ = (x − μ)·rstd and dŷ = dy ⊙ γ recomputed:
 //!   dx = rstd · (dŷ − mean(dŷ) − x̂ · mean(dŷ ⊙ x̂)),  dγ = Σ_rows dy ⊙ x̂,  dβ = Σ_rows dy.
-//! `candle_nn::ops::layer_norm` has no backward (DESIGN §7), so the reference is composed from
+//! `candle_nn::ops::layer_norm` has no backward, so the reference is composed from
 //! mean, sub, sqr, add, sqrt, div, mul and add, each keeping an (R, C) intermediate.
 
 use super::cpu;

@@ -1,7 +1,7 @@
 //! Catalogue section 2, the depth study: plain vs residual nets (He et al. 2015).
 
-use super::{preset, smoke, Entry};
-use crate::milestones::{depth, Claim};
+use super::{preset, smoke, Claim, Entry};
+use crate::milestones::depth;
 
 const DEPTH_INFO: &str = "He, Zhang, Ren & Sun (2015) observed degradation: with batch norm keeping the signals healthy, a deeper plain net (34 layers) still has a higher training error than a shallower one (18), so the problem is optimisation, not overfitting. Their fix: let each pair of layers learn a residual F(x) and add the input back through an identity shortcut, y = ReLU(x + F(x)), so a layer that should do nothing only has to drive F to zero; then depth helps again. The study: an MLP on MNIST whose hidden layers are (linear without bias, batch norm, ReLU), width 64, He init, SGD + momentum 0.9 at lr 0.05, 1,000 updates of 128 images. `model.depth` counts the weight layers (input and output included); `residual` adds an identity shortcut around every pair of middle layers, as the paper's basic block. The claims run plain at depth 8 and 32 and residual at 32, and compare the mean training loss over the last 100 updates: `plain` checks degradation (plain-32 above plain-8), `residual` that residual-32 is below both. The residual preset uses the 2015 paper's init (every batch-norm gain γ = 1), and with it the shortcuts remove the degradation but the 32-layer net ends just above the 8-layer one, so the `residual` claim FAILS at this scale. Starting each block's last γ at 0, so every block starts as the identity (Goyal et al. 2017, common ResNet practice since; `--set model.zero_init_residual=true`), residual-32 ends below both; the claim trains that variant too and reports it beside the verdict, but it is a later recipe found after seeing the failure, so it does not decide the verdict. Replay (2 threads, seed 1234): plain-8 0.103, plain-32 1.115, residual-32 (γ = 1) 0.143, residual-32 with γ started at 0 0.078. Calibration (1 thread, before batch norm became a fused op; seed 1234 / seed 1): plain-8 0.104 / 0.098, plain-32 0.685 / 0.630, residual-32 (γ = 1) 0.118 / 0.123, with γ started at 0 0.079 / 0.082; with γ = 1 residual-32 also stays above plain-8 at lr 0.01 (0.137 vs 0.129) and 0.1 (0.169 vs 0.108), and after 3,000 updates with a cosine schedule (0.051 vs 0.038).";
 
@@ -17,7 +17,7 @@ pub fn entries() -> Vec<Entry> {
         info: DEPTH_INFO,
         preset: preset!("plain"),
         smoke: smoke!("plain"),
-        claim: Some(Claim { text: "a 32-layer plain net ends with a higher training loss than an 8-layer one", metric: "train_loss", check: depth::claim_plain }),
+        claim: Some(Claim { text: "a 32-layer plain net ends with a higher training loss than an 8-layer one", metric: "train_loss" }),
     },
     Entry {
         name: "residual",
@@ -29,7 +29,7 @@ pub fn entries() -> Vec<Entry> {
         info: DEPTH_INFO,
         preset: preset!("residual"),
         smoke: smoke!("residual"),
-        claim: Some(Claim { text: "a 32-layer residual net reaches a lower training loss than plain nets of 8 and 32 layers", metric: "train_loss", check: depth::claim_residual }),
+        claim: Some(Claim { text: "a 32-layer residual net reaches a lower training loss than plain nets of 8 and 32 layers", metric: "train_loss" }),
     },
     ]
 }

@@ -1,7 +1,7 @@
 //! Catalogue section 2, optimisation and regularisation: the toolbox studies.
 
-use super::{preset, smoke, Entry};
-use crate::milestones::{activations, layernorm, lenet, mlp, normalization, optimizers, regularize, Claim};
+use super::{preset, smoke, Claim, Entry};
+use crate::milestones::{activations, layernorm, lenet, mlp};
 
 const WD_INFO: &str = "Weight decay adds λ·‖w‖²/2 to the loss, so every step also shrinks each weight toward zero. Krogh & Hertz (1991) showed that it suppresses the irrelevant components of the weight vector and part of the effect of noise in the targets, improving generalisation. The study trains the 784-512-256-10 mlp on only 1,000 MNIST digits for 200 epochs (SGD + momentum, lr 0.05), far past a perfect fit of the training set, with λ = 0.005 (`weight-decay`) or 0 (`no-decay`). The claim: decay gives a lower test error and a smaller weight norm ‖W‖ (all weight matrices together), averaged over three seeds because one run's test error moves by a few tenths of a percent. Measured: 10.3% vs 11.1% test error and ‖W‖ 8.4 vs 20.1 on one seed.";
 
@@ -27,7 +27,7 @@ pub fn entries() -> Vec<Entry> {
         info: WD_INFO,
         preset: preset!("weight-decay"),
         smoke: smoke!("weight-decay"),
-        claim: Some(Claim { text: "weight decay lowers the test error and the weight norm", metric: "test_error", check: regularize::claim_weight_decay }),
+        claim: Some(Claim { text: "weight decay lowers the test error and the weight norm", metric: "test_error" }),
     },
     Entry {
         name: "no-decay",
@@ -39,7 +39,7 @@ pub fn entries() -> Vec<Entry> {
         info: WD_INFO,
         preset: preset!("no-decay"),
         smoke: smoke!("no-decay"),
-        claim: Some(Claim { text: "without decay the test error and the weight norm are higher", metric: "test_error", check: regularize::claim_no_decay }),
+        claim: Some(Claim { text: "without decay the test error and the weight norm are higher", metric: "test_error" }),
     },
     Entry {
         name: "dropout",
@@ -51,7 +51,7 @@ pub fn entries() -> Vec<Entry> {
         info: DROPOUT_INFO,
         preset: preset!("dropout"),
         smoke: smoke!("dropout"),
-        claim: Some(Claim { text: "dropout raises test accuracy and narrows the train–test gap", metric: "test_acc", check: regularize::claim_dropout }),
+        claim: Some(Claim { text: "dropout raises test accuracy and narrows the train–test gap", metric: "test_acc" }),
     },
     Entry {
         name: "no-dropout",
@@ -63,7 +63,7 @@ pub fn entries() -> Vec<Entry> {
         info: DROPOUT_INFO,
         preset: preset!("no-dropout"),
         smoke: smoke!("no-dropout"),
-        claim: Some(Claim { text: "without dropout test accuracy is lower and the gap wider", metric: "test_acc", check: regularize::claim_no_dropout }),
+        claim: Some(Claim { text: "without dropout test accuracy is lower and the gap wider", metric: "test_acc" }),
     },
     Entry {
         name: "sgd",
@@ -75,7 +75,7 @@ pub fn entries() -> Vec<Entry> {
         info: OPT_INFO,
         preset: preset!("sgd"),
         smoke: smoke!("sgd"),
-        claim: Some(Claim { text: "plain SGD ends with a higher loss than momentum and Adam", metric: "train_loss", check: optimizers::claim_sgd }),
+        claim: Some(Claim { text: "plain SGD ends with a higher loss than momentum and Adam", metric: "train_loss" }),
     },
     Entry {
         name: "momentum",
@@ -87,7 +87,7 @@ pub fn entries() -> Vec<Entry> {
         info: OPT_INFO,
         preset: preset!("momentum"),
         smoke: smoke!("momentum"),
-        claim: Some(Claim { text: "momentum reaches a lower training loss than SGD", metric: "train_loss", check: optimizers::claim_momentum }),
+        claim: Some(Claim { text: "momentum reaches a lower training loss than SGD", metric: "train_loss" }),
     },
     Entry {
         name: "adam",
@@ -99,7 +99,7 @@ pub fn entries() -> Vec<Entry> {
         info: OPT_INFO,
         preset: preset!("adam"),
         smoke: smoke!("adam"),
-        claim: Some(Claim { text: "Adam reaches a lower training loss than SGD in the same steps", metric: "train_loss", check: optimizers::claim_adam }),
+        claim: Some(Claim { text: "Adam reaches a lower training loss than SGD in the same steps", metric: "train_loss" }),
     },
     Entry {
         name: "batchnorm",
@@ -111,7 +111,7 @@ pub fn entries() -> Vec<Entry> {
         info: BN_INFO,
         preset: preset!("batchnorm"),
         smoke: smoke!("batchnorm"),
-        claim: Some(Claim { text: "batch norm reaches 97% validation accuracy in at most half the updates", metric: "steps_to_97", check: normalization::claim_batchnorm }),
+        claim: Some(Claim { text: "batch norm reaches 97% validation accuracy in at most half the updates", metric: "steps_to_97" }),
     },
     Entry {
         name: "no-norm",
@@ -123,7 +123,7 @@ pub fn entries() -> Vec<Entry> {
         info: BN_INFO,
         preset: preset!("no-norm"),
         smoke: smoke!("no-norm"),
-        claim: Some(Claim { text: "without batch norm it takes at least twice the updates to reach 97%", metric: "steps_to_97", check: normalization::claim_no_norm }),
+        claim: Some(Claim { text: "without batch norm it takes at least twice the updates to reach 97%", metric: "steps_to_97" }),
     },
     Entry {
         name: "sigmoid",
@@ -135,7 +135,7 @@ pub fn entries() -> Vec<Entry> {
         info: ACT_INFO,
         preset: preset!("sigmoid"),
         smoke: smoke!("sigmoid"),
-        claim: Some(Claim { text: "a deep sigmoid net stalls near chance loss", metric: "train_loss", check: activations::claim_sigmoid }),
+        claim: Some(Claim { text: "a deep sigmoid net stalls near chance loss", metric: "train_loss" }),
     },
     Entry {
         name: "tanh",
@@ -147,7 +147,7 @@ pub fn entries() -> Vec<Entry> {
         info: ACT_INFO,
         preset: preset!("tanh"),
         smoke: smoke!("tanh"),
-        claim: Some(Claim { text: "tanh trains where sigmoid stalls", metric: "train_loss", check: activations::claim_tanh }),
+        claim: Some(Claim { text: "tanh trains where sigmoid stalls", metric: "train_loss" }),
     },
     Entry {
         name: "relu",
@@ -159,7 +159,7 @@ pub fn entries() -> Vec<Entry> {
         info: ACT_INFO,
         preset: preset!("relu"),
         smoke: smoke!("relu"),
-        claim: Some(Claim { text: "relu trains a deep net and its activations are sparse", metric: "zero_frac", check: activations::claim_relu }),
+        claim: Some(Claim { text: "relu trains a deep net and its activations are sparse", metric: "zero_frac" }),
     },
     Entry {
         name: "gelu",
@@ -171,7 +171,7 @@ pub fn entries() -> Vec<Entry> {
         info: ACT_INFO,
         preset: preset!("gelu"),
         smoke: smoke!("gelu"),
-        claim: Some(Claim { text: "gelu reaches a training loss ≤ relu's", metric: "train_loss", check: activations::claim_gelu }),
+        claim: Some(Claim { text: "gelu reaches a training loss ≤ relu's", metric: "train_loss" }),
     },
         Entry {
             name: "layernorm",
@@ -183,7 +183,7 @@ pub fn entries() -> Vec<Entry> {
             info: LN_INFO,
             preset: preset!("layernorm"),
             smoke: smoke!("layernorm"),
-            claim: Some(Claim { text: "at batch 2, LayerNorm reaches a lower validation loss than BatchNorm", metric: "val_loss", check: layernorm::claim }),
+            claim: Some(Claim { text: "at batch 2, LayerNorm reaches a lower validation loss than BatchNorm", metric: "val_loss" }),
         },
     ]
 }

@@ -9,7 +9,6 @@
 //! The vectors are judged on the analogy questions (3CosAdd, `eval`) against a count baseline
 //! (PPMI-SVD, `count`) and random vectors.
 
-pub mod claim;
 pub mod corpus;
 pub mod count;
 pub mod eval;

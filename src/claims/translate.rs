@@ -1,4 +1,4 @@
-//! The claims of the translation milestones, measured on the test split of the verse pairs
+//! Catalogue section 3, sequence modeling: the claims of the translation milestones, measured on the test split of the verse pairs
 //! (BLEU × 100, greedy decoding). On the synthetic fallback they are not checked: they FAIL
 //! with a note, since the numbers of a cipher say nothing about the papers' claims.
 
@@ -57,7 +57,7 @@ pub fn claim_attention(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let detail = format!(
         "test BLEU on sources of more than {} tokens: attention {al:.2} vs seq2seq {pl:.2} (claim: at least +{LONG_GAIN}); \
          on shorter sources {as_:.2} vs {ps:.2}, so long sources keep {:.0}% vs {:.0}% of it; overall {:.2} vs {:.2}",
-        super::translate::LONG,
+        crate::milestones::translate::LONG,
         ka * 100.0,
         kp * 100.0,
         metric(&a, "test_bleu")?,

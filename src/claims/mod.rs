@@ -1,0 +1,149 @@
+//! The claims room, above the engine: each catalogue entry's claim check, one file per catalogue
+//! section (as src/registry/). A check asks a `ClaimCtx` (the replay, src/cli/replay.rs) to train
+//! named variants at the current budget, reads their summaries (and, where a claim needs the
+//! curve, the runs' metrics.jsonl) and returns a `Verdict`. The registry keeps each claim's words
+//! and metric name; `check` maps an entry's name to the function that measures it.
+
+pub mod cnn;
+pub mod depth;
+pub mod dnn;
+pub mod experts;
+pub mod segment;
+pub mod sequence;
+pub mod toolbox;
+pub mod translate;
+pub mod words;
+
+use crate::engine::runner::Summary;
+
+/// What a claim check can ask for: train a named variant (with extra `--set` overrides) at the
+/// current budget, and get its summary. Runs are cached within one `replay`.
+pub trait ClaimCtx {
+    fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary>;
+}
+
+/// A claim's measured outcome.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Verdict {
+    pub value: f64,
+    pub threshold: f64,
+    pub pass: bool,
+    /// what was compared, in words, with the numbers
+    pub detail: String,
+}
+
+/// Reads a final metric from a summary, with a clear error if the milestone did not report it.
+pub fn metric(s: &Summary, key: &str) -> anyhow::Result<f64> {
+    s.metric(key).ok_or_else(|| anyhow::anyhow!("run {} reported no metric `{key}`", s.name))
+}
+
+/// The seeds of claims that average over runs, because one run's noise is as large as the effect.
+pub const SEEDS: [&str; 3] = ["1", "2", "3"];
+
+/// Mean of the final metrics `keys` over the runs of `name` (with `sets`) at each of `SEEDS`.
+pub fn mean_over_seeds(
+    ctx: &mut dyn ClaimCtx,
+    name: &str,
+    sets: &[(&str, &str)],
+    keys: &[&str],
+) -> anyhow::Result<Vec<f64>> {
+    let mut sums = vec![0.0; keys.len()];
+    for seed in SEEDS {
+        let mut all = sets.to_vec();
+        all.push(("train.seed", seed));
+        let s = ctx.run(name, &all)?;
+        for (sum, k) in sums.iter_mut().zip(keys) {
+            *sum += metric(&s, k)?;
+        }
+    }
+    Ok(sums.into_iter().map(|v| v / SEEDS.len() as f64).collect())
+}
+
+/// The first evaluation (every `train.eval_every` updates, from the run's metrics.jsonl) at which
+/// the validation line's `key` (e.g. `acc`, or `fit_acc`: accuracy on training images) satisfies
+/// `reached`; its step, or None if no evaluation did.
+pub fn first_eval_step(s: &Summary, key: &str, reached: impl Fn(f64) -> bool) -> anyhow::Result<Option<usize>> {
+    let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        if v["split"] == "val" && v[key].as_f64().is_some_and(&reached) {
+            return Ok(v["step"].as_u64().map(|x| x as usize));
+        }
+    }
+    Ok(None)
+}
+
+/// A claim check: trains what it needs through the context and measures the claim.
+pub type Check = fn(&mut dyn ClaimCtx) -> anyhow::Result<Verdict>;
+
+/// Every check, by the name of the catalogue entry whose claim it measures, in catalogue order.
+const CHECKS: &[(&str, Check)] = &[
+    // section 1: deep neural networks, the CNNs, segmentation
+    ("perceptron", dnn::claim_perceptron),
+    ("backprop", dnn::claim_backprop),
+    ("mlp", dnn::claim_mlp),
+    ("lenet", dnn::claim_lenet),
+    ("cnn", cnn::claim_cnn),
+    ("alexnet", cnn::claim_alexnet),
+    ("alexnet-tanh", cnn::claim_alexnet_tanh),
+    ("unet", segment::claim_unet),
+    ("unet-noskip", segment::claim_noskip),
+    // section 2: optimisation and regularisation, the depth study
+    ("weight-decay", toolbox::claim_weight_decay),
+    ("no-decay", toolbox::claim_no_decay),
+    ("dropout", toolbox::claim_dropout),
+    ("no-dropout", toolbox::claim_no_dropout),
+    ("sgd", toolbox::claim_sgd),
+    ("momentum", toolbox::claim_momentum),
+    ("adam", toolbox::claim_adam),
+    ("batchnorm", toolbox::claim_batchnorm),
+    ("no-norm", toolbox::claim_no_norm),
+    ("sigmoid", toolbox::claim_sigmoid),
+    ("tanh", toolbox::claim_tanh),
+    ("relu", toolbox::claim_relu),
+    ("gelu", toolbox::claim_gelu),
+    ("layernorm", toolbox::claim_layernorm),
+    ("plain", depth::claim_plain),
+    ("residual", depth::claim_residual),
+    // section 3: sequence modeling, experts, word vectors, translation
+    ("rnn", sequence::claim_rnn),
+    ("lstm", sequence::claim_lstm),
+    ("lstm-noforget", sequence::claim_noforget),
+    ("forget-gate", sequence::claim_forget_gate),
+    ("moe", experts::claim_moe),
+    ("dense", experts::claim_dense),
+    ("word2vec", words::claim_word2vec),
+    ("phrase2vec", words::claim_phrase2vec),
+    ("seq2seq", translate::claim_seq2seq),
+    ("seq2seq-reversed", translate::claim_reversed),
+    ("attention", translate::claim_attention),
+];
+
+/// The check of the claim of catalogue entry `name`; None if it has no claim.
+pub fn check(name: &str) -> Option<Check> {
+    CHECKS.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry;
+
+    #[test]
+    fn every_claim_has_a_check_and_every_check_belongs_to_a_claim() {
+        for e in registry::entries() {
+            assert_eq!(
+                e.claim.is_some(),
+                check(e.name).is_some(),
+                "`{}`: a claim needs a check, and a check a claim",
+                e.name
+            );
+        }
+        for (i, (name, _)) in CHECKS.iter().enumerate() {
+            let e = registry::get(name).unwrap_or_else(|_| panic!("check `{name}` names no catalogue entry"));
+            assert!(e.claim.is_some(), "check `{name}`: its entry has no claim");
+            assert!(!CHECKS[..i].iter().any(|(n, _)| n == name), "two checks for `{name}`");
+        }
+    }
+}
