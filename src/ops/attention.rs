@@ -1,7 +1,12 @@
 //! Scaled dot-product attention, flash-style (Dao et al. 2022, on the online softmax of Milakov &
-//! Gimelshein 2018), causal or not: O = softmax(Q·Kᵀ·s [+ causal mask]) · V with s = 1/√Dh.
-//! Here are the kernels of one (batch, head) and the composed reference; the op with its
-//! backward, which reads q, k, v from the packed projection, is `attention_qkv.rs`.
+//! Gimelshein 2018), causal or not: O = softmax(Q·Kᵀ·s [+ mask]) · V with s = 1/√Dh.
+//! Here are the kernels of one (batch, head) and the composed reference; the ops with their
+//! backward are `attention_qkv.rs` (self-attention read from the packed projection) and
+//! `attention_cross.rs` (queries from one sequence, keys and values from another: Tq ≠ Tk).
+//!
+//! Masks: causal (key j visible to query i iff j ≤ i), and per batch row a range of visible keys
+//! `lo..hi` (a key-padding mask: padded keys outside the range are never scored, so they cost
+//! nothing and get exactly zero weight). A query row that sees no key at all outputs zeros.
 //!
 //! - forward: for each block of queries, walk the keys block by block keeping, per query row, the
 //!   running max m and running sum l of the exponentials; rescale the partial output by
@@ -26,20 +31,56 @@ use candle_core::{Result, Tensor, D};
 /// rows of a block (4 × 64 × Dh floats) stay in L1/L2.
 pub(super) const BLOCK: usize = 64;
 
+/// The keys visible to one batch row: `lo..hi` (the rest is padding).
+pub type KeyRange = std::ops::Range<usize>;
+
 /// The reference: the T×T scores, a −∞ mask via `where_cond`, candle's composed softmax (which
 /// has a backward) and the product with V.
 pub fn attention_ref(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool) -> Result<Tensor> {
-    let (_, _, t, dh) = q.dims4()?;
-    let s = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?; // (B, H, T, T)
-    let s = if causal {
-        let visible: Vec<u8> = (0..t * t).map(|ij| u8::from(ij % t <= ij / t)).collect();
-        let visible = Tensor::from_vec(visible, (t, t), q.device())?.broadcast_as(s.shape())?;
-        let minus_inf = Tensor::new(f32::NEG_INFINITY, q.device())?.broadcast_as(s.shape())?;
-        visible.where_cond(&s, &minus_inf)?
-    } else {
-        s
-    };
-    candle_nn::ops::softmax(&s, D::Minus1)?.matmul(v)
+    attention_ref_keys(q, k, v, causal, None)
+}
+
+/// The reference with a key-padding mask: q (B, H, Tq, Dh), k and v (B, H, Tk, Dh), and for
+/// each batch row the range of keys it may see. Every query row must see at least one key (a
+/// row of −∞ scores is NaN here).
+pub fn attention_ref_keys(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    causal: bool,
+    keys: Option<&[KeyRange]>,
+) -> Result<Tensor> {
+    let (b, _, tq, dh) = q.dims4()?;
+    let tk = k.dim(2)?;
+    let s = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?; // (B, H, Tq, Tk)
+    if !causal && keys.is_none() {
+        return candle_nn::ops::softmax(&s, D::Minus1)?.matmul(v);
+    }
+    let mut visible = vec![0u8; b * tq * tk];
+    for (bi, rows) in visible.chunks_exact_mut(tq * tk).enumerate() {
+        let range = keys.map_or(0..tk, |k| k[bi].clone());
+        for (i, row) in rows.chunks_exact_mut(tk).enumerate() {
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = u8::from(range.contains(&j) && (!causal || j <= i));
+            }
+        }
+    }
+    let visible = Tensor::from_vec(visible, (b, 1, tq, tk), q.device())?.broadcast_as(s.shape())?;
+    let minus_inf = Tensor::new(f32::NEG_INFINITY, q.device())?.broadcast_as(s.shape())?;
+    candle_nn::ops::softmax(&visible.where_cond(&s, &minus_inf)?, D::Minus1)?.matmul(v)
+}
+
+/// The key ranges of `b` batch rows over `tk` keys: `keys` checked (one per row, inside 0..tk),
+/// or every key when there is no mask.
+pub(super) fn check_keys(keys: Option<&[KeyRange]>, b: usize, tk: usize, op: &str) -> Result<Vec<KeyRange>> {
+    let Some(keys) = keys else { return Ok(vec![0..tk; b]) };
+    if keys.len() != b {
+        candle_core::bail!("{op}: {} key ranges for {b} batch rows", keys.len())
+    }
+    if let Some(r) = keys.iter().find(|r| r.start > r.end || r.end > tk) {
+        candle_core::bail!("{op}: key range {r:?} is not inside 0..{tk}")
+    }
+    Ok(keys.to_vec())
 }
 
 pub(super) struct FlashAttention {
@@ -167,27 +208,41 @@ impl FlashAttention {
         Self { causal, block, scale: 1.0 / (dh as f32).sqrt() }
     }
 
-    /// The forward of one (b, h): every query block of `forward_block`; o (T×Dh), lse (T).
-    pub(super) fn forward_head(&self, q: &[f32], k: &[f32], v: &[f32], o: &mut [f32], lse: &mut [f32]) {
+    /// The forward of one (b, h): every query block of `forward_block`; q and o (Tq×Dh), k and v
+    /// (Tk×Dh), lse (Tq); only the keys in `keys` are visible.
+    pub(super) fn forward_head(
+        &self,
+        (q, k, v): (&[f32], &[f32], &[f32]),
+        keys: KeyRange,
+        o: &mut [f32],
+        lse: &mut [f32],
+    ) {
         let dh = o.len() / lse.len();
         for (qb, (o_blk, lse_blk)) in o.chunks_mut(self.block * dh).zip(lse.chunks_mut(self.block)).enumerate() {
-            self.forward_block(q, k, v, qb * self.block, o_blk, lse_blk);
+            self.forward_block((q, k, v), keys.clone(), qb * self.block, o_blk, lse_blk);
         }
     }
 
     /// The forward of one block of `nr` queries starting at row `r0` of one (b, h): writes its
     /// rows of O (`o`, nr×Dh) and of L (`lse`, nr). q, k, v are that (b, h)'s (T, Dh) slices.
-    fn forward_block(&self, q: &[f32], k: &[f32], v: &[f32], r0: usize, o: &mut [f32], lse: &mut [f32]) {
+    /// A row that sees no key gets O = 0 and L = +∞ (so the backward's P = e^{S − L} is 0).
+    fn forward_block(
+        &self,
+        (q, k, v): (&[f32], &[f32], &[f32]),
+        keys: KeyRange,
+        r0: usize,
+        o: &mut [f32],
+        lse: &mut [f32],
+    ) {
         let (bs, nr) = (self.block, lse.len());
         let dh = o.len() / nr;
-        let t = k.len() / dh;
         let mut s = vec![0f32; nr * bs]; // the score tile, then P (nr × nc, row stride bs)
         let mut m = vec![f32::NEG_INFINITY; nr]; // running max
         let mut l = vec![0f32; nr]; // running Σ e^{S − m}
         o.fill(0.0);
         // keys past the block's last query are invisible to all of its rows
-        let k_end = if self.causal { r0 + nr } else { t };
-        for c0 in (0..k_end).step_by(bs) {
+        let k_end = if self.causal { keys.end.min(r0 + nr) } else { keys.end };
+        for c0 in (keys.start..k_end).step_by(bs) {
             let nc = bs.min(k_end - c0);
             // S (nr × nc) = s · Q_i (nr × Dh) · K_jᵀ (Dh × nc)
             // SAFETY: rows r0..r0+nr of q, c0..c0+nc of k (each Dh wide), and nr rows of s.
@@ -242,18 +297,24 @@ impl FlashAttention {
             };
         }
         for r in 0..nr {
-            // every row sees at least key 0, so l > 0
+            if l[r] == 0.0 {
+                // no visible key: O stays 0
+                lse[r] = f32::INFINITY;
+                continue;
+            }
             let inv = 1.0 / l[r];
             o[r * dh..(r + 1) * dh].iter_mut().for_each(|x| *x *= inv);
             lse[r] = m[r] + l[r].ln();
         }
     }
 
-    /// The backward of one (b, h): all slices are that (b, h)'s (T, Dh) rows (L: T).
+    /// The backward of one (b, h): q, O, dO, dq are that (b, h)'s (Tq, Dh) rows (L: Tq); k, v,
+    /// dk, dv its (Tk, Dh) rows; only the keys in `keys` were visible.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn backward_head(
         &self,
         (q, k, v): (&[f32], &[f32], &[f32]),
+        keys: KeyRange,
         (o, d_o, lse): (&[f32], &[f32], &[f32]),
         dq: &mut [f32],
         dk: &mut [f32],
@@ -261,7 +322,7 @@ impl FlashAttention {
     ) {
         let (bs, t) = (self.block, lse.len());
         let dh = q.len() / t;
-        // D_i = dO_i · O_i (T)
+        // D_i = dO_i · O_i (Tq)
         let mut d = vec![0f32; t];
         for (i, di) in d.iter_mut().enumerate() {
             dot(&d_o[i * dh..(i + 1) * dh], &o[i * dh..(i + 1) * dh], di);
@@ -271,8 +332,8 @@ impl FlashAttention {
         dq.fill(0.0);
         dk.fill(0.0);
         dv.fill(0.0);
-        for c0 in (0..t).step_by(bs) {
-            let nc = bs.min(t - c0);
+        for c0 in (keys.start..keys.end).step_by(bs) {
+            let nc = bs.min(keys.end - c0);
             // causal: queries before c0 see none of these keys
             let r_start = if self.causal { c0 } else { 0 };
             for r0 in (r_start..t).step_by(bs) {

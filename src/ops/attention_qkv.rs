@@ -11,7 +11,7 @@
 //! layer and step. Here each (b, h) task gathers its q, k, v rows (T × Dh each) into small local
 //! buffers, and the backward scatters dq, dk, dv straight into dqkv's columns.
 
-use super::attention::{FlashAttention, BLOCK};
+use super::attention::{FlashAttention, KeyRange, BLOCK};
 use super::cpu;
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
@@ -20,11 +20,23 @@ use std::sync::OnceLock;
 /// Self-attention over `n_head` heads from qkv (B, T, 3C) f32 on the CPU → (B, T, C). With
 /// `causal`, position i attends to positions 0..=i.
 pub fn attention_qkv(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
-    attention_qkv_blocked(qkv, n_head, causal, BLOCK)
+    attention_qkv_blocked(qkv, n_head, causal, None, BLOCK)
 }
 
-fn attention_qkv_blocked(qkv: &Tensor, n_head: usize, causal: bool, block: usize) -> Result<Tensor> {
-    let (_, t, c3) = qkv.dims3()?;
+/// As `attention_qkv`, with a key-padding mask: batch row b attends only to the positions in
+/// `keys[b]` (e.g. the real tokens of a padded source). Rows that see no key output zeros.
+pub fn attention_qkv_keys(qkv: &Tensor, n_head: usize, causal: bool, keys: &[KeyRange]) -> Result<Tensor> {
+    attention_qkv_blocked(qkv, n_head, causal, Some(keys), BLOCK)
+}
+
+fn attention_qkv_blocked(
+    qkv: &Tensor,
+    n_head: usize,
+    causal: bool,
+    keys: Option<&[KeyRange]>,
+    block: usize,
+) -> Result<Tensor> {
+    let (b, t, c3) = qkv.dims3()?;
     if qkv.dtype() != DType::F32 || !matches!(qkv.device(), Device::Cpu) {
         bail!("attention_qkv: qkv must be f32 on the CPU, got {:?} on {:?}", qkv.dtype(), qkv.device())
     }
@@ -34,8 +46,9 @@ fn attention_qkv_blocked(qkv: &Tensor, n_head: usize, causal: bool, block: usize
     if t == 0 {
         bail!("attention_qkv: empty sequence")
     }
+    let keys = super::attention::check_keys(keys, b, t, "attention_qkv")?;
     let dh = c3 / 3 / n_head;
-    let op = PackedAttention { n_head, flash: FlashAttention::new(causal, block, dh), lse: OnceLock::new() };
+    let op = PackedAttention { n_head, flash: FlashAttention::new(causal, block, dh), keys, lse: OnceLock::new() };
     qkv.contiguous()?.apply_op1(op)
 }
 
@@ -43,16 +56,23 @@ fn attention_qkv_blocked(qkv: &Tensor, n_head: usize, causal: bool, block: usize
 /// around the composed softmax attention of `attention::attention_ref`, heads put back side by
 /// side with a transpose.
 pub fn attention_qkv_ref(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
+    attention_qkv_ref_keys(qkv, n_head, causal, None)
+}
+
+/// The composed reference with a key-padding mask (`attention::attention_ref_keys`).
+pub fn attention_qkv_ref_keys(qkv: &Tensor, n_head: usize, causal: bool, keys: Option<&[KeyRange]>) -> Result<Tensor> {
     let (b, t, c3) = qkv.dims3()?;
     let (c, h) = (c3 / 3, n_head);
     let qkv = qkv.reshape((b, t, 3, h, c / h))?.permute((2, 0, 3, 1, 4))?.contiguous()?; // (3, B, H, T, Dh)
-    let y = super::attention::attention_ref(&qkv.get(0)?, &qkv.get(1)?, &qkv.get(2)?, causal)?; // (B, H, T, Dh)
+    let y = super::attention::attention_ref_keys(&qkv.get(0)?, &qkv.get(1)?, &qkv.get(2)?, causal, keys)?; // (B, H, T, Dh)
     y.transpose(1, 2)?.reshape((b, t, c))
 }
 
 struct PackedAttention {
     n_head: usize,
     flash: FlashAttention,
+    /// the keys each batch row sees (all T when no mask was given)
+    keys: Vec<KeyRange>,
     /// the row logsumexp L (B, H, T), saved by the forward for the backward
     lse: OnceLock<Vec<f32>>,
 }
@@ -121,7 +141,7 @@ impl CustomOp1 for PackedAttention {
             }
             let (q, k, v) = (&buf[..tdh], &buf[tdh..2 * tdh], &buf[2 * tdh..]);
             let mut o = vec![0f32; tdh];
-            self.flash.forward_head(q, k, v, &mut o, lse_bh);
+            self.flash.forward_head((q, k, v), self.keys[at.0].clone(), &mut o, lse_bh);
             // SAFETY: y holds B·T·C floats; this task alone writes head hh of batch row bi.
             unsafe { d.scatter(&o, y_out, d.c, at, 0) };
         });
@@ -160,7 +180,8 @@ impl CustomOp1 for PackedAttention {
             let (dq, rest) = grads.split_at_mut(tdh);
             let (dk, dv) = rest.split_at_mut(tdh);
             let [q, k, v, o, d_o] = [0, 1, 2, 3, 4].map(|i| &ins[i * tdh..(i + 1) * tdh]);
-            self.flash.backward_head((q, k, v), (o, d_o, &lse[bh * d.t..(bh + 1) * d.t]), dq, dk, dv);
+            let keys = self.keys[at.0].clone();
+            self.flash.backward_head((q, k, v), keys, (o, d_o, &lse[bh * d.t..(bh + 1) * d.t]), dq, dk, dv);
             for (i, g) in [&*dq, &*dk, &*dv].into_iter().enumerate() {
                 // SAFETY: dqkv holds B·T·3C floats; this task alone writes head hh of row bi.
                 unsafe { d.scatter(g, d_out, c3, at, i * d.c) };
@@ -209,9 +230,19 @@ mod tests {
     /// reference entry, as `attention.rs`'s (the same kernels; gathering and scattering are
     /// exact copies).
     fn check((b, t, c): (usize, usize, usize), h: usize, causal: bool, block: usize) -> Result<()> {
+        check_keys((b, t, c), h, causal, block, None)
+    }
+
+    fn check_keys(
+        (b, t, c): (usize, usize, usize),
+        h: usize,
+        causal: bool,
+        block: usize,
+        keys: Option<&[KeyRange]>,
+    ) -> Result<()> {
         let (qkv, r) = problem(7 + t as u64, (b, t, c))?;
-        let (y_f, g_f) = run(|x| attention_qkv_blocked(x, h, causal, block), &qkv, &r)?;
-        let (y_r, g_r) = run(|x| attention_qkv_ref(x, h, causal), &qkv, &r)?;
+        let (y_f, g_f) = run(|x| attention_qkv_blocked(x, h, causal, keys, block), &qkv, &r)?;
+        let (y_r, g_r) = run(|x| attention_qkv_ref_keys(x, h, causal, keys), &qkv, &r)?;
         assert_eq!(y_f.dims(), [b, t, c]);
         for (name, a, z) in [("y", &y_f, &y_r), ("dqkv", &g_f, &g_r)] {
             let e = rel_err(a, z)?;
@@ -233,12 +264,37 @@ mod tests {
         Ok(())
     }
 
+    /// A key-padding mask: left padding (keys lo..T) and right padding (0..hi), ranges that
+    /// start and end inside a block, and with causal attention the right-padded form (a causal
+    /// row i < lo would see no key, which the reference cannot express).
+    #[test]
+    fn a_key_mask_matches_the_masked_reference() -> Result<()> {
+        check_keys((3, 37, 12), 3, false, BLOCK, Some(&[5..37, 0..37, 0..20]))?;
+        check_keys((2, 29, 21), 3, false, 8, Some(&[3..29, 11..17]))?;
+        check_keys((2, 100, 64), 4, false, BLOCK, Some(&[70..100, 1..99]))?;
+        check_keys((2, 29, 21), 3, true, 8, Some(&[0..29, 0..13]))?;
+        Ok(())
+    }
+
+    /// Padded keys change nothing: the real rows of a left-padded sequence equal the same
+    /// sequence without its padding.
+    #[test]
+    fn padding_outside_the_key_range_changes_nothing() -> Result<()> {
+        let (qkv, _) = problem(3, (1, 9, 12))?;
+        let short = attention_qkv(&qkv.narrow(1, 4, 5)?, 3, false)?;
+        let padded = attention_qkv_keys(&qkv, 3, false, &[4..9])?.narrow(1, 4, 5)?;
+        assert!(rel_err(&padded, &short)? < 1e-6);
+        Ok(())
+    }
+
     #[test]
     fn rejects_a_width_that_is_not_three_heads_wide() -> Result<()> {
         let (qkv, _) = problem(1, (1, 4, 8))?;
         assert!(attention_qkv(&qkv.narrow(2, 0, 23)?, 2, true).is_err());
         assert!(attention_qkv(&qkv, 5, true).is_err());
         assert!(attention_qkv(&qkv.to_dtype(DType::F64)?, 2, true).is_err());
+        assert!(attention_qkv_keys(&qkv, 2, false, &[0..5]).is_err()); // past T
+        assert!(attention_qkv_keys(&qkv, 2, false, &[0..4, 0..4]).is_err()); // not one per row
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 use candle_core::Tensor;
 
 pub mod attention;
+pub mod attention_cross;
 pub mod attention_qkv;
 pub mod batchnorm;
 pub mod conv2d;
@@ -45,6 +46,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(embedding::benches()?);
     out.extend(lstm::benches()?);
     out.extend(attention_qkv::benches()?);
+    out.extend(attention_cross::benches()?);
     out.extend(batchnorm::benches()?);
     out.extend(upsample::benches()?);
     out.extend(relu::benches()?);
