@@ -4,7 +4,8 @@
 //! the backward; tested there against the composed plumbing and softmax(q·kᵀ/√d)·v).
 
 use super::linear::{linear, InitKind, Linear};
-use crate::ops::attention_qkv::attention_qkv;
+use crate::ops::attention::KeyRange;
+use crate::ops::attention_qkv::{attention_qkv, attention_qkv_keys};
 use candle_core::Module;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -38,6 +39,14 @@ impl SelfAttention {
         let qkv = self.c_attn.forward(x)?;
         let y = attention_qkv(&qkv, self.n_head, self.causal)?; // (B, T, C), heads side by side
         self.c_proj.forward(&y)
+    }
+
+    /// As `forward`, batch row b attending only to the positions in `keys[b]` (a key-padding
+    /// mask); `None` is `forward`.
+    pub fn forward_keys(&self, x: &Tensor, keys: Option<&[KeyRange]>) -> Result<Tensor> {
+        let Some(keys) = keys else { return self.forward(x) };
+        let qkv = self.c_attn.forward(x)?;
+        self.c_proj.forward(&attention_qkv_keys(&qkv, self.n_head, self.causal, keys)?)
     }
 }
 

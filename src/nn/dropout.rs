@@ -30,6 +30,33 @@ impl Dropout {
     }
 }
 
+/// What a layer stack passes to each sublayer: dropout with its random stream in training, or
+/// nothing (evaluation, decoding). `apply` drops units of a sublayer's output (Vaswani et al.
+/// 2017, §5.4: before each residual add and on the embeddings).
+pub struct DropPass<'a> {
+    p: f64,
+    rng: Option<&'a mut Rng>,
+}
+
+impl<'a> DropPass<'a> {
+    /// Evaluation: `apply` is the identity.
+    pub fn eval() -> Self {
+        Self { p: 0.0, rng: None }
+    }
+
+    /// Training with dropout probability `p`, masks drawn from `rng`.
+    pub fn train(p: f64, rng: &'a mut Rng) -> Self {
+        Self { p, rng: Some(rng) }
+    }
+
+    pub fn apply(&mut self, x: &Tensor) -> Result<Tensor> {
+        match &mut self.rng {
+            Some(rng) if self.p > 0.0 => Dropout::new(self.p).forward(x, true, rng),
+            _ => Ok(x.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

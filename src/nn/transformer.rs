@@ -5,9 +5,11 @@
 
 use super::activation::Activation;
 use super::attention::{self_attention, SelfAttention};
+use super::dropout::DropPass;
 use super::linear::InitKind;
 use super::mlp::Mlp;
 use super::norm::{norm, Norm, NormKind};
+use crate::ops::attention::KeyRange;
 use crate::params::Params;
 use candle_core::{Device, Result, Tensor};
 
@@ -55,6 +57,14 @@ impl Block {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.ln1.forward_t(x, train)?)?)?;
         &x + self.mlp.forward(&self.ln2.forward_t(&x, train)?)?
+    }
+
+    /// As `forward_t` for an encoder over padded sequences: batch row b attends only to the
+    /// positions in `keys[b]`, and `drop` drops units of each sublayer's output before its
+    /// residual add (Vaswani et al. 2017, §5.4). LayerNorm or no norm only (no batch statistics).
+    pub fn forward_masked(&self, x: &Tensor, keys: Option<&[KeyRange]>, drop: &mut DropPass) -> Result<Tensor> {
+        let x = (x + drop.apply(&self.attn.forward_keys(&self.ln1.forward_t(x, false)?, keys)?)?)?;
+        &x + drop.apply(&self.mlp.forward(&self.ln2.forward_t(&x, false)?)?)?
     }
 }
 

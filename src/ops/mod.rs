@@ -20,7 +20,7 @@ pub mod optim;
 pub mod relu;
 pub mod small_gemm;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 pub mod upsample;
 pub mod vmath;
 
