@@ -7,6 +7,7 @@
 pub mod cnn;
 pub mod depth;
 pub mod dnn;
+pub mod encdec;
 pub mod experts;
 pub mod segment;
 pub mod sequence;
@@ -118,6 +119,9 @@ const CHECKS: &[(&str, Check)] = &[
     ("seq2seq", translate::claim_seq2seq),
     ("seq2seq-reversed", translate::claim_reversed),
     ("attention", translate::claim_attention),
+    // section 4: transformers, the encoder-decoders
+    ("transformer", encdec::claim_transformer),
+    ("t5", encdec::claim_t5),
 ];
 
 /// The check of the claim of catalogue entry `name`; None if it has no claim.

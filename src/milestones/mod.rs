@@ -21,6 +21,8 @@ pub mod moe;
 pub mod rnn;
 pub mod segment;
 pub mod seq2seq;
+pub mod t5;
+pub mod transformer;
 pub mod translate;
 pub mod unet;
 pub mod word2vec;

@@ -1,7 +1,9 @@
 //! The translation recipe of `seq2seq`, `seq2seq-reversed` and `attention` (one family; the
-//! variants differ by `data.reverse_source` and `model.attention`): English → Spanish verse
-//! pairs, teacher-forced training on the short pairs, greedy decoding, corpus BLEU-4 on the test
-//! split and BLEU by source length. The model is in `seq2seq.rs`, the claims in `src/claims/translate.rs`.
+//! variants differ by `data.reverse_source` and `model.attention`) and of `transformer`:
+//! English → Spanish verse pairs, teacher-forced training on the short pairs, greedy decoding,
+//! corpus BLEU-4 on the test split and BLEU by source length. The recipe is generic over its
+//! model (`TranslationModel`): the LSTMs are in `seq2seq.rs`, the transformer in
+//! `transformer.rs`; the claims in `src/claims/translate.rs` and `src/claims/encdec.rs`.
 
 use super::seq2seq::{pad_mask, seq2seq, ModelCfg, Seq2Seq, Translation};
 use super::{from_table, to_table, Family};
@@ -10,6 +12,7 @@ use crate::data::pairs::{self, make_batch, BucketSampler, Example, PairData, Pai
 use crate::data::verses::tokenize;
 use crate::error::DlError;
 use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
+use crate::ops::attention::KeyRange;
 use crate::params::Params;
 use crate::picture::Picture;
 use crate::report::bleu::{bleu_by_length, corpus_bleu};
@@ -66,8 +69,33 @@ pub const LONG: usize = 20;
 /// Sentences per evaluation batch (sorted by length, so padding stays small).
 const EVAL_BATCH: usize = 128;
 
-pub struct Translator {
-    pub model: Seq2Seq,
+/// What the recipe needs of a model: the teacher-forced loss of a batch and greedy translations.
+pub trait TranslationModel {
+    /// Mean cross-entropy over the batch's real target tokens; `rng` is the step's stream in
+    /// training (dropout), None in evaluation.
+    fn batch_loss(&self, t: &Tensors, rng: Option<&mut Rng>) -> Result<Tensor>;
+    /// Greedy translations of the batch, at most `max_len` tokens each, never emitting <pad>,
+    /// <bos> or <unk>; with `attention`, one row of attention weights per output word over the
+    /// source as fed (where the model has them).
+    fn translate(&self, t: &Tensors, max_len: usize, attention: bool) -> Result<Vec<Translation>>;
+    /// What `sample --prompt` calls the attention picture (`sample-…-NAME.png`).
+    fn attention_name(&self) -> &'static str {
+        "attention"
+    }
+}
+
+impl TranslationModel for Seq2Seq {
+    fn batch_loss(&self, t: &Tensors, _rng: Option<&mut Rng>) -> Result<Tensor> {
+        self.loss(&t.src, t.mask.clone(), &t.dec_in, &t.rows, &t.targets)
+    }
+
+    fn translate(&self, t: &Tensors, max_len: usize, _attention: bool) -> Result<Vec<Translation>> {
+        self.greedy(&t.src, t.mask.clone(), max_len)
+    }
+}
+
+pub struct Translator<M: TranslationModel = Seq2Seq> {
+    pub model: M,
     pub params: Params,
     pub data: PairData,
     sampler: BucketSampler,
@@ -75,15 +103,17 @@ pub struct Translator {
     device: Device,
 }
 
-/// One batch on the device: source (B, S), its mask (B, 1, S), decoder inputs (B, T), the
-/// non-pad rows of B·T and their targets (N,).
-struct Tensors {
-    src: Tensor,
-    mask: Tensor,
-    dec_in: Tensor,
-    rows: Tensor,
-    targets: Tensor,
-    n: usize,
+/// One batch on the device: source (B, S) left-padded, its mask (B, 1, S) (0 on tokens, −1e9 on
+/// padding) and the same as key ranges (row b's tokens at `keys[b]`), decoder inputs (B, T),
+/// the non-pad rows of B·T and their targets (N,).
+pub struct Tensors {
+    pub src: Tensor,
+    pub mask: Tensor,
+    pub keys: Vec<KeyRange>,
+    pub dec_in: Tensor,
+    pub rows: Tensor,
+    pub targets: Tensor,
+    pub n: usize,
 }
 
 pub fn build(c: &Config, device: &Device) -> anyhow::Result<Translator> {
@@ -94,18 +124,9 @@ pub fn build(c: &Config, device: &Device) -> anyhow::Result<Translator> {
         }
         .into());
     }
-    let spec = PairSpec {
-        dataset: c.data.dataset.clone(),
-        max_words: c.data.max_words,
-        eval_max_words: c.data.eval_max_words,
-        min_count: c.data.min_count,
-    };
-    let data = pairs::load(&spec)?;
-    let params = Params::new(c.train.seed);
-    let model = seq2seq(&c.model, data.src_vocab.len(), data.tgt_vocab.len(), params.vb(device))?;
-    let lens = data.train.iter().map(|e| e.src.len()).collect();
-    let sampler = BucketSampler::new(c.train.seed, lens, c.train.batch_size);
-    Ok(Translator { model, params, data, sampler, reverse: c.data.reverse_source, device: device.clone() })
+    Translator::new(&c.train, &c.data, device, |data, params| {
+        Ok(seq2seq(&c.model, data.src_vocab.len(), data.tgt_vocab.len(), params.vb(device))?)
+    })
 }
 
 pub static FAMILY: Family = Family {
@@ -114,13 +135,38 @@ pub static FAMILY: Family = Family {
     build: |t, d| Ok(Box::new(build(&from_table::<Config>(t)?, d)?)),
 };
 
-impl Translator {
+impl<M: TranslationModel> Translator<M> {
+    /// The verse pairs (or the cipher) of `data`, batched as `train` says, for the model `make`
+    /// builds from the vocabularies into the parameters (seeded by `train.seed`).
+    pub fn new(
+        train: &TrainConfig,
+        data: &DataCfg,
+        device: &Device,
+        make: impl FnOnce(&PairData, &Params) -> anyhow::Result<M>,
+    ) -> anyhow::Result<Self> {
+        let spec = PairSpec {
+            dataset: data.dataset.clone(),
+            max_words: data.max_words,
+            eval_max_words: data.eval_max_words,
+            min_count: data.min_count,
+        };
+        let pairs = pairs::load(&spec)?;
+        let params = Params::new(train.seed);
+        let model = make(&pairs, &params)?;
+        let lens = pairs.train.iter().map(|e| e.src.len()).collect();
+        let sampler = BucketSampler::new(train.seed, lens, train.batch_size);
+        Ok(Translator { model, params, data: pairs, sampler, reverse: data.reverse_source, device: device.clone() })
+    }
+
     fn tensors(&self, ex: &[&Example]) -> Result<Tensors> {
         let bt = make_batch(ex, self.reverse);
         let rows: Vec<u32> = (0..bt.b * bt.t).filter(|&i| bt.dec_out[i] != PAD).map(|i| i as u32).collect();
         let targets: Vec<u32> = rows.iter().map(|&i| bt.dec_out[i as usize]).collect();
         let (d, n) = (&self.device, rows.len());
+        // left-padded: row b's tokens are its last len_b positions
+        let keys = ex.iter().map(|e| bt.s - e.src.len().min(bt.s)..bt.s).collect();
         Ok(Tensors {
+            keys,
             mask: pad_mask(&bt.src, bt.b, bt.s, d)?,
             src: Tensor::from_vec(bt.src, (bt.b, bt.s), d)?,
             dec_in: Tensor::from_vec(bt.dec_in, (bt.b, bt.t), d)?,
@@ -147,9 +193,14 @@ impl Translator {
     /// Greedy translations of `ex`, in order. Decoding stops
     /// at <eos> or after 2·S + 4 tokens (S: the batch's longest source).
     pub fn translate(&self, ex: &[&Example]) -> Result<Vec<Translation>> {
+        self.translate_with(ex, false)
+    }
+
+    /// As `translate`, with attention rows when `attention` (for `sample`).
+    fn translate_with(&self, ex: &[&Example], attention: bool) -> Result<Vec<Translation>> {
         let t = self.tensors(ex)?;
         let s = t.src.dim(1)?;
-        self.model.greedy(&t.src, t.mask, 2 * s + 4)
+        self.model.translate(&t, 2 * s + 4, attention)
     }
 
     fn words(&self, ids: &[u32]) -> Vec<String> {
@@ -157,7 +208,7 @@ impl Translator {
     }
 }
 
-impl Experiment for Translator {
+impl<M: TranslationModel> Experiment for Translator<M> {
     fn params(&self) -> &Params {
         &self.params
     }
@@ -166,11 +217,11 @@ impl Experiment for Translator {
         self.sampler.steps_per_epoch()
     }
 
-    fn train_loss(&mut self, step: usize, _rng: &mut Rng) -> Result<TrainOut> {
+    fn train_loss(&mut self, step: usize, rng: &mut Rng) -> Result<TrainOut> {
         let idx = self.sampler.indices(step);
         let ex: Vec<&Example> = idx.iter().map(|&i| &self.data.train[i]).collect();
         let t = self.tensors(&ex)?;
-        let loss = self.model.loss(&t.src, t.mask, &t.dec_in, &t.rows, &t.targets)?;
+        let loss = self.model.batch_loss(&t, Some(rng))?;
         Ok(TrainOut { loss, metrics: Metrics::from([("tokens".to_string(), t.n as f64)]) })
     }
 
@@ -184,7 +235,7 @@ impl Experiment for Translator {
         for idx in Self::eval_batches(set) {
             let ex: Vec<&Example> = idx.iter().map(|&i| &set[i]).collect();
             let t = self.tensors(&ex)?;
-            let l = self.model.loss(&t.src, t.mask, &t.dec_in, &t.rows, &t.targets)?;
+            let l = self.model.batch_loss(&t, None)?;
             loss_sum += l.to_scalar::<f32>()? as f64 * t.n as f64;
             tokens += t.n;
             for (&i, tr) in idx.iter().zip(self.translate(&ex)?) {
@@ -232,7 +283,7 @@ impl Experiment for Translator {
     }
 }
 
-impl Translator {
+impl<M: TranslationModel> Translator<M> {
     /// Translates `n` random test sentences: source, reference and translation side by side.
     fn sample_test(&self, n: usize, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let set = &self.data.test;
@@ -273,7 +324,7 @@ impl Translator {
         let unknown: Vec<&str> =
             tokens.iter().zip(&src).filter(|(_, &id)| id == UNK).map(|(t, _)| t.as_str()).collect();
         let ex = Example { src_tokens: tokens.clone(), tgt_tokens: vec![], src, tgt: vec![] };
-        let tr = self.translate(&[&ex])?.remove(0);
+        let tr = self.translate_with(&[&ex], true)?.remove(0);
         let hyp = self.words(&tr.ids);
         let mut text = String::new();
         if !unknown.is_empty() {
@@ -310,6 +361,6 @@ impl Translator {
             return Ok(out);
         }
         // the same matrix as a heatmap: one row per output word, one column per source word
-        Ok(out.with_picture("attention", Picture::Heatmap { rows: hyp, cols: tokens, values: matrix }))
+        Ok(out.with_picture(self.model.attention_name(), Picture::Heatmap { rows: hyp, cols: tokens, values: matrix }))
     }
 }

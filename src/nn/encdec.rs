@@ -50,7 +50,12 @@ pub struct EncoderDecoder {
     pub dec: Vec<DecoderBlock>,
     pub ln_dec: Norm,
     pub cfg: EncDecCfg,
+    /// the sinusoids of positions 0..MAX_POS: (MAX_POS, C), not trained
+    pe: Tensor,
 }
+
+/// The longest source or target the position table covers.
+pub const MAX_POS: usize = 1024;
 
 /// Parameters: `src_embed.weight` and `tgt_embed.weight` (or only `embed.weight` when
 /// `src_vocab` is None: one shared vocabulary), N(0, 1/C) as the embeddings are scaled by √C;
@@ -90,6 +95,7 @@ pub fn encoder_decoder(
             .collect::<Result<_>>()?,
         ln_dec: norm(NormKind::Layer, c, params, "ln_dec", device)?,
         cfg: cfg.clone(),
+        pe: sinusoids(&(0..MAX_POS).collect::<Vec<_>>(), c, device)?,
     })
 }
 
@@ -124,13 +130,24 @@ impl EncoderDecoder {
         emb.forward(ids)? * (self.cfg.n_embd as f64).sqrt()
     }
 
+    /// The position encodings of positions 0..t: (t, C).
+    fn positions(&self, t: usize) -> Result<Tensor> {
+        if t > MAX_POS {
+            candle_core::bail!("encoder-decoder: a sequence of {t} tokens is longer than the {MAX_POS} positions")
+        }
+        self.pe.narrow(0, 0, t)
+    }
+
     /// src (B, S) u32 whose row b holds real tokens at `keys[b]` -> the decoder's memory.
     pub fn encode(&self, src: &Tensor, keys: &[KeyRange], drop: &mut DropPass) -> Result<Memory> {
         let (b, s) = src.dims2()?;
         let c = self.cfg.n_embd;
         // each row's positions count from its first real token (padding gets position 0)
-        let pos: Vec<usize> = (0..b).flat_map(|bi| (0..s).map(move |j| j.saturating_sub(keys[bi].start))).collect();
-        let pe = sinusoids(&pos, c, src.device())?.reshape((b, s, c))?;
+        self.positions(s)?;
+        let pos: Vec<u32> =
+            (0..b).flat_map(|bi| (0..s).map(move |j| j.saturating_sub(keys[bi].start) as u32)).collect();
+        let pos = Tensor::from_vec(pos, b * s, src.device())?;
+        let pe = self.pe.index_select(&pos, 0)?.reshape((b, s, c))?;
         let emb = self.src_embed.as_ref().unwrap_or(&self.tgt_embed);
         let mut x = drop.apply(&(self.embed_scaled(emb, src)? + pe)?)?;
         for blk in &self.enc {
@@ -143,8 +160,7 @@ impl EncoderDecoder {
 
     /// Decoder inputs (B, T) u32 (right-padded) -> the final hidden states (B, T, C).
     pub fn decode(&self, mem: &Memory, dec_in: &Tensor, drop: &mut DropPass) -> Result<Tensor> {
-        let t = dec_in.dim(1)?;
-        let pe = sinusoids(&(0..t).collect::<Vec<_>>(), self.cfg.n_embd, dec_in.device())?;
+        let pe = self.positions(dec_in.dim(1)?)?;
         let mut x = drop.apply(&self.embed_scaled(&self.tgt_embed, dec_in)?.broadcast_add(&pe)?)?;
         for (blk, kv) in self.dec.iter().zip(&mem.kv) {
             x = blk.forward(&x, kv, Some(&mem.keys), drop)?;
@@ -195,7 +211,7 @@ impl EncoderDecoder {
         let mut out = vec![vec![]; b];
         let mut done = vec![false; b];
         for t in 0..max_len {
-            let pe = sinusoids(&[t], self.cfg.n_embd, dev)?;
+            let pe = self.positions(t + 1)?.narrow(0, t, 1)?;
             let mut x = self.embed_scaled(&self.tgt_embed, &y)?.broadcast_add(&pe)?.detach();
             for ((blk, kv), cache) in self.dec.iter().zip(&mem.kv).zip(caches.iter_mut()) {
                 x = blk.step(&x, cache, kv, Some(&mem.keys))?.detach();
@@ -226,8 +242,7 @@ impl EncoderDecoder {
     pub fn cross_attention_map(&self, src: &Tensor, keys: &[KeyRange], dec_in: &Tensor) -> Result<Tensor> {
         let mut drop = DropPass::eval();
         let mem = self.encode(src, keys, &mut drop)?;
-        let t = dec_in.dim(1)?;
-        let pe = sinusoids(&(0..t).collect::<Vec<_>>(), self.cfg.n_embd, dec_in.device())?;
+        let pe = self.positions(dec_in.dim(1)?)?;
         let mut x = self.embed_scaled(&self.tgt_embed, dec_in)?.broadcast_add(&pe)?;
         let mut sum: Option<Tensor> = None;
         for (blk, kv) in self.dec.iter().zip(&mem.kv) {
