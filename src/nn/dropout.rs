@@ -49,11 +49,29 @@ impl<'a> DropPass<'a> {
         Self { p, rng: Some(rng) }
     }
 
+    /// Drops units of `x` with probability p (16-bit resolution: four mask entries per 64-bit
+    /// draw, since these masks are drawn for every sublayer of every step) and scales the rest
+    /// by 1/(1 − p); the identity in evaluation.
     pub fn apply(&mut self, x: &Tensor) -> Result<Tensor> {
-        match &mut self.rng {
-            Some(rng) if self.p > 0.0 => Dropout::new(self.p).forward(x, true, rng),
-            _ => Ok(x.clone()),
+        let Some(rng) = &mut self.rng else { return Ok(x.clone()) };
+        if self.p <= 0.0 {
+            return Ok(x.clone());
         }
+        if self.p >= 1.0 {
+            return x.zeros_like();
+        }
+        let keep = ((1.0 - self.p) * 65536.0).round() as u64;
+        let scale = (65536.0 / keep as f64) as f32;
+        let n = x.elem_count();
+        let mut mask = Vec::with_capacity(n + 3);
+        while mask.len() < n {
+            let r = rng.next();
+            for k in 0..4 {
+                mask.push(if (r >> (16 * k)) & 0xffff < keep { scale } else { 0.0 });
+            }
+        }
+        mask.truncate(n);
+        x * Tensor::from_vec(mask, x.shape(), x.device())?
     }
 }
 
@@ -75,6 +93,18 @@ mod tests {
         // the same stream gives the same mask
         assert_eq!(v, d.forward(&x, true, &mut Rng::new(1))?.flatten_all()?.to_vec1::<f32>()?);
         assert_eq!(d.forward(&x, false, &mut Rng::new(1))?.flatten_all()?.to_vec1::<f32>()?, vec![1.0; 10000]);
+        Ok(())
+    }
+
+    #[test]
+    fn drop_pass_drops_about_p_keeps_the_mean_and_passes_through_in_eval() -> Result<()> {
+        let x = Tensor::ones((101, 99), candle_core::DType::F32, &Device::Cpu)?;
+        let mut rng = Rng::new(2);
+        let v: Vec<f32> = DropPass::train(0.1, &mut rng).apply(&x)?.flatten_all()?.to_vec1()?;
+        let zeros = v.iter().filter(|&&a| a == 0.0).count() as f64 / v.len() as f64;
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        assert!((zeros - 0.1).abs() < 0.01 && (mean - 1.0).abs() < 0.02, "dropped {zeros}, mean {mean}");
+        assert_eq!(DropPass::eval().apply(&x)?.flatten_all()?.to_vec1::<f32>()?, vec![1.0; 101 * 99]);
         Ok(())
     }
 }
