@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod engine;
 pub mod error;
 pub mod experiment;
