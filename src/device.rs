@@ -56,7 +56,8 @@ pub fn describe(dev: &Device) -> String {
 pub fn availability() -> String {
     match cuda(0) {
         Ok(dev) => format!("{} (--device auto picks it; --device cpu for the CPU)", describe(&dev)),
-        Err(why) => format!("cpu (--device auto picks the CPU here: {why})"),
+        // the reason without its advice (which names --device cpu / auto)
+        Err(why) => format!("cpu (--device auto picks the CPU here: {})", why.split(';').next().unwrap_or(&why)),
     }
 }
 

@@ -105,6 +105,7 @@ fn checkpoints_load_on_any_device_whatever_they_were_written_from() -> anyhow::R
     ];
     let meta = BTreeMap::from([("dlhist.milestone".to_string(), "test".to_string())]);
     checkpoint::save(&path, &written, &meta)?;
+    #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
     let mut devices = vec![Device::Cpu, dlhist::device::auto()];
     #[cfg(feature = "cuda")]
     if let Some(gpu) = dlhist::device::gpu_or_skip("checkpoints_load_on_any_device (GPU side)") {
