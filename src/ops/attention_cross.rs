@@ -19,8 +19,12 @@ use rayon::prelude::*;
 use std::sync::OnceLock;
 
 /// Cross-attention over `n_head` heads: q (B, Tq, C) against kv (B, Tk, 2C), both f32 on the
-/// CPU → (B, Tq, C). `keys[b]`: the positions of kv that batch row b sees (None: all Tk).
+/// CPU → (B, Tq, C). `keys[b]`: the positions of kv that batch row b sees (None: all Tk). There
+/// is no CUDA kernel for it: off the CPU (`ops::fused_on`) it runs the composed reference.
 pub fn attention_cross(q: &Tensor, kv: &Tensor, n_head: usize, keys: Option<&[KeyRange]>) -> Result<Tensor> {
+    if !super::fused_on(q.device(), false) {
+        return attention_cross_ref(q, kv, n_head, keys);
+    }
     attention_cross_blocked(q, kv, n_head, keys, BLOCK)
 }
 
