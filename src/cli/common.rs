@@ -21,10 +21,10 @@ pub struct ConfigArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// number of optimizer updates (overrides train.steps)
-    #[arg(long, conflicts_with = "epochs")]
+    #[arg(long, conflicts_with = "epochs", value_parser = super::sample::positive, allow_hyphen_values = true)]
     pub steps: Option<usize>,
     /// passes over the training data (sets train.epochs and clears train.steps)
-    #[arg(long)]
+    #[arg(long, value_parser = super::sample::positive, allow_hyphen_values = true)]
     pub epochs: Option<usize>,
     /// seed for init, batching, dropout and sampling (overrides train.seed)
     #[arg(long)]
