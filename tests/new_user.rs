@@ -205,9 +205,10 @@ fn a_run_records_the_data_it_used_and_the_dlhist_that_trained_it() {
         assert_eq!(meta["dlhist.version"], env!("CARGO_PKG_VERSION"), "{file}");
         assert_eq!(meta["dlhist.git_commit"], s["git_commit"].as_str().unwrap(), "{file}");
     }
-    // eval of it repeats the data notice
-    let out = sb.run(&["eval", dir.to_str().unwrap()]);
-    stdout_says(&out, &["using the built-in digits8"]);
+    // eval and sample of it repeat the data notice
+    sb.run(&["eval", dir.to_str().unwrap()]).ok().stderr_says(&["using the built-in digits8"]);
+    let v = sb.run(&["--json", "sample", dir.to_str().unwrap()]).json();
+    assert!(v["data_notice"].as_str().unwrap().contains("dlhist data fetch mnist"), "{v}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ fn training_without_the_verses_says_it_uses_the_synthetic_cipher() {
     // and its samples say so too, not only the training
     let out = sb.run(&["sample", dir.to_str().unwrap(), "--prompt", "call me ishmael"]);
     out.ok();
-    assert!(out.stdout.contains("letter cipher") && out.stdout.contains("not into Spanish"), "{}", out.stdout);
+    out.stderr_says(&["letter cipher", "not into Spanish"]);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["data"], "cipher");

@@ -39,7 +39,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         }));
     } else {
         if let Some(n) = &data_note {
-            println!("{n}");
+            eprintln!("{n}");
         }
         println!("{} ({}) on {}:", res.entry.name, rd.0.display(), exp.data_name());
         for (k, v) in &m {

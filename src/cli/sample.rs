@@ -168,10 +168,11 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         let _span = tracing::debug_span!("sample", milestone = res.entry.name).entered();
         exp.sample(&req, &mut Rng::derive(req.seed.unwrap_or(0), "sample", 0))?
     };
-    let text = match &data_note {
-        Some(n) => format!("{n}\n{}", out.text),
-        None => out.text.clone(),
-    };
+    // on stderr, so that stdout stays the sample itself (text can be piped on)
+    if let Some(n) = &data_note {
+        eprintln!("{n}");
+    }
+    let text = &out.text;
     let dir = rd.samples();
     let stamp = common::new_run_id();
     let saved = std::fs::create_dir_all(&dir).is_ok();
@@ -185,10 +186,10 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         written.push(path);
     }
     if saved {
-        let _ = std::fs::write(dir.join(format!("sample-{stamp}.txt")), &text);
+        let _ = std::fs::write(dir.join(format!("sample-{stamp}.txt")), text);
     }
     if let Some(p) = a.out.as_ref().filter(|_| png_out.is_none()) {
-        std::fs::write(p, &text).map_err(|e| DlError::Unwritable { path: p.clone(), message: e.to_string() })?;
+        std::fs::write(p, text).map_err(|e| DlError::Unwritable { path: p.clone(), message: e.to_string() })?;
     }
     if json {
         print_json(&serde_json::json!({
