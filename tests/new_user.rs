@@ -332,3 +332,35 @@ fn threads_help_says_what_the_default_is() {
     let out = Sandbox::new().run(&["--help"]);
     stdout_says(&out, &["physical cores"]);
 }
+
+// ---------------------------------------------------------------- 4. where data is looked for
+
+#[test]
+fn data_is_read_from_dlhist_data_then_the_source_tree_then_the_user_data_directory() {
+    let sb = Sandbox::new();
+    let xdg = sb.path("xdg");
+    let mnist_path = |dir: &Path| -> String {
+        let mut c = sb.cmd(&["--json", "data"]);
+        let out = Out::from(c.current_dir(dir).env_remove("DLHIST_DATA").env("XDG_DATA_HOME", &xdg).output().unwrap());
+        out.ok();
+        let v = out.json();
+        v.as_array().unwrap().iter().find(|r| r["name"] == "mnist").unwrap()["path"].as_str().unwrap().to_string()
+    };
+    // outside a source tree: the user's data directory
+    let elsewhere = sb.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    assert_eq!(mnist_path(&elsewhere), xdg.join("dlhist/mnist").display().to_string());
+    // inside a source tree (here a stand-in: the fetch script and the checksums), its data/fetched
+    let tree = sb.path("clone");
+    std::fs::create_dir_all(tree.join("scripts")).unwrap();
+    std::fs::create_dir_all(tree.join("data/fetched")).unwrap();
+    std::fs::write(tree.join("scripts/fetch-data.sh"), "").unwrap();
+    std::fs::write(tree.join("data/checksums.sha256"), "").unwrap();
+    std::fs::create_dir_all(tree.join("src")).unwrap();
+    assert_eq!(mnist_path(&tree.join("src")), tree.join("data/fetched/mnist").display().to_string());
+    // $DLHIST_DATA wins over both
+    let out = sb.run(&["--json", "data"]);
+    let v = out.json();
+    let row = v.as_array().unwrap().iter().find(|r| r["name"] == "mnist").unwrap().clone();
+    assert_eq!(row["path"], sb.data.join("mnist").display().to_string());
+}
