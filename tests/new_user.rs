@@ -292,27 +292,41 @@ fn a_resumed_run_accepts_flags_that_restate_its_config_and_names_a_key_that_diff
     other.expect_code(2).stderr_says(&["`model.hidden` is [512, 256] in the run, [64] here"]);
 }
 
-#[test]
-fn fashion_samples_print_class_names() {
-    let sb = Sandbox::new();
-    // a tiny stand-in for Fashion-MNIST in the idx format (5,010 training images, 10 test)
+/// A tiny stand-in for MNIST or Fashion-MNIST in the idx format (5,010 training images, 10 test).
+fn fake_idx_set(sb: &Sandbox, set: &str) {
     let idx = |dims: &[u32], n: usize, f: &dyn Fn(usize) -> u8| {
         let mut b = vec![0, 0, 8, dims.len() as u8];
         dims.iter().for_each(|d| b.extend(d.to_be_bytes()));
         b.extend((0..n).map(f));
         b
     };
-    let dir = sb.data.join("fashion");
+    let dir = sb.data.join(set);
     std::fs::create_dir_all(&dir).unwrap();
     for (prefix, n) in [("train", 5010usize), ("t10k", 10)] {
-        std::fs::write(
-            dir.join(format!("{prefix}-images-idx3-ubyte")),
-            idx(&[n as u32, 28, 28], n * 784, &|i| (i % 251) as u8),
-        )
-        .unwrap();
+        let images = idx(&[n as u32, 28, 28], n * 784, &|i| (i % 251) as u8);
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
         std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), idx(&[n as u32], n, &|i| (i % 10) as u8))
             .unwrap();
     }
+}
+
+#[test]
+fn a_run_trained_on_the_fallback_is_evaluated_on_it_after_the_set_is_fetched() {
+    let sb = Sandbox::new();
+    let dir = sb.path("run");
+    sb.run(&["train", "mlp", "--steps", "5", "--run-dir", dir.to_str().unwrap()]).ok();
+    fake_idx_set(&sb, "mnist");
+    let out = sb.run(&["--json", "eval", dir.to_str().unwrap()]);
+    out.ok().stderr_says(&["this run trained on digits8 (mnist was not fetched then)"]);
+    assert_eq!(out.json()["data"], "digits8");
+    let out = sb.run(&["sample", dir.to_str().unwrap(), "--n", "2"]);
+    out.ok().stderr_says(&["evaluated on digits8"]);
+}
+
+#[test]
+fn fashion_samples_print_class_names() {
+    let sb = Sandbox::new();
+    fake_idx_set(&sb, "fashion");
     let run = sb.path("run");
     sb.run(&["train", "mlp", "--set", "data.dataset=fashion", "--steps", "3", "--run-dir", run.to_str().unwrap()]).ok();
     let out = sb.run(&["--json", "sample", run.to_str().unwrap(), "--n", "8"]);

@@ -387,6 +387,42 @@ fn by_id(x: &str, name: Option<&str>) -> anyhow::Result<(Resolved, RunDir)> {
     Ok((res, rd))
 }
 
+/// A trained run's experiment, built on the data the run trained on: a run that fell back to a
+/// built-in set (digits8 for mnist) is evaluated on that set even once the asked-for set has been
+/// fetched, since its weights fit only that data. The config names the set it asked for; the
+/// run directory records the one it used (`RunDir::data_used`).
+pub fn build_as_trained(
+    res: &Resolved,
+    rd: &RunDir,
+    device: &candle_core::Device,
+) -> anyhow::Result<Box<dyn crate::experiment::Experiment>> {
+    let exp = res.build(device)?;
+    let now = exp.data_name();
+    let Some(used) = rd.data_used().filter(|u| *u != now) else { return Ok(exp) };
+    let mut table = res.table.clone();
+    let section = match table.get_mut("data") {
+        Some(toml::Value::Table(t)) => t,
+        _ => &mut table,
+    };
+    let mut replaced = false;
+    for (_, v) in section.iter_mut() {
+        if v.as_str() == Some(now.as_str()) {
+            *v = toml::Value::String(used.clone());
+            replaced = true;
+        }
+    }
+    if !replaced {
+        return Ok(exp);
+    }
+    match Resolved::from_table(res.entry, table).map_err(anyhow::Error::from).and_then(|r| r.build(device)) {
+        Ok(again) if again.data_name() == used => {
+            eprintln!("note: this run trained on {used} ({now} was not fetched then), so it is evaluated on {used}");
+            Ok(again)
+        }
+        _ => Ok(exp),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
