@@ -218,7 +218,7 @@ pub fn train_run(res: &Resolved, dir: RunDir, resume: bool, device: &Device, ui:
 /// Rebuilds a finished run's experiment with its trained weights (model.safetensors, or the
 /// latest checkpoint if the run did not finish, with a notice).
 pub fn load_trained(res: &Resolved, rd: &RunDir, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
-    let exp = super::runs::build_as_trained(res, rd, device)?;
+    let exp = super::pick::build_as_trained(res, rd, device)?;
     let path = if rd.model().is_file() {
         rd.model()
     } else if rd.ckpt().is_file() {

@@ -23,7 +23,7 @@ pub struct Args {
 
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let device = common::device(&a.device)?;
-    let (res, rd) = super::runs::pick(a.target.as_deref(), a.run.as_deref())?;
+    let (res, rd) = super::pick::pick(a.target.as_deref(), a.run.as_deref())?;
     let mut exp = common::load_trained(&res, &rd, &device)?;
     let data_note = super::sample::data_note(exp.as_ref(), &rd);
     let mut m = serde_json::Map::new();

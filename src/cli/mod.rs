@@ -7,6 +7,7 @@ pub mod data;
 pub mod eval;
 pub mod info;
 pub mod list;
+pub mod pick;
 pub mod plot;
 pub mod replay;
 pub mod runs;

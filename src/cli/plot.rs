@@ -1,7 +1,7 @@
 //! `dlhist plot RUN...`: the loss curves and a validation metric of one or more runs, as a PNG.
 
 use super::common::print_json;
-use super::runs::pick;
+use super::pick::pick;
 use crate::engine::runner::RunDir;
 use crate::error::DlError;
 use crate::report::plot::{panels_png, Panel, Series};

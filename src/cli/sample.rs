@@ -160,7 +160,7 @@ fn picture_path(out: Option<&Path>, samples: &Path, stamp: &str, name: &str, sev
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let req = request(&a)?;
     let device = common::device(&a.device)?;
-    let (res, rd) = super::runs::pick(a.target.as_deref(), a.run.as_deref())?;
+    let (res, rd) = super::pick::pick(a.target.as_deref(), a.run.as_deref())?;
     let mut exp = common::load_trained(&res, &rd, &device)?;
     check_options(res.entry.name, exp.sample_options(), &req)?;
     let data_note = data_note(exp.as_ref(), &rd);
