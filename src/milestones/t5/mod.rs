@@ -61,7 +61,7 @@ pub type Config = super::Config<DataCfg, EncDecCfg>;
 pub fn defaults() -> Config {
     Config {
         train: TrainConfig {
-            steps: 1500,
+            steps: 3000,
             batch_size: 64,
             lr: 3e-3,
             beta2: 0.98,
