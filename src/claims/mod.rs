@@ -7,6 +7,7 @@
 pub mod cnn;
 pub mod depth;
 pub mod dnn;
+pub mod encoders;
 pub mod experts;
 pub mod segment;
 pub mod sequence;
@@ -118,6 +119,10 @@ const CHECKS: &[(&str, Check)] = &[
     ("seq2seq", translate::claim_seq2seq),
     ("seq2seq-reversed", translate::claim_reversed),
     ("attention", translate::claim_attention),
+    // section 4: transformers, the encoders
+    ("bert", encoders::claim_bert),
+    ("roberta", encoders::claim_roberta),
+    ("vit", encoders::claim_vit),
 ];
 
 /// The check of the claim of catalogue entry `name`; None if it has no claim.

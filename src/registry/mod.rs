@@ -8,6 +8,7 @@ use crate::milestones::Family;
 mod cnn;
 mod depth;
 mod dnn;
+mod encoders;
 mod experts;
 mod segment;
 mod sequence;
@@ -70,6 +71,7 @@ pub fn entries() -> &'static [Entry] {
             experts::entries(),
             words::entries(),
             translate::entries(),
+            encoders::entries(),
         ];
         sections.into_iter().flatten().collect()
     })
