@@ -104,13 +104,13 @@ pub fn pretrain_defaults() -> PretrainConfig {
 pub fn finetune_defaults() -> FinetuneConfig {
     FinetuneConfig {
         train: TrainConfig {
-            steps: 300,
+            steps: 200,
             batch_size: 32,
             optimizer: OptimKind::Adamw,
             lr: 3e-4,
             weight_decay: 0.01,
             schedule: ScheduleKind::Cosine,
-            warmup_steps: 30,
+            warmup_steps: 20,
             clip_grad_norm: 1.0,
             eval_every: 100,
             ..Default::default()
