@@ -11,7 +11,7 @@
 //! goes to train (80%), val (10%) or test (10%) by a fixed hash of (text, block): windows never
 //! cross a block, so no test window overlaps a training one, whatever the seed.
 //!
-//! Without `make data` only Moby-Dick is here: the task falls back to its four quarters as the
+//! Without the fetched texts (`dlhist data fetch shakespeare sotu verses`) only Moby-Dick is here: the task falls back to its four quarters as the
 //! four "texts" (with a notice), so the pipeline runs, but its numbers say nothing about
 //! provenance.
 
@@ -118,9 +118,10 @@ impl Corpus {
             let notice = (source != FALLBACK).then(|| {
                 format!(
                     "note: the provenance task needs shakespeare, sotu and verses (the KJV), and {} has no {}; \
-                     using the four quarters of the built-in moby as its four texts instead (run `make data`)",
+                     using the four quarters of the built-in moby as its four texts instead (fetch them with `{}`)",
                     fetched_dir().display(),
-                    missing.join(", ")
+                    missing.join(", "),
+                    super::catalog::fetch_command(&missing)
                 )
             });
             let classes = (1..=4).map(|q| format!("moby-{q}/4")).collect();
@@ -129,7 +130,10 @@ impl Corpus {
         let read = |name: &str| -> Result<String, DlError> {
             let path = fetched_dir().join(name).join(format!("{name}.txt"));
             std::fs::read_to_string(&path).map_err(|e| {
-                DlError::Data(format!("cannot read {}: {e}. Re-fetch it with `make data`", path.display()))
+                DlError::Data(format!(
+                    "cannot read {}: {e}. Re-fetch it with `dlhist data fetch {name}`",
+                    path.display()
+                ))
             })
         };
         let kjv: Vec<String> = verses::load()?.into_iter().map(|(en, _)| en).collect();
