@@ -11,10 +11,12 @@ use crate::engine::runner::Summary;
 pub const BLEU_GAIN: f64 = 1.5;
 /// … and train an epoch in less than this fraction of attention's time ("faster": below 1).
 pub const EPOCH_RATIO: f64 = 1.0;
-/// t5's test BLEU on the verse pairs must reach this (calibrated, see `dlhist info t5`) …
-pub const T5_BLEU: f64 = 5.0;
-/// … and its provenance accuracy this (chance: one in the number of texts, 25% with four).
-pub const T5_ACC: f64 = 0.6;
+/// t5's test BLEU on the verse pairs must reach this: about half the 5.74 measured in the
+/// calibration (see `dlhist info t5`) …
+pub const T5_BLEU: f64 = 3.0;
+/// … and its provenance accuracy this: halfway between chance (25% with four texts) and the 83.0%
+/// measured.
+pub const T5_ACC: f64 = 0.54;
 
 /// None when every run used the verse pairs, else the note that says the claim was not checked.
 fn fallback_note(runs: &[&Summary]) -> Option<String> {

@@ -8,6 +8,7 @@ pub mod cnn;
 pub mod depth;
 pub mod dnn;
 pub mod encdec;
+pub mod encoders;
 pub mod experts;
 pub mod segment;
 pub mod sequence;
@@ -137,6 +138,10 @@ const CHECKS: &[(&str, Check)] = &[
     // section 4: transformers, the encoder-decoders
     ("transformer", encdec::claim_transformer),
     ("t5", encdec::claim_t5),
+    // section 4: transformers, the encoders
+    ("bert", encoders::claim_bert),
+    ("roberta", encoders::claim_roberta),
+    ("vit", encoders::claim_vit),
 ];
 
 /// The check of the claim of catalogue entry `name`; None if it has no claim.

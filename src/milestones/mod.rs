@@ -6,6 +6,7 @@ pub mod activations;
 pub mod adding;
 pub mod alexnet;
 pub mod backprop;
+pub mod bert;
 pub mod charlm;
 pub mod classify;
 pub mod cnn;
@@ -25,6 +26,7 @@ pub mod t5;
 pub mod transformer;
 pub mod translate;
 pub mod unet;
+pub mod vit;
 pub mod word2vec;
 pub mod workloads;
 

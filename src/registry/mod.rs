@@ -9,6 +9,7 @@ mod cnn;
 mod depth;
 mod dnn;
 mod encdec;
+mod encoders;
 mod experts;
 mod segment;
 mod sequence;
@@ -72,6 +73,7 @@ pub fn entries() -> &'static [Entry] {
             words::entries(),
             translate::entries(),
             encdec::entries(),
+            encoders::entries(),
         ];
         sections.into_iter().flatten().collect()
     })
