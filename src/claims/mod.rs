@@ -135,9 +135,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("seq2seq", translate::claim_seq2seq),
     ("seq2seq-reversed", translate::claim_reversed),
     ("attention", translate::claim_attention),
-    // section 4: transformers, the encoder-decoders
+    // section 4: transformers, the encoder-decoder
     ("transformer", encdec::claim_transformer),
-    ("t5", encdec::claim_t5),
     // section 4: transformers, the encoders
     ("bert", encoders::claim_bert),
     ("roberta", encoders::claim_roberta),

@@ -4,8 +4,17 @@
 //! span corruption on the training sentences of every text; stage 2 (`data.task = "multitask"`)
 //! starts from stage 1's weights (`train.init_from`) and trains on a mixture of
 //! `translate english to spanish : …` → Spanish and `source : …` → the name of the text the
-//! sentence comes from, in the same batches. Data in `data.rs`; samples in `sample.rs`; the
-//! claim in `src/claims/encdec.rs`.
+//! sentence comes from, in the same batches. Data in `data.rs`; samples in `sample.rs`.
+//!
+//! STATUS: not in the catalogue (no registry entry, preset or claim). Measured on 2026-12-04 with
+//! the verse pairs and the four texts (seed 1234, 2 + 2 blocks of width 64): after 1,000 updates
+//! of span-corruption pretraining, 3,000 updates of the two tasks gave test BLEU 5.74 and
+//! provenance accuracy 83.0%, while the same 3,000 updates from a random init gave BLEU 12.50 and
+//! 81.3%; the pretrained model's initial validation loss on the two tasks (10.17) was above the
+//! random init's (9.49) and its training loss stayed higher throughout (2.0 against 1.2 at the
+//! end). Until that is understood (a bug, or the pretraining's learning rate and length at this
+//! scale), the milestone stays out of `dlhist list`; the model, data and span corruption are
+//! tested here.
 
 pub mod data;
 mod sample;
@@ -360,5 +369,51 @@ impl Experiment for T5 {
 
     fn data_notice(&self) -> Option<String> {
         self.data.notice.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny model on the synthetic cipher and moby (no fetched data needed).
+    fn tiny(task: &str) -> Config {
+        let mut c = defaults();
+        c.train.batch_size = 8;
+        c.data = DataCfg {
+            task: task.into(),
+            dataset: "cipher".into(),
+            max_words: 6,
+            eval_max_words: 8,
+            per_text_train: 40,
+            per_text_eval: 8,
+            pretrain_per_text: 80,
+            max_vocab: 400,
+            ..c.data
+        };
+        c.model = EncDecCfg { n_embd: 16, n_head: 2, n_enc: 1, n_dec: 1, mlp_ratio: 2, dropout: 0.1 };
+        c
+    }
+
+    #[test]
+    fn both_stages_train_evaluate_and_answer_prompts_on_the_fallback() -> anyhow::Result<()> {
+        let dev = Device::Cpu;
+        let mut pre = build(&tiny("span"), &dev)?;
+        let l = pre.train_loss(0, &mut Rng::new(1))?.loss.to_scalar::<f32>()?;
+        assert!(l.is_finite() && l > 0.0, "{l}");
+        assert!(pre.evaluate(Split::Val)?["loss"].is_finite());
+        let mut t5 = build(&tiny("multitask"), &dev)?;
+        // the two stages share one vocabulary, so `train.init_from` matches every tensor
+        assert_eq!(pre.data.vocab.words, t5.data.vocab.words);
+        let l = t5.train_loss(0, &mut Rng::new(1))?.loss.to_scalar::<f32>()?;
+        assert!(l.is_finite() && l > 0.0, "{l}");
+        let m = t5.evaluate(Split::Test)?;
+        for k in ["loss", "bleu", "acc", "answered"] {
+            assert!(m[k].is_finite(), "{k}: {m:?}");
+        }
+        let req = SampleRequest { prompt: Some("source: call me ishmael .".into()), ..Default::default() };
+        let out = t5.sample(&req, &mut Rng::new(2))?;
+        assert!(out.text.contains("source"), "{}", out.text);
+        Ok(())
     }
 }
