@@ -101,10 +101,13 @@ mod tests {
     use crate::experiment::Metrics;
     use std::collections::HashMap;
 
+    /// A fake run: its data, final metrics and update time in ms.
+    type Run = (&'static str, Vec<(&'static str, f64)>, f64);
+
     /// Hands out fixed summaries: name -> (data, metrics); every run logs updates of `ms`
     /// milliseconds (a metrics.jsonl in a temporary run directory), 10 updates per epoch.
     struct Fake {
-        runs: HashMap<&'static str, (&'static str, Vec<(&'static str, f64)>, f64)>,
+        runs: HashMap<&'static str, Run>,
         dir: tempfile::TempDir,
         asked: Vec<String>,
     }
@@ -138,11 +141,11 @@ mod tests {
         }
     }
 
-    fn translation(data: &'static str, bleu: f64, ms: f64) -> (&'static str, Vec<(&'static str, f64)>, f64) {
+    fn translation(data: &'static str, bleu: f64, ms: f64) -> Run {
         (data, vec![("test_bleu", bleu), ("test_bleu_long", bleu), ("val_loss", 3.0)], ms)
     }
 
-    fn fake(runs: Vec<(&'static str, (&'static str, Vec<(&'static str, f64)>, f64))>) -> Fake {
+    fn fake(runs: Vec<(&'static str, Run)>) -> Fake {
         Fake { runs: runs.into_iter().collect(), dir: tempfile::tempdir().unwrap(), asked: vec![] }
     }
 

@@ -103,7 +103,7 @@ impl T5Vocab {
     /// Ids never to emit when decoding a supervised task: padding, <bos>, <unk>, the sentinels.
     pub fn banned() -> Vec<u32> {
         let mut v = vec![PAD, BOS, UNK];
-        v.extend((0..SENTINELS).map(|i| Self::sentinel(i)));
+        v.extend((0..SENTINELS).map(Self::sentinel));
         v
     }
 }

@@ -79,7 +79,7 @@ pub fn prompt(m: &T5, prompt: &str) -> anyhow::Result<SampleOut> {
         let dev = &m.device;
         let map = m.model.cross_attention_map(
             &Tensor::from_vec(ids.clone(), (1, ids.len()), dev)?,
-            &[0..ids.len()],
+            std::slice::from_ref(&(0..ids.len())),
             &Tensor::from_vec(dec_in, (1, out.len()), dev)?,
         )?;
         let values: Vec<Vec<f32>> = map.squeeze(0)?.to_vec2()?;
