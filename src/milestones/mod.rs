@@ -23,6 +23,8 @@ pub mod segment;
 pub mod seq2seq;
 pub mod translate;
 pub mod unet;
+pub mod vae;
+pub mod vqvae;
 pub mod word2vec;
 pub mod workloads;
 

@@ -9,6 +9,7 @@ pub mod bce;
 pub mod conv;
 pub mod dropout;
 pub mod embedding;
+pub mod latent;
 pub mod linear;
 pub mod loss;
 pub mod lstm;
@@ -18,6 +19,7 @@ pub mod norm;
 pub mod skipgram;
 pub mod transformer;
 pub mod unet;
+pub mod vq;
 
 #[cfg(test)]
 pub(crate) mod tests {

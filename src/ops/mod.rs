@@ -12,6 +12,7 @@ use candle_core::{Device, Tensor};
 pub mod attention;
 pub mod attention_qkv;
 pub mod batchnorm;
+pub mod bernoulli;
 pub mod conv2d;
 pub mod cpu;
 pub mod cross_entropy;
@@ -88,6 +89,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(batchnorm::benches()?);
     out.extend(upsample::benches()?);
     out.extend(relu::benches()?);
+    out.extend(bernoulli::benches()?);
     Ok(out)
 }
 

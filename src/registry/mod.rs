@@ -5,6 +5,7 @@
 use crate::error::{closest, DlError};
 use crate::milestones::Family;
 
+mod autoencoders;
 mod cnn;
 mod depth;
 mod dnn;
@@ -70,6 +71,7 @@ pub fn entries() -> &'static [Entry] {
             experts::entries(),
             words::entries(),
             translate::entries(),
+            autoencoders::entries(),
         ];
         sections.into_iter().flatten().collect()
     })
