@@ -26,7 +26,6 @@ use crate::nn::vq::{usage_and_perplexity, vector_quantizer, Quantized, VectorQua
 use crate::ops::relu::relu;
 use crate::ops::upsample::upsample_nearest;
 use crate::params::Params;
-use crate::picture::Image;
 use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -196,15 +195,23 @@ impl VqVae {
         Ok((total, rec, mse, q.codes))
     }
 
-    /// Test images `0..n` and their reconstructions, grey values in [0, 1]: what a Fréchet
-    /// distance of the reconstructions scores (report/fd.rs).
-    pub fn reconstructions(&self, n: usize) -> Result<(Vec<Image>, Vec<Image>)> {
-        let set = &self.data.test;
+    /// The first `n` images of `split` reconstructed through their codes (grey values in [0, 1],
+    /// the split's labels): what a Fréchet distance of the reconstructions against the real
+    /// images of the split scores (the VQ-VAE alone has no prior to sample from).
+    pub fn reconstructed_set(&self, split: Split, n: usize) -> Result<ImageSet> {
+        let set = self.set(split);
         let idx: Vec<usize> = (0..n.min(set.len())).collect();
-        let x = image_batch(set, &idx, &self.device)?;
-        let y = self.net.decode(&self.net.encode(&x)?)?;
-        let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
-        Ok((to_images(&flat(&x)?, set.h, set.w), to_images(&flat(&y)?, set.h, set.w)))
+        let mut pixels = Vec::with_capacity(idx.len() * set.dim());
+        for chunk in idx.chunks(EVAL_BATCH) {
+            let x = image_batch(set, chunk, &self.device)?;
+            pixels.extend(self.net.decode(&self.net.encode(&x)?)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(ImageSet { pixels, labels: set.labels[..idx.len()].to_vec(), h: set.h, w: set.w, classes: set.classes })
+    }
+
+    /// The real images of `split`, grey values in [0, 1].
+    pub fn real_set(&self, split: Split) -> &ImageSet {
+        self.set(split)
     }
 
     pub fn test_set(&self) -> &ImageSet {
@@ -219,19 +226,25 @@ impl VqVae {
 }
 
 fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
-    let m = &c.model;
-    if m.channels.contains(&0) || m.dim == 0 || m.codes < 2 || !(m.beta >= 0.0) {
-        return Err(DlError::BadValue {
-            context: "model".into(),
-            message: format!("channels and dim need at least 1, codes at least 2, beta ≥ 0; got {m:?}"),
+    Ok(Box::new(VqVae::new(c, device)?))
+}
+
+impl VqVae {
+    pub fn new(c: &Config, device: &Device) -> anyhow::Result<Self> {
+        let m = &c.model;
+        if m.channels.contains(&0) || m.dim == 0 || m.codes < 2 || !(m.beta >= 0.0) {
+            return Err(DlError::BadValue {
+                context: "model".into(),
+                message: format!("channels and dim need at least 1, codes at least 2, beta ≥ 0; got {m:?}"),
+            }
+            .into());
         }
-        .into());
+        let data = load_images(&c.data.dataset, c.data.train_size)?;
+        let params = Params::new(c.train.seed);
+        let net = net(m, &params, device)?;
+        let sampler = EpochSampler::new(c.train.seed, data.train.len(), c.train.batch_size);
+        Ok(VqVae { net, params, data, sampler, device: device.clone() })
     }
-    let data = load_images(&c.data.dataset, c.data.train_size)?;
-    let params = Params::new(c.train.seed);
-    let net = net(m, &params, device)?;
-    let sampler = EpochSampler::new(c.train.seed, data.train.len(), c.train.batch_size);
-    Ok(Box::new(VqVae { net, params, data, sampler, device: device.clone() }))
 }
 
 impl Experiment for VqVae {
@@ -317,3 +330,69 @@ impl Experiment for VqVae {
 
 pub static FAMILY: Family =
     Family { id: "vq-vae", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(kmeans_init: bool, reset_every: usize) -> VqVae {
+        let mut c = defaults();
+        c.data.dataset = "digits8".into();
+        c.train.batch_size = 8;
+        c.model = ModelCfg { channels: [4, 8], dim: 3, codes: 16, kmeans_init, reset_every, ..ModelCfg::default() };
+        VqVae::new(&c, &Device::Cpu).unwrap()
+    }
+
+    fn book(v: &VqVae) -> Vec<Vec<f32>> {
+        v.net.quant.codebook.to_vec2().unwrap()
+    }
+
+    /// k-means runs once, at the first training step (the flag is a buffer, so a resumed or
+    /// `init_from` run skips it); resets come every `reset_every` steps and restart the counts;
+    /// the plain recipe never moves the codebook outside the optimizer.
+    #[test]
+    fn kmeans_init_runs_once_and_code_resets_come_on_schedule() -> Result<()> {
+        let mut v = small(true, 3);
+        let start = book(&v);
+        let out = v.train_loss(0, &mut Rng::new(1))?;
+        assert!(v.net.quant.is_ready()? && book(&v) != start, "k-means set the codebook");
+        assert!(!out.metrics.contains_key("codes_reset"));
+        let per_step = (8 * VqVaeNet::GRID * VqVaeNet::GRID) as f32;
+        assert_eq!(v.net.quant.usage()?.iter().sum::<f32>(), per_step, "each assignment counted");
+        let after_init = book(&v);
+        for step in 1..3 {
+            assert!(!v.train_loss(step, &mut Rng::new(1))?.metrics.contains_key("codes_reset"));
+        }
+        assert_eq!(book(&v), after_init, "no optimizer ran: the codebook only moves by init and resets");
+        let dead = v.net.quant.usage()?.iter().filter(|&&u| u == 0.0).count();
+        let out = v.train_loss(3, &mut Rng::new(1))?;
+        assert_eq!(out.metrics["codes_reset"], dead as f64, "every unused code is reset");
+        assert_eq!(v.net.quant.usage()?.iter().sum::<f32>(), per_step, "counts restart at the reset");
+
+        let mut plain = small(false, 0);
+        let start = book(&plain);
+        for step in 0..4 {
+            plain.train_loss(step, &mut Rng::new(1))?;
+        }
+        assert!(!plain.net.quant.is_ready()? && book(&plain) == start);
+        Ok(())
+    }
+
+    /// The tokenizer API: codes in 0..K on the 7x7 grid, images in [0, 1] of the input's size,
+    /// and decode(encode(x)) is the training pass's reconstruction.
+    #[test]
+    fn encode_and_decode_are_the_training_pass() -> Result<()> {
+        let v = small(false, 0);
+        let x = image_batch(&v.data.test, &[0, 1, 2], &Device::Cpu)?;
+        let codes = v.net.encode(&x)?;
+        assert_eq!(codes.dims(), &[3, 7, 7]);
+        assert!(codes.flatten_all()?.to_vec1::<u32>()?.iter().all(|&c| c < 16));
+        let y = v.net.decode(&codes)?;
+        assert_eq!(y.dims(), &[3, 1, 28, 28]);
+        let (q, logits) = v.net.forward(&x)?;
+        assert_eq!(q.codes.to_vec1::<u32>()?, codes.flatten_all()?.to_vec1::<u32>()?);
+        let d = (candle_nn::ops::sigmoid(&logits)? - &y)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        assert!(d < 1e-5, "{d}");
+        Ok(())
+    }
+}
