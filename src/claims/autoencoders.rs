@@ -12,8 +12,9 @@ pub const VAE_NATS: f64 = 100.0;
 pub const USED_MIN: f64 = 0.9;
 /// ... and used evenly enough: a perplexity of at least a quarter of K = 128.
 pub const PERPLEXITY_MIN: f64 = 32.0;
-/// Reconstruction MSE per pixel at most this (predicting the mean image: 0.0674).
-pub const MSE_MAX: f64 = 0.01;
+/// Reconstruction MSE per pixel at most this: 1.5x the 0.0040 of the calibration runs (seeds 1234
+/// and 2; predicting the mean image: 0.0674).
+pub const MSE_MAX: f64 = 0.006;
 /// Without the remedies, usage at least this far (in fraction of K) below vq-vae's.
 pub const USED_GAP: f64 = 0.2;
 

@@ -21,16 +21,16 @@ use crate::data::ImageSet;
 use crate::error::DlError;
 use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
 use crate::nn::activation::Activation;
-use crate::nn::latent::{bernoulli_nll, kl_std_normal, log_normal, reparameterize};
-use crate::nn::linear::InitKind;
-use crate::nn::mlp::Mlp;
 use crate::params::Params;
 use crate::picture::Image;
 use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+mod model;
 mod sample;
+
+pub use model::VaeModel;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
@@ -86,81 +86,6 @@ const EVAL_BITS: u64 = 0x0b17_5eed;
 /// The fixed noise ε of the evaluation's one-sample bound.
 const EVAL_NOISE: u64 = 0x0e95_11c0;
 const EVAL_BATCH: usize = 1000;
-
-pub struct VaeModel {
-    pub enc: Mlp,
-    pub dec: Mlp,
-    pub latent: usize,
-    pub pixels: usize,
-}
-
-impl VaeModel {
-    pub fn new(c: &ModelCfg, pixels: usize, params: &Params, device: &Device) -> Result<Self> {
-        let vb = params.vb(device);
-        let mut e = vec![pixels];
-        e.extend(&c.hidden);
-        e.push(2 * c.latent);
-        let mut d = vec![c.latent];
-        d.extend(c.hidden.iter().rev());
-        d.push(pixels);
-        let enc = Mlp::new(&e, c.act, InitKind::Default, vb.pp("enc"))?;
-        let dec = Mlp::new(&d, c.act, InitKind::Default, vb.pp("dec"))?;
-        Ok(Self { enc, dec, latent: c.latent, pixels })
-    }
-
-    /// x (B, P) -> μ, log σ² (B, L) of q(z|x).
-    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = self.enc.forward(x)?;
-        Ok((h.narrow(1, 0, self.latent)?, h.narrow(1, self.latent, self.latent)?))
-    }
-
-    /// z (B, L) -> the decoder's logits (B, P).
-    pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
-        self.dec.forward(z)
-    }
-
-    /// z (B, L) -> pixel probabilities (B, P), the mean of p(x|z).
-    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::sigmoid(&self.decode_logits(z)?)
-    }
-
-    /// The one-sample −ELBO's two terms per image, −log p(x|z) and KL(q ‖ p), each (B,), for
-    /// binary x (B, P) and noise ε (B, L).
-    pub fn neg_elbo(&self, x: &Tensor, eps: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let (mu, lv) = self.encode(x)?;
-        let z = reparameterize(&mu, &lv, eps)?;
-        let rec = bernoulli_nll(&self.decode_logits(&z)?, x)?;
-        Ok((rec, kl_std_normal(&mu, &lv)?, mu))
-    }
-
-    /// The importance-weighted bound (Burda et al. 2016) with K samples on `n` binary images:
-    /// mean over images of −log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x), in nats.
-    /// K = 1 is the one-sample ELBO; it tightens towards −log p(x) as K grows.
-    pub fn iw_bound(&self, bits: &[f32], n: usize, k: usize, rng: &mut Rng, device: &Device) -> Result<f64> {
-        let p = self.pixels;
-        let per = (EVAL_BATCH * 10 / k).max(1); // images per batch: about 10,000 decodings
-        let mut total = 0.0;
-        for start in (0..n).step_by(per) {
-            let b = per.min(n - start);
-            let x = Tensor::from_vec(bits[start * p..(start + b) * p].to_vec(), (b, p), device)?;
-            let (mu, lv) = self.encode(&x)?;
-            let rep = |t: &Tensor| t.unsqueeze(1)?.repeat((1, k, 1))?.reshape((b * k, self.latent));
-            let (mu, lv, xk) = (rep(&mu)?, rep(&lv)?, x.unsqueeze(1)?.repeat((1, k, 1))?.reshape((b * k, p))?);
-            let eps = normal(b * k, self.latent, rng, device)?;
-            let z = reparameterize(&mu, &lv, &eps)?;
-            let log_px = bernoulli_nll(&self.decode_logits(&z)?, &xk)?.neg()?;
-            let log_pz = log_normal(&z, &z.zeros_like()?)?;
-            let log_q = log_normal(&eps, &lv)?;
-            let lw = ((log_px + log_pz)? - log_q)?.to_vec1::<f32>()?;
-            for row in lw.chunks(k) {
-                let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-                let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
-                total -= m + (s / k as f64).ln();
-            }
-        }
-        Ok(total / n as f64)
-    }
-}
 
 pub struct Vae {
     pub model: VaeModel,
@@ -348,70 +273,4 @@ pub(super) fn pictures_of(probs: &Tensor, h: usize, w: usize) -> Result<Vec<Imag
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A small random VAE (20 pixels, 4 latents) on 1,000 random binary images.
-    fn setup() -> Result<(VaeModel, Vec<f32>)> {
-        let p = Params::new(5);
-        let c = ModelCfg { hidden: vec![16], latent: 4, act: Activation::Tanh, iw_samples: 0, iw_images: 0 };
-        let m = VaeModel::new(&c, 20, &p, &Device::Cpu)?;
-        let mut rng = Rng::new(6);
-        let bits = binarize(&(0..1000 * 20).map(|i| ((i % 7) as f32) / 7.0).collect::<Vec<_>>(), &mut rng);
-        Ok((m, bits))
-    }
-
-    /// The importance-weighted bound with K = 1 estimates the same −ELBO as the closed-form-KL
-    /// estimate (both unbiased, within Monte Carlo error), and with more samples it is lower
-    /// (tighter): −log p(x) ≤ IW_K ≤ IW_1 = −ELBO (Burda et al. 2016, theorem 1).
-    #[test]
-    fn the_importance_weighted_bound_tightens_the_elbo() -> Result<()> {
-        let (m, bits) = setup()?;
-        let dev = Device::Cpu;
-        let x = Tensor::from_vec(bits.clone(), (1000, 20), &dev)?;
-        let mut rng = Rng::new(1);
-        let mut elbo = 0.0;
-        for _ in 0..20 {
-            let (r, k, _) = m.neg_elbo(&x, &normal(1000, 4, &mut rng, &dev)?)?;
-            elbo += (r + k)?.mean_all()?.to_scalar::<f32>()? as f64 / 20.0;
-        }
-        let iw1 = m.iw_bound(&bits, 1000, 1, &mut Rng::new(2), &dev)?;
-        let iw64 = m.iw_bound(&bits, 1000, 64, &mut Rng::new(3), &dev)?;
-        assert!((iw1 - elbo).abs() < 0.1, "K = 1: {iw1} vs −ELBO {elbo}");
-        assert!(iw64 < elbo - 0.01, "K = 64: {iw64} vs −ELBO {elbo}");
-        Ok(())
-    }
-
-    /// The one-sample −ELBO's two terms equal the closed forms computed by hand from the
-    /// encoder's μ, log σ² and the decoder's logits at z = μ + σ·ε.
-    #[test]
-    fn the_elbo_is_reconstruction_plus_kl_by_hand() -> Result<()> {
-        let (m, bits) = setup()?;
-        let dev = Device::Cpu;
-        let x = Tensor::from_vec(bits[..3 * 20].to_vec(), (3, 20), &dev)?;
-        let eps = normal(3, 4, &mut Rng::new(4), &dev)?;
-        let (rec, kl, _) = m.neg_elbo(&x, &eps)?;
-        let (mu, lv) = m.encode(&x)?;
-        let (mu, lv, e) = (mu.to_vec2::<f32>()?, lv.to_vec2::<f32>()?, eps.to_vec2::<f32>()?);
-        let z: Vec<f32> = (0..3)
-            .flat_map(|i| (0..4).map(move |j| (i, j)))
-            .map(|(i, j)| mu[i][j] + (lv[i][j] / 2.0).exp() * e[i][j])
-            .collect();
-        let logits = m.decode_logits(&Tensor::from_vec(z, (3, 4), &dev)?)?.to_vec2::<f32>()?;
-        let (rec, kl) = (rec.to_vec1::<f32>()?, kl.to_vec1::<f32>()?);
-        for i in 0..3 {
-            let want_kl: f64 = (0..4)
-                .map(|j| 0.5 * ((mu[i][j] as f64).powi(2) + (lv[i][j] as f64).exp() - 1.0 - lv[i][j] as f64))
-                .sum();
-            let want_rec: f64 = (0..20)
-                .map(|j| {
-                    let (l, t) = (logits[i][j] as f64, bits[i * 20 + j] as f64);
-                    let p = 1.0 / (1.0 + (-l).exp());
-                    -(t * p.ln() + (1.0 - t) * (1.0 - p).ln())
-                })
-                .sum();
-            assert!((kl[i] as f64 - want_kl).abs() < 1e-5 && (rec[i] as f64 - want_rec).abs() < 1e-4, "image {i}");
-        }
-        Ok(())
-    }
-}
+mod tests;

@@ -20,17 +20,18 @@ use crate::data::vision::Splits;
 use crate::data::ImageSet;
 use crate::error::DlError;
 use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
-use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::latent::bernoulli_nll;
-use crate::nn::vq::{usage_and_perplexity, vector_quantizer, Quantized, VectorQuantizer};
-use crate::ops::relu::relu;
-use crate::ops::upsample::upsample_nearest;
+use crate::nn::vq::usage_and_perplexity;
 use crate::params::Params;
 use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+mod net;
 mod sample;
+
+use net::to_rows;
+pub use net::{net, VqVaeNet};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
@@ -78,89 +79,6 @@ pub fn defaults() -> Config {
 /// Lloyd iterations of the k-means initialisation.
 const KMEANS_ITERS: usize = 10;
 const EVAL_BATCH: usize = 500;
-
-/// The encoder, quantiser and decoder. Images are (B, 1, 28, 28) grey values in [0, 1]; the
-/// latent grid is 7x7.
-pub struct VqVaeNet {
-    enc1: Conv2d,
-    enc2: Conv2d,
-    enc3: Conv2d,
-    pub quant: VectorQuantizer,
-    dec1: Conv2d,
-    dec2: Conv2d,
-    dec3: Conv2d,
-    pub cfg: ModelCfg,
-}
-
-/// The net of `c` in `params` (new parameters, or the existing ones of a trained run's store:
-/// parameters are found by name, so building on a loaded run gives its weights).
-pub fn net(c: &ModelCfg, params: &Params, device: &Device) -> Result<VqVaeNet> {
-    let vb = params.vb(device);
-    let [c1, c2] = c.channels;
-    Ok(VqVaeNet {
-        enc1: conv2d(1, c1, 4, 2, 1, vb.pp("enc1"))?,     // 28 -> 14
-        enc2: conv2d(c1, c2, 4, 2, 1, vb.pp("enc2"))?,    // 14 -> 7
-        enc3: conv2d(c2, c.dim, 1, 1, 0, vb.pp("enc3"))?, // to D channels
-        quant: vector_quantizer(c.codes, c.dim, params, "quant", vb.pp("quant"), device)?,
-        dec1: conv2d(c.dim, c2, 3, 1, 1, vb.pp("dec1"))?, // 7x7
-        dec2: conv2d(c2, c1, 3, 1, 1, vb.pp("dec2"))?,    // 14x14, after upsampling
-        dec3: conv2d(c1, 1, 3, 1, 1, vb.pp("dec3"))?,     // 28x28, after upsampling
-        cfg: c.clone(),
-    })
-}
-
-/// (B, D, h, w) maps <-> (B·h·w, D) rows, one per grid position in row-major order.
-fn to_rows(z: &Tensor) -> Result<Tensor> {
-    let (b, d, h, w) = z.dims4()?;
-    z.permute((0, 2, 3, 1))?.reshape((b * h * w, d))
-}
-
-fn to_maps(rows: &Tensor, b: usize, h: usize, w: usize) -> Result<Tensor> {
-    let d = rows.dim(1)?;
-    rows.reshape((b, h, w, d))?.permute((0, 3, 1, 2))?.contiguous()
-}
-
-impl VqVaeNet {
-    /// Side of the latent grid (7 for 28x28 images).
-    pub const GRID: usize = 7;
-
-    /// Encoder outputs z_e: (B, 1, 28, 28) -> (B, D, 7, 7).
-    pub fn encode_z(&self, x: &Tensor) -> Result<Tensor> {
-        let h = relu(&self.enc1.forward(x)?)?;
-        let h = relu(&self.enc2.forward(&h)?)?;
-        self.enc3.forward(&h)
-    }
-
-    /// The decoder's logits: quantised maps (B, D, 7, 7) -> (B, 1, 28, 28).
-    pub fn decode_logits(&self, z_q: &Tensor) -> Result<Tensor> {
-        let h = relu(&self.dec1.forward(z_q)?)?;
-        let h = relu(&self.dec2.forward(&upsample_nearest(&h, 2)?)?)?;
-        self.dec3.forward(&upsample_nearest(&h, 2)?)
-    }
-
-    /// Images (B, 1, 28, 28) -> their codes (B, 7, 7) u32, each in 0..K.
-    pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
-        let z = self.encode_z(x)?;
-        let (b, _, h, w) = z.dims4()?;
-        self.quant.nearest(&to_rows(&z)?)?.reshape((b, h, w))
-    }
-
-    /// Codes (B, 7, 7) u32 -> images (B, 1, 28, 28), grey values in [0, 1].
-    pub fn decode(&self, codes: &Tensor) -> Result<Tensor> {
-        let (b, h, w) = codes.dims3()?;
-        let e = self.quant.lookup(&codes.flatten_all()?)?;
-        candle_nn::ops::sigmoid(&self.decode_logits(&to_maps(&e, b, h, w)?)?)
-    }
-
-    /// The full pass with gradients: the quantiser's output (codes, losses) and the logits.
-    pub fn forward(&self, x: &Tensor) -> Result<(Quantized, Tensor)> {
-        let z = self.encode_z(x)?;
-        let (b, _, h, w) = z.dims4()?;
-        let q = self.quant.forward(&to_rows(&z)?)?;
-        let logits = self.decode_logits(&to_maps(&q.z_q, b, h, w)?)?;
-        Ok((q, logits))
-    }
-}
 
 pub struct VqVae {
     pub net: VqVaeNet,
@@ -332,67 +250,4 @@ pub static FAMILY: Family =
     Family { id: "vq-vae", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn small(kmeans_init: bool, reset_every: usize) -> VqVae {
-        let mut c = defaults();
-        c.data.dataset = "digits8".into();
-        c.train.batch_size = 8;
-        c.model = ModelCfg { channels: [4, 8], dim: 3, codes: 16, kmeans_init, reset_every, ..ModelCfg::default() };
-        VqVae::new(&c, &Device::Cpu).unwrap()
-    }
-
-    fn book(v: &VqVae) -> Vec<Vec<f32>> {
-        v.net.quant.codebook.to_vec2().unwrap()
-    }
-
-    /// k-means runs once, at the first training step (the flag is a buffer, so a resumed or
-    /// `init_from` run skips it); resets come every `reset_every` steps and restart the counts;
-    /// the plain recipe never moves the codebook outside the optimizer.
-    #[test]
-    fn kmeans_init_runs_once_and_code_resets_come_on_schedule() -> Result<()> {
-        let mut v = small(true, 3);
-        let start = book(&v);
-        let out = v.train_loss(0, &mut Rng::new(1))?;
-        assert!(v.net.quant.is_ready()? && book(&v) != start, "k-means set the codebook");
-        assert!(!out.metrics.contains_key("codes_reset"));
-        let per_step = (8 * VqVaeNet::GRID * VqVaeNet::GRID) as f32;
-        assert_eq!(v.net.quant.usage()?.iter().sum::<f32>(), per_step, "each assignment counted");
-        let after_init = book(&v);
-        for step in 1..3 {
-            assert!(!v.train_loss(step, &mut Rng::new(1))?.metrics.contains_key("codes_reset"));
-        }
-        assert_eq!(book(&v), after_init, "no optimizer ran: the codebook only moves by init and resets");
-        let dead = v.net.quant.usage()?.iter().filter(|&&u| u == 0.0).count();
-        let out = v.train_loss(3, &mut Rng::new(1))?;
-        assert_eq!(out.metrics["codes_reset"], dead as f64, "every unused code is reset");
-        assert_eq!(v.net.quant.usage()?.iter().sum::<f32>(), per_step, "counts restart at the reset");
-
-        let mut plain = small(false, 0);
-        let start = book(&plain);
-        for step in 0..4 {
-            plain.train_loss(step, &mut Rng::new(1))?;
-        }
-        assert!(!plain.net.quant.is_ready()? && book(&plain) == start);
-        Ok(())
-    }
-
-    /// The tokenizer API: codes in 0..K on the 7x7 grid, images in [0, 1] of the input's size,
-    /// and decode(encode(x)) is the training pass's reconstruction.
-    #[test]
-    fn encode_and_decode_are_the_training_pass() -> Result<()> {
-        let v = small(false, 0);
-        let x = image_batch(&v.data.test, &[0, 1, 2], &Device::Cpu)?;
-        let codes = v.net.encode(&x)?;
-        assert_eq!(codes.dims(), &[3, 7, 7]);
-        assert!(codes.flatten_all()?.to_vec1::<u32>()?.iter().all(|&c| c < 16));
-        let y = v.net.decode(&codes)?;
-        assert_eq!(y.dims(), &[3, 1, 28, 28]);
-        let (q, logits) = v.net.forward(&x)?;
-        assert_eq!(q.codes.to_vec1::<u32>()?, codes.flatten_all()?.to_vec1::<u32>()?);
-        let d = (candle_nn::ops::sigmoid(&logits)? - &y)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-        assert!(d < 1e-5, "{d}");
-        Ok(())
-    }
-}
+mod tests;
