@@ -9,6 +9,7 @@ mod autoencoders;
 mod cnn;
 mod depth;
 mod dnn;
+mod encoders;
 mod experts;
 mod segment;
 mod sequence;
@@ -71,6 +72,7 @@ pub fn entries() -> &'static [Entry] {
             experts::entries(),
             words::entries(),
             translate::entries(),
+            encoders::entries(),
             autoencoders::entries(),
         ];
         sections.into_iter().flatten().collect()
