@@ -4,6 +4,7 @@
 //! curve, the runs' metrics.jsonl) and returns a `Verdict`. The registry keeps each claim's words
 //! and metric name; `check` maps an entry's name to the function that measures it.
 
+pub mod autoencoders;
 pub mod cnn;
 pub mod depth;
 pub mod dnn;
@@ -141,6 +142,10 @@ const CHECKS: &[(&str, Check)] = &[
     ("bert", encoders::claim_bert),
     ("roberta", encoders::claim_roberta),
     ("vit", encoders::claim_vit),
+    // section 4: generative models
+    ("vae", autoencoders::claim_vae),
+    ("vq-vae", autoencoders::claim_vqvae),
+    ("vq-vae-plain", autoencoders::claim_vqvae_plain),
 ];
 
 /// The check of the claim of catalogue entry `name`; None if it has no claim.

@@ -26,7 +26,9 @@ pub mod t5;
 pub mod transformer;
 pub mod translate;
 pub mod unet;
+pub mod vae;
 pub mod vit;
+pub mod vqvae;
 pub mod word2vec;
 pub mod workloads;
 

@@ -13,6 +13,7 @@ pub mod dropout;
 pub mod embedding;
 pub mod encdec;
 pub mod encoder;
+pub mod latent;
 pub mod linear;
 pub mod loss;
 pub mod lstm;
@@ -23,6 +24,7 @@ pub mod patch;
 pub mod skipgram;
 pub mod transformer;
 pub mod unet;
+pub mod vq;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -13,6 +13,7 @@ pub mod attention;
 pub mod attention_cross;
 pub mod attention_qkv;
 pub mod batchnorm;
+pub mod bernoulli;
 pub mod conv2d;
 pub mod cpu;
 pub mod cross_entropy;
@@ -90,6 +91,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(batchnorm::benches()?);
     out.extend(upsample::benches()?);
     out.extend(relu::benches()?);
+    out.extend(bernoulli::benches()?);
     Ok(out)
 }
 

@@ -5,6 +5,7 @@
 use crate::error::{closest, DlError};
 use crate::milestones::Family;
 
+mod autoencoders;
 mod cnn;
 mod depth;
 mod dnn;
@@ -74,6 +75,7 @@ pub fn entries() -> &'static [Entry] {
             translate::entries(),
             encdec::entries(),
             encoders::entries(),
+            autoencoders::entries(),
         ];
         sections.into_iter().flatten().collect()
     })
