@@ -93,7 +93,10 @@ mod tests {
     use std::collections::HashMap;
 
     /// Hands out fixed summaries: name -> (data, metrics).
-    struct Fake(HashMap<&'static str, (&'static str, Vec<(&'static str, f64)>)>);
+    /// A run's data name and final metrics.
+    type Run = (&'static str, Vec<(&'static str, f64)>);
+
+    struct Fake(HashMap<&'static str, Run>);
 
     impl ClaimCtx for Fake {
         fn run(&mut self, name: &str, _sets: &[(&str, &str)]) -> anyhow::Result<Summary> {

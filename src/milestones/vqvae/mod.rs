@@ -150,7 +150,7 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
 impl VqVae {
     pub fn new(c: &Config, device: &Device) -> anyhow::Result<Self> {
         let m = &c.model;
-        if m.channels.contains(&0) || m.dim == 0 || m.codes < 2 || !(m.beta >= 0.0) {
+        if m.channels.contains(&0) || m.dim == 0 || m.codes < 2 || m.beta.is_nan() || m.beta < 0.0 {
             return Err(DlError::BadValue {
                 context: "model".into(),
                 message: format!("channels and dim need at least 1, codes at least 2, beta ≥ 0; got {m:?}"),
@@ -179,12 +179,13 @@ impl Experiment for VqVae {
         let x = image_batch(&self.data.train, &idx, &self.device)?;
         let (q, cfg) = (&self.net.quant, &self.net.cfg);
         let mut metrics = Metrics::new();
-        if (cfg.kmeans_init && !q.is_ready()?) || (cfg.reset_every > 0 && step > 0 && step % cfg.reset_every == 0) {
+        let reset_now = cfg.reset_every > 0 && step > 0 && step.is_multiple_of(cfg.reset_every);
+        if (cfg.kmeans_init && !q.is_ready()?) || reset_now {
             let z = to_rows(&self.net.encode_z(&x)?)?.detach();
             if cfg.kmeans_init && !q.is_ready()? {
                 q.kmeans_init(&z, KMEANS_ITERS, rng)?;
             }
-            if cfg.reset_every > 0 && step > 0 && step % cfg.reset_every == 0 {
+            if reset_now {
                 metrics.insert("codes_reset".to_string(), q.reset_dead(&z, 1.0, rng)? as f64);
             }
         }
