@@ -93,7 +93,7 @@ mod tests {
     use std::collections::HashMap;
 
     /// Hands out fixed summaries: name -> (data, metrics).
-    /// A fake run: its data and final metrics.
+    /// A run's data name and final metrics.
     type Run = (&'static str, Vec<(&'static str, f64)>);
 
     struct Fake(HashMap<&'static str, Run>);

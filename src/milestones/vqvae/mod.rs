@@ -179,14 +179,13 @@ impl Experiment for VqVae {
         let x = image_batch(&self.data.train, &idx, &self.device)?;
         let (q, cfg) = (&self.net.quant, &self.net.cfg);
         let mut metrics = Metrics::new();
-        if (cfg.kmeans_init && !q.is_ready()?)
-            || (cfg.reset_every > 0 && step > 0 && step.is_multiple_of(cfg.reset_every))
-        {
+        let reset_now = cfg.reset_every > 0 && step > 0 && step.is_multiple_of(cfg.reset_every);
+        if (cfg.kmeans_init && !q.is_ready()?) || reset_now {
             let z = to_rows(&self.net.encode_z(&x)?)?.detach();
             if cfg.kmeans_init && !q.is_ready()? {
                 q.kmeans_init(&z, KMEANS_ITERS, rng)?;
             }
-            if cfg.reset_every > 0 && step > 0 && step.is_multiple_of(cfg.reset_every) {
+            if reset_now {
                 metrics.insert("codes_reset".to_string(), q.reset_dead(&z, 1.0, rng)? as f64);
             }
         }
