@@ -94,7 +94,17 @@ fn main() {
 
     let json = cli.json;
     let trace = cli.trace.clone();
-    let code = match cli::run(cli) {
+    let run_in_pool = std::env::var("DLHIST_INSTALL").map(|v| v != "0").unwrap_or(true);
+    let result = if run_in_pool {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).stack_size(64 << 20).build();
+        match pool {
+            Ok(pool) => pool.install(|| cli::run(cli)),
+            Err(_) => cli::run(cli),
+        }
+    } else {
+        cli::run(cli)
+    };
+    let code = match result {
         Ok(()) => 0,
         Err(err) => {
             let code = dlhist::error::exit_code(&err);

@@ -6,6 +6,7 @@ use candle_core::Tensor;
 
 pub mod attention;
 pub mod attention_qkv;
+mod attention_small;
 pub mod batchnorm;
 pub mod conv2d;
 pub mod cpu;

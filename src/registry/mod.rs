@@ -12,6 +12,7 @@ mod experts;
 mod segment;
 mod sequence;
 mod toolbox;
+mod transformers;
 mod translate;
 mod words;
 
@@ -70,6 +71,7 @@ pub fn entries() -> &'static [Entry] {
             experts::entries(),
             words::entries(),
             translate::entries(),
+            transformers::entries(),
         ];
         sections.into_iter().flatten().collect()
     })
