@@ -54,6 +54,12 @@ object (recipe, train_s, ms_per_iter, val_loss, train_loss, params, vocab, threa
     /work/venv-torch/bin/python benches/pytorch_bench.py --recipe gpt --threads 2
     dlhist --threads 2 train gpt --json
 
+--sdpa-cuda times F.scaled_dot_product_attention (causal, forward + backward) on the GPU instead,
+from a packed qkv (B, T, 3C) at the shapes of `dlhist bench --ops --device cuda:0`'s attention rows
+(B=32 T=64 C=128 H=4 and B=8 T=1024 C=768 H=12), with the loss sum(y * r) and a synchronize per
+call as dlhist's GPU op benches; it prints one JSON array of {op, shape, ms, tflops, backend,
+torch_version}, the FLOPs counted as dlhist counts them (3.5 x 4·B·H·T²·Dh, halved for causal).
+
 Measure on an idle machine. PyTorch's OpenMP threads spin while they wait, so when the cores are
 oversubscribed its multi-threaded steps slow down many times over (seen here: gpt 2.6 s/step on
 2 threads against 0.37 s on 1, with builds running beside it); dlhist's rayon pool degrades less.
@@ -350,6 +356,50 @@ def train_recipe(path, threads, seed, iters):
         "torch_version": torch.__version__,
     }
 
+def sdpa_cuda(trials, steps):
+    """PyTorch's fused attention on the GPU, timed like dlhist's CUDA op benches."""
+    dev = torch.device("cuda")
+    rows = []
+    for b, t, c, h in [(32, 64, 128, 4), (8, 1024, 768, 12)]:
+        gen = torch.Generator(device="cpu").manual_seed(SEED)
+        qkv = torch.randn(b, t, 3 * c, generator=gen).to(dev).requires_grad_()
+        r = torch.randn(b, t, c, generator=gen).to(dev)
+
+        def call():
+            q, k, v = qkv.split(c, dim=2)
+            q, k, v = (x.view(b, t, h, c // h).transpose(1, 2) for x in (q, k, v))  # (B, H, T, Dh)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, c)
+            (y * r).sum().backward()
+            qkv.grad = None
+            torch.cuda.synchronize()
+
+        calls = steps or calibrate(call)
+        ms = statistics.median(trial(call, calls) for _ in range(trials))
+        flops = 3.5 * 4.0 * b * h * t * t * (c // h) / 2.0
+        rows.append({"op": "attention (causal), F.scaled_dot_product_attention", "shape": f"B={b}, T={t}, C={c}, H={h}",
+                     "ms": ms, "tflops": flops / 1e12 / (ms / 1e3), "backend": torch.cuda.get_device_name(),
+                     "torch_version": torch.__version__})
+    return rows
+
+
+def calibrate(f):
+    """Warm-up; returns the calls that make a trial of about TRIAL_S."""
+    start, calls, last = time.perf_counter(), 0, 0.0
+    while calls < WARMUP_STEPS or time.perf_counter() - start < WARMUP_S:
+        t0 = time.perf_counter()
+        f()
+        last = time.perf_counter() - t0
+        calls += 1
+    return max(1, math.ceil(TRIAL_S / max(last, 1e-9)))
+
+
+def trial(f, calls):
+    """Milliseconds per call over `calls` calls."""
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        f()
+    return (time.perf_counter() - t0) * 1e3 / calls
+
 
 def positive(s):
     v = int(s)
@@ -371,11 +421,16 @@ def main():
     ap.add_argument("--data", default="data/fetched/shakespeare/shakespeare.txt", help="--recipe: the text")
     ap.add_argument("--seed", type=int, default=SEED, help="--recipe: seeds init and batches (default 1234)")
     ap.add_argument("--iters", type=positive, default=2000, help="--recipe: iterations (default 2000)")
+    ap.add_argument("--sdpa-cuda", action="store_true",
+                    help="time F.scaled_dot_product_attention on the GPU (the twin of dlhist's CUDA attention bench)")
     a = ap.parse_args()
     if a.recipe:
         torch.set_num_threads(a.threads)
         print(f"pytorch_bench: recipe {a.recipe} ({a.threads} threads, torch {torch.__version__}) ...", file=sys.stderr)
         print(json.dumps(train_recipe(a.data, a.threads, a.seed, a.iters), indent=2))
+        return
+    if a.sdpa_cuda:
+        print(json.dumps(sdpa_cuda(a.trials, a.steps), indent=2))
         return
     unknown = [w for w in a.workloads if w not in names]
     if unknown:

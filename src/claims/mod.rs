@@ -33,6 +33,21 @@ pub struct Verdict {
     pub detail: String,
 }
 
+/// How the detail of a claim that could not be checked on the data at hand begins (e.g. the
+/// analogy questions are not fetched). `replay` reports such a claim as SKIP, not FAIL; it also
+/// skips, by itself, every claim whose runs fell back to built-in data.
+pub const NOT_CHECKED: &str = "not checked: ";
+
+/// The verdict of a claim that cannot be checked here, saying why (and how to fetch what it needs).
+pub fn not_checked(why: impl std::fmt::Display) -> Verdict {
+    Verdict { value: f64::NAN, threshold: f64::NAN, pass: false, detail: format!("{NOT_CHECKED}{why}") }
+}
+
+/// True for a verdict made by [`not_checked`].
+pub fn is_not_checked(v: &Verdict) -> bool {
+    v.detail.starts_with(NOT_CHECKED)
+}
+
 /// Reads a final metric from a summary, with a clear error if the milestone did not report it.
 pub fn metric(s: &Summary, key: &str) -> anyhow::Result<f64> {
     s.metric(key).ok_or_else(|| anyhow::anyhow!("run {} reported no metric `{key}`", s.name))

@@ -21,10 +21,10 @@ pub struct ConfigArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// number of optimizer updates (overrides train.steps)
-    #[arg(long, conflicts_with = "epochs")]
+    #[arg(long, conflicts_with = "epochs", value_parser = super::sample::positive, allow_hyphen_values = true)]
     pub steps: Option<usize>,
     /// passes over the training data (sets train.epochs and clears train.steps)
-    #[arg(long)]
+    #[arg(long, value_parser = super::sample::positive, allow_hyphen_values = true)]
     pub epochs: Option<usize>,
     /// seed for init, batching, dropout and sampling (overrides train.seed)
     #[arg(long)]
@@ -170,23 +170,10 @@ pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {
     resolve_run_dir(&done.0)
 }
 
+/// The device of a `--device` flag (`crate::device::parse`: cpu, auto, cuda, cuda:N), with an
+/// error that says what to do when CUDA is not in this build or not on this machine.
 pub fn device(spec: &str) -> anyhow::Result<Device> {
-    match spec {
-        "cpu" => Ok(Device::Cpu),
-        s if s.starts_with("cuda") => {
-            let ord: usize = s
-                .strip_prefix("cuda:")
-                .unwrap_or("0")
-                .parse()
-                .map_err(|_| DlError::Usage(format!("bad device `{s}`; use cpu or cuda:N")))?;
-            if cfg!(feature = "cuda") {
-                Ok(Device::new_cuda(ord)?)
-            } else {
-                Err(DlError::Usage("this dlhist was built without CUDA; rebuild with `cargo build --release --features cuda`, or use --device cpu".into()).into())
-            }
-        }
-        s => Err(DlError::Usage(format!("unknown device `{s}`; use cpu or cuda:N")).into()),
-    }
+    Ok(crate::device::parse(spec)?)
 }
 
 /// How a training run should talk to the user.
@@ -218,7 +205,7 @@ pub fn train_run(res: &Resolved, dir: RunDir, resume: bool, device: &Device, ui:
 /// Rebuilds a finished run's experiment with its trained weights (model.safetensors, or the
 /// latest checkpoint if the run did not finish, with a notice).
 pub fn load_trained(res: &Resolved, rd: &RunDir, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
-    let exp = res.build(device)?;
+    let exp = super::pick::build_as_trained(res, rd, device)?;
     let path = if rd.model().is_file() {
         rd.model()
     } else if rd.ckpt().is_file() {

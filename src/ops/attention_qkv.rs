@@ -22,10 +22,42 @@ use std::sync::OnceLock;
 /// `causal`, position i attends to positions 0..=i. Sequences of at most 64 positions with
 /// heads of at most 128 features take `attention_small`'s kernels, longer ones the flash kernels.
 pub fn attention_qkv(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
-    let small = std::env::var("DLHIST_ATTN").map(|v| v != "flash").unwrap_or(true); // TEMP A/B
-    attention_qkv_blocked(qkv, n_head, causal, BLOCK, small)
+    #[cfg(feature = "cuda")]
+    if qkv.device().is_cuda() {
+        return attention_qkv_cuda(qkv, n_head, causal);
+    }
+    if !super::fused_on(qkv.device(), true) {
+        return attention_qkv_ref(qkv, n_head, causal);
+    }
+    attention_qkv_blocked(qkv, n_head, causal, BLOCK, true)
 }
 
+/// On a GPU: kernels/attention.cu for f32 and head sizes up to `cuda::ATTN_MAX_DH`, else the
+/// composed reference.
+#[cfg(feature = "cuda")]
+fn attention_qkv_cuda(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
+    let (_, t, c3) = qkv.dims3()?;
+    if n_head == 0 || c3 == 0 || !c3.is_multiple_of(3 * n_head) {
+        bail!("attention_qkv: the last dimension {c3} must be 3·C with C divisible by {n_head} heads")
+    }
+    if t == 0 {
+        bail!("attention_qkv: empty sequence")
+    }
+    let dh = c3 / 3 / n_head;
+    if qkv.dtype() != DType::F32 || dh > super::cuda::ATTN_MAX_DH {
+        return attention_qkv_ref(qkv, n_head, causal);
+    }
+    let op = PackedAttention {
+        n_head,
+        kernels: Kernels::Flash(FlashAttention::new(causal, BLOCK, dh)),
+        saved: OnceLock::new(),
+        causal,
+        dev_lse: OnceLock::new(),
+    };
+    qkv.contiguous()?.apply_op1(op)
+}
+
+/// The CPU op; `small` allows `attention_small`'s kernels where they fit (tests run both).
 fn attention_qkv_blocked(qkv: &Tensor, n_head: usize, causal: bool, block: usize, small: bool) -> Result<Tensor> {
     let (_, t, c3) = qkv.dims3()?;
     if qkv.dtype() != DType::F32 || !matches!(qkv.device(), Device::Cpu) {
@@ -43,7 +75,15 @@ fn attention_qkv_blocked(qkv: &Tensor, n_head: usize, causal: bool, block: usize
     } else {
         Kernels::Flash(FlashAttention::new(causal, block, dh))
     };
-    let op = PackedAttention { n_head, kernels, saved: OnceLock::new() };
+    let op = PackedAttention {
+        n_head,
+        kernels,
+        saved: OnceLock::new(),
+        #[cfg(feature = "cuda")]
+        causal,
+        #[cfg(feature = "cuda")]
+        dev_lse: OnceLock::new(),
+    };
     qkv.contiguous()?.apply_op1(op)
 }
 
@@ -67,9 +107,14 @@ enum Kernels {
 struct PackedAttention {
     n_head: usize,
     kernels: Kernels,
-    /// saved by the forward for the backward: the flash kernels' row logsumexp L (B, H, T), or
-    /// the small kernels' P (B, H, T, TP)
+    /// saved by the CPU forward for the backward: the flash kernels' row logsumexp L (B, H, T),
+    /// or the small kernels' P (B, H, T, TP)
     saved: OnceLock<Vec<f32>>,
+    /// on the GPU: the mask, and L saved by kernels/attention.cu
+    #[cfg(feature = "cuda")]
+    causal: bool,
+    #[cfg(feature = "cuda")]
+    dev_lse: OnceLock<candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>>,
 }
 
 /// A buffer that the (b, h) tasks write in disjoint columns.
@@ -168,7 +213,20 @@ impl CustomOp1 for PackedAttention {
         Ok((CpuStorage::F32(y), Shape::from((d.b, d.t, d.c))))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &candle_core::CudaStorage, l: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (y, lse, shape) = super::cuda::attention_fwd((s, l), self.n_head, self.causal)?;
+        if self.dev_lse.set(lse).is_err() {
+            bail!("attention_qkv: forward ran twice on one op");
+        }
+        Ok((y, shape))
+    }
+
     fn bwd(&self, qkv: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        #[cfg(feature = "cuda")]
+        if let Some(lse) = self.dev_lse.get() {
+            return Ok(Some(super::cuda::attention_bwd(qkv, res, grad_res, lse, self.n_head, self.causal)?));
+        }
         let Some(saved) = self.saved.get() else { bail!("attention_qkv: backward before forward") };
         let d = Dims::of(qkv.shape(), self.n_head)?;
         let owned = [qkv, res, grad_res].into_iter().map(|x| x.contiguous()).collect::<Result<Vec<_>>>()?;
