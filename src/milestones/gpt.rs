@@ -307,7 +307,7 @@ mod tests {
                 let logits = net.forward_with(&x, true, imp)?;
                 let grads = crate::nn::loss::cross_entropy(&logits, &y)?.backward()?;
                 let missing = |n: &str| candle_core::Error::Msg(format!("no gradient for {n}"));
-                let g = p.trainable().iter().map(|(n, v)| grads.get(v).cloned().ok_or_else(|| missing(n)));
+                let g = p.trainable().into_iter().map(|(n, v)| grads.get(&v).cloned().ok_or_else(|| missing(&n)));
                 let g = g.collect::<Result<Vec<_>>>()?;
                 Ok((logits, g))
             };
