@@ -94,15 +94,14 @@ fn main() {
 
     let json = cli.json;
     let trace = cli.trace.clone();
-    let run_in_pool = std::env::var("DLHIST_INSTALL").map(|v| v != "0").unwrap_or(true);
-    let result = if run_in_pool {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).stack_size(64 << 20).build();
-        match pool {
-            Ok(pool) => pool.install(|| cli::run(cli)),
-            Err(_) => cli::run(cli),
-        }
-    } else {
-        cli::run(cli)
+    // The command runs on a worker of the math pool, so its parallel loops start there instead of
+    // being handed from the main thread to the pool and waited for (a wake-up per op: hundreds per
+    // step of a small model). The workers get the main thread's stack room (candle's backward
+    // walks the graph recursively).
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).stack_size(64 << 20).build();
+    let result = match pool {
+        Ok(pool) => pool.install(|| cli::run(cli)),
+        Err(_) => cli::run(cli),
     };
     let code = match result {
         Ok(()) => 0,
