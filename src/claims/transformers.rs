@@ -40,7 +40,10 @@ pub fn claim_gpt(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 pub const LADDER: [&str; 3] = ["gpt-xs", "gpt-s", "gpt-m"];
 
 /// (label, parameters, val loss) of each run, and the power law fitted through them.
-fn fit(runs: &[(String, &Summary)]) -> anyhow::Result<(Vec<(String, f64, f64)>, Option<PowerLaw>)> {
+/// (label, parameters, val loss) of each run, and the power law through them.
+type Fit = (Vec<(String, f64, f64)>, Option<PowerLaw>);
+
+fn fit(runs: &[(String, &Summary)]) -> anyhow::Result<Fit> {
     let pts = runs
         .iter()
         .map(|(l, s)| Ok((l.clone(), s.params as f64, metric(s, "val_loss")?)))
