@@ -4,9 +4,11 @@
 //! curve, the runs' metrics.jsonl) and returns a `Verdict`. The registry keeps each claim's words
 //! and metric name; `check` maps an entry's name to the function that measures it.
 
+pub mod autoencoders;
 pub mod cnn;
 pub mod depth;
 pub mod dnn;
+pub mod encoders;
 pub mod experts;
 pub mod segment;
 pub mod sequence;
@@ -137,6 +139,14 @@ const CHECKS: &[(&str, Check)] = &[
     // section 4: transformers
     ("gpt", transformers::claim_gpt),
     ("gpt-xs", transformers::claim_scaling),
+    // section 4: transformers, the encoders
+    ("bert", encoders::claim_bert),
+    ("roberta", encoders::claim_roberta),
+    ("vit", encoders::claim_vit),
+    // section 4: generative models
+    ("vae", autoencoders::claim_vae),
+    ("vq-vae", autoencoders::claim_vqvae),
+    ("vq-vae-plain", autoencoders::claim_vqvae_plain),
 ];
 
 /// What a study adds to `dlhist compare` beyond the table and the curves: text for the terminal,

@@ -13,6 +13,7 @@ pub mod attention;
 pub mod attention_qkv;
 mod attention_small;
 pub mod batchnorm;
+pub mod bernoulli;
 pub mod conv2d;
 pub mod cpu;
 pub mod cross_entropy;
@@ -89,6 +90,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(batchnorm::benches()?);
     out.extend(upsample::benches()?);
     out.extend(relu::benches()?);
+    out.extend(bernoulli::benches()?);
     Ok(out)
 }
 

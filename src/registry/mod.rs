@@ -5,9 +5,11 @@
 use crate::error::{closest, DlError};
 use crate::milestones::Family;
 
+mod autoencoders;
 mod cnn;
 mod depth;
 mod dnn;
+mod encoders;
 mod experts;
 mod segment;
 mod sequence;
@@ -72,6 +74,8 @@ pub fn entries() -> &'static [Entry] {
             words::entries(),
             translate::entries(),
             transformers::entries(),
+            encoders::entries(),
+            autoencoders::entries(),
         ];
         sections.into_iter().flatten().collect()
     })
