@@ -38,6 +38,22 @@ Timing: a warm-up (at least 2 steps and 0.3 s), then --trials trials of --steps 
 as many as take about 1 s); ms_per_step is the median over trials. GFLOP/step is counted as in
 dlhist: 3 x the forward pass's matmul and conv FLOPs at 2 FLOPs per multiply-add.
 
+--recipe gpt trains instead of timing a step: the `dlhist train gpt` recipe (nanoGPT's CPU
+recipe for Shakespeare) on data/fetched/shakespeare/shakespeare.txt (`make data`), with the same
+model as the gpt workload, GPT-2's init (N(0, 0.02) linears and embeddings, zero biases, the
+residual projections attn.c_proj and mlp's second linear N(0, 0.02/sqrt(2·layers))), the same split
+(the first 90% of the characters train, the last 10% val), batches of 12 random windows of 64,
+AdamW (betas 0.9/0.99, eps 1e-8, weight decay 0.1 on matrices only), lr 1e-3 with 100 warmup steps
+and cosine decay to 1e-4 over 2,000 iterations (dlhist's schedule, step for step), gradient
+clipping at 1, loss.item() every step. Training time is the wall time of the 2,000 iterations
+(batches, forward, backward, clipping, update), no evaluation inside, as dlhist's gpt preset.
+Afterwards the val loss on dlhist's evaluation windows: 512 windows of 65 characters spread
+evenly over the val split (start k·(len−65)/511), the mean next-character loss. It prints one JSON
+object (recipe, train_s, ms_per_iter, val_loss, train_loss, params, vocab, threads, torch_version):
+
+    /work/venv-torch/bin/python benches/pytorch_bench.py --recipe gpt --threads 2
+    dlhist --threads 2 train gpt --json
+
 --sdpa-cuda times F.scaled_dot_product_attention (causal, forward + backward) on the GPU instead,
 from a packed qkv (B, T, 3C) at the shapes of `dlhist bench --ops --device cuda:0`'s attention rows
 (B=32 T=64 C=128 H=4 and B=8 T=1024 C=768 H=12), with the loss sum(y * r) and a synchronize per
@@ -261,6 +277,85 @@ def bench(name, trials, steps, threads, manual_attention):
     return row
 
 
+# ---------------------------------------------------------------- the gpt training recipe
+
+
+def gpt2_init(model, n_layer):
+    """GPT-2's init, as nanoGPT's _init_weights and its c_proj rule."""
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            nn.init.zeros_(p)
+        elif p.dim() >= 2:
+            residual = name.endswith("attn.c_proj.weight") or name.endswith("mlp.2.weight")
+            nn.init.normal_(p, std=0.02 / math.sqrt(2 * n_layer) if residual else 0.02)
+    # LayerNorm gains keep PyTorch's 1
+
+
+def recipe_lr(step, lr=1e-3, warmup=100, total=2000, min_lr=1e-4):
+    """dlhist's warmup + cosine schedule (src/engine/schedule.rs) for update number `step` (0-based)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    p = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * p))
+
+
+def train_recipe(path, threads, seed, iters):
+    text = open(path, encoding="utf-8").read()
+    vocab = sorted(set(text))
+    index = {c: i for i, c in enumerate(vocab)}
+    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
+    cut = len(ids) * 9 // 10
+    train, val = ids[:cut], ids[cut:]
+    b, t, n_layer = 12, 64, 4
+    torch.manual_seed(seed)
+    model = Gpt(vocab=len(vocab), n_layer=n_layer, n_head=4, n_embd=128, block=t)
+    gpt2_init(model, n_layer)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
+    gen = torch.Generator().manual_seed(seed)
+    offsets = torch.arange(t + 1)
+    losses = []
+    model.train()
+    start = time.perf_counter()
+    for it in range(iters):
+        for g in opt.param_groups:
+            g["lr"] = recipe_lr(it, total=iters)
+        rows = train[torch.randint(len(train) - t, (b, 1), generator=gen) + offsets]  # (B, T+1)
+        x, y = rows[:, :t], rows[:, 1:].reshape(-1)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+    train_s = time.perf_counter() - start
+    # dlhist's evaluation: 512 windows of T+1 spread evenly over the val split, batches of 64
+    n, last = 32768 // t, len(val) - (t + 1)
+    starts = torch.tensor([k * last // (n - 1) for k in range(n)])
+    rows = val[starts[:, None] + offsets]
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for chunk in rows.split(64):
+            total += F.cross_entropy(model(chunk[:, :t]), chunk[:, 1:].reshape(-1)).item() * len(chunk)
+    tail = losses[-min(200, len(losses)):]
+    return {
+        "recipe": "gpt",
+        "data": path,
+        "iters": iters,
+        "train_s": train_s,
+        "ms_per_iter": train_s * 1e3 / iters,
+        "val_loss": total / len(rows),
+        "train_loss": sum(tail) / len(tail),
+        "params": sum(p.numel() for p in model.parameters()),
+        "vocab": len(vocab),
+        "seed": seed,
+        "threads": threads,
+        "torch_version": torch.__version__,
+    }
+
 def sdpa_cuda(trials, steps):
     """PyTorch's fused attention on the GPU, timed like dlhist's CUDA op benches."""
     dev = torch.device("cuda")
@@ -322,9 +417,18 @@ def main():
     ap.add_argument("--steps", type=positive, default=None, help="steps per trial (default: about 1 s worth)")
     ap.add_argument("--manual-attention", action="store_true",
                     help="gpt: explicit softmax attention instead of F.scaled_dot_product_attention")
+    ap.add_argument("--recipe", choices=["gpt"], help="train the gpt recipe instead of timing steps (see above)")
+    ap.add_argument("--data", default="data/fetched/shakespeare/shakespeare.txt", help="--recipe: the text")
+    ap.add_argument("--seed", type=int, default=SEED, help="--recipe: seeds init and batches (default 1234)")
+    ap.add_argument("--iters", type=positive, default=2000, help="--recipe: iterations (default 2000)")
     ap.add_argument("--sdpa-cuda", action="store_true",
                     help="time F.scaled_dot_product_attention on the GPU (the twin of dlhist's CUDA attention bench)")
     a = ap.parse_args()
+    if a.recipe:
+        torch.set_num_threads(a.threads)
+        print(f"pytorch_bench: recipe {a.recipe} ({a.threads} threads, torch {torch.__version__}) ...", file=sys.stderr)
+        print(json.dumps(train_recipe(a.data, a.threads, a.seed, a.iters), indent=2))
+        return
     if a.sdpa_cuda:
         print(json.dumps(sdpa_cuda(a.trials, a.steps), indent=2))
         return

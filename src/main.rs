@@ -94,7 +94,16 @@ fn main() {
 
     let json = cli.json;
     let trace = cli.trace.clone();
-    let code = match cli::run(cli) {
+    // The command runs on a worker of the math pool, so its parallel loops start there instead of
+    // being handed from the main thread to the pool and waited for (a wake-up per op: hundreds per
+    // step of a small model). The workers get the main thread's stack room (candle's backward
+    // walks the graph recursively).
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).stack_size(64 << 20).build();
+    let result = match pool {
+        Ok(pool) => pool.install(|| cli::run(cli)),
+        Err(_) => cli::run(cli),
+    };
+    let code = match result {
         Ok(()) => 0,
         Err(err) => {
             let code = dlhist::error::exit_code(&err);

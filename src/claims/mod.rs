@@ -14,6 +14,7 @@ pub mod experts;
 pub mod segment;
 pub mod sequence;
 pub mod toolbox;
+pub mod transformers;
 pub mod translate;
 pub mod words;
 
@@ -136,6 +137,9 @@ const CHECKS: &[(&str, Check)] = &[
     ("seq2seq", translate::claim_seq2seq),
     ("seq2seq-reversed", translate::claim_reversed),
     ("attention", translate::claim_attention),
+    // section 4: transformers
+    ("gpt", transformers::claim_gpt),
+    ("gpt-xs", transformers::claim_scaling),
     // section 4: transformers, the encoder-decoder
     ("transformer", encdec::claim_transformer),
     // section 4: transformers, the encoders
@@ -147,6 +151,25 @@ const CHECKS: &[(&str, Check)] = &[
     ("vq-vae", autoencoders::claim_vqvae),
     ("vq-vae-plain", autoencoders::claim_vqvae_plain),
 ];
+
+/// What a study adds to `dlhist compare` beyond the table and the curves: text for the terminal,
+/// JSON for its summary.json, and plots (by file stem) for cli/ to write.
+pub struct StudyAnalysis {
+    pub text: String,
+    pub json: serde_json::Value,
+    pub plots: Vec<(String, crate::report::plot::LogLog)>,
+}
+
+/// A study's analysis of the compared variants' summaries (label, summary).
+pub type Analysis = fn(&[(String, Summary)]) -> anyhow::Result<StudyAnalysis>;
+
+/// Every study's extra analysis, by study.
+const ANALYSES: &[(&str, Analysis)] = &[("gpt-scaling", transformers::scaling_analysis)];
+
+/// The extra analysis `dlhist compare` runs for `study`, if it has one.
+pub fn analysis(study: &str) -> Option<Analysis> {
+    ANALYSES.iter().find(|(s, _)| *s == study).map(|(_, a)| *a)
+}
 
 /// The check of the claim of catalogue entry `name`; None if it has no claim.
 pub fn check(name: &str) -> Option<Check> {

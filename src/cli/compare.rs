@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// Train variants of one study under the same data, seed and budget; print a table and plot the curves
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json"
+    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json\n  dlhist compare gpt-xs gpt-s gpt-m          # also fits val loss = a·N^(−α) and plots it (scaling.png)"
 )]
 pub struct Args {
     /// two or more variants of one study (see `dlhist list`)
@@ -129,17 +129,31 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         row.extend([s.params.to_string(), format!("{:.1}", s.wall_s), format!("{:.1}", s.steps_per_s)]);
         t.row(row);
     }
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "study": study,
         "dir": out,
         "plot": png,
         "variants": results.iter().map(|(l, s)| serde_json::json!({"variant": l, "summary": s})).collect::<Vec<_>>(),
     });
+    // the study's own analysis, if it has one (e.g. the gpt ladder's power law)
+    let mut extra = String::new();
+    if let Some(analyse) = crate::claims::analysis(study) {
+        let a = analyse(&results)?;
+        let mut plots = vec![];
+        for (stem, plot) in &a.plots {
+            let path = out.join(format!("{stem}.png"));
+            crate::report::plot::loglog_png(&path, plot)?;
+            extra.push_str(&format!("{stem}: {}\n", path.display()));
+            plots.push(path);
+        }
+        extra.insert_str(0, &format!("{}\n", a.text));
+        summary["analysis"] = serde_json::json!({ "result": a.json, "text": a.text, "plots": plots });
+    }
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     if json {
         print_json(&summary);
     } else {
-        print!("{}", t.render());
+        print!("{}{extra}", t.render());
         println!("curves: {}\nsummary: {}", png.display(), out.join("summary.json").display());
     }
     Ok(())

@@ -12,7 +12,7 @@ use crate::data::text::{CharText, TextSplit};
 use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
 use crate::params::Params;
 use crate::rng::Rng;
-use candle_core::{Device, Result, Tensor, D};
+use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::LN_2;
 
@@ -79,6 +79,22 @@ pub fn eval_starts(total: usize, len: usize, n: usize) -> Vec<usize> {
         1 => vec![0],
         _ => (0..n).map(|k| k * last / (n - 1)).collect(),
     }
+}
+
+/// Draws a token from `logits` (V) at `temperature` (> 0; below 1 sharpens the distribution),
+/// among the `top_k` most likely tokens only when given (ties broken by the lower index, so
+/// `Some(1)` is greedy: the arg max). Probabilities are softmax(logits / temperature) over the
+/// kept tokens, in f64. One uniform draw from `rng` per call, whatever `top_k`.
+pub fn draw(logits: &[f32], temperature: f64, top_k: Option<usize>, rng: &mut Rng) -> usize {
+    let mut kept: Vec<usize> = (0..logits.len()).collect();
+    if let Some(k) = top_k.filter(|&k| k < logits.len()) {
+        // a stable sort by descending logit keeps the lower index first among equals
+        kept.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        kept.truncate(k.max(1));
+    }
+    let max = kept.iter().map(|&i| logits[i] as f64).fold(f64::NEG_INFINITY, f64::max);
+    let w: Vec<f32> = kept.iter().map(|&i| ((logits[i] as f64 - max) / temperature).exp() as f32).collect();
+    kept[rng.categorical(&w)]
 }
 
 /// The text `name` for `CharLm::new`: (text, the name of what was loaded, the fallback notice).
@@ -186,17 +202,24 @@ impl<M: CharModel> CharLm<M> {
         Ok((crate::nn::loss::cross_entropy(&logits, &y)?, probe))
     }
 
-    /// The characters after `prompt`, drawn one at a time at `temperature` from the model fed
-    /// the last `seq_len` characters (or fewer, see `CharModel::max_context`).
-    pub fn generate(&self, prompt: &[u32], n: usize, temperature: f64, rng: &mut Rng) -> Result<Vec<u32>> {
+    /// The characters after `prompt`, drawn one at a time (`draw`: at `temperature`, among the
+    /// `top_k` most likely when given) from the model fed the last `seq_len` characters (or
+    /// fewer, see `CharModel::max_context`).
+    pub fn generate(
+        &self,
+        prompt: &[u32],
+        n: usize,
+        temperature: f64,
+        top_k: Option<usize>,
+        rng: &mut Rng,
+    ) -> Result<Vec<u32>> {
         let window = self.model.max_context().map_or(self.seq_len, |m| m.min(self.seq_len)).max(1);
         let mut ids = prompt.to_vec();
         for _ in 0..n {
             let ctx = &ids[ids.len().saturating_sub(window)..];
             let x = Tensor::from_vec(ctx.to_vec(), (1, ctx.len()), &self.device)?;
-            let last = self.model.logits(&x)?.get(ctx.len() - 1)?; // (V,)
-            let p = candle_nn::ops::softmax(&(last / temperature)?, D::Minus1)?.to_vec1::<f32>()?;
-            ids.push(rng.categorical(&p) as u32);
+            let last = self.model.logits(&x)?.get(ctx.len() - 1)?.to_vec1::<f32>()?; // (V,)
+            ids.push(draw(&last, temperature, top_k, rng) as u32);
         }
         Ok(ids[prompt.len()..].to_vec())
     }
@@ -250,9 +273,10 @@ impl<M: CharModel> Experiment for CharLm<M> {
         Ok(m)
     }
 
-    /// `req.n` characters (default 300) after `req.prompt` (default: a newline), at `req.temperature`.
+    /// `req.n` characters (default 300) after `req.prompt` (default: a newline), at
+    /// `req.temperature` (default 1), among the `req.top_k` most likely (default: all).
     fn sample_options(&self) -> &'static [SampleOpt] {
-        &[SampleOpt::N, SampleOpt::Seed, SampleOpt::Prompt, SampleOpt::Temperature]
+        &[SampleOpt::N, SampleOpt::Seed, SampleOpt::Prompt, SampleOpt::Temperature, SampleOpt::TopK]
     }
 
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
@@ -263,10 +287,11 @@ impl<M: CharModel> Experiment for CharLm<M> {
         };
         let ids = self.text.encode(&prompt)?;
         let temperature = req.temperature.unwrap_or(1.0);
-        let out = self.text.decode(&self.generate(&ids, req.n_or(300), temperature, rng)?);
+        let out = self.text.decode(&self.generate(&ids, req.n_or(300), temperature, req.top_k, rng)?);
         let text = format!("{prompt}{out}\n");
         let json = serde_json::json!({
             "data": self.name, "prompt": prompt, "text": out, "n": req.n_or(300), "temperature": temperature,
+            "top_k": req.top_k,
         });
         Ok(SampleOut::new(text, json))
     }
@@ -301,6 +326,47 @@ mod tests {
         assert_eq!(eval_starts(50, 5, 1), [0]);
     }
 
+    #[test]
+    fn top_k_one_is_greedy_and_top_k_keeps_only_the_k_most_likely() {
+        let mut rng = Rng::new(7);
+        for trial in 0..200 {
+            let logits: Vec<f32> = (0..11).map(|_| rng.normal() as f32 * 3.0).collect();
+            let argmax = (0..11).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
+            let mut r = Rng::new(trial);
+            assert_eq!(draw(&logits, 1.0, Some(1), &mut r), argmax);
+            assert_eq!(draw(&logits, 5.0, Some(1), &mut r), argmax, "greedy at any temperature");
+            let mut sorted = logits.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            let kth = sorted[2];
+            for _ in 0..20 {
+                assert!(logits[draw(&logits, 2.0, Some(3), &mut r)] >= kth, "{logits:?}");
+            }
+        }
+        // ties at the top: the lower index wins, as an arg max
+        assert_eq!(draw(&[1.0, 3.0, 3.0, 0.0], 1.0, Some(1), &mut Rng::new(1)), 1);
+        // a k beyond the vocabulary keeps everything
+        let l = [0.0f32, 0.0, 0.0];
+        let hits: std::collections::BTreeSet<usize> =
+            (0..200).map(|s| draw(&l, 1.0, Some(99), &mut Rng::new(s))).collect();
+        assert_eq!(hits.len(), 3);
+    }
+
+    #[test]
+    fn temperature_sharpens_and_a_fixed_seed_repeats() {
+        // logits (0, 1): p(1) = e/(1+e) = 0.73 at T 1, σ(2) = 0.88 at T 0.5, σ(0.5) = 0.62 at T 2
+        let l = [0.0f32, 1.0];
+        let freq = |t: f64| (0..20_000).filter(|&s| draw(&l, t, None, &mut Rng::new(s)) == 1).count() as f64 / 2e4;
+        for (t, p) in [(0.5, 0.8808), (1.0, 0.7311), (2.0, 0.6225)] {
+            assert!((freq(t) - p).abs() < 0.015, "T {t}: {} vs {p}", freq(t));
+        }
+        let run = |seed| -> Vec<usize> {
+            let mut r = Rng::new(seed);
+            (0..50).map(|_| draw(&[0.3, 0.1, 0.5, 0.2], 0.8, Some(3), &mut r)).collect()
+        };
+        assert_eq!(run(3), run(3));
+        assert_ne!(run(3), run(4));
+    }
+
     /// A model that ignores its input and predicts fixed logits: the recipe's loss must then be
     /// the cross-entropy of those logits against the text's characters.
     struct Fixed(Tensor);
@@ -332,6 +398,13 @@ mod tests {
             SampleRequest { n: Some(50), prompt: Some("ab".into()), temperature: Some(1.0), ..Default::default() };
         let out = lm.sample(&req, &mut Rng::new(1)).unwrap();
         assert!(out.text.starts_with("ab") && out.text.chars().count() == 2 + 50 + 1, "{}", out.text);
+        let again = lm.sample(&req, &mut Rng::new(1)).unwrap();
+        assert_eq!(out.text, again.text, "a fixed seed repeats");
+        let greedy = SampleRequest { top_k: Some(1), ..req.clone() };
+        let out = lm.sample(&greedy, &mut Rng::new(2)).unwrap();
+        // uniform logits: greedy picks the lowest index, the newline, every time
+        assert_eq!(out.text, format!("ab{}\n", "\n".repeat(50)));
+        assert_eq!(out.json["top_k"], 1);
         let err = lm.sample(&SampleRequest { prompt: Some("abz".into()), ..req }, &mut Rng::new(1));
         let err = err.err().expect("an unknown prompt character is an error").to_string();
         assert!(err.contains("'z'"), "{err}");

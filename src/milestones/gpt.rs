@@ -1,19 +1,40 @@
 //! `gpt`: a small decoder-only transformer language model (Radford et al. 2018/2019): token
 //! and learned position embeddings, pre-LN blocks x + attn(ln1(x)), x + mlp(ln2(x))
 //! (`nn::transformer`) with causal multi-head attention and a GELU (tanh) MLP of 4x width, a
-//! final LayerNorm and an untied linear head. Only the model is here for now (`dlhist bench` times it); its recipe,
-//! data and claim come with the gpt milestone issue.
+//! final LayerNorm and an untied linear head, trained as a char-LM by the shared recipe
+//! (`charlm`). The `gpt` preset is nanoGPT's CPU recipe for Shakespeare (Karpathy 2023:
+//! 4 layers, 4 heads, 128 dims, block 64, batch 12, 2,000 iterations of AdamW with warmup and
+//! cosine decay, GPT-2's init); `gpt-xs`, `gpt-s`, `gpt-m` are a ladder of sizes trained on the
+//! same tokens (Kaplan et al. 2020's loss against parameters); `gpt-3min` is the best model this
+//! recipe trains in three minutes here. The `layernorm` study uses the same model.
 
+use super::charlm::{CharModel, TextCfg, TrainForward};
+use super::{from_table, to_table, Family};
+use crate::config::{OptimKind, ScheduleKind, TrainConfig};
+use crate::experiment::{Experiment, Metrics};
+use crate::nn::attention::AttnImpl;
 use crate::nn::embedding::embedding;
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::Linear;
-use crate::nn::linear::{linear, InitKind};
+use crate::nn::linear::{linear, linear_normal, InitKind};
 use crate::nn::norm::{norm, Norm, NormKind};
-use crate::nn::transformer::{block, Block, BlockCfg};
+use crate::nn::transformer::{block_init, Block, BlockCfg, BlockInit};
 use crate::params::Params;
 use candle_core::Module;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
+
+/// How the linears start (embeddings are N(0, 0.02²) either way).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GptInit {
+    /// PyTorch's nn.Linear default, U(±1/√fan_in) weights and biases (the layer-norm study's)
+    #[default]
+    Torch,
+    /// GPT-2's, as nanoGPT: every linear N(0, 0.02²) with zero bias, the projections back into
+    /// the residual stream (attn.c_proj, mlp.fc1) N(0, (0.02/√(2·n_layer))²)
+    Gpt2,
+}
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
@@ -30,11 +51,14 @@ pub struct ModelCfg {
     pub block: usize,
     /// the norm slots (ln1, ln2, ln_f): "layer" as GPT, or "batch"/"none" for the layer-norm study
     pub norm: NormKind,
+    /// torch | gpt2: how the linears start
+    #[serde(default)]
+    pub init: GptInit,
 }
 
 impl Default for ModelCfg {
     fn default() -> Self {
-        Self { vocab: 65, n_layer: 4, n_head: 4, n_embd: 128, block: 64, norm: NormKind::Layer }
+        Self { vocab: 65, n_layer: 4, n_head: 4, n_embd: 128, block: 64, norm: NormKind::Layer, init: GptInit::Torch }
     }
 }
 
@@ -65,20 +89,29 @@ pub struct Gpt {
 }
 
 /// Parameters: `wte.weight`, `wpe.weight` (N(0, 0.02²), as GPT-2), `h.{i}.{ln1,attn,ln2,mlp}.*`,
-/// `ln_f.*`, `head.*` (linears with PyTorch's default init); with batch norm also the running
-/// statistics buffers of each norm slot.
+/// `ln_f.*`, `head.*` (linears as `cfg.init` says); with batch norm also the running statistics
+/// buffers of each norm slot.
 pub fn gpt(cfg: &ModelCfg, params: &Params, device: &Device) -> Result<Gpt> {
     let c = cfg.n_embd;
     let vb = params.vb(device);
     let bcfg = BlockCfg { n_embd: c, n_head: cfg.n_head, causal: true, norm: cfg.norm, mlp_ratio: 4 };
-    let blocks =
-        (0..cfg.n_layer).map(|i| block(&bcfg, params, &format!("h.{i}"), device)).collect::<Result<Vec<_>>>()?;
+    let init = match cfg.init {
+        GptInit::Torch => BlockInit::Torch,
+        GptInit::Gpt2 => BlockInit::gpt2(cfg.n_layer),
+    };
+    let blocks = (0..cfg.n_layer)
+        .map(|i| block_init(&bcfg, init, params, &format!("h.{i}"), device))
+        .collect::<Result<Vec<_>>>()?;
+    let head = match cfg.init {
+        GptInit::Torch => linear(c, cfg.vocab, InitKind::Default, vb.pp("head"))?,
+        GptInit::Gpt2 => linear_normal(c, cfg.vocab, 0.02, vb.pp("head"))?,
+    };
     Ok(Gpt {
         wte: embedding(cfg.vocab, c, 0.02, vb.pp("wte"))?,
         wpe: embedding(cfg.block, c, 0.02, vb.pp("wpe"))?,
         blocks,
         ln_f: norm(cfg.norm, c, params, "ln_f", device)?,
-        head: linear(c, cfg.vocab, InitKind::Default, vb.pp("head"))?,
+        head,
         block: cfg.block,
     })
 }
@@ -92,6 +125,12 @@ impl Gpt {
 
     /// As `forward`; `train` selects BatchNorm's batch statistics (and updates the running ones).
     pub fn forward_t(&self, tokens: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_with(tokens, train, AttnImpl::Fused)
+    }
+
+    /// As `forward_t`, with the attention heads computed by `imp` (tests compare the fused op
+    /// with its composed reference inside the whole model).
+    pub fn forward_with(&self, tokens: &Tensor, train: bool, imp: AttnImpl) -> Result<Tensor> {
         let (b, t) = tokens.dims2()?;
         if t > self.block {
             candle_core::bail!("gpt: a context of {t} tokens is longer than the {} learned positions", self.block);
@@ -99,7 +138,7 @@ impl Gpt {
         let pos = self.wpe.weight.narrow(0, 0, t)?; // (T, C)
         let mut x = self.wte.forward(tokens)?.broadcast_add(&pos)?; // (B, T, C)
         for blk in &self.blocks {
-            x = blk.forward_t(&x, train)?;
+            x = blk.forward_with(&x, train, imp)?;
         }
         let logits = self.head.forward(&self.ln_f.forward_t(&x, train)?)?; // (B, T, V)
         logits.reshape((b * t, ()))
@@ -110,6 +149,78 @@ impl Gpt {
         crate::nn::loss::cross_entropy(&self.forward_t(tokens, true)?, &targets.flatten_all()?)
     }
 }
+
+impl CharModel for Gpt {
+    /// Evaluation mode: BatchNorm uses its running statistics.
+    fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+        self.forward_t(tokens, false)
+    }
+
+    /// Training mode: BatchNorm normalises with the batch's statistics and updates its running ones.
+    fn forward_train(&self, tokens: &Tensor) -> Result<TrainForward> {
+        Ok(TrainForward { logits: self.forward_t(tokens, true)?, aux: None, metrics: Metrics::new() })
+    }
+
+    fn max_context(&self) -> Option<usize> {
+        Some(self.block)
+    }
+}
+
+pub type Config = super::Config<TextCfg, ModelCfg>;
+
+/// nanoGPT's CPU recipe for Shakespeare (its README: `--block_size=64 --batch_size=12
+/// --n_layer=4 --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0`
+/// over config/train_shakespeare_char.py: lr 1e-3, 100 warmup iterations, cosine to 1e-4,
+/// AdamW β2 0.99, weight decay 0.1, clipping at 1). Evaluated once, at the end, so the run's
+/// wall time is training only.
+pub fn defaults() -> Config {
+    Config {
+        train: TrainConfig {
+            steps: 2000,
+            batch_size: 12,
+            optimizer: OptimKind::Adamw,
+            lr: 1e-3,
+            beta2: 0.99,
+            weight_decay: 0.1,
+            schedule: ScheduleKind::Cosine,
+            warmup_steps: 100,
+            min_lr: 1e-4,
+            clip_grad_norm: 1.0,
+            eval_every: 0,
+            ckpt_every: 0,
+            ..Default::default()
+        },
+        data: TextCfg { text: "shakespeare".into(), seq_len: 64 },
+        // vocab is set from the text at build time
+        model: ModelCfg { vocab: 0, init: GptInit::Gpt2, ..Default::default() },
+    }
+}
+
+/// The char-LM recipe with this model: checks the sizes, then builds it over `c.data`'s text.
+pub fn build_char_lm(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
+    let m = &c.model;
+    if m.n_embd == 0 || m.n_head == 0 || !m.n_embd.is_multiple_of(m.n_head) {
+        anyhow::bail!(crate::error::DlError::BadValue {
+            context: "[model]".into(),
+            message: format!("n_head ({}) must divide n_embd ({}), both at least 1", m.n_head, m.n_embd)
+        });
+    }
+    if c.data.seq_len > m.block {
+        anyhow::bail!(crate::error::DlError::BadValue {
+            context: "data.seq_len".into(),
+            message: format!(
+                "{} is longer than model.block ({}); raise model.block or lower data.seq_len",
+                c.data.seq_len, m.block
+            )
+        });
+    }
+    let params = Params::new(c.train.seed);
+    let p = params.clone();
+    c.data.char_lm(&c.train, params, device, |vocab| gpt(&ModelCfg { vocab, ..m.clone() }, &p, device))
+}
+
+pub static FAMILY: Family =
+    Family { id: "gpt", defaults: || to_table(&defaults()), build: |t, d| build_char_lm(&from_table::<Config>(t)?, d) };
 
 #[cfg(test)]
 mod tests {
@@ -135,6 +246,110 @@ mod tests {
             assert_eq!(p.trainable().len(), 4 * (8 + 2 * norms) + 4 + norms, "{norm:?}");
             assert_every_param_gets_a_gradient(&p, &loss)?;
         }
+        Ok(())
+    }
+
+    fn tokens(seed: u64, (b, t): (usize, usize), vocab: usize) -> Result<Tensor> {
+        let mut rng = Rng::new(seed);
+        let ids: Vec<u32> = (0..b * t).map(|_| rng.below(vocab) as u32).collect();
+        Tensor::from_vec(ids, (b, t), &Device::Cpu)
+    }
+
+    fn small_cfg(init: GptInit) -> ModelCfg {
+        ModelCfg { vocab: 11, n_layer: 2, n_head: 2, n_embd: 16, block: 12, norm: NormKind::Layer, init }
+    }
+
+    /// Causal masking in the whole model: changing the token at position t changes no logit
+    /// before t (bit for bit), and does change those from t on.
+    #[test]
+    fn a_future_token_cannot_change_past_logits() -> Result<()> {
+        for init in [GptInit::Torch, GptInit::Gpt2] {
+            let cfg = small_cfg(init);
+            let net = gpt(&cfg, &Params::new(3), &Device::Cpu)?;
+            let x = tokens(1, (1, 12), cfg.vocab)?;
+            let mut ids = x.flatten_all()?.to_vec1::<u32>()?;
+            let before = net.forward(&x)?.to_vec2::<f32>()?; // (12, V)
+            for t in [11, 5, 0] {
+                ids[t] = (ids[t] + 1) % cfg.vocab as u32;
+                let after = net.forward(&Tensor::from_vec(ids.clone(), (1, 12), &Device::Cpu)?)?.to_vec2::<f32>()?;
+                assert_eq!(before[..t], after[..t], "{init:?}: changing token {t} changed an earlier logit");
+                assert_ne!(before[t], after[t], "{init:?}: token {t} does not reach its own logit");
+            }
+        }
+        Ok(())
+    }
+
+    /// The fused attention op against its composed reference inside the whole model: logits,
+    /// loss and every parameter's gradient. Tolerance: 1e-4 relative to the largest entry (the
+    /// op alone agrees to 1e-5; four layers of LayerNorm and products amplify the difference).
+    #[test]
+    fn fused_attention_matches_the_composed_reference_in_the_whole_model() -> Result<()> {
+        // max |a − b| over max |b|
+        let rel_err = |a: &Tensor, b: &Tensor| -> Result<f32> {
+            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            Ok(diff / b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-12))
+        };
+        for (t, n_head) in [(12, 2), (64, 4)] {
+            let cfg = ModelCfg {
+                vocab: 23,
+                n_layer: 3,
+                n_head,
+                n_embd: 32,
+                block: 64,
+                norm: NormKind::Layer,
+                init: GptInit::Gpt2,
+            };
+            let p = Params::new(9);
+            let net = gpt(&cfg, &p, &Device::Cpu)?;
+            let ids = tokens(2, (3, t + 1), cfg.vocab)?;
+            let (x, y) = (ids.narrow(1, 0, t)?.contiguous()?, ids.narrow(1, 1, t)?.flatten_all()?);
+            let run = |imp| -> Result<(Tensor, Vec<Tensor>)> {
+                let logits = net.forward_with(&x, true, imp)?;
+                let grads = crate::nn::loss::cross_entropy(&logits, &y)?.backward()?;
+                let missing = |n: &str| candle_core::Error::Msg(format!("no gradient for {n}"));
+                let g = p.trainable().into_iter().map(|(n, v)| grads.get(&v).cloned().ok_or_else(|| missing(&n)));
+                let g = g.collect::<Result<Vec<_>>>()?;
+                Ok((logits, g))
+            };
+            let ((lf, gf), (lr, gr)) = (run(AttnImpl::Fused)?, run(AttnImpl::Composed)?);
+            let e = rel_err(&lf, &lr)?;
+            assert!(e < 1e-4, "T {t}: logits off by {e}");
+            for ((name, _), (a, b)) in p.trainable().iter().zip(gf.iter().zip(&gr)) {
+                let e = rel_err(a, b)?;
+                assert!(e < 1e-4, "T {t}: gradient of {name} off by {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// GPT-2's init: N(0, 0.02²) weights, the residual projections 0.02/√(2·layers), zero
+    /// biases; the default init is PyTorch's (biases not zero).
+    #[test]
+    fn gpt2_init_scales_the_residual_projections() -> Result<()> {
+        let cfg = ModelCfg { n_layer: 8, n_embd: 128, ..small_cfg(GptInit::Gpt2) };
+        let p = Params::new(4);
+        gpt(&cfg, &p, &Device::Cpu)?;
+        let std = |name: &str| -> f64 {
+            let v = p.trainable().into_iter().find(|(n, _)| n == name).unwrap().1;
+            let x: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
+            (x.iter().map(|&a| (a as f64).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+        };
+        for (name, want) in [
+            ("h.0.attn.c_attn.weight", 0.02),
+            ("h.3.mlp.fc0.weight", 0.02),
+            ("h.1.attn.c_proj.weight", 0.02 / 4.0),
+            ("h.7.mlp.fc1.weight", 0.02 / 4.0),
+            ("head.weight", 0.02),
+            ("wte.weight", 0.02),
+        ] {
+            assert!((std(name) / want - 1.0).abs() < 0.1, "{name}: std {} vs {want}", std(name));
+        }
+        assert_eq!(std("h.2.mlp.fc0.bias"), 0.0);
+        assert_eq!(std("head.bias"), 0.0);
+        let torch = Params::new(4);
+        gpt(&ModelCfg { init: GptInit::Torch, ..cfg }, &torch, &Device::Cpu)?;
+        let b = torch.trainable().into_iter().find(|(n, _)| n == "head.bias").unwrap().1;
+        assert!(b.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
         Ok(())
     }
 

@@ -5,10 +5,19 @@
 
 use super::linear::{linear, InitKind, Linear};
 use crate::ops::attention::KeyRange;
-use crate::ops::attention_qkv::{attention_qkv, attention_qkv_keys};
+use crate::ops::attention_qkv::{attention_qkv, attention_qkv_keys, attention_qkv_ref};
 use candle_core::Module;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
+
+/// How the heads are computed: the fused op (`ops::attention_qkv`, always in training) or its
+/// composed reference of candle ops, so that tests can compare the two inside whole models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AttnImpl {
+    #[default]
+    Fused,
+    Composed,
+}
 
 pub struct SelfAttention {
     /// x -> [q | k | v]: C -> 3C
@@ -24,20 +33,44 @@ pub fn self_attention(n_embd: usize, n_head: usize, causal: bool, vb: VarBuilder
     if n_head == 0 || !n_embd.is_multiple_of(n_head) {
         candle_core::bail!("attention: n_embd {n_embd} is not divisible by n_head {n_head}");
     }
-    Ok(SelfAttention {
-        c_attn: linear(n_embd, 3 * n_embd, InitKind::Default, vb.pp("c_attn"))?,
-        c_proj: linear(n_embd, n_embd, InitKind::Default, vb.pp("c_proj"))?,
+    SelfAttention::new(
+        linear(n_embd, 3 * n_embd, InitKind::Default, vb.pp("c_attn"))?,
+        linear(n_embd, n_embd, InitKind::Default, vb.pp("c_proj"))?,
         n_head,
         causal,
-    })
+    )
+}
+
+impl SelfAttention {
+    /// Self-attention over ready-made projections: `c_attn` C -> 3C, `c_proj` C -> C, with C
+    /// divisible by `n_head`.
+    pub fn new(c_attn: Linear, c_proj: Linear, n_head: usize, causal: bool) -> Result<Self> {
+        let (c3, c) = c_attn.weight.dims2()?;
+        if n_head == 0 || !c.is_multiple_of(n_head) || c3 != 3 * c || c_proj.weight.dims() != [c, c] {
+            candle_core::bail!(
+                "attention: c_attn {:?} must be (3C, C) and c_proj {:?} (C, C), with C divisible by n_head {n_head}",
+                c_attn.weight.dims(),
+                c_proj.weight.dims()
+            );
+        }
+        Ok(Self { c_attn, c_proj, n_head, causal })
+    }
 }
 
 impl SelfAttention {
     /// (B, T, C) -> (B, T, C)
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, AttnImpl::Fused)
+    }
+
+    /// `forward` with the heads computed by `imp`.
+    pub fn forward_with(&self, x: &Tensor, imp: AttnImpl) -> Result<Tensor> {
         // (B, T, 3C), read straight from this packed projection: no per-head copies
         let qkv = self.c_attn.forward(x)?;
-        let y = attention_qkv(&qkv, self.n_head, self.causal)?; // (B, T, C), heads side by side
+        let y = match imp {
+            AttnImpl::Fused => attention_qkv(&qkv, self.n_head, self.causal)?, // (B, T, C), heads side by side
+            AttnImpl::Composed => attention_qkv_ref(&qkv, self.n_head, self.causal)?,
+        };
         self.c_proj.forward(&y)
     }
 

@@ -41,6 +41,15 @@ pub fn linear(in_dim: usize, out_dim: usize, init: InitKind, vb: VarBuilder) -> 
     Ok(Linear { weight: w, bias: Some(b) })
 }
 
+/// A linear layer with weights drawn from N(0, std²) and a zero bias: GPT-2's init (Radford et
+/// al. 2019; nanoGPT's `_init_weights` uses std 0.02, and 0.02/√(2·layers) for the projections
+/// back into the residual stream).
+pub fn linear_normal(in_dim: usize, out_dim: usize, std: f64, vb: VarBuilder) -> Result<Linear> {
+    let w = vb.get_with_hints((out_dim, in_dim), "weight", Init::Randn { mean: 0.0, stdev: std })?;
+    let b = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
+    Ok(Linear { weight: w, bias: Some(b) })
+}
+
 /// W: (out, in) as PyTorch and candle-nn; b: (out,).
 #[derive(Clone, Debug)]
 pub struct Linear {

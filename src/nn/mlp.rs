@@ -25,6 +25,12 @@ impl Mlp {
         Ok(Self { layers, act, dropout: Dropout::new(0.0) })
     }
 
+    /// An MLP of ready-made layers (e.g. initialised each its own way), `act` after every one
+    /// but the last.
+    pub fn from_layers(layers: Vec<Linear>, act: Activation) -> Self {
+        Self { layers, act, dropout: Dropout::new(0.0) }
+    }
+
     /// Drops hidden units with probability `p` in training (Srivastava et al. 2014).
     pub fn with_dropout(mut self, p: f64) -> Self {
         self.dropout = Dropout::new(p);

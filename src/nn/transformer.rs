@@ -4,9 +4,9 @@
 //! The norm slots are LayerNorm as in GPT, or BatchNorm / none for the layer-norm study.
 
 use super::activation::Activation;
-use super::attention::{self_attention, SelfAttention};
+use super::attention::{AttnImpl, SelfAttention};
 use super::dropout::DropPass;
-use super::linear::InitKind;
+use super::linear::{linear, linear_normal, InitKind, Linear};
 use super::mlp::Mlp;
 use super::norm::{norm, Norm, NormKind};
 use crate::ops::attention::KeyRange;
@@ -36,17 +36,63 @@ pub struct Block {
     pub mlp: Mlp,
 }
 
-/// A block named `name`. Parameters: `{name}.ln1.*`, `{name}.attn.c_attn.*`, `{name}.attn.c_proj.*`,
-/// `{name}.ln2.*`, `{name}.mlp.fc0.*`, `{name}.mlp.fc1.*` (linears with PyTorch's default init);
-/// with batch norm also the running statistics buffers of ln1 and ln2.
+/// How a block's linears start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BlockInit {
+    /// PyTorch's nn.Linear default: weights and biases U(−1/√fan_in, 1/√fan_in)
+    Torch,
+    /// GPT-2's (Radford et al. 2019, as nanoGPT): weights N(0, std²), zero biases, and the two
+    /// projections back into the residual stream (`attn.c_proj`, `mlp.fc1`) N(0, proj_std²),
+    /// with proj_std = std/√(2·layers) so the stream's variance does not grow with depth
+    Normal { std: f64, proj_std: f64 },
+}
+
+impl BlockInit {
+    /// GPT-2's init for a stack of `n_layer` blocks: std 0.02, projections 0.02/√(2·n_layer).
+    pub fn gpt2(n_layer: usize) -> Self {
+        BlockInit::Normal { std: 0.02, proj_std: 0.02 / (2.0 * n_layer.max(1) as f64).sqrt() }
+    }
+
+    fn linear(self, d_in: usize, d_out: usize, proj: bool, vb: candle_nn::VarBuilder) -> Result<Linear> {
+        match self {
+            BlockInit::Torch => linear(d_in, d_out, InitKind::Default, vb),
+            BlockInit::Normal { std, proj_std } => linear_normal(d_in, d_out, if proj { proj_std } else { std }, vb),
+        }
+    }
+}
+
+/// A block named `name` with PyTorch's default init of its linears (`block_init` chooses).
+/// Parameters: `{name}.ln1.*`, `{name}.attn.c_attn.*`, `{name}.attn.c_proj.*`, `{name}.ln2.*`,
+/// `{name}.mlp.fc0.*`, `{name}.mlp.fc1.*`; with batch norm also the running statistics buffers
+/// of ln1 and ln2.
 pub fn block(cfg: &BlockCfg, params: &Params, name: &str, device: &Device) -> Result<Block> {
+    block_init(cfg, BlockInit::Torch, params, name, device)
+}
+
+/// A block named `name` (parameters as `block`'s) whose linears start as `init` says.
+pub fn block_init(cfg: &BlockCfg, init: BlockInit, params: &Params, name: &str, device: &Device) -> Result<Block> {
     let c = cfg.n_embd;
     let vb = params.vb(device).pp(name);
+    if cfg.n_head == 0 || !c.is_multiple_of(cfg.n_head) {
+        candle_core::bail!("attention: n_embd {c} is not divisible by n_head {}", cfg.n_head);
+    }
+    let (va, vm) = (vb.pp("attn"), vb.pp("mlp"));
+    let attn = SelfAttention::new(
+        init.linear(c, 3 * c, false, va.pp("c_attn"))?,
+        init.linear(c, c, true, va.pp("c_proj"))?,
+        cfg.n_head,
+        cfg.causal,
+    )?;
+    let hidden = cfg.mlp_ratio * c;
+    let mlp = Mlp::from_layers(
+        vec![init.linear(c, hidden, false, vm.pp("fc0"))?, init.linear(hidden, c, true, vm.pp("fc1"))?],
+        Activation::GeluTanh,
+    );
     Ok(Block {
         ln1: norm(cfg.norm, c, params, &format!("{name}.ln1"), device)?,
-        attn: self_attention(c, cfg.n_head, cfg.causal, vb.pp("attn"))?,
+        attn,
         ln2: norm(cfg.norm, c, params, &format!("{name}.ln2"), device)?,
-        mlp: Mlp::new(&[c, cfg.mlp_ratio * c, c], Activation::GeluTanh, InitKind::Default, vb.pp("mlp"))?,
+        mlp,
     })
 }
 
@@ -55,7 +101,12 @@ impl Block {
     /// norms, linears and attention take (B, T, ·) as it is (each reshape node would cost
     /// candle's backward a zero fill and an add).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.ln1.forward_t(x, train)?)?)?;
+        self.forward_with(x, train, AttnImpl::Fused)
+    }
+
+    /// `forward_t` with the attention heads computed by `imp` (tests: fused against composed).
+    pub fn forward_with(&self, x: &Tensor, train: bool, imp: AttnImpl) -> Result<Tensor> {
+        let x = (x + self.attn.forward_with(&self.ln1.forward_t(x, train)?, imp)?)?;
         &x + self.mlp.forward(&self.ln2.forward_t(&x, train)?)?
     }
 

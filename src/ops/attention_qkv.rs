@@ -12,13 +12,15 @@
 //! buffers, and the backward scatters dq, dk, dv straight into dqkv's columns.
 
 use super::attention::{FlashAttention, KeyRange, BLOCK};
+use super::attention_small::{self, SmallAttention};
 use super::cpu;
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
 /// Self-attention over `n_head` heads from qkv (B, T, 3C) f32 on the CPU → (B, T, C). With
-/// `causal`, position i attends to positions 0..=i.
+/// `causal`, position i attends to positions 0..=i. Sequences of at most 64 positions with
+/// heads of at most 128 features take `attention_small`'s kernels, longer ones the flash kernels.
 pub fn attention_qkv(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
     if qkv.device().is_cuda() {
@@ -27,17 +29,18 @@ pub fn attention_qkv(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor
     if !super::fused_on(qkv.device(), true) {
         return attention_qkv_ref(qkv, n_head, causal);
     }
-    attention_qkv_blocked(qkv, n_head, causal, None, BLOCK)
+    attention_qkv_blocked(qkv, n_head, causal, None, BLOCK, true)
 }
 
 /// As `attention_qkv`, with a key-padding mask: batch row b attends only to the positions in
 /// `keys[b]` (e.g. the real tokens of a padded source). Rows that see no key output zeros.
-/// kernels/attention.cu has no key mask: off the CPU this runs the composed reference.
+/// kernels/attention.cu has no key mask: off the CPU this runs the composed reference. The
+/// small-T kernels take no mask: this always runs the flash kernels.
 pub fn attention_qkv_keys(qkv: &Tensor, n_head: usize, causal: bool, keys: &[KeyRange]) -> Result<Tensor> {
     if !super::fused_on(qkv.device(), false) {
         return attention_qkv_ref_keys(qkv, n_head, causal, Some(keys));
     }
-    attention_qkv_blocked(qkv, n_head, causal, Some(keys), BLOCK)
+    attention_qkv_blocked(qkv, n_head, causal, Some(keys), BLOCK, false)
 }
 
 /// On a GPU: kernels/attention.cu for f32 and head sizes up to `cuda::ATTN_MAX_DH`, else the
@@ -57,21 +60,24 @@ fn attention_qkv_cuda(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tenso
     }
     let op = PackedAttention {
         n_head,
-        flash: FlashAttention::new(causal, BLOCK, dh),
+        kernels: Kernels::Flash(FlashAttention::new(causal, BLOCK, dh)),
         keys: vec![0..t; b],
-        lse: OnceLock::new(),
+        saved: OnceLock::new(),
         causal,
         dev_lse: OnceLock::new(),
     };
     qkv.contiguous()?.apply_op1(op)
 }
 
+/// The CPU op; `small` allows `attention_small`'s kernels where they fit and no key mask is
+/// given (tests run both).
 fn attention_qkv_blocked(
     qkv: &Tensor,
     n_head: usize,
     causal: bool,
     keys: Option<&[KeyRange]>,
     block: usize,
+    small: bool,
 ) -> Result<Tensor> {
     let (b, t, c3) = qkv.dims3()?;
     if qkv.dtype() != DType::F32 || !matches!(qkv.device(), Device::Cpu) {
@@ -83,13 +89,19 @@ fn attention_qkv_blocked(
     if t == 0 {
         bail!("attention_qkv: empty sequence")
     }
+    let small = small && keys.is_none();
     let keys = super::attention::check_keys(keys, b, t, "attention_qkv")?;
     let dh = c3 / 3 / n_head;
+    let kernels = if small && t <= attention_small::MAX_T && dh <= attention_small::MAX_DH {
+        Kernels::Small(SmallAttention::new(causal, dh))
+    } else {
+        Kernels::Flash(FlashAttention::new(causal, block, dh))
+    };
     let op = PackedAttention {
         n_head,
-        flash: FlashAttention::new(causal, block, dh),
+        kernels,
         keys,
-        lse: OnceLock::new(),
+        saved: OnceLock::new(),
         #[cfg(feature = "cuda")]
         causal,
         #[cfg(feature = "cuda")]
@@ -114,13 +126,20 @@ pub fn attention_qkv_ref_keys(qkv: &Tensor, n_head: usize, causal: bool, keys: O
     y.transpose(1, 2)?.reshape((b, t, c))
 }
 
+/// The per-(b, h) kernels: short sequences keep P, longer ones recompute it blockwise.
+enum Kernels {
+    Small(SmallAttention),
+    Flash(FlashAttention),
+}
+
 struct PackedAttention {
     n_head: usize,
-    flash: FlashAttention,
-    /// the keys each batch row sees (all T when no mask was given)
+    kernels: Kernels,
+    /// the keys each batch row sees (all T when no mask was given); the small kernels see all
     keys: Vec<KeyRange>,
-    /// the row logsumexp L (B, H, T), saved by the forward for the backward
-    lse: OnceLock<Vec<f32>>,
+    /// saved by the CPU forward for the backward: the flash kernels' row logsumexp L (B, H, T),
+    /// or the small kernels' P (B, H, T, TP)
+    saved: OnceLock<Vec<f32>>,
     /// on the GPU: the mask, and L saved by kernels/attention.cu
     #[cfg(feature = "cuda")]
     causal: bool,
@@ -153,19 +172,20 @@ impl Dims {
     }
 
     /// Copies the (T, Dh) rows of head `hh` of batch row `bi` out of `src` (B, T, width), whose
-    /// head columns start at `col` (0, C or 2C in qkv; 0 in y).
-    fn gather(&self, src: &[f32], width: usize, (bi, hh): (usize, usize), col: usize, dst: &mut [f32]) {
+    /// head columns start at `col` (0, C or 2C in qkv; 0 in y), into rows of `stride` ≥ Dh
+    /// floats of `dst` (what lies past Dh in each row is left as it is).
+    fn gather(&self, src: &[f32], width: usize, (bi, hh): (usize, usize), col: usize, dst: &mut [f32], stride: usize) {
         let base = bi * self.t * width + col + hh * self.dh;
-        for (ti, row) in dst.chunks_exact_mut(self.dh).enumerate() {
-            row.copy_from_slice(&src[base + ti * width..][..self.dh]);
+        for (ti, row) in dst.chunks_exact_mut(stride).enumerate() {
+            row[..self.dh].copy_from_slice(&src[base + ti * width..][..self.dh]);
         }
     }
 
     /// The inverse of `gather`, into a buffer of B·T·width floats.
     /// SAFETY: `dst` holds B·T·width floats and no other thread writes these columns.
-    unsafe fn scatter(&self, src: &[f32], dst: Out, width: usize, (bi, hh): (usize, usize), col: usize) {
+    unsafe fn scatter(&self, src: &[f32], stride: usize, dst: Out, width: usize, (bi, hh): (usize, usize), col: usize) {
         let base = bi * self.t * width + col + hh * self.dh;
-        for (ti, row) in src.chunks_exact(self.dh).enumerate() {
+        for (ti, row) in src.chunks_exact(stride).enumerate() {
             std::ptr::copy_nonoverlapping(row.as_ptr(), dst.0.add(base + ti * width), self.dh);
         }
     }
@@ -179,24 +199,47 @@ impl CustomOp1 for PackedAttention {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = Dims::of(l.shape(), self.n_head)?;
         let qkv = cpu::cpu_f32(s, l, "attention_qkv")?;
-        let (tdh, c3) = (d.t * d.dh, 3 * d.c);
+        let c3 = 3 * d.c;
         let mut y = vec![0f32; d.b * d.t * d.c]; // (B, T, C)
-        let mut lse = vec![0f32; d.b * d.h * d.t]; // (B, H, T)
         let y_out = Out(y.as_mut_ptr());
-        // one task per (b, h): gather q, k, v (T × Dh each), attend, scatter O into y's columns
-        lse.par_chunks_mut(d.t).enumerate().for_each(|(bh, lse_bh)| {
-            let at = (bh / d.h, bh % d.h);
-            let mut buf = vec![0f32; 3 * tdh]; // q, k, v: (T, Dh) each
-            for (i, x) in buf.chunks_exact_mut(tdh).enumerate() {
-                d.gather(qkv, c3, at, i * d.c, x);
+        // one task per (b, h): gather q, k, v (T rows each), attend, scatter O into y's columns
+        let saved = match &self.kernels {
+            Kernels::Flash(flash) => {
+                let tdh = d.t * d.dh;
+                let mut lse = vec![0f32; d.b * d.h * d.t]; // (B, H, T)
+                lse.par_chunks_mut(d.t).enumerate().for_each(|(bh, lse_bh)| {
+                    let at = (bh / d.h, bh % d.h);
+                    let mut buf = vec![0f32; 3 * tdh]; // q, k, v: (T, Dh) each
+                    for (i, x) in buf.chunks_exact_mut(tdh).enumerate() {
+                        d.gather(qkv, c3, at, i * d.c, x, d.dh);
+                    }
+                    let (q, k, v) = (&buf[..tdh], &buf[tdh..2 * tdh], &buf[2 * tdh..]);
+                    let mut o = vec![0f32; tdh];
+                    flash.forward_head((q, k, v), self.keys[at.0].clone(), &mut o, lse_bh);
+                    // SAFETY: y holds B·T·C floats; this task alone writes head hh of batch row bi.
+                    unsafe { d.scatter(&o, d.dh, y_out, d.c, at, 0) };
+                });
+                lse
             }
-            let (q, k, v) = (&buf[..tdh], &buf[tdh..2 * tdh], &buf[2 * tdh..]);
-            let mut o = vec![0f32; tdh];
-            self.flash.forward_head((q, k, v), self.keys[at.0].clone(), &mut o, lse_bh);
-            // SAFETY: y holds B·T·C floats; this task alone writes head hh of batch row bi.
-            unsafe { d.scatter(&o, y_out, d.c, at, 0) };
-        });
-        let _ = self.lse.set(lse);
+            Kernels::Small(small) => {
+                let (tdp, pl) = (d.t * small.dp, SmallAttention::p_len(d.t));
+                let mut p = vec![0f32; d.b * d.h * pl]; // (B, H, T, TP)
+                p.par_chunks_mut(pl).enumerate().for_each(|(bh, p_bh)| {
+                    let at = (bh / d.h, bh % d.h);
+                    let mut buf = vec![0f32; 4 * tdp]; // q, k, v, o: (T, DP) each, zero pad
+                    let (ins, o) = buf.split_at_mut(3 * tdp);
+                    for (i, x) in ins.chunks_exact_mut(tdp).enumerate() {
+                        d.gather(qkv, c3, at, i * d.c, x, small.dp);
+                    }
+                    let (q, k, v) = (&ins[..tdp], &ins[tdp..2 * tdp], &ins[2 * tdp..]);
+                    small.forward_head(d.t, (q, k, v), o, p_bh);
+                    // SAFETY: as above
+                    unsafe { d.scatter(o, small.dp, y_out, d.c, at, 0) };
+                });
+                p
+            }
+        };
+        let _ = self.saved.set(saved);
         Ok((CpuStorage::F32(y), Shape::from((d.b, d.t, d.c))))
     }
 
@@ -214,7 +257,7 @@ impl CustomOp1 for PackedAttention {
         if let Some(lse) = self.dev_lse.get() {
             return Ok(Some(super::cuda::attention_bwd(qkv, res, grad_res, lse, self.n_head, self.causal)?));
         }
-        let Some(lse) = self.lse.get() else { bail!("attention_qkv: backward before forward") };
+        let Some(saved) = self.saved.get() else { bail!("attention_qkv: backward before forward") };
         let d = Dims::of(qkv.shape(), self.n_head)?;
         let owned = [qkv, res, grad_res].into_iter().map(|x| x.contiguous()).collect::<Result<Vec<_>>>()?;
         let guards: Vec<_> = owned.iter().map(|x| x.storage_and_layout()).collect();
@@ -226,29 +269,43 @@ impl CustomOp1 for PackedAttention {
             }
         }
         let [qkv, y, dy] = [slices[0], slices[1], slices[2]];
-        let (tdh, c3) = (d.t * d.dh, 3 * d.c);
+        let c3 = 3 * d.c;
         let mut dqkv = vec![0f32; d.b * d.t * c3]; // (B, T, 3C)
         let d_out = Out(dqkv.as_mut_ptr());
+        // rows of `stride` floats (Dh, or DP for the small kernels)
+        let stride = match &self.kernels {
+            Kernels::Flash(_) => d.dh,
+            Kernels::Small(small) => small.dp,
+        };
+        let tdh = d.t * stride;
         (0..d.b * d.h).into_par_iter().for_each(|bh| {
             let at = (bh / d.h, bh % d.h);
-            // q, k, v, O, dO, then dq, dk, dv: (T, Dh) each
+            // q, k, v, O, dO, then dq, dk, dv: (T, stride) each
             let mut buf = vec![0f32; 8 * tdh];
             let (ins, grads) = buf.split_at_mut(5 * tdh);
             for (i, x) in ins.chunks_exact_mut(tdh).enumerate() {
                 match i {
-                    0..=2 => d.gather(qkv, c3, at, i * d.c, x),
-                    3 => d.gather(y, d.c, at, 0, x),
-                    _ => d.gather(dy, d.c, at, 0, x),
+                    0..=2 => d.gather(qkv, c3, at, i * d.c, x, stride),
+                    3 => d.gather(y, d.c, at, 0, x, stride),
+                    _ => d.gather(dy, d.c, at, 0, x, stride),
                 }
             }
             let (dq, rest) = grads.split_at_mut(tdh);
             let (dk, dv) = rest.split_at_mut(tdh);
             let [q, k, v, o, d_o] = [0, 1, 2, 3, 4].map(|i| &ins[i * tdh..(i + 1) * tdh]);
-            let keys = self.keys[at.0].clone();
-            self.flash.backward_head((q, k, v), keys, (o, d_o, &lse[bh * d.t..(bh + 1) * d.t]), dq, dk, dv);
+            match &self.kernels {
+                Kernels::Flash(flash) => {
+                    let lse = &saved[bh * d.t..(bh + 1) * d.t];
+                    flash.backward_head((q, k, v), self.keys[at.0].clone(), (o, d_o, lse), dq, dk, dv)
+                }
+                Kernels::Small(small) => {
+                    let pl = SmallAttention::p_len(d.t);
+                    small.backward_head(d.t, (q, k, v), (o, d_o, &saved[bh * pl..(bh + 1) * pl]), (dq, dk, dv))
+                }
+            }
             for (i, g) in [&*dq, &*dk, &*dv].into_iter().enumerate() {
                 // SAFETY: dqkv holds B·T·3C floats; this task alone writes head hh of row bi.
-                unsafe { d.scatter(g, d_out, c3, at, i * d.c) };
+                unsafe { d.scatter(g, stride, d_out, c3, at, i * d.c) };
             }
         });
         Ok(Some(Tensor::from_vec(dqkv, (d.b, d.t, c3), &Device::Cpu)?))
@@ -294,10 +351,12 @@ mod tests {
     /// y and dqkv against the composed reference. Tolerance 1e-5 relative to the largest
     /// reference entry, as `attention.rs`'s (the same kernels; gathering and scattering are
     /// exact copies).
+    /// Both kernels (the small ones where T ≤ 64 and Dh ≤ 128, the flash ones always).
     fn check((b, t, c): (usize, usize, usize), h: usize, causal: bool, block: usize) -> Result<()> {
         check_keys((b, t, c), h, causal, block, None)
     }
 
+    /// `check` with a key-padding mask (which always takes the flash kernels).
     fn check_keys(
         (b, t, c): (usize, usize, usize),
         h: usize,
@@ -306,12 +365,17 @@ mod tests {
         keys: Option<&[KeyRange]>,
     ) -> Result<()> {
         let (qkv, r) = problem(7 + t as u64, (b, t, c))?;
-        let (y_f, g_f) = run(|x| attention_qkv_blocked(x, h, causal, keys, block), &qkv, &r)?;
         let (y_r, g_r) = run(|x| attention_qkv_ref_keys(x, h, causal, keys), &qkv, &r)?;
-        assert_eq!(y_f.dims(), [b, t, c]);
-        for (name, a, z) in [("y", &y_f, &y_r), ("dqkv", &g_f, &g_r)] {
-            let e = rel_err(a, z)?;
-            assert!(e < 1e-5, "B={b} T={t} C={c} H={h} causal={causal} block={block}: {name} off by {e}");
+        for small in [false, true] {
+            let (y_f, g_f) = run(|x| attention_qkv_blocked(x, h, causal, keys, block, small), &qkv, &r)?;
+            assert_eq!(y_f.dims(), [b, t, c]);
+            for (name, a, z) in [("y", &y_f, &y_r), ("dqkv", &g_f, &g_r)] {
+                let e = rel_err(a, z)?;
+                assert!(
+                    e < 1e-5,
+                    "B={b} T={t} C={c} H={h} causal={causal} block={block} small={small}: {name} off by {e}"
+                );
+            }
         }
         Ok(())
     }
@@ -325,6 +389,9 @@ mod tests {
             check((1, 100, 64), 4, causal, BLOCK)?; // T past one block
             check((1, 64, 64), 2, causal, BLOCK)?; // T exactly one block
             check((1, 29, 48), 3, causal, 5)?; // a block size that is not a power of two
+            check((3, 64, 128), 4, causal, BLOCK)?; // the gpt recipe's heads: Dh = 32
+            check((2, 17, 40), 1, causal, BLOCK)?; // Dh = 40: three 16-lane blocks, the last padded
+            check((1, 33, 256), 2, causal, BLOCK)?; // Dh = 128, the small kernels' widest
         }
         Ok(())
     }

@@ -4,7 +4,8 @@
 //! Forward: one gemm z = x · wᵀ (the transpose is a stride), then one pass over z adds b and
 //! applies the activation. ReLU and identity work in place and keep nothing extra (ReLU's
 //! backward reads the output: y > 0 ⇔ z > 0, so at z = 0 exactly the slope is 0, as PyTorch's,
-//! where candle's `relu` backward uses 1); GELU keeps z (N·M floats, what PyTorch saves too).
+//! where candle's `relu` backward uses 1); GELU keeps its derivative at z (N·M floats, as
+//! many as PyTorch's saved z), computed in the forward beside σ, so the backward only multiplies.
 //! Backward: one pass computes dz = dy ⊙ act'(z) and the bias gradient db = Σ_rows dz, then two
 //! gemms: dx = dz · w (skipped when x needs no gradient, e.g. the first layer's data) and
 //! dw = dzᵀ · x (skipped for a frozen w).
@@ -43,7 +44,7 @@ pub fn linear_act(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Resul
     let w = w.contiguous()?;
     let op = LinearAct {
         act,
-        z: OnceLock::new(),
+        grad: OnceLock::new(),
         #[cfg(feature = "cuda")]
         dev_z: OnceLock::new(),
     };
@@ -143,7 +144,26 @@ fn bias_act_in_place(z: &mut [f32], b: &[f32], m: usize, relu: bool) {
 }
 cpu::simd!(bias_act_in_place_simd, bias_act_in_place, (z: &mut [f32], b: &[f32], m: usize, relu: bool));
 
-/// z ← z + b and y = gelu(z) (tanh or erf form) for rows of m.
+/// (gelu(z), gelu'(z)), tanh form, sharing σ(2u).
+#[inline(always)]
+fn gelu_and_grad(z: f32) -> (f32, f32) {
+    let z2 = z * z;
+    let u = SQRT_2_OVER_PI * (z + GELU_C * z * z2);
+    let (s, one_minus_s) = sigmoid_2u(u);
+    let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * z2);
+    (z * s, s + z * s * one_minus_s * 2.0 * du)
+}
+
+/// (gelu(z), gelu'(z)), erf form, sharing erf and the Gaussian.
+#[inline(always)]
+fn gelu_erf_and_grad(z: f32) -> (f32, f32) {
+    let (e, g) = cpu::erf_and_gauss(z * std::f32::consts::FRAC_1_SQRT_2);
+    let phi = 0.5 * (1.0 + e);
+    (z * phi, phi + z * g * FRAC_1_SQRT_2PI)
+}
+
+/// For rows of m: y = gelu(z + b) (tanh or erf form), and z ← gelu'(z + b), which is all the
+/// backward needs (it then multiplies instead of recomputing the exponential).
 #[inline(always)]
 fn bias_gelu(z: &mut [f32], b: &[f32], y: &mut [f32], m: usize, erf: bool) {
     for (z, y) in z.chunks_exact_mut(m).zip(y.chunks_exact_mut(m)) {
@@ -153,12 +173,12 @@ fn bias_gelu(z: &mut [f32], b: &[f32], y: &mut [f32], m: usize, erf: bool) {
             }
         }
         if erf {
-            for (y, &z) in y.iter_mut().zip(z.iter()) {
-                *y = gelu_erf(z);
+            for (y, z) in y.iter_mut().zip(z.iter_mut()) {
+                (*y, *z) = gelu_erf_and_grad(*z);
             }
         } else {
-            for (y, &z) in y.iter_mut().zip(z.iter()) {
-                *y = gelu(z);
+            for (y, z) in y.iter_mut().zip(z.iter_mut()) {
+                (*y, *z) = gelu_and_grad(*z);
             }
         }
     }
@@ -166,7 +186,7 @@ fn bias_gelu(z: &mut [f32], b: &[f32], y: &mut [f32], m: usize, erf: bool) {
 cpu::simd!(bias_gelu_simd, bias_gelu, (z: &mut [f32], b: &[f32], y: &mut [f32], m: usize, erf: bool));
 
 /// dz = dy ⊙ act'(·) for rows of m, summing dz into `db` (M). `aux` is y for ReLU (y > 0 ⇔
-/// z > 0) and z for the GELUs; unused for identity, where dz is dy and only db is computed.
+/// z > 0) and act'(z) for the GELUs (saved by the forward); unused for identity, where dz is dy and only db is computed.
 #[inline(always)]
 fn act_grad(act: Act, dy: &[f32], aux: &[f32], dz: &mut [f32], db: &mut [f32], m: usize) {
     match act {
@@ -185,17 +205,14 @@ fn act_grad(act: Act, dy: &[f32], aux: &[f32], dz: &mut [f32], db: &mut [f32], m
                 }
             }
         }
-        Act::Gelu => gelu_like_grad(dy, aux, dz, db, m, gelu_grad),
-        Act::GeluErf => gelu_like_grad(dy, aux, dz, db, m, gelu_erf_grad),
-    }
-}
-/// dz = dy ⊙ f'(z) and db += Σ_rows dz, for a derivative f' inlined into the loop.
-#[inline(always)]
-fn gelu_like_grad(dy: &[f32], z: &[f32], dz: &mut [f32], db: &mut [f32], m: usize, grad: impl Fn(f32) -> f32) {
-    for ((dz, dy), z) in dz.chunks_exact_mut(m).zip(dy.chunks_exact(m)).zip(z.chunks_exact(m)) {
-        for j in 0..m {
-            dz[j] = dy[j] * grad(z[j]);
-            db[j] += dz[j];
+        // aux holds gelu'(z), saved by the forward
+        Act::Gelu | Act::GeluErf => {
+            for ((dz, dy), g) in dz.chunks_exact_mut(m).zip(dy.chunks_exact(m)).zip(aux.chunks_exact(m)) {
+                for j in 0..m {
+                    dz[j] = dy[j] * g[j];
+                    db[j] += dz[j];
+                }
+            }
         }
     }
 }
@@ -203,8 +220,8 @@ cpu::simd!(act_grad_simd, act_grad, (act: Act, dy: &[f32], aux: &[f32], dz: &mut
 
 struct LinearAct {
     act: Act,
-    /// z = x·wᵀ + b, saved by the forward for the GELUs' backward: (N, M)
-    z: OnceLock<Vec<f32>>,
+    /// on the CPU: act'(z) at z = x·wᵀ + b, saved by the forward for the GELUs' backward: (N, M)
+    grad: OnceLock<Vec<f32>>,
     /// on the GPU: Some(z) for the GELUs, None for ReLU and identity (set by the forward)
     #[cfg(feature = "cuda")]
     dev_z: OnceLock<Option<candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>>>,
@@ -241,7 +258,8 @@ impl LinearAct {
                         .zip(y.par_chunks_mut(rpt * m))
                         .for_each(|(z, y)| bias_gelu_simd(z, b, y, m, erf));
                 }
-                if self.z.set(z).is_err() {
+                // z now holds gelu'(z)
+                if self.grad.set(z).is_err() {
                     bail!("{NAME}: forward ran twice on one op");
                 }
                 Ok(CpuStorage::F32(y))
@@ -278,7 +296,7 @@ impl LinearAct {
         let aux: &[f32] = match self.act {
             Act::Identity => &[],
             Act::Relu => cpu::storage_f32(&rs, rl, NAME)?,
-            Act::Gelu | Act::GeluErf => match self.z.get() {
+            Act::Gelu | Act::GeluErf => match self.grad.get() {
                 Some(z) => z,
                 None => bail!("{NAME}: backward before forward"),
             },

@@ -12,6 +12,7 @@ use candle_core::{Device, Tensor};
 pub mod attention;
 pub mod attention_cross;
 pub mod attention_qkv;
+mod attention_small;
 pub mod batchnorm;
 pub mod bernoulli;
 pub mod conv2d;

@@ -15,6 +15,7 @@ mod experts;
 mod segment;
 mod sequence;
 mod toolbox;
+mod transformers;
 mod translate;
 mod words;
 
@@ -74,6 +75,7 @@ pub fn entries() -> &'static [Entry] {
             words::entries(),
             translate::entries(),
             encdec::entries(),
+            transformers::entries(),
             encoders::entries(),
             autoencoders::entries(),
         ];

@@ -1,7 +1,8 @@
-//! What people read: tables, curve plots, ASCII images, and metrics such as BLEU.
+//! What people read: tables, curve plots, ASCII images, metrics such as BLEU, and fits.
 
 pub mod ascii;
 pub mod bleu;
+pub mod fit;
 pub mod plot;
 pub mod png;
 pub mod table;

@@ -108,6 +108,67 @@ fn draw(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, p: &Panel) ->
     Ok(())
 }
 
+/// Labelled points on log–log axes with an optional line through them (e.g. a fitted power
+/// law, which is straight there).
+pub struct LogLog {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// (label, x, y), x and y > 0
+    pub points: Vec<(String, f64, f64)>,
+    /// (x, y) vertices of the line, and its legend entry
+    pub line: Vec<(f64, f64)>,
+    pub line_label: String,
+}
+
+/// Draws `plot` (both axes logarithmic, a margin of about 20% of the span around the data).
+pub fn loglog_png(path: &Path, plot: &LogLog) -> anyhow::Result<()> {
+    register_font();
+    let all = plot.points.iter().map(|p| (p.1, p.2)).chain(plot.line.iter().copied());
+    let pos: Vec<(f64, f64)> = all.filter(|&(x, y)| x > 0.0 && y > 0.0 && x.is_finite() && y.is_finite()).collect();
+    if pos.is_empty() {
+        anyhow::bail!("nothing to plot: no positive points");
+    }
+    let span = |v: Vec<f64>| {
+        let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let pad = ((hi / lo).powf(0.2)).max(1.05);
+        (lo / pad)..(hi * pad)
+    };
+    let (xr, yr) = (span(pos.iter().map(|p| p.0).collect()), span(pos.iter().map(|p| p.1).collect()));
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&plot.title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(xr.log_scale(), yr.log_scale())?;
+    chart.configure_mesh().x_desc(&plot.x_label).y_desc(&plot.y_label).label_style(("sans-serif", 14)).draw()?;
+    if plot.line.len() >= 2 {
+        let color = COLORS[1];
+        chart
+            .draw_series(DashedLineSeries::new(plot.line.clone(), 8, 5, color.stroke_width(2)))?
+            .label(plot.line_label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+    }
+    let color = COLORS[0];
+    for (label, x, y) in &plot.points {
+        chart.draw_series(std::iter::once(Circle::new((*x, *y), 6, color.filled())))?;
+        let style = ("sans-serif", 15).into_font().color(&BLACK);
+        chart.draw_series(std::iter::once(Text::new(label.clone(), (*x, *y), style)))?;
+    }
+    if plot.line.len() >= 2 {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()?;
+    }
+    root.present().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
 /// A heatmap of `matrix` (rows × columns, values in 0..=1), white to dark blue, each cell
 /// labelled by its column word above and its row word on the left (e.g. an attention matrix:
 /// one row per output word, one column per source word).
@@ -156,5 +217,22 @@ mod tests {
         curves_png(&p, "loss", "step", "loss", &[s("a", 2.0), s("b", 1.0)]).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
+    }
+
+    #[test]
+    fn writes_a_log_log_png_with_points_and_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fit.png");
+        let plot = LogLog {
+            title: "val loss against parameters".into(),
+            x_label: "parameters".into(),
+            y_label: "val loss".into(),
+            points: vec![("xs".into(), 2e4, 2.5), ("s".into(), 1.1e5, 2.1), ("m".into(), 8e5, 1.9)],
+            line: vec![(1e4, 2.6), (1e6, 1.85)],
+            line_label: "fit".into(),
+        };
+        loglog_png(&p, &plot).unwrap();
+        assert_eq!(&std::fs::read(&p).unwrap()[1..4], b"PNG");
+        assert!(loglog_png(&p, &LogLog { points: vec![], line: vec![], ..plot }).is_err());
     }
 }
