@@ -8,6 +8,7 @@ pub mod cnn;
 pub mod depth;
 pub mod dnn;
 pub mod experts;
+pub mod generative;
 pub mod segment;
 pub mod sequence;
 pub mod toolbox;
@@ -118,6 +119,11 @@ const CHECKS: &[(&str, Check)] = &[
     ("seq2seq", translate::claim_seq2seq),
     ("seq2seq-reversed", translate::claim_reversed),
     ("attention", translate::claim_attention),
+    // section 4: generative models
+    ("gan", generative::claim_gan),
+    ("diffusion", generative::claim_diffusion),
+    ("ddpm", generative::claim_ddpm),
+    ("ddpm-cosine", generative::claim_ddpm_cosine),
 ];
 
 /// The check of the claim of catalogue entry `name`; None if it has no claim.

@@ -9,6 +9,7 @@ pub mod bce;
 pub mod conv;
 pub mod dropout;
 pub mod embedding;
+pub mod groupnorm;
 pub mod linear;
 pub mod loss;
 pub mod lstm;
@@ -16,6 +17,7 @@ pub mod mlp;
 pub mod moe;
 pub mod norm;
 pub mod skipgram;
+pub mod time_unet;
 pub mod transformer;
 pub mod unet;
 

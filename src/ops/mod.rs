@@ -11,6 +11,7 @@ pub mod conv2d;
 pub mod cpu;
 pub mod cross_entropy;
 pub mod embedding;
+pub mod groupnorm;
 pub mod layernorm;
 pub mod linear;
 pub mod lstm;
@@ -48,6 +49,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(batchnorm::benches()?);
     out.extend(upsample::benches()?);
     out.extend(relu::benches()?);
+    out.extend(groupnorm::benches()?);
     Ok(out)
 }
 

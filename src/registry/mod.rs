@@ -9,11 +9,15 @@ mod cnn;
 mod depth;
 mod dnn;
 mod experts;
+mod generative;
 mod segment;
 mod sequence;
 mod toolbox;
+mod times;
 mod translate;
 mod words;
+
+pub use times::train_time;
 
 /// An entry's claim: its words and what its value measures. The check that measures it lives
 /// in src/claims/ (`claims::check`).
@@ -70,6 +74,7 @@ pub fn entries() -> &'static [Entry] {
             experts::entries(),
             words::entries(),
             translate::entries(),
+            generative::entries(),
         ];
         sections.into_iter().flatten().collect()
     })
