@@ -113,6 +113,10 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
             }
         }
     }
+    // the generative milestones' Fréchet distance, where the runs report it
+    if !keys.contains(&"test_fd") && results.iter().any(|(_, s)| s.metric("test_fd").is_some()) {
+        keys.push("test_fd");
+    }
     let mut header = vec!["variant", "data", "train loss", "val loss", "val acc", "test acc"];
     header.extend(&keys[3..]);
     header.extend(["params", "wall s", "steps/s"]);

@@ -15,7 +15,9 @@ use super::{from_table, to_table, Family};
 use crate::config::TrainConfig;
 use crate::data::batch::EpochSampler;
 use crate::data::vision::Splits;
-use crate::experiment::{Experiment, Group, Metrics, Need, SampleOpt, SampleOut, SampleRequest, Split, TrainOut, Updater};
+use crate::experiment::{
+    Experiment, Group, Metrics, Need, SampleOpt, SampleOut, SampleRequest, Split, TrainOut, Updater,
+};
 use crate::nn::dropout::Dropout;
 use crate::nn::linear::{linear, InitKind, Linear};
 use crate::params::Params;
@@ -48,15 +50,13 @@ impl Default for ModelCfg {
 pub type Config = super::Config<DataCfg, ModelCfg>;
 
 pub fn defaults() -> Config {
-    let train = TrainConfig {
-        steps: 3000,
-        batch_size: 64,
-        lr: 2e-4,
-        beta1: 0.5,
-        eval_every: 500,
-        ..Default::default()
-    };
-    Config { train: train.with_groups(&["discriminator", "generator"]), data: DataCfg::default(), model: ModelCfg::default() }
+    let train =
+        TrainConfig { steps: 3000, batch_size: 64, lr: 2e-4, beta1: 0.5, eval_every: 500, ..Default::default() };
+    Config {
+        train: train.with_groups(&["discriminator", "generator"]),
+        data: DataCfg::default(),
+        model: ModelCfg::default(),
+    }
 }
 
 /// Linear layers with LeakyReLU between; `tanh` on the generator's output.
@@ -170,8 +170,8 @@ impl Experiment for Gan {
         let b = idx.len();
         let real = Tensor::from_vec(self.data.train.subset(&idx).pixels, (b, self.data.train.dim()), &self.device)?;
         let fake = self.g.forward(&self.noise(b, rng)?, None)?.tanh()?;
-        let loss_d =
-            (softplus_mean(&self.d.forward(&real, Some(rng))?, 1.0)? + softplus_mean(&self.d.forward(&fake, Some(rng))?, -1.0)?)?;
+        let loss_d = (softplus_mean(&self.d.forward(&real, Some(rng))?, 1.0)?
+            + softplus_mean(&self.d.forward(&fake, Some(rng))?, -1.0)?)?;
         let loss_g = softplus_mean(&self.d.forward(&fake, Some(rng))?, 1.0)?;
         Ok(TrainOut { loss: (loss_d + loss_g)?, metrics: Metrics::new() })
     }

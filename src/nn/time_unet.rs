@@ -179,7 +179,10 @@ impl TimeUNet {
         let levels = self.cfg.channels.len();
         let side = x.dim(3)?;
         if side % (1 << (levels - 1)) != 0 || x.dim(2)? != side {
-            candle_core::bail!("time U-Net: a {levels}-level net needs square images whose side divides by {}", 1 << (levels - 1));
+            candle_core::bail!(
+                "time U-Net: a {levels}-level net needs square images whose side divides by {}",
+                1 << (levels - 1)
+            );
         }
         let temb = timestep_embedding(t, self.cfg.channels[0], x.device())?;
         let mut emb = self.fc2.forward(&self.fc1.forward(&temb)?.silu()?)?;
@@ -226,7 +229,16 @@ mod tests {
             let y = net.forward(&x, &[5.0, 500.0, 999.0], (classes > 0).then_some(&c))?;
             assert_eq!(y.dims(), &[3, 1, 12, 12]);
             let names: Vec<String> = p.trainable().into_iter().map(|(n, _)| n).collect();
-            for n in ["time.fc1.weight", "stem.weight", "enc1.skip.weight", "down0.weight", "mid.temb.weight", "up1.weight", "dec0.conv1.weight", "out.bias"] {
+            for n in [
+                "time.fc1.weight",
+                "stem.weight",
+                "enc1.skip.weight",
+                "down0.weight",
+                "mid.temb.weight",
+                "up1.weight",
+                "dec0.conv1.weight",
+                "out.bias",
+            ] {
                 assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
             }
             assert_eq!(names.contains(&"class.weight".to_string()), classes > 0);

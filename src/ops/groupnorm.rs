@@ -116,7 +116,16 @@ fn stats(v: &[f32], eps: f32) -> (f32, f32) {
 
 /// One sample's forward: y = act(x·scale_c + shift_c) per group and channel.
 #[inline(always)]
-fn forward_sample(x: &[f32], gamma: &[f32], beta: &[f32], groups: usize, s: usize, eps: f32, silu: bool, y: &mut [f32]) {
+fn forward_sample(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    groups: usize,
+    s: usize,
+    eps: f32,
+    silu: bool,
+    y: &mut [f32],
+) {
     let cg = gamma.len() / groups;
     let n = cg * s;
     for k in 0..groups {

@@ -12,8 +12,8 @@ mod experts;
 mod generative;
 mod segment;
 mod sequence;
-mod toolbox;
 mod times;
+mod toolbox;
 mod translate;
 mod words;
 

@@ -113,7 +113,8 @@ mod tests {
         // ‖Δμ‖² = 5; (2 − 1)² + (1 − 1)² + (3 − 2)² = 2
         assert!((frechet_distance(&a, &b) - 7.0).abs() < 1e-10);
         let (s1, s2) = ([2.0, 0.5, 0.5, 1.0], [1.0, -0.3, -0.3, 3.0]);
-        let (m1, m2) = (DMatrix::from_row_slice(2, 2, &s1), DMatrix::from_row_slice(2, 2, &s2));
+        let (m1, m2): (DMatrix<f64>, DMatrix<f64>) =
+            (DMatrix::from_row_slice(2, 2, &s1), DMatrix::from_row_slice(2, 2, &s2));
         let p = &m1 * &m2;
         let closed = (p.trace() + 2.0 * (m1.determinant() * m2.determinant()).sqrt()).sqrt();
         assert!((trace_sqrt_product(&m1, &m2) - closed).abs() < 1e-10);

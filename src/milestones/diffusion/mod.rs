@@ -54,7 +54,7 @@ pub struct ModelCfg {
 impl Default for ModelCfg {
     fn default() -> Self {
         Self {
-            channels: vec![32, 64, 64],
+            channels: vec![16, 32, 64],
             groups: 8,
             timesteps: 1000,
             schedule: ScheduleKind::Cosine,
@@ -70,7 +70,8 @@ impl Default for ModelCfg {
 pub type Config = super::Config<DataCfg, ModelCfg>;
 
 pub fn defaults() -> Config {
-    let train = TrainConfig { steps: 2000, batch_size: 64, lr: 1e-3, ema: 0.995, eval_every: 500, ..Default::default() };
+    let train =
+        TrainConfig { steps: 2500, batch_size: 32, lr: 1e-3, ema: 0.995, eval_every: 500, ..Default::default() };
     Config { train, data: DataCfg::default(), model: ModelCfg::default() }
 }
 
@@ -147,7 +148,8 @@ impl Diffusion {
         for start in (0..n).step_by(SAMPLE_BATCH) {
             let b = (n - start).min(SAMPLE_BATCH);
             let null = self.data.train.classes as u32;
-            let cond: Vec<u32> = (start..start + b).map(|i| classes.get(i % classes.len().max(1)).copied().unwrap_or(null)).collect();
+            let cond: Vec<u32> =
+                (start..start + b).map(|i| classes.get(i % classes.len().max(1)).copied().unwrap_or(null)).collect();
             let net = &self.net;
             let dev = &self.device;
             let mut denoise = |x: &Tensor, t: &[f32]| -> Result<Tensor> {
@@ -184,7 +186,8 @@ impl Diffusion {
         let mut ids = vec![];
         for word in prompt.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()) {
             let w = word.to_lowercase();
-            let id = names.iter().position(|n| *n == w).or_else(|| w.parse::<usize>().ok().filter(|&d| d < names.len()));
+            let id =
+                names.iter().position(|n| *n == w).or_else(|| w.parse::<usize>().ok().filter(|&d| d < names.len()));
             match id {
                 Some(i) => ids.push(i as u32),
                 None => {
@@ -206,12 +209,15 @@ impl Diffusion {
 /// The class names of a dataset, by label.
 fn class_names(dataset: &str) -> Vec<&'static str> {
     match dataset {
-        "fashion" => vec!["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"],
+        "fashion" => {
+            vec!["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
+        }
         _ => vec!["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
     }
 }
 
-const UNCONDITIONAL: &[SampleOpt] = &[SampleOpt::N, SampleOpt::Seed, SampleOpt::Steps, SampleOpt::Sampler, SampleOpt::Frames];
+const UNCONDITIONAL: &[SampleOpt] =
+    &[SampleOpt::N, SampleOpt::Seed, SampleOpt::Steps, SampleOpt::Sampler, SampleOpt::Frames];
 const CONDITIONAL: &[SampleOpt] = &[
     SampleOpt::N,
     SampleOpt::Seed,
@@ -253,7 +259,15 @@ impl Experiment for Diffusion {
             let how = self.how(&SampleRequest::default()).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             let classes: Vec<u32> = (0..self.data.train.classes as u32).collect();
             let mut rng = Rng::derive(self.cfg.train.seed, "diffusion/fd", 0);
-            let tr = self.generate(self.cfg.data.fd_samples, how, &classes, self.cfg.model.guidance, 0, &mut rng, &mut || {})?;
+            let tr = self.generate(
+                self.cfg.data.fd_samples,
+                how,
+                &classes,
+                self.cfg.model.guidance,
+                0,
+                &mut rng,
+                &mut || {},
+            )?;
             let gen = generative::to_unit_set(&tr.samples, self.side());
             let fd = self.fd.as_mut().expect("checked above").fd(&gen, &self.data, split)?;
             m.insert("fd".into(), fd);
@@ -287,7 +301,7 @@ impl Experiment for Diffusion {
         let tr = self.generate(n, how, &classes, w, frames, rng, &mut tick)?;
         let s = self.side();
         let mut text = format!(
-            "{n} samples ({s}x{s}, {:?} sampler, {} steps, trained on {})",
+            "{n} samples ({s}x{s}, {} sampler, {} steps, trained on {})",
             how.0,
             self.schedule.respace(how.1).len(),
             self.data.name
@@ -298,7 +312,7 @@ impl Experiment for Diffusion {
             text += &format!("; classes {} in turn, guidance {w}", drawn.join(" "));
         }
         text.push('\n');
-        let json = serde_json::json!({"n": n, "side": s, "sampler": format!("{:?}", how.0), "steps": how.1, "data": self.data.name});
+        let json = serde_json::json!({"n": n, "side": s, "sampler": how.0.to_string(), "steps": how.1, "data": self.data.name});
         let mut out = SampleOut::new(text, json).with_picture("grid", Picture::Image(generative::grid(&tr.samples, s)));
         if req.frames {
             // the first batch's trajectory: an animation of its grid, and a strip of its first

@@ -22,7 +22,9 @@ use candle_core::{Device, Result, Tensor};
 pub enum Sampler {
     Ddpm,
     /// with its η (0: deterministic)
-    Ddim { eta: f64 },
+    Ddim {
+        eta: f64,
+    },
 }
 
 impl Sampler {
@@ -35,6 +37,15 @@ impl Sampler {
                 Some(Ok(eta)) if (0.0..=1.0).contains(&eta) => Ok(Sampler::Ddim { eta }),
                 _ => Err(format!("unknown sampler `{other}`; choose ddpm, ddim, or ddim:ETA with ETA in [0, 1]")),
             },
+        }
+    }
+}
+
+impl std::fmt::Display for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sampler::Ddpm => write!(f, "ddpm"),
+            Sampler::Ddim { eta } => write!(f, "ddim (eta {eta})"),
         }
     }
 }
@@ -59,7 +70,15 @@ pub fn ddpm_step(sch: &NoiseSchedule, t: usize, s: Option<usize>, x: &[f32], eps
 }
 
 /// One DDIM step from `t` to `s` with stochasticity η, noise `z` (unused when η = 0).
-pub fn ddim_step(sch: &NoiseSchedule, t: usize, s: Option<usize>, x: &[f32], eps: &[f32], z: &[f32], eta: f64) -> Vec<f32> {
+pub fn ddim_step(
+    sch: &NoiseSchedule,
+    t: usize,
+    s: Option<usize>,
+    x: &[f32],
+    eps: &[f32],
+    z: &[f32],
+    eta: f64,
+) -> Vec<f32> {
     let (ab_t, ab_s) = (sch.ab(Some(t)), sch.ab(s));
     let (x0, e) = predict_x0(x, eps, ab_t);
     let var = eta * eta * (1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ab_t / ab_s);

@@ -36,12 +36,13 @@ impl NoiseSchedule {
         }
     }
 
-    /// β_t linear from 1e-4·1000/T to 0.02·1000/T.
+    /// β_t linear from 1e-4·1000/T to 0.02·1000/T, clipped at 0.999 (T < 50 would pass 1).
     pub fn linear(steps: usize) -> Self {
         let scale = 1000.0 / steps as f64;
         let (lo, hi) = (1e-4 * scale, 0.02 * scale);
-        let betas =
-            (0..steps).map(|t| if steps == 1 { lo } else { lo + (hi - lo) * t as f64 / (steps - 1) as f64 }).collect();
+        let betas = (0..steps)
+            .map(|t| if steps == 1 { lo } else { lo + (hi - lo) * t as f64 / (steps - 1) as f64 }.min(0.999))
+            .collect();
         Self::from_betas(betas)
     }
 
@@ -93,7 +94,8 @@ impl NoiseSchedule {
         if k == 1 {
             return vec![t - 1];
         }
-        let mut v: Vec<usize> = (0..k).map(|i| ((i as f64) * (t - 1) as f64 / (k - 1) as f64).round() as usize).collect();
+        let mut v: Vec<usize> =
+            (0..k).map(|i| ((i as f64) * (t - 1) as f64 / (k - 1) as f64).round() as usize).collect();
         v.dedup();
         v.reverse();
         v
@@ -124,12 +126,13 @@ mod tests {
     /// β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t): at t = 0 it is 0; it is below β_t; and by hand at t = 1.
     #[test]
     fn posterior_variance_matches_its_closed_form() {
-        let s = NoiseSchedule::linear(10);
+        let s = NoiseSchedule::linear(100);
         assert_eq!(s.posterior_variance(0), 0.0);
         let (b0, b1) = (s.betas[0], s.betas[1]);
         let want = b1 * (1.0 - (1.0 - b0)) / (1.0 - (1.0 - b0) * (1.0 - b1));
-        assert!((s.posterior_variance(1) - want).abs() < 1e-15);
-        assert!((1..10).all(|t| s.posterior_variance(t) < s.betas[t]));
+        assert!((s.posterior_variance(1) - want).abs() < 1e-12 * want, "{} vs {want}", s.posterior_variance(1));
+        assert!((1..100).all(|t| s.posterior_variance(t) < s.betas[t]));
+        assert!(NoiseSchedule::linear(10).betas.iter().all(|&b| b > 0.0 && b < 1.0));
     }
 
     #[test]
