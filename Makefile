@@ -23,8 +23,8 @@ lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
-cuda-check: ## build with the cuda feature (needs the CUDA toolkit)
-	$(CARGO) build --release --features cuda
+cuda-check: ## compile the cuda feature, every kernel to PTX and the GPU tests, without a GPU (CUDA 13 nvcc from PyPI in .cuda-venv/)
+	CARGO=$(CARGO) bash scripts/cuda-check.sh
 
 clean-runs: ## delete every run directory under checkpoints/
 	find checkpoints -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

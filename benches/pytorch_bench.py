@@ -43,6 +43,12 @@ Timing: a warm-up (at least 2 steps and 0.3 s), then --trials trials of --steps 
 as many as take about 1 s); ms_per_step is the median over trials. GFLOP/step is counted as in
 dlhist: 3 x the forward pass's matmul and conv FLOPs at 2 FLOPs per multiply-add.
 
+--sdpa-cuda times F.scaled_dot_product_attention (causal, forward + backward) on the GPU instead,
+from a packed qkv (B, T, 3C) at the shapes of `dlhist bench --ops --device cuda:0`'s attention rows
+(B=32 T=64 C=128 H=4 and B=8 T=1024 C=768 H=12), with the loss sum(y * r) and a synchronize per
+call as dlhist's GPU op benches; it prints one JSON array of {op, shape, ms, tflops, backend,
+torch_version}, the FLOPs counted as dlhist counts them (3.5 x 4·B·H·T²·Dh, halved for causal).
+
 Measure on an idle machine. PyTorch's OpenMP threads spin while they wait, so when the cores are
 oversubscribed its multi-threaded steps slow down many times over (seen here: gpt 2.6 s/step on
 2 threads against 0.37 s on 1, with builds running beside it); dlhist's rayon pool degrades less.
@@ -338,6 +344,51 @@ def bench(name, trials, steps, threads, manual_attention):
     return row
 
 
+def sdpa_cuda(trials, steps):
+    """PyTorch's fused attention on the GPU, timed like dlhist's CUDA op benches."""
+    dev = torch.device("cuda")
+    rows = []
+    for b, t, c, h in [(32, 64, 128, 4), (8, 1024, 768, 12)]:
+        gen = torch.Generator(device="cpu").manual_seed(SEED)
+        qkv = torch.randn(b, t, 3 * c, generator=gen).to(dev).requires_grad_()
+        r = torch.randn(b, t, c, generator=gen).to(dev)
+
+        def call():
+            q, k, v = qkv.split(c, dim=2)
+            q, k, v = (x.view(b, t, h, c // h).transpose(1, 2) for x in (q, k, v))  # (B, H, T, Dh)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, c)
+            (y * r).sum().backward()
+            qkv.grad = None
+            torch.cuda.synchronize()
+
+        calls = steps or calibrate(call)
+        ms = statistics.median(trial(call, calls) for _ in range(trials))
+        flops = 3.5 * 4.0 * b * h * t * t * (c // h) / 2.0
+        rows.append({"op": "attention (causal), F.scaled_dot_product_attention", "shape": f"B={b}, T={t}, C={c}, H={h}",
+                     "ms": ms, "tflops": flops / 1e12 / (ms / 1e3), "backend": torch.cuda.get_device_name(),
+                     "torch_version": torch.__version__})
+    return rows
+
+
+def calibrate(f):
+    """Warm-up; returns the calls that make a trial of about TRIAL_S."""
+    start, calls, last = time.perf_counter(), 0, 0.0
+    while calls < WARMUP_STEPS or time.perf_counter() - start < WARMUP_S:
+        t0 = time.perf_counter()
+        f()
+        last = time.perf_counter() - t0
+        calls += 1
+    return max(1, math.ceil(TRIAL_S / max(last, 1e-9)))
+
+
+def trial(f, calls):
+    """Milliseconds per call over `calls` calls."""
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        f()
+    return (time.perf_counter() - t0) * 1e3 / calls
+
+
 def positive(s):
     v = int(s)
     if v < 1:
@@ -354,7 +405,12 @@ def main():
     ap.add_argument("--steps", type=positive, default=None, help="steps per trial (default: about 1 s worth)")
     ap.add_argument("--manual-attention", action="store_true",
                     help="gpt: explicit softmax attention instead of F.scaled_dot_product_attention")
+    ap.add_argument("--sdpa-cuda", action="store_true",
+                    help="time F.scaled_dot_product_attention on the GPU (the twin of dlhist's CUDA attention bench)")
     a = ap.parse_args()
+    if a.sdpa_cuda:
+        print(json.dumps(sdpa_cuda(a.trials, a.steps), indent=2))
+        return
     unknown = [w for w in a.workloads if w not in names]
     if unknown:
         ap.error(f"unknown workload {unknown[0]!r}; the workloads are: {', '.join(names)}")

@@ -25,6 +25,7 @@ pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod engine;
 pub mod error;
 pub mod experiment;

@@ -214,23 +214,10 @@ pub fn attach_needs(exp: &mut dyn Experiment, device: &Device, ui: Ui) -> anyhow
     Ok(())
 }
 
+/// The device of a `--device` flag (`crate::device::parse`: cpu, auto, cuda, cuda:N), with an
+/// error that says what to do when CUDA is not in this build or not on this machine.
 pub fn device(spec: &str) -> anyhow::Result<Device> {
-    match spec {
-        "cpu" => Ok(Device::Cpu),
-        s if s.starts_with("cuda") => {
-            let ord: usize = s
-                .strip_prefix("cuda:")
-                .unwrap_or("0")
-                .parse()
-                .map_err(|_| DlError::Usage(format!("bad device `{s}`; use cpu or cuda:N")))?;
-            if cfg!(feature = "cuda") {
-                Ok(Device::new_cuda(ord)?)
-            } else {
-                Err(DlError::Usage("this dlhist was built without CUDA; rebuild with `cargo build --release --features cuda`, or use --device cpu".into()).into())
-            }
-        }
-        s => Err(DlError::Usage(format!("unknown device `{s}`; use cpu or cuda:N")).into()),
-    }
+    Ok(crate::device::parse(spec)?)
 }
 
 /// How a training run should talk to the user.

@@ -23,7 +23,7 @@ pub struct Args {
     /// where to write the runs, curves.png and summary.json (default: checkpoints/compare/<date-time-pid>)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// cpu, or cuda:N when built with --features cuda
+    /// cpu, auto (the GPU when there is one), cuda or cuda:N (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

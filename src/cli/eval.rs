@@ -12,7 +12,7 @@ use crate::report::fmt_metric;
 pub struct Args {
     /// a milestone name (its newest finished run) or a run directory
     pub target: String,
-    /// cpu, or cuda:N when built with --features cuda
+    /// cpu, auto (the GPU when there is one), cuda or cuda:N (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

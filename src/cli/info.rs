@@ -20,6 +20,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
             "name": e.name, "year": e.year, "paper": e.paper, "study": e.study,
             "variants": variants, "idea": e.info, "claim": e.claim.as_ref().map(|c| c.text),
             "metric": e.claim.as_ref().map(|c| c.metric), "config": full.table,
+            "device": crate::device::availability(),
         }));
         return Ok(());
     }
@@ -39,6 +40,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         e.name
     );
     println!("{}", full.text.lines().skip(1).collect::<Vec<_>>().join("\n"));
+    println!("\nDevice: {}", crate::device::availability());
     Ok(())
 }
 

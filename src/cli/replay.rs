@@ -30,7 +30,7 @@ pub struct Args {
     pub names: Vec<String>,
     #[arg(long, value_enum, default_value = "full")]
     pub budget: Budget,
-    /// cpu, or cuda:N when built with --features cuda
+    /// cpu, auto (the GPU when there is one), cuda or cuda:N (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// where to keep the runs (default: checkpoints/replay/<date-time-pid>)

@@ -59,7 +59,7 @@ pub struct Args {
     /// receives the picture instead (several pictures: FILE-NAME.png)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// cpu, or cuda:N when built with --features cuda
+    /// cpu, auto (the GPU when there is one), cuda or cuda:N (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

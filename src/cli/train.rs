@@ -18,7 +18,7 @@ pub struct Args {
     pub name: String,
     #[command(flatten)]
     pub cfg: ConfigArgs,
-    /// cpu, or cuda:N when built with --features cuda
+    /// cpu, auto (the GPU when there is one), cuda or cuda:N (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// where to write the run (default: checkpoints/NAME/<date-time-pid>)
@@ -99,9 +99,10 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let t = &res.train;
     let budget = if t.steps > 0 { format!("{} steps", t.steps) } else { format!("{} epochs", t.epochs) };
     eprintln!(
-        "{} {}: {budget}, batch {}, {:?} lr {} -> {}",
+        "{} {} on {}: {budget}, batch {}, {:?} lr {} -> {}",
         if a.resume { "resuming" } else { "training" },
         entry.name,
+        crate::device::describe(&device),
         t.batch_size,
         t.optimizer,
         t.lr,

@@ -3,28 +3,35 @@
 //! starting from the initial weights. Evaluation and sampling swap the averages in; the
 //! checkpoint keeps them as `ema/<name>`, so a resumed run continues the same average.
 
-use crate::ops::optim::ema_update;
+use crate::ops::optim::{ema_step, StateBuf};
 use crate::params::Params;
 use candle_core::{Result, Tensor, Var};
 use std::collections::BTreeMap;
 
 pub struct Ema {
     decay: f64,
-    /// (name, variable, its average; empty until the first update)
-    slots: Vec<(String, Var, Vec<f32>)>,
+    /// (name, variable, its average on the variable's device; empty until the first update)
+    slots: Vec<(String, Var, StateBuf)>,
 }
 
 impl Ema {
     /// An average of the trainable tensors of `params`, with weight `decay` on the past.
     pub fn new(params: &Params, decay: f64) -> Self {
-        let slots = params.trainable().into_iter().map(|(n, v)| (n, v, vec![])).collect();
+        let slots = params
+            .trainable()
+            .into_iter()
+            .map(|(n, v)| {
+                let e = StateBuf::new(v.device());
+                (n, v, e)
+            })
+            .collect();
         Self { decay, slots }
     }
 
     /// Folds the current weights into the average (the first call copies them).
     pub fn update(&mut self) -> Result<()> {
         for (_, var, e) in self.slots.iter_mut() {
-            ema_update(var.as_tensor(), e, self.decay)?;
+            ema_step(var.as_tensor(), e, self.decay)?;
         }
         Ok(())
     }
@@ -34,8 +41,10 @@ impl Ema {
         self.slots
             .iter()
             .map(|(n, v, e)| {
-                let t =
-                    if e.is_empty() { v.as_tensor().copy()? } else { Tensor::from_slice(e, v.shape(), v.device())? };
+                let t = match e.to_tensor(v.shape(), v.device())? {
+                    Some(t) => t,
+                    None => v.as_tensor().copy()?,
+                };
                 Ok((format!("ema/{n}"), t))
             })
             .collect()
@@ -43,9 +52,9 @@ impl Ema {
 
     /// Restores the averages from `ema/<name>` tensors; a missing one is an error.
     pub fn load_state(&mut self, map: &BTreeMap<String, Tensor>) -> std::result::Result<(), String> {
-        for (n, _, e) in self.slots.iter_mut() {
+        for (n, var, e) in self.slots.iter_mut() {
             let t = map.get(&format!("ema/{n}")).ok_or_else(|| format!("it keeps no average of `{n}` (ema/{n})"))?;
-            *e = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())?;
+            *e = StateBuf::from_tensor(Some(t), var.device()).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -54,9 +63,9 @@ impl Ema {
     pub fn with_average<T>(&self, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
         let mut saved = vec![];
         for (_, var, e) in &self.slots {
-            if !e.is_empty() {
+            if let Some(avg) = e.to_tensor(var.shape(), var.device())? {
                 saved.push((var, var.as_tensor().copy()?));
-                var.set(&Tensor::from_slice(e, var.shape(), var.device())?)?;
+                var.set(&avg)?;
             }
         }
         let out = f();

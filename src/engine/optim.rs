@@ -10,7 +10,7 @@
 
 pub use crate::config::OptimKind;
 use crate::config::TrainConfig;
-use crate::ops::optim::{adamw_update, sgd_update, AdamHp};
+use crate::ops::optim::{adamw_step, sgd_step, AdamHp, StateBuf};
 use crate::params::Params;
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
@@ -43,10 +43,11 @@ impl OptimHp {
 struct Slot {
     name: String,
     var: Var,
-    /// momentum buffer (SGD family) or first moment m (Adam family); empty = no state yet
-    m: Vec<f32>,
+    /// momentum buffer (SGD family) or first moment m (Adam family), on the parameter's device;
+    /// empty = no state yet
+    m: StateBuf,
     /// second moment v (Adam family)
-    v: Vec<f32>,
+    v: StateBuf,
 }
 
 pub struct Optimizer {
@@ -64,7 +65,13 @@ impl Optimizer {
 
     /// An optimizer of the named variables `vars` (a parameter group).
     pub fn over(vars: Vec<(String, Var)>, hp: OptimHp) -> Self {
-        let slots = vars.into_iter().map(|(name, var)| Slot { name, var, m: vec![], v: vec![] }).collect();
+        let slots = vars
+            .into_iter()
+            .map(|(name, var)| {
+                let (m, v) = (StateBuf::new(var.device()), StateBuf::new(var.device()));
+                Slot { name, var, m, v }
+            })
+            .collect();
         Self { hp, slots, t: 0 }
     }
 
@@ -80,14 +87,14 @@ impl Optimizer {
         };
         for s in self.slots.iter_mut() {
             let Some(g) = grads.get(s.var.as_tensor()) else { continue };
-            let w = s.var.as_tensor();
+            let w = &s.var;
             match hp.kind {
-                OptimKind::Sgd => sgd_update(w, g, None, 0.0, false, hp.weight_decay, lr)?,
+                OptimKind::Sgd => sgd_step(w, g, None, 0.0, false, hp.weight_decay, lr)?,
                 OptimKind::Momentum | OptimKind::Nesterov => {
                     let nesterov = hp.kind == OptimKind::Nesterov;
-                    sgd_update(w, g, Some(&mut s.m), hp.momentum, nesterov, hp.weight_decay, lr)?
+                    sgd_step(w, g, Some(&mut s.m), hp.momentum, nesterov, hp.weight_decay, lr)?
                 }
-                OptimKind::Adam | OptimKind::Adamw => adamw_update(w, g, &mut s.m, &mut s.v, &adam, self.t, lr)?,
+                OptimKind::Adam | OptimKind::Adamw => adamw_step(w, g, &mut s.m, &mut s.v, &adam, self.t, lr)?,
             }
         }
         Ok(())
@@ -98,8 +105,7 @@ impl Optimizer {
         let mut out = vec![];
         for s in &self.slots {
             for (key, buf) in [("m", &s.m), ("v", &s.v)] {
-                if !buf.is_empty() {
-                    let t = Tensor::from_slice(buf, s.var.shape(), s.var.device())?;
+                if let Some(t) = buf.to_tensor(s.var.shape(), s.var.device())? {
                     out.push((format!("optim/{}/{key}", s.name), t));
                 }
             }
@@ -110,11 +116,8 @@ impl Optimizer {
     pub fn load_state(&mut self, map: &BTreeMap<String, Tensor>, t: u64) -> Result<()> {
         self.t = t;
         for s in self.slots.iter_mut() {
-            let read = |key: &str| -> Result<Vec<f32>> {
-                match map.get(&format!("optim/{}/{key}", s.name)) {
-                    Some(t) => t.flatten_all()?.to_vec1::<f32>(),
-                    None => Ok(vec![]),
-                }
+            let read = |key: &str| -> Result<StateBuf> {
+                StateBuf::from_tensor(map.get(&format!("optim/{}/{key}", s.name)), s.var.device())
             };
             s.m = read("m")?;
             s.v = read("v")?;

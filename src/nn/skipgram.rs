@@ -33,6 +33,10 @@ pub fn skipgram_scores(w_in: &Tensor, w_out: &Tensor, centers: &Tensor, ids: &Te
             ids.shape()
         )
     }
+    // no CUDA kernel yet: elsewhere than the CPU, the composed reference (`ops::fused_on`)
+    if !crate::ops::fused_on(w_in.device(), false) {
+        return skipgram_scores_ref(w_in, w_out, centers, ids);
+    }
     if [w_in, w_out].iter().any(|t| t.dtype() != DType::F32 || !t.device().is_cpu()) {
         bail!("{NAME}: only f32 tables on the CPU are implemented")
     }

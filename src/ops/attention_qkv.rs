@@ -20,7 +20,39 @@ use std::sync::OnceLock;
 /// Self-attention over `n_head` heads from qkv (B, T, 3C) f32 on the CPU → (B, T, C). With
 /// `causal`, position i attends to positions 0..=i.
 pub fn attention_qkv(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if qkv.device().is_cuda() {
+        return attention_qkv_cuda(qkv, n_head, causal);
+    }
+    if !super::fused_on(qkv.device(), true) {
+        return attention_qkv_ref(qkv, n_head, causal);
+    }
     attention_qkv_blocked(qkv, n_head, causal, BLOCK)
+}
+
+/// On a GPU: kernels/attention.cu for f32 and head sizes up to `cuda::ATTN_MAX_DH`, else the
+/// composed reference.
+#[cfg(feature = "cuda")]
+fn attention_qkv_cuda(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
+    let (_, t, c3) = qkv.dims3()?;
+    if n_head == 0 || c3 == 0 || !c3.is_multiple_of(3 * n_head) {
+        bail!("attention_qkv: the last dimension {c3} must be 3·C with C divisible by {n_head} heads")
+    }
+    if t == 0 {
+        bail!("attention_qkv: empty sequence")
+    }
+    let dh = c3 / 3 / n_head;
+    if qkv.dtype() != DType::F32 || dh > super::cuda::ATTN_MAX_DH {
+        return attention_qkv_ref(qkv, n_head, causal);
+    }
+    let op = PackedAttention {
+        n_head,
+        flash: FlashAttention::new(causal, BLOCK, dh),
+        lse: OnceLock::new(),
+        causal,
+        dev_lse: OnceLock::new(),
+    };
+    qkv.contiguous()?.apply_op1(op)
 }
 
 fn attention_qkv_blocked(qkv: &Tensor, n_head: usize, causal: bool, block: usize) -> Result<Tensor> {
@@ -35,7 +67,15 @@ fn attention_qkv_blocked(qkv: &Tensor, n_head: usize, causal: bool, block: usize
         bail!("attention_qkv: empty sequence")
     }
     let dh = c3 / 3 / n_head;
-    let op = PackedAttention { n_head, flash: FlashAttention::new(causal, block, dh), lse: OnceLock::new() };
+    let op = PackedAttention {
+        n_head,
+        flash: FlashAttention::new(causal, block, dh),
+        lse: OnceLock::new(),
+        #[cfg(feature = "cuda")]
+        causal,
+        #[cfg(feature = "cuda")]
+        dev_lse: OnceLock::new(),
+    };
     qkv.contiguous()?.apply_op1(op)
 }
 
@@ -55,6 +95,11 @@ struct PackedAttention {
     flash: FlashAttention,
     /// the row logsumexp L (B, H, T), saved by the forward for the backward
     lse: OnceLock<Vec<f32>>,
+    /// on the GPU: the mask, and L saved by kernels/attention.cu
+    #[cfg(feature = "cuda")]
+    causal: bool,
+    #[cfg(feature = "cuda")]
+    dev_lse: OnceLock<candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>>,
 }
 
 /// A buffer that the (b, h) tasks write in disjoint columns.
@@ -129,7 +174,20 @@ impl CustomOp1 for PackedAttention {
         Ok((CpuStorage::F32(y), Shape::from((d.b, d.t, d.c))))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &candle_core::CudaStorage, l: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (y, lse, shape) = super::cuda::attention_fwd((s, l), self.n_head, self.causal)?;
+        if self.dev_lse.set(lse).is_err() {
+            bail!("attention_qkv: forward ran twice on one op");
+        }
+        Ok((y, shape))
+    }
+
     fn bwd(&self, qkv: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        #[cfg(feature = "cuda")]
+        if let Some(lse) = self.dev_lse.get() {
+            return Ok(Some(super::cuda::attention_bwd(qkv, res, grad_res, lse, self.n_head, self.causal)?));
+        }
         let Some(lse) = self.lse.get() else { bail!("attention_qkv: backward before forward") };
         let d = Dims::of(qkv.shape(), self.n_head)?;
         let owned = [qkv, res, grad_res].into_iter().map(|x| x.contiguous()).collect::<Result<Vec<_>>>()?;

@@ -28,6 +28,10 @@ use std::sync::{Arc, OnceLock};
 /// Returns (y, μ, σ²): y of x's shape, the batch mean and biased variance (C), detached.
 /// Errors when a channel has fewer than 2 values (batch 1 of (B, C) input), as PyTorch does.
 pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
+    // no CUDA kernel yet: elsewhere than the CPU, the composed reference (`super::fused_on`)
+    if !super::fused_on(x.device(), false) {
+        return batch_norm_train_ref(x, gamma, beta, eps);
+    }
     let g = Geom::of(x, gamma, beta)?;
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         bail!("batch_norm: only f32 on the CPU is implemented, x is {:?} on {:?}", x.dtype(), x.device())

@@ -24,6 +24,10 @@ use rayon::prelude::*;
 /// y = conv2d(x, w) + b with square stride and zero padding, dilation 1, one group.
 /// x (B, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out) -> (B, C_out, H_out, W_out). f32 on CPU.
 pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> Result<Tensor> {
+    // no CUDA kernel yet: elsewhere than the CPU, the composed reference (`super::fused_on`)
+    if !super::fused_on(x.device(), false) {
+        return conv2d_ref(x, w, b, stride, padding);
+    }
     let g = Geom::new(x, w, b, stride, padding)?;
     // the kernels index contiguous row-major buffers; this is a no-op for the usual inputs
     let (x, w) = (x.contiguous()?, w.contiguous()?);

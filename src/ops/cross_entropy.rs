@@ -19,7 +19,15 @@ pub fn softmax_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor
     if targets.dims() != [n] {
         bail!("softmax_cross_entropy: targets {:?} do not match logits {:?}", targets.shape(), logits.shape());
     }
-    logits.contiguous()?.apply_op2(&targets.contiguous()?, SoftmaxCrossEntropy { lse: OnceLock::new() })
+    if !super::fused_on(logits.device(), true) {
+        return softmax_cross_entropy_ref(logits, targets);
+    }
+    let op = SoftmaxCrossEntropy {
+        lse: OnceLock::new(),
+        #[cfg(feature = "cuda")]
+        dev_lse: OnceLock::new(),
+    };
+    logits.contiguous()?.apply_op2(&targets.contiguous()?, op)
 }
 
 /// The composed reference with candle's own backward.
@@ -30,6 +38,9 @@ pub fn softmax_cross_entropy_ref(logits: &Tensor, targets: &Tensor) -> Result<Te
 struct SoftmaxCrossEntropy {
     /// log Σ_j exp(logits[i, j]) per row, saved by the forward: (N,)
     lse: OnceLock<Vec<f32>>,
+    /// the same, on the GPU (kernels/cross_entropy.cu)
+    #[cfg(feature = "cuda")]
+    dev_lse: OnceLock<candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>>,
 }
 
 const NAME: &str = "softmax_cross_entropy";
@@ -109,6 +120,21 @@ impl CustomOp2 for SoftmaxCrossEntropy {
         Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (loss, lse) = super::cuda::cross_entropy_fwd((s1, l1), (s2, l2))?;
+        if self.dev_lse.set(lse).is_err() {
+            bail!("{NAME}: forward ran twice on one op");
+        }
+        Ok((loss, Shape::from(())))
+    }
+
     fn bwd(
         &self,
         logits: &Tensor,
@@ -116,6 +142,10 @@ impl CustomOp2 for SoftmaxCrossEntropy {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if let Some(lse) = self.dev_lse.get() {
+            return Ok((Some(super::cuda::cross_entropy_bwd(logits, targets, grad_res, lse)?), None));
+        }
         let (n, c) = logits.dims2()?;
         let Some(lse) = self.lse.get() else { bail!("{NAME}: backward before forward") };
         let g = grad_res.to_dtype(DType::F32)?.to_scalar::<f32>()?;

@@ -20,6 +20,10 @@ const PAR_MIN_FLOATS: usize = 1 << 15;
 
 /// e = table[ids]: ids (...) u32, table (V, D) f32 on CPU -> (..., D).
 pub fn embedding(ids: &Tensor, table: &Tensor) -> Result<Tensor> {
+    // no CUDA kernel yet: elsewhere than the CPU, the composed reference (`super::fused_on`)
+    if !super::fused_on(table.device(), false) {
+        return embedding_ref(ids, table);
+    }
     if !table.device().is_cpu() || table.dtype() != DType::F32 {
         bail!("embedding: only an f32 table on the CPU is implemented, got {:?} on {:?}", table.dtype(), table.device())
     }

@@ -22,6 +22,10 @@ use rayon::prelude::*;
 /// Group norm of `x` (B, C, ...) in `groups` groups with gain `gamma` (C) and bias `beta` (C),
 /// followed by SiLU when `silu`. f32 on the CPU.
 pub fn group_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, groups: usize, eps: f64, silu: bool) -> Result<Tensor> {
+    // no CUDA kernel yet: elsewhere than the CPU, the composed reference (`super::fused_on`)
+    if !super::fused_on(x.device(), false) {
+        return group_norm_ref(x, gamma, beta, groups, eps, silu);
+    }
     let g = Geom::of(x, gamma, beta, groups)?;
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         bail!("{NAME}: only f32 on the CPU is implemented, x is {:?} on {:?}", x.dtype(), x.device())

@@ -21,7 +21,15 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
     if gamma.dims() != [c] || beta.dims() != [c] {
         bail!("layer_norm: gamma {:?} and beta {:?} must be ({c},) for x {:?}", gamma.shape(), beta.shape(), x.shape());
     }
-    let op = LayerNorm { eps: eps as f32, stats: OnceLock::new() };
+    if !super::fused_on(x.device(), true) {
+        return layer_norm_ref(x, gamma, beta, eps);
+    }
+    let op = LayerNorm {
+        eps: eps as f32,
+        stats: OnceLock::new(),
+        #[cfg(feature = "cuda")]
+        dev_stats: OnceLock::new(),
+    };
     x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
 }
 
@@ -38,6 +46,9 @@ struct LayerNorm {
     eps: f32,
     /// (μ, rstd) per row, saved by the forward: (R,)
     stats: OnceLock<Vec<(f32, f32)>>,
+    /// the same, on the GPU (kernels/layernorm.cu)
+    #[cfg(feature = "cuda")]
+    dev_stats: OnceLock<super::cuda::LnSaved>,
 }
 
 const NAME: &str = "layer_norm";
@@ -147,6 +158,23 @@ impl CustomOp3 for LayerNorm {
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (y, saved) = super::cuda::layer_norm_fwd((s1, l1), (s2, l2), (s3, l3), self.eps)?;
+        if self.dev_stats.set(saved).is_err() {
+            bail!("{NAME}: forward ran twice on one op");
+        }
+        Ok((y, l1.shape().clone()))
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -155,6 +183,11 @@ impl CustomOp3 for LayerNorm {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if let Some(saved) = self.dev_stats.get() {
+            let (dx, dg, db) = super::cuda::layer_norm_bwd(x, gamma, grad_res, saved)?;
+            return Ok((Some(dx), Some(dg), Some(db)));
+        }
         let Some(stats) = self.stats.get() else { bail!("{NAME}: backward before forward") };
         let c = gamma.elem_count();
         let dy = grad_res.contiguous()?;

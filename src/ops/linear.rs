@@ -34,11 +34,19 @@ pub fn linear_act(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Resul
     if x.dims().last() != Some(&k) {
         bail!("linear_act: x {:?} does not end in w's K = {k} (w is {:?})", x.shape(), w.shape());
     }
+    if !super::fused_on(x.device(), true) {
+        return linear_act_ref(x, w, b, act);
+    }
     // x keeps its shape: the op reads it as (N, K) and returns (..., M), so no reshape nodes
     // (each costs candle's backward a zeros_like + add of its size)
     let x = x.contiguous()?;
     let w = w.contiguous()?;
-    let op = LinearAct { act, z: OnceLock::new() };
+    let op = LinearAct {
+        act,
+        z: OnceLock::new(),
+        #[cfg(feature = "cuda")]
+        dev_z: OnceLock::new(),
+    };
     match b {
         Some(b) => {
             if b.dims() != [m] {
@@ -197,6 +205,9 @@ struct LinearAct {
     act: Act,
     /// z = x·wᵀ + b, saved by the forward for the GELUs' backward: (N, M)
     z: OnceLock<Vec<f32>>,
+    /// on the GPU: Some(z) for the GELUs, None for ReLU and identity (set by the forward)
+    #[cfg(feature = "cuda")]
+    dev_z: OnceLock<Option<candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>>>,
 }
 
 const NAME: &str = "linear_act";
@@ -247,6 +258,10 @@ impl LinearAct {
         grad_res: &Tensor,
         need: [bool; 3],
     ) -> Result<[Option<Tensor>; 3]> {
+        #[cfg(feature = "cuda")]
+        if let Some(z) = self.dev_z.get() {
+            return super::cuda::linear_bwd((x, w), res, grad_res, z.as_ref(), self.act, need);
+        }
         let [need_dx, need_dw, need_db] = need;
         let (m, _) = w.dims2()?;
         let (n, k, _) = flat_dims(x.shape(), m)?;
@@ -319,6 +334,26 @@ impl LinearAct {
     }
 }
 
+#[cfg(feature = "cuda")]
+impl LinearAct {
+    /// The GPU forward (cuBLAS sgemm, then kernels/linear_act.cu's epilogue); keeps z for the
+    /// GELUs' backward.
+    fn cuda_forward(
+        &self,
+        x: (&candle_core::CudaStorage, &Layout),
+        w: (&candle_core::CudaStorage, &Layout),
+        b: Option<(&candle_core::CudaStorage, &Layout)>,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (m, _) = w.1.shape().dims2()?;
+        let (_, _, out) = flat_dims(x.1.shape(), m)?;
+        let (y, z) = super::cuda::linear_fwd(x, w, b, self.act)?;
+        if self.dev_z.set(z).is_err() {
+            bail!("{NAME}: forward ran twice on one op");
+        }
+        Ok((y, out))
+    }
+}
+
 /// x (..., K) as (N, K), and the output shape (..., M).
 fn flat_dims(x: &Shape, m: usize) -> Result<(usize, usize, Shape)> {
     let Some(&k) = x.dims().last() else { bail!("{NAME}: x must have rank ≥ 1") };
@@ -338,6 +373,17 @@ impl CustomOp2 for LinearAct {
         let (n, k, out) = flat_dims(l1.shape(), m)?;
         let y = self.forward(cpu::cpu_f32(s1, l1, NAME)?, (n, k), cpu::cpu_f32(s2, l2, NAME)?, m, &[])?;
         Ok((y, out))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.cuda_forward((s1, l1), (s2, l2), None)
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -365,6 +411,19 @@ impl CustomOp3 for LinearAct {
         let b = cpu::cpu_f32(s3, l3, NAME)?;
         let y = self.forward(cpu::cpu_f32(s1, l1, NAME)?, (n, k), cpu::cpu_f32(s2, l2, NAME)?, m, b)?;
         Ok((y, out))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.cuda_forward((s1, l1), (s2, l2), Some((s3, l3)))
     }
 
     fn bwd(

@@ -22,6 +22,10 @@ use std::sync::OnceLock;
 /// y = max over each k×k window of x, windows `stride` apart, no padding.
 /// x (B, C, H, W) -> (B, C, H_out, W_out). f32 on CPU.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+    // no CUDA kernel yet: elsewhere than the CPU, the composed reference (`super::fused_on`)
+    if !super::fused_on(x.device(), false) {
+        return max_pool2d_ref(x, kernel, stride);
+    }
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         bail!("max_pool2d: only f32 on the CPU is implemented, x is {:?} on {:?}", x.dtype(), x.device())
     }

@@ -1,8 +1,13 @@
 //! Fused CPU ops with forward AND backward (candle `CustomOp`s). Each op sits beside a
 //! reference composed of candle ops; its tests compare outputs and gradients within a stated
 //! tolerance, and `dlhist bench` / `cargo bench` time both (kernels/README.md has the numbers).
+//!
+//! On a GPU (`--features cuda`), the ops with a CUDA kernel (kernels/*.cu, launched from
+//! `cuda.rs`) run it as the `cuda_fwd` of the same op and of its backward; every other op runs
+//! its composed reference, which candle runs on any device. [`fused_on`] is that rule, asked at
+//! the top of each op's entry function.
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 
 pub mod attention;
 pub mod attention_qkv;
@@ -10,6 +15,8 @@ pub mod batchnorm;
 pub mod conv2d;
 pub mod cpu;
 pub mod cross_entropy;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod embedding;
 pub mod groupnorm;
 pub mod layernorm;
@@ -23,6 +30,39 @@ pub mod small_gemm;
 mod testutil;
 pub mod upsample;
 pub mod vmath;
+
+/// Whether an op's fused code runs on `dev`: always on the CPU; on a CUDA GPU when the op has a
+/// CUDA kernel (`cuda_kernel`) and this build has CUDA. Where it returns false the op's entry
+/// function runs the composed reference (`*_ref`) instead, which candle runs on every device,
+/// gradients included. The CPU path is the fused op, unchanged.
+pub fn fused_on(dev: &Device, cuda_kernel: bool) -> bool {
+    match dev {
+        Device::Cpu => true,
+        Device::Cuda(_) => cuda_kernel && cfg!(feature = "cuda"),
+        _ => false,
+    }
+}
+
+/// The work of one op bench call (forward + backward), for achieved rates: floating-point
+/// operations (matmul-bound kernels) or bytes moved to and from memory (memory-bound ones);
+/// 0 where not counted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Work {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+/// The op benches for `dlhist bench --ops --device D`: on the CPU every fused op against its
+/// reference; on a GPU every CUDA kernel against candle's composed ops on that GPU, with the
+/// work each call does.
+pub fn device_benches(dev: &Device) -> candle_core::Result<Vec<(OpBench, Work)>> {
+    match dev {
+        Device::Cpu => Ok(all_benches()?.into_iter().map(|b| (b, Work::default())).collect()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(_) => cuda::benches(dev),
+        _ => candle_core::bail!("op benches run on the CPU or on a CUDA GPU, not on {dev:?}"),
+    }
+}
 
 /// One op benchmark: the fused op and its composed reference on the same inputs, each closure
 /// running forward + backward once.

@@ -16,7 +16,7 @@
 //! state yet" (the engine's `None`) and is filled on the first update.
 
 use super::cpu;
-use candle_core::{bail, CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
+use candle_core::{bail, CpuStorage, Device, InplaceOp2, Layout, Result, Shape, Tensor, Var};
 use std::cell::RefCell;
 
 /// Adam / AdamW hyper-parameters.
@@ -55,9 +55,17 @@ pub fn adamw_update(
     } else if m.len() != n || v.len() != n {
         bail!("adamw_update: moments of {} and {} elements for a parameter of {n}", m.len(), v.len());
     }
-    let decay = w.rank() >= 2 && hp.weight_decay > 0.0;
+    let k = adam_consts(w.rank(), hp, t, lr, first);
+    let g = g.contiguous()?;
+    w.inplace_op2(&g, &AdamStep { k, m: RefCell::new(m.as_mut_slice()), v: RefCell::new(v.as_mut_slice()) })
+}
+
+/// The per-step constants of an Adam/AdamW update of a rank-`rank` parameter (`t` checked to
+/// fit an i32 by the caller).
+fn adam_consts(rank: usize, hp: &AdamHp, t: u64, lr: f64, first: bool) -> AdamConsts {
+    let decay = rank >= 2 && hp.weight_decay > 0.0;
     let t = t as i32;
-    let k = AdamConsts {
+    AdamConsts {
         l2: decay && !hp.decoupled,
         wd: hp.weight_decay as f32,
         b1: hp.beta1 as f32,
@@ -71,9 +79,7 @@ pub fn adamw_update(
         decoupled: decay && hp.decoupled,
         lr_wd: (lr * hp.weight_decay) as f32,
         first,
-    };
-    let g = g.contiguous()?;
-    w.inplace_op2(&g, &AdamStep { k, m: RefCell::new(m.as_mut_slice()), v: RefCell::new(v.as_mut_slice()) })
+    }
 }
 
 /// One step of an exponential moving average of `w`: e ← decay·e + (1 − decay)·w, elementwise
@@ -138,16 +144,227 @@ pub fn sgd_update(
         }
         None => None,
     };
-    let k = SgdConsts {
-        l2: w.rank() >= 2 && weight_decay > 0.0,
+    let k = sgd_consts(w.rank(), momentum, nesterov, weight_decay, lr, first);
+    let g = g.contiguous()?;
+    w.inplace_op2(&g, &SgdStep { k, buf: RefCell::new(buf) })
+}
+
+fn sgd_consts(rank: usize, momentum: f64, nesterov: bool, weight_decay: f64, lr: f64, first: bool) -> SgdConsts {
+    SgdConsts {
+        l2: rank >= 2 && weight_decay > 0.0,
         wd: weight_decay as f32,
         mu: momentum as f32,
         nesterov,
         lr: lr as f32,
         first,
-    };
-    let g = g.contiguous()?;
-    w.inplace_op2(&g, &SgdStep { k, buf: RefCell::new(buf) })
+    }
+}
+
+/// An optimizer's per-parameter state (a momentum buffer, one of Adam's moments, an EMA),
+/// shaped like its parameter and kept where the parameter is: host memory for a CPU parameter
+/// (what the CPU ops above update), device memory for a CUDA one (kernels/optim.cu), a tensor
+/// for the composed update on any other device. Empty until the first update.
+pub enum StateBuf {
+    Host(Vec<f32>),
+    #[cfg(feature = "cuda")]
+    Cuda(Option<candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>>),
+    Tensor(Option<Tensor>),
+}
+
+impl StateBuf {
+    /// An empty buffer for a parameter on `dev`.
+    pub fn new(dev: &Device) -> Self {
+        match dev {
+            Device::Cpu => StateBuf::Host(vec![]),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(_) => StateBuf::Cuda(None),
+            _ => StateBuf::Tensor(None),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            StateBuf::Host(v) => v.is_empty(),
+            #[cfg(feature = "cuda")]
+            StateBuf::Cuda(s) => s.is_none(),
+            StateBuf::Tensor(t) => t.is_none(),
+        }
+    }
+
+    /// The state as a tensor of `shape` on `dev` (a copy), or None while empty.
+    pub fn to_tensor(&self, shape: &Shape, dev: &Device) -> Result<Option<Tensor>> {
+        Ok(match self {
+            StateBuf::Host(v) if v.is_empty() => None,
+            StateBuf::Host(v) => Some(Tensor::from_slice(v, shape, dev)?),
+            #[cfg(feature = "cuda")]
+            StateBuf::Cuda(s) => s.as_ref().map(|s| super::cuda::from_slice(s, dev, shape)).transpose()?,
+            StateBuf::Tensor(t) => t.as_ref().map(|t| t.copy()).transpose()?,
+        })
+    }
+
+    /// A buffer for a parameter on `dev` holding `t` (from a checkpoint, on any device), or an
+    /// empty one for None.
+    pub fn from_tensor(t: Option<&Tensor>, dev: &Device) -> Result<Self> {
+        let mut out = Self::new(dev);
+        if let Some(t) = t {
+            match &mut out {
+                StateBuf::Host(v) => *v = t.flatten_all()?.to_vec1::<f32>()?,
+                #[cfg(feature = "cuda")]
+                StateBuf::Cuda(s) => *s = Some(super::cuda::to_slice(t, dev)?),
+                StateBuf::Tensor(s) => *s = Some(t.to_device(dev)?.copy()?),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One Adam/AdamW step of `w` with its state on `w`'s device: the CPU op (`adamw_update`), the
+/// CUDA kernel, or elsewhere the composed reference.
+pub fn adamw_step(w: &Var, g: &Tensor, m: &mut StateBuf, v: &mut StateBuf, hp: &AdamHp, t: u64, lr: f64) -> Result<()> {
+    match (m, v) {
+        (StateBuf::Host(m), StateBuf::Host(v)) => adamw_update(w.as_tensor(), g, m, v, hp, t, lr),
+        #[cfg(feature = "cuda")]
+        (StateBuf::Cuda(m), StateBuf::Cuda(v)) => {
+            let n = check(w, g, "adamw_update")?;
+            if t == 0 || t > i32::MAX as u64 {
+                bail!("adamw_update: t counts updates from 1, got {t}");
+            }
+            if m.is_none() != v.is_none() {
+                bail!("adamw_update: one of m, v is empty and the other is not");
+            }
+            let first = m.is_none();
+            let dev = w.device();
+            if first {
+                *m = Some(super::cuda::zeros(dev, n)?);
+                *v = Some(super::cuda::zeros(dev, n)?);
+            }
+            let (Some(m), Some(v)) = (m.as_mut(), v.as_mut()) else { unreachable!("filled above") };
+            if m.len() != n || v.len() != n {
+                bail!("adamw_update: moments of {} and {} elements for a parameter of {n}", m.len(), v.len());
+            }
+            let k = adam_consts(w.rank(), hp, t, lr, first);
+            let g = g.contiguous()?;
+            w.inplace_op2(&g, &cuda_steps::Adam { k, m: RefCell::new(m), v: RefCell::new(v) })
+        }
+        (StateBuf::Tensor(m), StateBuf::Tensor(v)) => adamw_update_ref(w, g, m, v, hp, t, lr),
+        _ => bail!("adamw_update: moments kept on another device than the weight"),
+    }
+}
+
+/// One SGD (buf None) or momentum / Nesterov step of `w` with its buffer on `w`'s device.
+pub fn sgd_step(
+    w: &Var,
+    g: &Tensor,
+    buf: Option<&mut StateBuf>,
+    momentum: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    lr: f64,
+) -> Result<()> {
+    let (mu, wd) = (momentum, weight_decay);
+    match (w.device(), buf) {
+        (Device::Cpu, None) => sgd_update(w.as_tensor(), g, None, mu, nesterov, wd, lr),
+        (_, Some(StateBuf::Host(b))) => sgd_update(w.as_tensor(), g, Some(b), mu, nesterov, wd, lr),
+        #[cfg(feature = "cuda")]
+        (Device::Cuda(_), buf @ (None | Some(StateBuf::Cuda(_)))) => {
+            let n = check(w, g, "sgd_update")?;
+            let mut first = false;
+            let buf = match buf {
+                Some(StateBuf::Cuda(b)) => {
+                    first = b.is_none();
+                    if first {
+                        *b = Some(super::cuda::zeros(w.device(), n)?);
+                    }
+                    let Some(b) = b.as_mut() else { unreachable!("filled above") };
+                    if b.len() != n {
+                        bail!("sgd_update: a momentum buffer of {} elements for a parameter of {n}", b.len());
+                    }
+                    Some(b)
+                }
+                _ => None,
+            };
+            let k = sgd_consts(w.rank(), mu, nesterov, wd, lr, first);
+            let g = g.contiguous()?;
+            w.inplace_op2(&g, &cuda_steps::Sgd { k, buf: RefCell::new(buf) })
+        }
+        (_, None) => sgd_update_ref(w, g, None, mu, nesterov, wd, lr),
+        (_, Some(StateBuf::Tensor(b))) => sgd_update_ref(w, g, Some(b), mu, nesterov, wd, lr),
+        #[cfg(feature = "cuda")]
+        (_, Some(StateBuf::Cuda(_))) => {
+            bail!("sgd_update: a momentum buffer on a GPU for a weight on {:?}", w.device())
+        }
+    }
+}
+
+/// One EMA step of `w` into `e` on `w`'s device (`ema_update` on the CPU).
+pub fn ema_step(w: &Tensor, e: &mut StateBuf, decay: f64) -> Result<()> {
+    match e {
+        StateBuf::Host(e) => ema_update(w, e, decay),
+        #[cfg(feature = "cuda")]
+        StateBuf::Cuda(e) => match e {
+            None => {
+                *e = Some(super::cuda::to_slice(w, w.device())?);
+                Ok(())
+            }
+            Some(e) => super::cuda::ema_inplace(e, w, decay as f32, (1.0 - decay) as f32),
+        },
+        StateBuf::Tensor(e) => {
+            let next = match e.take() {
+                None => w.copy()?,
+                Some(e) => ((e * decay)? + (w * (1.0 - decay))?)?,
+            };
+            *e = Some(next);
+            Ok(())
+        }
+    }
+}
+
+/// The in-place updates' CUDA side: the weight is the op's destination, the state buffers are
+/// the optimizer's own device memory, borrowed mutably for the call (as the CPU ops borrow
+/// their `Vec`s).
+#[cfg(feature = "cuda")]
+mod cuda_steps {
+    use super::{AdamConsts, SgdConsts};
+    use candle_core::cuda_backend::cudarc::driver::CudaSlice;
+    use candle_core::{bail, CpuStorage, CudaStorage, InplaceOp2, Layout, Result};
+    use std::cell::RefCell;
+
+    pub(super) struct Adam<'a> {
+        pub(super) k: AdamConsts,
+        pub(super) m: RefCell<&'a mut CudaSlice<f32>>,
+        pub(super) v: RefCell<&'a mut CudaSlice<f32>>,
+    }
+
+    impl InplaceOp2 for Adam<'_> {
+        fn name(&self) -> &'static str {
+            "adamw_update"
+        }
+        fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<()> {
+            bail!("adamw_update: GPU moments for a weight on the CPU")
+        }
+        fn cuda_fwd(&self, s1: &mut CudaStorage, l1: &Layout, s2: &CudaStorage, l2: &Layout) -> Result<()> {
+            let (mut m, mut v) = (self.m.borrow_mut(), self.v.borrow_mut());
+            crate::ops::cuda::adamw_inplace((s1, l1), (s2, l2), &mut m, &mut v, &self.k)
+        }
+    }
+
+    pub(super) struct Sgd<'a> {
+        pub(super) k: SgdConsts,
+        pub(super) buf: RefCell<Option<&'a mut CudaSlice<f32>>>,
+    }
+
+    impl InplaceOp2 for Sgd<'_> {
+        fn name(&self) -> &'static str {
+            "sgd_update"
+        }
+        fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<()> {
+            bail!("sgd_update: a GPU buffer for a weight on the CPU")
+        }
+        fn cuda_fwd(&self, s1: &mut CudaStorage, l1: &Layout, s2: &CudaStorage, l2: &Layout) -> Result<()> {
+            let mut b = self.buf.borrow_mut();
+            crate::ops::cuda::sgd_inplace((s1, l1), (s2, l2), b.as_deref_mut(), &self.k)
+        }
+    }
 }
 
 /// Checks w and g are f32 tensors of one shape and returns their size.
@@ -169,26 +386,26 @@ fn weight_slice<'a>(s: &'a mut CpuStorage, l: &Layout, op: &str) -> Result<&'a m
 }
 
 /// Per-step constants, each rounded to f32 as candle rounds the scalar of the engine's op.
-struct AdamConsts {
+pub(super) struct AdamConsts {
     /// add λ·w to g (Adam's L2 decay)
-    l2: bool,
-    wd: f32,
-    b1: f32,
+    pub(super) l2: bool,
+    pub(super) wd: f32,
+    pub(super) b1: f32,
     /// 1 − β1, computed in f64
-    c1: f32,
-    b2: f32,
-    c2: f32,
+    pub(super) c1: f32,
+    pub(super) b2: f32,
+    pub(super) c2: f32,
     /// 1 / (1 − β1^t), computed in f64
-    bc1: f32,
-    bc2: f32,
-    eps: f32,
-    lr: f32,
+    pub(super) bc1: f32,
+    pub(super) bc2: f32,
+    pub(super) eps: f32,
+    pub(super) lr: f32,
     /// subtract lr·λ·w after the step (AdamW)
-    decoupled: bool,
+    pub(super) decoupled: bool,
     /// lr·λ, computed in f64
-    lr_wd: f32,
+    pub(super) lr_wd: f32,
     /// no moments yet: m = (1 − β1)·g rather than β1·m + (1 − β1)·g
-    first: bool,
+    pub(super) first: bool,
 }
 
 #[inline(always)]
@@ -248,14 +465,14 @@ impl InplaceOp2 for AdamStep<'_> {
     }
 }
 
-struct SgdConsts {
-    l2: bool,
-    wd: f32,
-    mu: f32,
-    nesterov: bool,
-    lr: f32,
+pub(super) struct SgdConsts {
+    pub(super) l2: bool,
+    pub(super) wd: f32,
+    pub(super) mu: f32,
+    pub(super) nesterov: bool,
+    pub(super) lr: f32,
     /// an empty buffer: b = g
-    first: bool,
+    pub(super) first: bool,
 }
 
 #[inline(always)]

@@ -17,6 +17,10 @@ use rayon::prelude::*;
 
 /// x (B, C, H, W) -> (B, C, s·H, s·W), each pixel repeated in an s×s block. f32 on CPU.
 pub fn upsample_nearest(x: &Tensor, scale: usize) -> Result<Tensor> {
+    // no CUDA kernel yet: elsewhere than the CPU, the composed reference (`super::fused_on`)
+    if !super::fused_on(x.device(), false) {
+        return upsample_nearest_ref(x, scale);
+    }
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         bail!("upsample_nearest: only f32 on the CPU is implemented, x is {:?} on {:?}", x.dtype(), x.device())
     }

@@ -70,6 +70,10 @@ pub fn lstm_seq(
     c0: &Tensor,
     forget_gate: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    // no CUDA kernel yet: elsewhere than the CPU, the composed reference (`crate::ops::fused_on`)
+    if !crate::ops::fused_on(x.device(), false) {
+        return lstm_seq_ref(x, w_ih, w_hh, b, h0, c0, forget_gate);
+    }
     lstm_seq_at(cpu::simd_level(), x, w_ih, w_hh, b, h0, c0, forget_gate)
 }
 
