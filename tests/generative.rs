@@ -107,3 +107,36 @@ fn the_gan_samples_a_grid() {
     let m = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     assert!(m.lines().filter(|l| l.contains("\"split\":\"val\"")).all(|l| l.contains("\"fd\"")), "{m}");
 }
+
+#[test]
+fn compare_gan_diffusion_reports_the_fd_of_both() {
+    let sb = Sandbox::new();
+    let out = sb.path("cmp");
+    let diffusion = "diffusion:model.channels=[8,16,16]:model.groups=4:model.sample_steps=5";
+    let v = sb
+        .run(&[
+            "--json",
+            "compare",
+            "gan",
+            diffusion,
+            "--steps",
+            "10",
+            "--set",
+            "data.dataset=digits8",
+            "--set",
+            "data.fd_samples=50",
+            "--set",
+            "data.fd_net=lenet:train.steps=100",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .json();
+    let fds: Vec<f64> = v["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["summary"]["final"]["test_fd"].as_f64().expect("a test FD for each variant"))
+        .collect();
+    assert_eq!(fds.len(), 2);
+    assert!(fds.iter().all(|f| f.is_finite() && *f > 0.0), "{fds:?}");
+}

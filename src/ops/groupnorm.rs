@@ -15,6 +15,9 @@
 //! reduce in sample order on any thread count. The reference is the same math composed of
 //! candle ops (reshape to (B, G, n), mean, var, broadcast), whose backward candle derives.
 
+// the per-sample kernels take the geometry as arguments (their SIMD copies are generated)
+#![allow(clippy::too_many_arguments)]
+
 use super::cpu;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
