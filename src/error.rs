@@ -57,6 +57,10 @@ pub enum DlError {
     /// The results were already printed (the table, or the JSON array); only the exit code is left.
     #[error("{failed} of {total} claim(s) failed; the numbers are above")]
     ClaimsFailed { failed: usize, total: usize },
+
+    /// `replay --strict`: claims that could not be checked (their data is not fetched) fail the run.
+    #[error("{skipped} of {total} claim(s) were not checked (--strict): their data is not fetched. Fetch it with `{fetch}`, then replay them")]
+    ClaimsSkipped { skipped: usize, total: usize, fetch: String },
 }
 
 fn did_you_mean(s: &Option<String>) -> String {
@@ -84,7 +88,7 @@ impl DlError {
 /// True when the error's content was already printed as the command's output (so `--json`
 /// must not print a second document).
 pub fn already_reported(err: &anyhow::Error) -> bool {
-    matches!(err.downcast_ref::<DlError>(), Some(DlError::ClaimsFailed { .. }))
+    matches!(err.downcast_ref::<DlError>(), Some(DlError::ClaimsFailed { .. } | DlError::ClaimsSkipped { .. }))
 }
 
 /// Exit code for any error: ours know theirs, everything else is a failure (1).

@@ -758,7 +758,7 @@ fn data_status_json_lists_the_builtin_sets_as_present() {
     let text = sb.run(&["data"]);
     text.ok();
     assert!(text.stdout.contains("built-in") && text.stdout.contains("absent"));
-    assert!(text.stdout.contains("make data"), "{}", text.stdout);
+    assert!(text.stdout.contains("dlhist data fetch"), "{}", text.stdout);
 }
 
 #[test]
@@ -779,5 +779,5 @@ fn data_verify_catches_a_fetched_file_that_does_not_match_its_checksum() {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(&p, b"not mnist").unwrap();
     let out = sb.run(&["--json", "data", "verify"]);
-    out.expect_code(1).stderr_says(&["MISMATCH", "make data"]);
+    out.expect_code(1).stderr_says(&["MISMATCH", "dlhist data fetch"]);
 }

@@ -10,7 +10,11 @@ fn training_without_the_verses_says_it_uses_the_synthetic_cipher() {
     let sb = Sandbox::new();
     let dir = sb.path("s2s");
     let out = sb.train_smoke("seq2seq", &dir, &["--set", "data.dataset=\"verses\""]);
-    out.stderr_says(&["verse pairs are not in", "synthetic cipher", "make data"]);
+    out.stderr_says(&["verse pairs are not in", "letter cipher", "not into Spanish", "dlhist data fetch verses"]);
+    // and its samples say so too, not only the training
+    let out = sb.run(&["sample", dir.to_str().unwrap(), "--prompt", "call me ishmael"]);
+    out.ok();
+    out.stderr_says(&["letter cipher", "not into Spanish"]);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["data"], "cipher");

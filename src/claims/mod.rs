@@ -4,9 +4,11 @@
 //! curve, the runs' metrics.jsonl) and returns a `Verdict`. The registry keeps each claim's words
 //! and metric name; `check` maps an entry's name to the function that measures it.
 
+pub mod autoencoders;
 pub mod cnn;
 pub mod depth;
 pub mod dnn;
+pub mod encoders;
 pub mod experts;
 pub mod generative;
 pub mod segment;
@@ -31,6 +33,21 @@ pub struct Verdict {
     pub pass: bool,
     /// what was compared, in words, with the numbers
     pub detail: String,
+}
+
+/// How the detail of a claim that could not be checked on the data at hand begins (e.g. the
+/// analogy questions are not fetched). `replay` reports such a claim as SKIP, not FAIL; it also
+/// skips, by itself, every claim whose runs fell back to built-in data.
+pub const NOT_CHECKED: &str = "not checked: ";
+
+/// The verdict of a claim that cannot be checked here, saying why (and how to fetch what it needs).
+pub fn not_checked(why: impl std::fmt::Display) -> Verdict {
+    Verdict { value: f64::NAN, threshold: f64::NAN, pass: false, detail: format!("{NOT_CHECKED}{why}") }
+}
+
+/// True for a verdict made by [`not_checked`].
+pub fn is_not_checked(v: &Verdict) -> bool {
+    v.detail.starts_with(NOT_CHECKED)
 }
 
 /// Reads a final metric from a summary, with a clear error if the milestone did not report it.
@@ -119,6 +136,14 @@ const CHECKS: &[(&str, Check)] = &[
     ("seq2seq", translate::claim_seq2seq),
     ("seq2seq-reversed", translate::claim_reversed),
     ("attention", translate::claim_attention),
+    // section 4: transformers, the encoders
+    ("bert", encoders::claim_bert),
+    ("roberta", encoders::claim_roberta),
+    ("vit", encoders::claim_vit),
+    // section 4: generative models
+    ("vae", autoencoders::claim_vae),
+    ("vq-vae", autoencoders::claim_vqvae),
+    ("vq-vae-plain", autoencoders::claim_vqvae_plain),
     // section 4: generative models
     ("gan", generative::claim_gan),
     ("diffusion", generative::claim_diffusion),

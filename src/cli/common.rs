@@ -21,10 +21,10 @@ pub struct ConfigArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// number of optimizer updates (overrides train.steps)
-    #[arg(long, conflicts_with = "epochs")]
+    #[arg(long, conflicts_with = "epochs", value_parser = super::sample::positive, allow_hyphen_values = true)]
     pub steps: Option<usize>,
     /// passes over the training data (sets train.epochs and clears train.steps)
-    #[arg(long)]
+    #[arg(long, value_parser = super::sample::positive, allow_hyphen_values = true)]
     pub epochs: Option<usize>,
     /// seed for init, batching, dropout and sampling (overrides train.seed)
     #[arg(long)]
@@ -250,7 +250,7 @@ pub fn train_run(res: &Resolved, dir: RunDir, resume: bool, device: &Device, ui:
 /// Rebuilds a finished run's experiment with its trained weights (model.safetensors, or the
 /// latest checkpoint if the run did not finish, with a notice).
 pub fn load_trained(res: &Resolved, rd: &RunDir, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
-    let exp = res.build(device)?;
+    let exp = super::pick::build_as_trained(res, rd, device)?;
     let path = if rd.model().is_file() {
         rd.model()
     } else if rd.ckpt().is_file() {

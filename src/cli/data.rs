@@ -1,10 +1,9 @@
 //! `dlhist data status|verify|fetch`: where each dataset comes from and whether it is here.
 
 use super::common::print_json;
-use crate::data::catalog::{fetched_dir, files_of, present, sha256_file, DATASETS};
+use crate::data::catalog::{fetch_dir, fetched_dir, files_of, present, sha256_file, CHECKSUMS, DATASETS};
 use crate::error::DlError;
 use crate::report::table::Table;
-use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum Action {
@@ -12,7 +11,7 @@ pub enum Action {
     Status,
     /// recompute the sha256 of every fetched file and compare with data/checksums.sha256
     Verify,
-    /// fetch datasets with scripts/fetch-data.sh (the same as `make data`)
+    /// fetch datasets with scripts/fetch-data.sh (compiled in; the same as `make data`)
     Fetch {
         /// sets to fetch (default: all)
         sets: Vec<String>,
@@ -22,7 +21,7 @@ pub enum Action {
 /// Show, verify or fetch the datasets
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Fetched data lives in data/fetched/ (or $DLHIST_DATA).\n\nExamples:\n  dlhist data\n  dlhist data verify --json\n  dlhist data fetch mnist"
+    after_help = "Fetched data is read from $DLHIST_DATA if set; else from data/fetched/ of the dlhist source tree the command runs in; else from the user's data directory ($XDG_DATA_HOME/dlhist, by default ~/.local/share/dlhist). `dlhist data fetch` fills the first of these that applies: $DLHIST_DATA, the source tree's data/fetched/ when run inside one, else the user's data directory. It needs bash and the package clients npm, pip and apt-get/dpkg-deb (a Debian-like system); data/README.md says how to fetch by hand.\n\nExamples:\n  dlhist data\n  dlhist data verify --json\n  dlhist data fetch mnist"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -73,9 +72,11 @@ fn status(json: bool) -> anyhow::Result<()> {
         ]);
     }
     print!("{}", t.render());
-    println!("fetched data folder: {}", dir.display());
+    let absent = if dir.is_dir() { "" } else { " (absent)" };
+    println!("fetched data folder: {}{absent}", dir.display());
     if rows.iter().any(|r| r["present"] != true) {
-        println!("absent sets: run `make data` (or `dlhist data fetch`) to fetch them (about 90 MB).");
+        let into = if fetch_dir() == dir { String::new() } else { format!(" into {}", fetch_dir().display()) };
+        println!("absent sets: `dlhist data fetch` fetches them{into} (about 90 MB; `make data` in the source tree).");
     }
     Ok(())
 }
@@ -110,24 +111,47 @@ fn verify(json: bool) -> anyhow::Result<()> {
         print_json(&rows);
     }
     if bad > 0 {
-        return Err(DlError::Data(format!("{bad} dataset(s) do not match their checksums; fetch them again with `make data` (delete the bad folder under {} first)", dir.display())).into());
+        return Err(DlError::Data(format!("{bad} dataset(s) do not match their checksums; fetch them again with `dlhist data fetch` (delete the bad folder under {} first)", dir.display())).into());
     }
     Ok(())
 }
 
+/// scripts/fetch-data.sh, compiled in, so that `dlhist data fetch` works from any directory
+/// (a `cargo install`ed binary has no source tree beside it).
+const FETCH_SCRIPT: &str = include_str!("../../scripts/fetch-data.sh");
+
 fn fetch(sets: &[String]) -> anyhow::Result<()> {
-    let candidates = [
-        PathBuf::from("scripts/fetch-data.sh"),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-data.sh"),
-    ];
-    let script = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
-        DlError::Data("scripts/fetch-data.sh not found; run `dlhist data fetch` from the dlhist source tree (or `make data` there)".into())
-    })?;
-    let status = std::process::Command::new("bash").arg(script).arg(fetched_dir()).args(sets).status()?;
+    let cwd = std::env::current_dir()?;
+    let dest = cwd.join(fetch_dir());
+    // inside a source tree, its own script; elsewhere the compiled-in copy, laid out as in the
+    // tree (the script reads ../data/checksums.sha256 beside itself)
+    let tmp;
+    let script = match crate::data::catalog::project_root(&cwd) {
+        Some(root) => root.join("scripts/fetch-data.sh"),
+        None => {
+            tmp = std::env::temp_dir().join(format!("dlhist-fetch-{}", std::process::id()));
+            let write = |rel: &str, text: &str| -> std::io::Result<()> {
+                let p = tmp.join(rel);
+                std::fs::create_dir_all(p.parent().expect("has a parent"))?;
+                std::fs::write(p, text)
+            };
+            write("scripts/fetch-data.sh", FETCH_SCRIPT)
+                .and_then(|_| write("data/checksums.sha256", CHECKSUMS))
+                .map_err(|e| DlError::Unwritable { path: tmp.clone(), message: e.to_string() })?;
+            tmp.join("scripts/fetch-data.sh")
+        }
+    };
+    eprintln!("fetching into {}", dest.display());
+    let status = std::process::Command::new("bash").arg(&script).arg(&dest).args(sets).status();
+    if script.starts_with(std::env::temp_dir()) {
+        let _ = std::fs::remove_dir_all(script.parent().and_then(|p| p.parent()).expect("tmp/scripts/.."));
+    }
+    let status = status.map_err(|e| DlError::Data(format!("cannot run bash: {e}; dlhist data fetch needs bash")))?;
     if !status.success() {
-        return Err(
-            DlError::Data(format!("fetching failed ({status}); the messages above say which set and why")).into()
-        );
+        return Err(DlError::Data(format!(
+            "fetching failed ({status}); the messages above say which set and why. The data README (data/README.md in the source tree) says how to fetch each set by hand"
+        ))
+        .into());
     }
     Ok(())
 }

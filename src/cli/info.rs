@@ -15,11 +15,12 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let e = registry::get(&a.name)?;
     let full = resolve(e, false, &ConfigArgs::default())?;
     let variants: Vec<&str> = registry::entries().iter().filter(|x| x.study == e.study).map(|x| x.name).collect();
+    let budget = budget(&full.train);
     if json {
         print_json(&serde_json::json!({
             "name": e.name, "year": e.year, "paper": e.paper, "study": e.study,
             "variants": variants, "idea": e.info, "claim": e.claim.as_ref().map(|c| c.text),
-            "metric": e.claim.as_ref().map(|c| c.metric), "config": full.table,
+            "metric": e.claim.as_ref().map(|c| c.metric), "budget": budget, "config": full.table,
             "device": crate::device::availability(),
         }));
         return Ok(());
@@ -40,8 +41,24 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         e.name
     );
     println!("{}", full.text.lines().skip(1).collect::<Vec<_>>().join("\n"));
-    println!("\nDevice: {}", crate::device::availability());
+    println!("\nBudget: {budget}.");
+    println!("Device: {}", crate::device::availability());
     Ok(())
+}
+
+/// Which of train.steps and train.epochs sets the budget, in words.
+fn budget(t: &crate::config::TrainConfig) -> String {
+    if t.steps > 0 {
+        format!(
+            "train.steps = {} updates of {} examples; train.epochs (= {}) applies only when steps = 0 (--epochs N sets it and clears steps)",
+            t.steps, t.batch_size, t.epochs
+        )
+    } else {
+        format!(
+            "train.epochs = {} pass(es) over the training set in batches of {} (train.steps = 0; --steps N overrides)",
+            t.epochs, t.batch_size
+        )
+    }
 }
 
 fn textwrap(s: &str, width: usize) -> String {

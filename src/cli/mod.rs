@@ -7,7 +7,10 @@ pub mod data;
 pub mod eval;
 pub mod info;
 pub mod list;
+pub mod pick;
+pub mod plot;
 pub mod replay;
+pub mod runs;
 pub mod sample;
 pub mod train;
 
@@ -25,7 +28,7 @@ pub struct Cli {
     /// machine-readable JSON on stdout (human text goes to stderr)
     #[arg(long, global = true)]
     pub json: bool,
-    /// worker threads for the math (default: the number of CPU cores)
+    /// worker threads for the math (default: $RAYON_NUM_THREADS if set, else the physical cores)
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
     /// write a Chrome/Perfetto trace of the run's phases (data, forward, backward, update, eval,
@@ -45,6 +48,8 @@ pub enum Command {
     Sample(sample::Args),
     Compare(compare::Args),
     Replay(replay::Args),
+    Runs(runs::Args),
+    Plot(plot::Args),
     Data(data::Args),
     Bench(bench::Args),
 }
@@ -59,6 +64,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sample(a) => sample::run(a, json),
         Command::Compare(a) => compare::run(a, json),
         Command::Replay(a) => replay::run(a, json),
+        Command::Runs(a) => runs::run(a, json),
+        Command::Plot(a) => plot::run(a, json),
         Command::Data(a) => data::run(a, json),
         Command::Bench(a) => bench::run(a, json),
     }

@@ -17,11 +17,18 @@ Examples:
   dlhist sample backprop                  # the truth table the net learned
   dlhist sample lstm --prompt \"Call me\" --n 400 --temperature 0.8
   dlhist sample unet --out masks.png      # input | true mask | predicted mask
-  dlhist sample checkpoints/mlp/RUN --seed 3"
+  dlhist sample mlp --run 20261129-101500-42
+  dlhist sample checkpoints/mlp/RUN --seed 3
+
+A name picks that milestone's newest finished run of the preset's config (else the newest finished run of another budget or config, else a smoke run), from `train`, `compare` or `replay --keep`, and says which. `dlhist runs NAME` lists them."
 )]
 pub struct Args {
     /// a milestone name (its newest finished run) or a run directory
-    pub target: String,
+    #[arg(required_unless_present = "run")]
+    pub target: Option<String>,
+    /// the run: an id from `dlhist runs` (or its last part) or a run directory
+    #[arg(long, visible_alias = "run-dir", value_name = "ID|DIR")]
+    pub run: Option<String>,
     /// how many samples: images, characters of text, sequences… (default: the milestone's)
     #[arg(long, value_parser = positive, allow_hyphen_values = true)]
     pub n: Option<usize>,
@@ -62,6 +69,19 @@ pub struct Args {
     /// cpu, auto (the GPU when there is one), cuda or cuda:N (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+/// What a reader of the samples or metrics must know about the data: the fallback notice (the
+/// built-in set stands in for one that is not fetched), and a run trained on other data than is
+/// loaded now (it trained on the fallback, and the set was fetched since).
+pub fn data_note(exp: &dyn crate::experiment::Experiment, rd: &crate::engine::runner::RunDir) -> Option<String> {
+    let now = exp.data_name();
+    let mismatch = rd
+        .data_used()
+        .filter(|used| *used != now)
+        .map(|used| format!("note: this run trained on {used}; it is shown on {now}, what its config loads now"));
+    let lines: Vec<String> = exp.data_notice().into_iter().chain(mismatch).collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// clap parser for counts: a positive integer, with an error that says so.
@@ -165,17 +185,23 @@ fn picture_path(out: Option<&Path>, samples: &Path, stamp: &str, name: &str, sev
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let mut req = request(&a)?;
     let device = common::device(&a.device)?;
-    let (res, rd) = common::find_run(&a.target)?;
+    let (res, rd) = super::pick::pick(a.target.as_deref(), a.run.as_deref())?;
     let mut exp = common::load_trained(&res, &rd, &device)?;
     check_options(res.entry.name, exp.sample_options(), &req)?;
     let (bar, progress) = progress_bar(!json);
     req.progress = progress;
+    let data_note = data_note(exp.as_ref(), &rd);
     let out = {
         let _span = tracing::debug_span!("sample", milestone = res.entry.name).entered();
         exp.sample(&req, &mut Rng::derive(req.seed.unwrap_or(0), "sample", 0))
     };
     bar.finish_and_clear();
     let out = out?;
+    // on stderr, so that stdout stays the sample itself (text can be piped on)
+    if let Some(n) = &data_note {
+        eprintln!("{n}");
+    }
+    let text = &out.text;
     let dir = rd.samples();
     let stamp = common::new_run_id();
     let saved = std::fs::create_dir_all(&dir).is_ok();
@@ -189,17 +215,17 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         written.push(path);
     }
     if saved {
-        let _ = std::fs::write(dir.join(format!("sample-{stamp}.txt")), &out.text);
+        let _ = std::fs::write(dir.join(format!("sample-{stamp}.txt")), text);
     }
     if let Some(p) = a.out.as_ref().filter(|_| png_out.is_none()) {
-        std::fs::write(p, &out.text).map_err(|e| DlError::Unwritable { path: p.clone(), message: e.to_string() })?;
+        std::fs::write(p, text).map_err(|e| DlError::Unwritable { path: p.clone(), message: e.to_string() })?;
     }
     if json {
         print_json(&serde_json::json!({
-            "name": res.entry.name, "run_dir": rd.0, "sample": out.json, "pictures": written,
+            "name": res.entry.name, "run_dir": rd.0, "data_notice": data_note, "sample": out.json, "pictures": written,
         }));
     } else {
-        print!("{}", out.text);
+        print!("{text}");
         for p in &written {
             println!("wrote {}", p.display());
         }

@@ -1,7 +1,7 @@
 //! `dlhist train NAME`: train a milestone into a run directory.
 
 use super::common::{self, print_json, resolve, ConfigArgs, Resolved, Ui};
-use crate::config::apply_set;
+use crate::config::{apply_set, diff_keys, merge, parse_toml};
 use crate::engine::runner::{RunDir, Summary};
 use crate::error::DlError;
 use crate::registry;
@@ -34,18 +34,6 @@ const RESUMABLE: [&str; 6] =
     ["train.lr", "train.min_lr", "train.clip_grad_norm", "train.eval_every", "train.ckpt_every", "train.log_every"];
 
 fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
-    // A resumed run keeps its config; only the budget and the step-size knobs that rescue a
-    // diverged run may change (changing them of course ends bitwise equality with a straight run).
-    let fixed = a.cfg.config.is_some()
-        || a.cfg.seed.is_some()
-        || a.cfg.sets.iter().any(|s| !RESUMABLE.contains(&s.split('=').next().unwrap_or("").trim()));
-    if fixed {
-        return Err(DlError::Usage(format!(
-            "a resumed run keeps its config (config.toml in its run directory); only --steps/--epochs and --set {} may change. Drop -c/--seed/other --set keys, or start a new run",
-            RESUMABLE.join("|")
-        ))
-        .into());
-    }
     let dir = match &a.run_dir {
         Some(d) => d.clone(),
         None => common::runs_of(&a.name)
@@ -57,7 +45,7 @@ fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
                 hint: format!("no unfinished `{}` run with a checkpoint there; pass --run-dir DIR", a.name),
             })?,
     };
-    let (mut res, rd) = common::resolve_run_dir(&dir)?;
+    let (res, rd) = common::resolve_run_dir(&dir)?;
     if res.entry.name != a.name {
         return Err(DlError::WrongMilestone {
             path: rd.config(),
@@ -67,15 +55,35 @@ fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
         }
         .into());
     }
-    if !a.cfg.sets.is_empty() || a.cfg.steps.is_some() || a.cfg.epochs.is_some() {
-        let mut t = res.table.clone();
-        for s in a.cfg.sets.iter().chain(a.cfg.flag_sets().iter()) {
-            apply_set(&mut t, s, res.entry.name)?;
-        }
-        // the runner rewrites config.toml once the checkpoint has loaded and the new budget is valid
-        res = Resolved::from_table(res.entry, t)?;
+    // A resumed run keeps its config: -c FILE, --seed and --set may only restate it, except for
+    // the budget and the step-size knobs that rescue a diverged run (changing those of course
+    // ends bitwise equality with a straight run).
+    let mut t = res.table.clone();
+    if let Some(path) = &a.cfg.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DlError::Usage(format!("cannot read config file {}: {e}", path.display())))?;
+        merge(&mut t, &parse_toml(&text, "config file", &path.display().to_string())?, res.entry.name)?;
     }
-    Ok((res, rd))
+    for s in a.cfg.sets.iter().chain(a.cfg.flag_sets().iter()) {
+        apply_set(&mut t, s, res.entry.name)?;
+    }
+    let budget = ["train.steps", "train.epochs"];
+    let changed: Vec<String> = diff_keys(&res.table, &t)
+        .into_iter()
+        .filter(|(k, _, _)| !RESUMABLE.contains(&k.as_str()) && !budget.contains(&k.as_str()))
+        .map(|(k, run, new)| format!("`{k}` is {run} in the run, {new} here"))
+        .collect();
+    if !changed.is_empty() {
+        return Err(DlError::Usage(format!(
+            "a resumed run keeps its config ({}): {}. Only --steps/--epochs and --set {} may change; drop the others, or start a new run",
+            rd.config().display(),
+            changed.join("; "),
+            RESUMABLE.join("|")
+        ))
+        .into());
+    }
+    // the runner rewrites config.toml once the checkpoint has loaded and the new budget is valid
+    Ok((Resolved::from_table(res.entry, t)?, rd))
 }
 
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
@@ -105,30 +113,66 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         crate::device::describe(&device),
         t.batch_size,
         t.optimizer,
-        t.lr,
+        fmt_number(t.lr),
         rd.0.display()
     );
     let s = common::train_run(&res, rd, a.resume, &device, Ui { progress: !json, echo: !json })?;
+    if let Some(w) = loss_rose(&s) {
+        eprintln!("{w}");
+    }
     if json {
-        print_json(&s);
+        // summary.json as written, with the version, commit and data notice
+        let file = std::fs::read_to_string(std::path::Path::new(&s.run_dir).join("summary.json")).ok();
+        match file.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
+            Some(v) => print_json(&v),
+            None => print_json(&s),
+        }
     } else {
         print_summary(&s);
     }
     Ok(())
 }
 
-/// The end-of-run report: test metrics first, then validation, timing and where things are.
+/// A number as people read it: plain when moderate, scientific when tiny or huge (1e9, 3e-5).
+pub fn fmt_number(x: f64) -> String {
+    if x != 0.0 && (x.abs() >= 1e5 || x.abs() < 1e-3) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// A warning when the run ended with a higher validation loss than it started with: it did not
+/// learn (a learning rate far too high diverges without a NaN).
+pub fn loss_rose(s: &Summary) -> Option<String> {
+    let (before, after) = (s.initial.get("val_loss").copied()?, s.metric("val_loss")?);
+    let short = |x: f64| if x.abs() >= 1e5 { format!("{x:.2e}") } else { format!("{x:.4}") };
+    (after > before).then(|| {
+        format!(
+            "warning: the validation loss rose during training, from {} at step 0 to {} at the end: the run did not learn. Try a lower learning rate (--set train.lr=...)",
+            short(before),
+            short(after)
+        )
+    })
+}
+
+/// The end-of-run report: the run's key metric, then the test and validation metrics, timing
+/// and where things are.
 pub fn print_summary(s: &Summary) {
+    let keys: Vec<&str> = s.final_metrics.keys().map(String::as_str).collect();
+    let key = super::runs::key_metric(s);
+    // the key metric leads, once; the lines below list the rest
     let pick = |prefix: &str| -> String {
         s.final_metrics
             .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| format!("{} {}", k.trim_start_matches(prefix), fmt_metric(k, Some(*v))))
+            .filter(|(k, _)| k.starts_with(prefix) && key.as_ref().is_none_or(|(kk, _)| kk != *k))
+            .map(|(k, v)| format!("{} {}", metric_label(k.trim_start_matches(prefix), &keys), fmt_metric(k, Some(*v))))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if let Some(acc) = s.final_metrics.get("test_acc") {
-        println!("test accuracy: {:.2}% ({} on {})", acc * 100.0, s.name, s.data);
+    if let Some((k, v)) = &key {
+        let (split, rest) = k.split_once('_').unwrap_or(("", k));
+        println!("{} on {}: {split} {} {}", s.name, s.data, metric_label(rest, &keys), fmt_metric(k, Some(*v)));
     }
     // a split the milestone has no metrics for (a text has no test split) prints no line
     for (label, prefix) in [("test:", "test_"), ("val: ", "val_")] {
@@ -141,5 +185,40 @@ pub fn print_summary(s: &Summary) {
         "train loss {:.4}; {} steps ({:.1} epochs) in {:.1}s, {:.1} steps/s, {} params, {} threads",
         s.train_loss, s.steps, s.epochs, s.wall_s, s.steps_per_s, s.params, s.threads
     );
-    println!("run: {}  (dlhist sample {} | dlhist eval {})", s.run_dir, s.run_dir, s.run_dir);
+    println!("run: {}", s.run_dir);
+    println!("next: dlhist sample {0}   or   dlhist eval {0}", s.run_dir);
+}
+
+/// A metric's name for people: `acc` is the pixel accuracy where the run also reports a mean
+/// IoU (segmentation), `miou` the mean IoU, `bpc` bits per character.
+fn metric_label(key: &str, all: &[&str]) -> String {
+    match key {
+        "acc" if all.iter().any(|k| k.ends_with("miou")) => "pixel accuracy".into(),
+        "acc" => "accuracy".into(),
+        "miou" => "mean IoU".into(),
+        "bpc" => "bits/char".into(),
+        "bleu" => "BLEU".into(),
+        k => k.replace('_', " "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_switch_to_scientific_notation_when_huge_or_tiny() {
+        assert_eq!(fmt_number(1e30), "1e30");
+        assert_eq!(fmt_number(3e-4), "3e-4");
+        assert_eq!(fmt_number(0.001), "0.001");
+        assert_eq!(fmt_number(0.5), "0.5");
+        assert_eq!(fmt_number(2.0), "2");
+    }
+
+    #[test]
+    fn segmentation_accuracy_is_named_pixel_accuracy() {
+        assert_eq!(metric_label("acc", &["test_acc", "test_miou"]), "pixel accuracy");
+        assert_eq!(metric_label("acc", &["test_acc"]), "accuracy");
+        assert_eq!(metric_label("fit_acc", &["val_fit_acc"]), "fit acc");
+    }
 }

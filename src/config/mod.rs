@@ -104,6 +104,50 @@ fn unknown_key(root: &Table, key: &str, milestone: &str) -> DlError {
     DlError::UnknownKey { key: key.to_string(), suggestion, valid, milestone: milestone.to_string() }
 }
 
+/// `--set data=fashion` where `data` is a section: name its keys, and suggest the one that takes
+/// a value of that type (`--set data.dataset=fashion`).
+fn not_a_table(path: &str, table: &Table, given: &Value) -> DlError {
+    let same = |v: &Value| std::mem::discriminant(v) == std::mem::discriminant(given);
+    let keys: Vec<String> = table.iter().filter(|(_, v)| !v.is_table()).map(|(k, _)| format!("{path}.{k}")).collect();
+    let raw = match given {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let example = match table.iter().find(|(_, v)| same(v)) {
+        Some((k, _)) => format!("; e.g. --set {path}.{k}={raw}"),
+        None => String::new(),
+    };
+    DlError::BadValue {
+        context: format!("`{path}`"),
+        message: format!("it is a section, not a value: set one of its keys ({}){example}", keys.join(", ")),
+    }
+}
+
+/// serde's "unknown variant `adamm`, expected one of `sgd`, `adam`…\nin `optimizer`" as one line
+/// that names the key, suggests the closest name and lists the others.
+fn tidy_serde_error(section: &str, raw: &str) -> (String, String) {
+    let raw = raw.trim();
+    let (msg, field) = match raw.rsplit_once("\nin `") {
+        Some((m, f)) => (m.trim(), Some(f.trim_end_matches('`'))),
+        None => (raw, None),
+    };
+    let context = match field {
+        Some(f) => format!("{section}.{f}"),
+        None => format!("[{section}]"),
+    };
+    let unknown = msg.strip_prefix("unknown variant `").and_then(|r| r.split_once("`, expected one of "));
+    let message = match unknown {
+        Some((bad, list)) => {
+            let names: Vec<&str> = list.split(", ").map(|n| n.trim_matches('`')).collect();
+            let hint =
+                closest(bad, names.iter().copied()).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
+            format!("unknown value `{bad}`{hint}; it takes one of {}", names.join(", "))
+        }
+        None => msg.replace('\n', " "),
+    };
+    (context, message)
+}
+
 /// Merges `over` into `base`, rejecting keys `base` lacks and values of the wrong type.
 pub fn merge(base: &mut Table, over: &Table, milestone: &str) -> Result<(), DlError> {
     let root = base.clone();
@@ -122,14 +166,7 @@ fn merge_at(base: &mut Table, over: &Table, prefix: &str, root: &Table, mileston
             },
             Some(Value::Table(bt)) => match v {
                 Value::Table(ot) => merge_at(bt, ot, &path, root, milestone)?,
-                other => {
-                    return Err(DlError::WrongType {
-                        key: path,
-                        expected: "a table".into(),
-                        got: type_name(other).into(),
-                        example: "...".into(),
-                    })
-                }
+                other => return Err(not_a_table(&path, bt, other)),
             },
             Some(old) => *old = coerce(&path, old, v.clone())?,
         }
@@ -184,6 +221,30 @@ pub fn apply_set(base: &mut Table, assignment: &str, milestone: &str) -> Result<
     }
     node.insert(parts[parts.len() - 1].to_string(), value);
     merge(base, &over, milestone)
+}
+
+/// The dotted keys whose values differ between two resolved configs, with the value in `a` and
+/// in `b` (a key only one of them has counts as different; its missing value reads "-").
+pub fn diff_keys(a: &Table, b: &Table) -> Vec<(String, String, String)> {
+    fn walk(a: Option<&Value>, b: Option<&Value>, path: &str, out: &mut Vec<(String, String, String)>) {
+        match (a, b) {
+            (Some(Value::Table(ta)), Some(Value::Table(tb))) => {
+                let keys: std::collections::BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
+                for k in keys {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    walk(ta.get(k), tb.get(k), &p, out);
+                }
+            }
+            (x, y) if x != y => {
+                let show = |v: Option<&Value>| v.map_or("-".to_string(), example);
+                out.push((path.to_string(), show(x), show(y)));
+            }
+            _ => {}
+        }
+    }
+    let mut out = vec![];
+    walk(Some(&Value::Table(a.clone())), Some(&Value::Table(b.clone())), "", &mut out);
+    out
 }
 
 /// One layer of a config: TOML text and where it came from (named in errors).
@@ -247,8 +308,10 @@ pub fn config_hash(cfg: &Table) -> String {
 /// Deserialises a resolved table into a typed section, mapping serde errors to a usage error.
 pub fn section<T: serde::de::DeserializeOwned>(cfg: &Table, name: &str) -> Result<T, DlError> {
     let v = cfg.get(name).cloned().unwrap_or(Value::Table(Table::new()));
-    v.try_into::<T>()
-        .map_err(|e| DlError::BadValue { context: format!("[{name}]"), message: e.to_string().trim().to_string() })
+    v.try_into::<T>().map_err(|e| {
+        let (context, message) = tidy_serde_error(name, &e.to_string());
+        DlError::BadValue { context, message }
+    })
 }
 
 #[cfg(test)]
@@ -295,6 +358,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn setting_a_section_to_a_value_suggests_its_key_of_that_type() {
+        let mut b = parse_toml("[data]\ndataset = \"mnist\"\ntrain_size = 0\n", "t", "t").unwrap();
+        let e = apply_set(&mut b, "data=fashion", "m").unwrap_err().to_string();
+        assert!(e.contains("--set data.dataset=fashion") && e.contains("data.train_size"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_optimizer_name_suggests_the_closest_in_one_line() {
+        let raw = "unknown variant `adamm`, expected one of `sgd`, `momentum`, `adam`\nin `optimizer`\n";
+        let (context, message) = tidy_serde_error("train", raw);
+        assert_eq!(context, "train.optimizer");
+        assert_eq!(message, "unknown value `adamm` (did you mean `adam`?); it takes one of sgd, momentum, adam");
     }
 
     #[test]

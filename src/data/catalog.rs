@@ -88,16 +88,52 @@ pub const DATASETS: &[DatasetInfo] = &[
     },
 ];
 
-/// Where fetched data lives: $DLHIST_DATA, else ./data/fetched, else the source tree's.
+/// The dlhist source tree that holds `dir` or a folder above it (a folder with scripts/fetch-data.sh
+/// and data/checksums.sha256), if any.
+pub fn project_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| d.join("scripts/fetch-data.sh").is_file() && d.join("data/checksums.sha256").is_file())
+        .map(Path::to_path_buf)
+}
+
+/// The user's data directory for dlhist: $XDG_DATA_HOME/dlhist, else ~/.local/share/dlhist.
+pub fn user_data_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
+    xdg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share"))).map(|d| d.join("dlhist"))
+}
+
+/// Where fetched data is read from, in order: $DLHIST_DATA; the data/fetched folder of the
+/// dlhist source tree the command runs in, when it exists; the user's data directory
+/// ([`user_data_dir`]) when it exists. When none exists yet: the folder [`fetch_dir`] fills.
 pub fn fetched_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("DLHIST_DATA") {
+    if let Some(d) = std::env::var_os("DLHIST_DATA") {
         return PathBuf::from(d);
     }
-    let local = PathBuf::from("data/fetched");
-    if local.is_dir() {
-        return local;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let project = project_root(&cwd).map(|r| r.join("data/fetched"));
+    [project, user_data_dir()].into_iter().flatten().find(|d| d.is_dir()).unwrap_or_else(fetch_dir)
+}
+
+/// Where `dlhist data fetch` (and `make data`) put the data: $DLHIST_DATA; inside a dlhist
+/// source tree its data/fetched; elsewhere the user's data directory.
+pub fn fetch_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("DLHIST_DATA") {
+        return PathBuf::from(d);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fetched")
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    match project_root(&cwd) {
+        Some(r) => r.join("data/fetched"),
+        None => user_data_dir().unwrap_or_else(|| PathBuf::from("data/fetched")),
+    }
+}
+
+/// The command that fetches `sets` (all of them when empty).
+pub fn fetch_command(sets: &[&str]) -> String {
+    if sets.is_empty() {
+        "dlhist data fetch".into()
+    } else {
+        format!("dlhist data fetch {}", sets.join(" "))
+    }
 }
 
 /// (relative path, sha256) of the files of one fetched set.

@@ -134,7 +134,7 @@ pub fn load(spec: &PairSpec) -> Result<PairData, DlError> {
         "verses" => (
             "cipher",
             Some(format!(
-                "note: the verse pairs are not in {}; using a synthetic cipher of moby text instead (run `make data` for the real task)",
+                "note: the verse pairs are not in {}; using a synthetic task instead: runs of Moby-Dick's words translated into a letter cipher of them, not into Spanish (fetch the real task with `dlhist data fetch verses`)",
                 super::catalog::fetched_dir().display()
             )),
             cipher_pairs(CIPHER_PAIRS, spec.eval_max_words),

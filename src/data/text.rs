@@ -106,7 +106,7 @@ pub fn load_text(name: &str) -> Result<(CharText, Option<String>), DlError> {
         }
         "shakespeare" | "sotu" => {
             let notice = format!(
-                "note: {name} is not in {}; using the built-in moby instead (run `make data` to fetch {name})",
+                "note: {name} is not in {}; using the built-in moby instead (fetch it with `dlhist data fetch {name}`)",
                 fetched_dir().display()
             );
             Ok((CharText::new(MOBY_TXT), Some(notice)))

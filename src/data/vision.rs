@@ -44,6 +44,18 @@ fn read_idx_set(set: &str, prefix: &str) -> Result<ImageSet, DlError> {
     })
 }
 
+/// Fashion-MNIST's ten classes, by label.
+pub const FASHION_CLASSES: [&str; 10] =
+    ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"];
+
+/// What label `c` of dataset `data` means: a class name for Fashion-MNIST, the digit otherwise.
+pub fn class_name(data: &str, c: usize) -> String {
+    match FASHION_CLASSES.get(c) {
+        Some(n) if data.starts_with("fashion") => n.to_string(),
+        _ => c.to_string(),
+    }
+}
+
 /// Loads `name` ("mnist", "fashion" or "digits8"). The validation split is held out of the
 /// training images (the last 5,000 for the idx sets; a fixed 10% for digits8). `train_size`
 /// > 0 keeps only that many training images (a fixed random subset, the same for every seed).
@@ -59,7 +71,7 @@ pub fn load(name: &str, train_size: usize) -> Result<Splits, DlError> {
         "mnist" | "fashion" | "digits8" => {
             let notice = (name != "digits8").then(|| {
                 format!(
-                    "note: {name} is not in {}; using the built-in digits8 instead (run `make data` to fetch {name})",
+                    "note: {name} is not in {}; using the built-in digits8 instead (fetch it with `dlhist data fetch {name}`)",
                     fetched_dir().display()
                 )
             });

@@ -15,6 +15,14 @@ pub mod step;
 
 use crate::rng::Rng;
 
+/// The dlhist version, recorded in every run's summary.json and checkpoints.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit this binary was built from (build.rs), or "unknown" outside a git checkout.
+pub fn git_commit() -> &'static str {
+    option_env!("DLHIST_GIT_COMMIT").unwrap_or("unknown")
+}
+
 /// Seeded RNG of training step `step`.
 pub fn step_rng(seed: u64, step: usize) -> Rng {
     Rng::derive(seed, "step", step as u64)

@@ -55,6 +55,16 @@ pub struct Summary {
     pub init_from: Option<InitFrom>,
 }
 
+/// summary.json: the summary, and where it came from (the dlhist version and git commit of the
+/// binary that trained it) and the data notice, if the run's data fell back to a built-in set.
+pub fn summary_file(s: &Summary, data_notice: Option<String>) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).expect("a summary serialises");
+    v["data_notice"] = data_notice.into();
+    v["dlhist_version"] = super::VERSION.into();
+    v["git_commit"] = super::git_commit().into();
+    v
+}
+
 impl Summary {
     pub fn metric(&self, key: &str) -> Option<f64> {
         if key == "train_loss" {
@@ -125,6 +135,8 @@ struct State {
 
 struct Saver<'a> {
     spec: &'a RunSpec<'a>,
+    /// the data the run trains on (`Experiment::data_name`)
+    data: String,
 }
 
 impl Saver<'_> {
@@ -134,6 +146,9 @@ impl Saver<'_> {
             ("dlhist.config_hash".into(), self.spec.config_hash.to_string()),
             ("dlhist.step".into(), step.to_string()),
             ("dlhist.seed".into(), self.spec.train.seed.to_string()),
+            ("dlhist.data".into(), self.data.clone()),
+            ("dlhist.version".into(), super::VERSION.to_string()),
+            ("dlhist.git_commit".into(), super::git_commit().to_string()),
         ]);
         if let Some(b) = &st.base {
             m.insert(checkpoint::BASE.into(), b.path.display().to_string());
@@ -189,6 +204,15 @@ fn evaluate(exp: &mut dyn Experiment, ema: Option<&Ema>, split: Split) -> anyhow
     }
 }
 
+/// config.toml: the resolved config, with a comment under its first line that names the data
+/// the run actually uses (a fetched set that is absent falls back to a built-in one, while the
+/// config still names the set it asked for).
+pub fn config_file_text(config_text: &str, data: &str, notice: Option<&str>) -> String {
+    let (head, rest) = config_text.split_once('\n').unwrap_or((config_text, ""));
+    let note = notice.map(|n| format!(" ({})", n.trim_start_matches("note: ").replace('\n', "; "))).unwrap_or_default();
+    format!("{head}\n# data used: {data}{note}\n{rest}")
+}
+
 /// Freezes `train.freeze`, then restores a checkpoint (resume) or applies `train.init_from`
 /// and measures the starting point (a new run).
 fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usize) -> anyhow::Result<(State, usize)> {
@@ -236,11 +260,16 @@ fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usi
             )));
         }
         // the budget may have been raised (--steps): the run directory's config says so from now on
-        std::fs::write(dir.config(), spec.config_text).map_err(|e| unwritable(&dir.config(), e))?;
+        std::fs::write(
+            dir.config(),
+            config_file_text(spec.config_text, &exp.data_name(), exp.data_notice().as_deref()),
+        )
+        .map_err(|e| unwritable(&dir.config(), e))?;
         return Ok((st, start));
     }
     std::fs::create_dir_all(&dir.0).map_err(|e| unwritable(&dir.0, e))?;
-    std::fs::write(dir.config(), spec.config_text).map_err(|e| unwritable(&dir.config(), e))?;
+    std::fs::write(dir.config(), config_file_text(spec.config_text, &exp.data_name(), exp.data_notice().as_deref()))
+        .map_err(|e| unwritable(&dir.config(), e))?;
     std::fs::write(dir.metrics(), "").map_err(|e| unwritable(&dir.metrics(), e))?;
     if !tc.init_from.is_empty() {
         let (init, base) = init_from(&tc.init_from, exp.params(), device)?;
@@ -310,7 +339,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
     let dir = &spec.dir;
     let total = tc.total_steps(exp.steps_per_epoch());
     let (mut st, start) = prepare(spec, exp, device, total)?;
-    let saver = Saver { spec };
+    let saver = Saver { spec, data: exp.data_name() };
     // A checkpoint at the start means there is always a last good one to fall back to.
     if !spec.resume {
         saver.checkpoint(exp, &st, start)?;
@@ -417,7 +446,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         frozen_params: exp.params().count_frozen(),
         init_from: st.init,
     };
-    let text = serde_json::to_string_pretty(&summary)?;
+    let text = serde_json::to_string_pretty(&summary_file(&summary, exp.data_notice()))?;
     std::fs::write(dir.summary(), text).with_context(|| format!("writing {}", dir.summary().display()))?;
     Ok(summary)
 }

@@ -153,12 +153,18 @@ impl<M: ClassModel> Experiment for Classifier<M> {
             let truth = set.labels[i] as usize;
             blocks.push(ascii::render(set.image(i), set.h, set.w));
             let mark = if pred == truth { "ok" } else { "WRONG" };
-            captions.push(format!("pred {pred} ({:.0}%) true {truth} {mark}", conf * 100.0));
-            items.push(serde_json::json!({"index": i, "label": truth, "pred": pred, "confidence": conf}));
+            let name = |c: usize| crate::data::vision::class_name(&self.data.name, c);
+            captions.push(format!("pred {} ({:.0}%) true {} {mark}", name(pred), conf * 100.0, name(truth)));
+            items.push(serde_json::json!({
+                "index": i, "label": truth, "pred": pred, "confidence": conf,
+                "label_name": name(truth), "pred_name": name(pred),
+            }));
         }
-        // rows of 4 images keep the text within ~130 columns
+        // rows of up to 4 images keep the text within ~130 columns (fewer for longer class names)
+        let width = blocks.iter().flatten().chain(&captions).map(|l| l.chars().count()).max().unwrap_or(1) + 3;
+        let per_row = (130 / width).clamp(1, 4);
         let rows: Vec<String> =
-            blocks.chunks(4).zip(captions.chunks(4)).map(|(b, c)| ascii::side_by_side(b, c)).collect();
+            blocks.chunks(per_row).zip(captions.chunks(per_row)).map(|(b, c)| ascii::side_by_side(b, c)).collect();
         let text = format!("{} test images from {}:\n{}", n, self.data.name, rows.join("\n"));
         Ok(SampleOut::new(text, serde_json::json!({"data": self.data.name, "predictions": items})))
     }

@@ -6,6 +6,7 @@ pub mod activations;
 pub mod adding;
 pub mod alexnet;
 pub mod backprop;
+pub mod bert;
 pub mod charlm;
 pub mod classify;
 pub mod cnn;
@@ -26,6 +27,9 @@ pub mod segment;
 pub mod seq2seq;
 pub mod translate;
 pub mod unet;
+pub mod vae;
+pub mod vit;
+pub mod vqvae;
 pub mod word2vec;
 pub mod workloads;
 

@@ -9,17 +9,21 @@ pub mod bce;
 pub mod conv;
 pub mod dropout;
 pub mod embedding;
+pub mod encoder;
 pub mod groupnorm;
+pub mod latent;
 pub mod linear;
 pub mod loss;
 pub mod lstm;
 pub mod mlp;
 pub mod moe;
 pub mod norm;
+pub mod patch;
 pub mod skipgram;
 pub mod time_unet;
 pub mod transformer;
 pub mod unet;
+pub mod vq;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -12,6 +12,7 @@ use candle_core::{Device, Tensor};
 pub mod attention;
 pub mod attention_qkv;
 pub mod batchnorm;
+pub mod bernoulli;
 pub mod conv2d;
 pub mod cpu;
 pub mod cross_entropy;
@@ -89,6 +90,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(batchnorm::benches()?);
     out.extend(upsample::benches()?);
     out.extend(relu::benches()?);
+    out.extend(bernoulli::benches()?);
     out.extend(groupnorm::benches()?);
     Ok(out)
 }

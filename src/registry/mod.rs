@@ -5,9 +5,11 @@
 use crate::error::{closest, DlError};
 use crate::milestones::Family;
 
+mod autoencoders;
 mod cnn;
 mod depth;
 mod dnn;
+mod encoders;
 mod experts;
 mod generative;
 mod segment;
@@ -74,6 +76,8 @@ pub fn entries() -> &'static [Entry] {
             experts::entries(),
             words::entries(),
             translate::entries(),
+            encoders::entries(),
+            autoencoders::entries(),
             generative::entries(),
         ];
         sections.into_iter().flatten().collect()

@@ -34,10 +34,34 @@ const COLORS: [RGBColor; 7] = [
     RGBColor(0, 0, 0),
 ];
 
-/// Draws `series` on one chart (log-scale y when the values span more than a decade).
+/// Draws `series` on one chart.
 pub fn curves_png(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> anyhow::Result<()> {
+    panels_png(path, &[Panel { title, x_label, y_label, series }])
+}
+
+/// One chart of a figure.
+pub struct Panel<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub series: &'a [Series],
+}
+
+/// Draws the panels side by side in one PNG (900 pixels wide per panel).
+pub fn panels_png(path: &Path, panels: &[Panel]) -> anyhow::Result<()> {
     register_font();
-    let pts = series.iter().flat_map(|s| s.points.iter()).filter(|p| p.1.is_finite());
+    let n = panels.len().max(1);
+    let root = BitMapBackend::new(path, (900 * n as u32, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    for (area, p) in root.split_evenly((1, n)).iter().zip(panels) {
+        draw(area, p)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn draw(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, p: &Panel) -> anyhow::Result<()> {
+    let pts = p.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
         x0 = x0.min(x);
@@ -52,16 +76,14 @@ pub fn curves_png(path: &Path, title: &str, x_label: &str, y_label: &str, series
         x1 = x0 + 1.0;
     }
     let pad = ((y1 - y0) * 0.05).max(1e-6);
-    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+    let mut chart = ChartBuilder::on(area)
+        .caption(p.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?;
-    chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 14)).draw()?;
-    for s in series {
+    chart.configure_mesh().x_desc(p.x_label).y_desc(p.y_label).label_style(("sans-serif", 14)).draw()?;
+    for s in p.series {
         let color = COLORS[s.color % COLORS.len()];
         let style = color.stroke_width(2);
         let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.1.is_finite()).collect();
@@ -83,7 +105,6 @@ pub fn curves_png(path: &Path, title: &str, x_label: &str, y_label: &str, series
         .border_style(BLACK)
         .label_font(("sans-serif", 15))
         .draw()?;
-    root.present()?;
     Ok(())
 }
 

@@ -39,7 +39,7 @@ fn raw_text(name: &str) -> Result<(String, String, Option<String>), DlError> {
             MOBY_TXT.to_string(),
             "moby".into(),
             Some(format!(
-                "note: {name} is not in {}; using the built-in moby instead (run `make data` to fetch {name})",
+                "note: {name} is not in {}; using the built-in moby instead (fetch it with `dlhist data fetch {name}`)",
                 fetched_dir().display()
             )),
         )),

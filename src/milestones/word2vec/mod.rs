@@ -282,7 +282,7 @@ impl Experiment for Word2Vec {
 
     fn data_notice(&self) -> Option<String> {
         let missing = self.questions.is_none().then(|| {
-            "note: the analogy questions are not fetched (run `make data`); only the loss and neighbours are measured"
+            "note: the analogy questions are not fetched (`dlhist data fetch analogy`); only the loss and neighbours are measured"
                 .to_string()
         });
         match (self.corpus.notice.clone(), missing) {

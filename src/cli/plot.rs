@@ -1,0 +1,138 @@
+//! `dlhist plot RUN...`: the loss curves and a validation metric of one or more runs, as a PNG.
+
+use super::common::print_json;
+use super::pick::pick;
+use crate::engine::runner::RunDir;
+use crate::error::DlError;
+use crate::report::plot::{panels_png, Panel, Series};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Draw the training and validation curves of runs: loss, and a validation metric
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "A RUN is a milestone name (its newest finished run of the preset, as `eval` picks), a run id from `dlhist runs` (or its last part), or a run directory. The left panel shows the loss (training solid, validation dashed), the right one a validation metric the runs share (--metric, default the first of acc, bpc, bleu, miou, … they log).\n\nExamples:\n  dlhist plot mlp\n  dlhist plot relu gelu --out act.png\n  dlhist plot checkpoints/lstm/20261129-101500-42 --metric bpc"
+)]
+pub struct Args {
+    /// runs: milestone names, run ids or run directories
+    #[arg(required = true)]
+    pub runs: Vec<String>,
+    /// the validation metric of the right panel (a key of the runs' val lines in metrics.jsonl)
+    #[arg(long, value_name = "KEY")]
+    pub metric: Option<String>,
+    /// the PNG to write (default: curves.png in the run directory, or for several runs
+    /// plots/plot-<date-time-pid>.png under the runs root)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// One run's logged curves: (step, value) per key, for the train and the val lines.
+#[derive(Default)]
+struct Curves {
+    train: BTreeMap<String, Vec<(f64, f64)>>,
+    val: BTreeMap<String, Vec<(f64, f64)>>,
+}
+
+fn read_curves(path: &Path) -> anyhow::Result<Curves> {
+    let text = std::fs::read_to_string(path).map_err(|e| DlError::MissingCheckpoint {
+        path: path.to_path_buf(),
+        hint: format!("{e}: the run has no metrics to plot"),
+    })?;
+    let mut c = Curves::default();
+    for v in text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
+        let (Some(step), Some(obj)) = (v["step"].as_f64(), v.as_object()) else { continue };
+        let side = match v["split"].as_str() {
+            Some("train") => &mut c.train,
+            Some("val") => &mut c.val,
+            _ => continue,
+        };
+        for (k, x) in obj {
+            if let (false, Some(x)) = (["step", "split", "ms", "lr"].contains(&k.as_str()), x.as_f64()) {
+                side.entry(k.clone()).or_default().push((step, x));
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// The metric of the right panel: the one asked for, else the first of the usual ones that every
+/// run logs on its val lines, else any val key (other than the loss) that they all share.
+fn choose_metric(all: &[Curves], asked: Option<&str>) -> anyhow::Result<Option<String>> {
+    let shared = |k: &str| all.iter().all(|c| c.val.contains_key(k));
+    if let Some(k) = asked {
+        if !shared(k) {
+            let keys: Vec<&String> = all[0].val.keys().filter(|k| *k != "loss").collect();
+            return Err(DlError::Usage(format!(
+                "--metric {k}: not logged on the val lines of every run; the first run logs {}",
+                keys.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+            .into());
+        }
+        return Ok(Some(k.to_string()));
+    }
+    let usual = ["acc", "bpc", "bleu", "miou", "string_acc", "mse"];
+    Ok(usual
+        .iter()
+        .map(|k| k.to_string())
+        .chain(all[0].val.keys().cloned())
+        .find(|k| k != "loss" && !k.starts_with("loss_") && shared(k)))
+}
+
+pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
+    let mut picked: Vec<(String, RunDir)> = vec![];
+    for r in &a.runs {
+        let (res, rd) = pick(Some(r), None)?;
+        picked.push((res.entry.name.to_string(), rd));
+    }
+    // label each run by its milestone, and by its run id where two share one
+    let labels: Vec<String> = picked
+        .iter()
+        .map(|(name, rd)| {
+            if picked.iter().filter(|(n, _)| n == name).count() > 1 {
+                let id = rd.0.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+                format!("{name} {id}")
+            } else {
+                name.clone()
+            }
+        })
+        .collect();
+    let curves: Vec<Curves> = picked.iter().map(|(_, rd)| read_curves(&rd.metrics())).collect::<anyhow::Result<_>>()?;
+    let metric = choose_metric(&curves, a.metric.as_deref())?;
+    let mut loss = vec![];
+    let mut other = vec![];
+    for (i, (label, c)) in labels.iter().zip(&curves).enumerate() {
+        let get = |m: &BTreeMap<String, Vec<(f64, f64)>>, k: &str| m.get(k).cloned().unwrap_or_default();
+        loss.push(Series { name: format!("{label} train"), points: get(&c.train, "loss"), color: i, dashed: false });
+        loss.push(Series { name: format!("{label} val"), points: get(&c.val, "loss"), color: i, dashed: true });
+        if let Some(k) = &metric {
+            other.push(Series { name: format!("{label} val"), points: get(&c.val, k), color: i, dashed: true });
+        }
+    }
+    let out = match &a.out {
+        Some(p) => p.clone(),
+        None if picked.len() == 1 => picked[0].1 .0.join("curves.png"),
+        None => {
+            let dir = super::common::runs_root().join("plots");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| DlError::Unwritable { path: dir.clone(), message: e.to_string() })?;
+            dir.join(format!("plot-{}.png", super::common::new_run_id()))
+        }
+    };
+    let title = labels.join(", ");
+    let loss_title = format!("{title}: loss");
+    let mut panels = vec![Panel { title: &loss_title, x_label: "step", y_label: "loss", series: &loss }];
+    let metric_title = metric.as_ref().map(|k| format!("{title}: val {k}"));
+    if let (Some(t), Some(k)) = (&metric_title, &metric) {
+        panels.push(Panel { title: t, x_label: "step", y_label: k, series: &other });
+    }
+    panels_png(&out, &panels).map_err(|e| DlError::Unwritable { path: out.clone(), message: format!("{e:#}") })?;
+    if json {
+        print_json(&serde_json::json!({
+            "plot": out, "metric": metric,
+            "runs": picked.iter().map(|(n, rd)| serde_json::json!({"name": n, "run_dir": rd.0})).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
