@@ -20,7 +20,7 @@ pub struct GroupNorm {
 /// Group norm over `channels` in `groups` groups, eps 1e-5 (PyTorch's default). Parameters:
 /// `weight`, `bias`.
 pub fn group_norm(channels: usize, groups: usize, vb: VarBuilder) -> Result<GroupNorm> {
-    if groups == 0 || channels % groups != 0 {
+    if groups == 0 || !channels.is_multiple_of(groups) {
         candle_core::bail!("group norm: {channels} channels do not split into {groups} groups");
     }
     let weight = vb.get_with_hints(channels, "weight", Init::Const(1.0))?;

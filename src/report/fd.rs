@@ -21,7 +21,7 @@ pub struct Gaussian {
 impl Gaussian {
     /// Fits `rows` (n rows of `d` values, row-major): the mean and Σ = Σᵢ (xᵢ − μ)(xᵢ − μ)ᵀ/(n − 1).
     pub fn fit(rows: &[f32], d: usize) -> Self {
-        assert!(d > 0 && rows.len() % d == 0, "{} values are not rows of {d}", rows.len());
+        assert!(d > 0 && rows.len().is_multiple_of(d), "{} values are not rows of {d}", rows.len());
         let n = rows.len() / d;
         assert!(n >= 2, "a covariance needs at least 2 rows, got {n}");
         let x = DMatrix::from_row_iterator(n, d, rows.iter().map(|&v| v as f64));

@@ -133,6 +133,7 @@ impl Diffusion {
     }
 
     /// `n` samples, class `classes[i % len]` each when conditional, guidance `w`.
+    #[allow(clippy::too_many_arguments)]
     fn generate(
         &self,
         n: usize,
@@ -269,8 +270,9 @@ impl Experiment for Diffusion {
                 &mut || {},
             )?;
             let gen = generative::to_unit_set(&tr.samples, self.side());
-            let fd = self.fd.as_mut().expect("checked above").fd(&gen, &self.data, split)?;
-            m.insert("fd".into(), fd);
+            if let Some(probe) = self.fd.as_mut() {
+                m.insert("fd".into(), probe.fd(&gen, &self.data, split)?);
+            }
         }
         Ok(m)
     }
