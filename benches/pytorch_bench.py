@@ -22,6 +22,11 @@ The workloads match dlhist's (src/milestones/workloads.rs) layer for layer:
   gpt    vocab 65, 4 pre-LN blocks (x + attn(ln1(x)); x + mlp(ln2(x))), 4 heads, embd 128, block 64,
          causal attention, GELU-tanh MLP 4x, learned positions, final LayerNorm, untied head with
          bias; embeddings N(0, 0.02); batch 32
+  unet   the diffusion preset's U-Net: channels 16/32/64 at 28/14/7 pixels; residual blocks
+         GroupNorm(8) -> SiLU -> conv 3x3, + Linear(SiLU(time embedding)), GroupNorm -> SiLU -> conv
+         3x3, 1x1 conv shortcut where the channels change; stride-2 3x3 convs down, nearest 2x
+         upsampling + conv 3x3 up, skip concatenations; sinusoidal time embedding 16 -> MLP 64 -> 64;
+         batch 64 of 1x28x28 noisy images at fixed timesteps, MSE against the noise
 all trained with AdamW (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01 on matrices and
 kernels only, as dlhist's optimizer) on one fixed batch of seeded synthetic data (uniform images
 and random labels; random tokens, targets shifted by one). One step is zero_grad, forward,
@@ -171,6 +176,79 @@ class Gpt(nn.Module):
 # ---------------------------------------------------------------- FLOPs (as dlhist counts them)
 
 
+def timestep_embedding(t, dim):
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half)
+    args = t.double()[:, None] * freqs[None]
+    return torch.cat([args.sin(), args.cos()], 1).float()
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin, cout, tdim, groups):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(groups, cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.temb = nn.Linear(tdim, cout)
+        self.norm2, self.conv2 = nn.GroupNorm(groups, cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.temb(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return (self.skip(x) if self.skip is not None else x) + h
+
+
+class TimeUNet(nn.Module):
+    """dlhist's nn/time_unet.rs, layer for layer; the timesteps are a fixed buffer."""
+
+    def __init__(self, t, ch=(16, 32, 64), groups=8):
+        super().__init__()
+        td = 4 * ch[0]
+        self.ch0 = ch[0]
+        self.register_buffer("t", t)
+        self.fc1, self.fc2 = nn.Linear(ch[0], td), nn.Linear(td, td)
+        self.stem = nn.Conv2d(1, ch[0], 3, padding=1)
+        L = len(ch)
+        self.enc = nn.ModuleList(ResBlock(ch[0] if l == 0 else ch[l - 1], ch[l], td, groups) for l in range(L))
+        self.down = nn.ModuleList(nn.Conv2d(ch[l], ch[l], 3, stride=2, padding=1) for l in range(L - 1))
+        self.up = nn.ModuleList(nn.Conv2d(ch[l + 1], ch[l + 1], 3, padding=1) for l in range(L - 1))
+        self.dec = nn.ModuleList(ResBlock(ch[l + 1] + ch[l], ch[l], td, groups) for l in range(L - 1))
+        self.mid = ResBlock(ch[-1], ch[-1], td, groups)
+        self.out_norm, self.out = nn.GroupNorm(groups, ch[0]), nn.Conv2d(ch[0], 1, 3, padding=1)
+
+    def forward(self, x):
+        emb = F.silu(self.fc2(F.silu(self.fc1(timestep_embedding(self.t, self.ch0)))))
+        h, skips = self.stem(x), []
+        for l, block in enumerate(self.enc):
+            h = block(h, emb)
+            if l < len(self.down):
+                skips.append(h)
+                h = self.down[l](h)
+        h = self.mid(h, emb)
+        for l in reversed(range(len(self.up))):
+            h = self.up[l](F.interpolate(h, scale_factor=2, mode="nearest"))
+            h = self.dec[l](torch.cat([h, skips[l]], 1), emb)
+        return self.out(F.silu(self.out_norm(h)))
+
+
+def unet_flops(b, s=28, ch=(16, 32, 64)):
+    def conv(i, o, k, side):
+        return 2 * i * o * k * k * side * side
+
+    def block(i, o, side):
+        return conv(i, o, 3, side) + conv(o, o, 3, side) + (conv(i, o, 1, side) if i != o else 0)
+
+    f, L = conv(1, ch[0], 3, s), len(ch)
+    for l in range(L):
+        f += block(ch[0] if l == 0 else ch[l - 1], ch[l], s >> l)
+        if l + 1 < L:
+            f += conv(ch[l], ch[l], 3, s >> (l + 1))
+    f += block(ch[-1], ch[-1], s >> (L - 1))
+    for l in reversed(range(L - 1)):
+        f += conv(ch[l + 1], ch[l + 1], 3, s >> l) + block(ch[l + 1] + ch[l], ch[l], s >> l)
+    return b * (f + conv(ch[0], 1, 3, s))
+
+
 def linear_flops(dims, rows):
     return sum(2 * a * b for a, b in zip(dims, dims[1:])) * rows
 
@@ -220,6 +298,11 @@ def build(name, manual_attention):
         x, y = tokens(32, 64, 65, gen)
         shapes = "vocab 65, 4 layers, 4 heads, embd 128, block 64, batch 32"
         return Gpt(manual=manual_attention), x, y, shapes, gpt_flops(32, 64)
+    if name == "unet":
+        x, eps = torch.randn(64, 1, 28, 28, generator=gen), torch.randn(64, 1, 28, 28, generator=gen)
+        t = torch.tensor([float((i * 997) % 1000) for i in range(64)])
+        shapes = "diffusion U-Net 16/32/64 channels, GroupNorm(8)+SiLU, time embedding 64; 28x28, batch 64, MSE on the noise"
+        return TimeUNet(t), x, eps, shapes, unet_flops(64)
     raise ValueError(name)
 
 
@@ -238,7 +321,7 @@ def bench(name, trials, steps, threads, manual_attention):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        loss = F.mse_loss(model(x), y) if name == "unet" else F.cross_entropy(model(x), y)
         loss.backward()
         loss.item()
         opt.step()
@@ -409,9 +492,9 @@ def positive(s):
 
 
 def main():
-    names = ["mlp", "lenet", "lstm", "gpt"]
+    names = ["mlp", "lenet", "lstm", "gpt", "unet"]
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("workloads", nargs="*", metavar="WORKLOAD", help="mlp, lenet, lstm, gpt (default: all four)")
+    ap.add_argument("workloads", nargs="*", metavar="WORKLOAD", help="mlp, lenet, lstm, gpt, unet (default: all)")
     ap.add_argument("--threads", type=positive, default=2, help="torch.set_num_threads (default 2)")
     ap.add_argument("--trials", type=positive, default=5, help="timed trials; the median is reported (default 5)")
     ap.add_argument("--steps", type=positive, default=None, help="steps per trial (default: about 1 s worth)")

@@ -83,6 +83,50 @@ pub struct SampleRequest {
     pub frames: bool,
     /// walk between samples (e.g. a VAE's latent interpolation)
     pub interpolate: bool,
+    /// where a long sampler reports how far it is (cli/ draws a progress bar from it)
+    pub progress: Progress,
+}
+
+/// A sampler's progress callback: `report(done, total)` as it goes (a diffusion sampler: after
+/// each denoising step). cli/ passes one that draws a progress bar; the default does nothing,
+/// so milestones never touch the terminal themselves.
+#[derive(Clone, Default)]
+pub struct Progress(Option<std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>>);
+
+impl Progress {
+    pub fn new(f: impl Fn(usize, usize) + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(f)))
+    }
+
+    /// `done` of `total` units of work are finished.
+    pub fn report(&self, done: usize, total: usize) {
+        if let Some(f) = &self.0 {
+            f(done, total)
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Progress(callback)" } else { "Progress(none)" })
+    }
+}
+
+/// A trained run of another milestone that this one uses, e.g. the `lenet` whose penultimate
+/// layer gives the features of the Fréchet distance. cli/ finds the newest finished run of
+/// `milestone` with exactly this config (its preset with `sets` on top), or trains one and keeps
+/// it like any run, then hands its weights to [`Experiment::attach`]. Milestones never run the
+/// engine themselves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Need {
+    /// what the milestone calls it; passed back to `attach`
+    pub key: &'static str,
+    /// the milestone whose run is needed
+    pub milestone: String,
+    /// `--set` overrides on its preset, e.g. `data.dataset=digits8`
+    pub sets: Vec<String>,
+    /// what it is for, in a few words (said when it has to be trained)
+    pub why: String,
 }
 
 impl SampleRequest {
@@ -194,6 +238,17 @@ pub trait Experiment {
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let _ = (req, rng);
         anyhow::bail!("this milestone has nothing to sample; try `dlhist eval` for its metrics")
+    }
+    /// Trained runs of other milestones this one uses (see [`Need`]); none by default. A
+    /// milestone built without them (a test, a gradient check) must still train; it then
+    /// leaves out the metrics they serve.
+    fn needs(&self) -> Vec<Need> {
+        vec![]
+    }
+    /// Receives the trained weights of need `key` (a run of `Need::milestone`).
+    fn attach(&mut self, key: &str, trained: &Params) -> anyhow::Result<()> {
+        let _ = trained;
+        anyhow::bail!("this milestone needs no other run (asked to attach `{key}`)")
     }
     /// Which dataset is in use, e.g. "mnist" or "digits8".
     fn data_name(&self) -> String;

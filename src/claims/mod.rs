@@ -11,6 +11,7 @@ pub mod dnn;
 pub mod encdec;
 pub mod encoders;
 pub mod experts;
+pub mod generative;
 pub mod segment;
 pub mod sequence;
 pub mod toolbox;
@@ -150,6 +151,11 @@ const CHECKS: &[(&str, Check)] = &[
     ("vae", autoencoders::claim_vae),
     ("vq-vae", autoencoders::claim_vqvae),
     ("vq-vae-plain", autoencoders::claim_vqvae_plain),
+    // section 4: generative models
+    ("gan", generative::claim_gan),
+    ("diffusion", generative::claim_diffusion),
+    ("ddpm", generative::claim_ddpm),
+    ("ddpm-cosine", generative::claim_ddpm_cosine),
 ];
 
 /// What a study adds to `dlhist compare` beyond the table and the curves: text for the terminal,

@@ -5,7 +5,7 @@ use crate::config::TrainConfig;
 use crate::config::{config_hash, layered, merge, parse_toml, Layer};
 use crate::engine::runner::{self, RunDir, RunSpec, Summary};
 use crate::error::DlError;
-use crate::experiment::Experiment;
+use crate::experiment::{Experiment, Need};
 use crate::registry::{self, Entry};
 use candle_core::Device;
 use clap::Args;
@@ -165,9 +165,53 @@ pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {
     let runs = runs_of(entry.name);
     let done = runs.iter().find(|r| r.is_complete()).ok_or_else(|| DlError::MissingCheckpoint {
         path: runs_root().join(entry.name),
-        hint: format!("no finished `{}` run there. Train one first: dlhist train {}", entry.name, entry.name),
+        hint: format!("no finished `{}` run there. {}", entry.name, train_hint(entry.name)),
     })?;
     resolve_run_dir(&done.0)
+}
+
+/// "Train one first: dlhist train NAME (about N on 2 cores)", with the duration where the
+/// registry knows it.
+pub fn train_hint(name: &str) -> String {
+    match registry::train_time(name) {
+        Some(t) => format!("Train one first: dlhist train {name} (about {t} on 2 cores)"),
+        None => format!("Train one first: dlhist train {name}"),
+    }
+}
+
+/// The run a milestone needs (`Experiment::needs`): the newest finished run of `need.milestone`
+/// whose config is exactly its preset with `need.sets`, or else a new one, trained now and kept
+/// under the runs root like any run.
+fn needed_run(need: &Need, device: &Device, ui: Ui) -> anyhow::Result<RunDir> {
+    let entry = registry::get(&need.milestone)?;
+    let res = resolve(entry, false, &ConfigArgs { sets: need.sets.clone(), ..Default::default() })?;
+    let same = |rd: &RunDir| rd.is_complete() && std::fs::read_to_string(rd.config()).is_ok_and(|t| t == res.text);
+    if let Some(rd) = runs_of(entry.name).into_iter().find(same) {
+        return Ok(rd);
+    }
+    let rd = RunDir(runs_root().join(entry.name).join(new_run_id()));
+    let sets: Vec<String> = need.sets.iter().map(|s| format!(" --set {s}")).collect();
+    eprintln!(
+        "training {} for {} (once; kept in {}): dlhist train {}{}",
+        entry.name,
+        need.why,
+        rd.0.display(),
+        entry.name,
+        sets.concat()
+    );
+    train_run(&res, rd.clone(), false, device, Ui { progress: ui.progress, echo: false })?;
+    Ok(rd)
+}
+
+/// Finds or trains the runs `exp` needs and hands it their weights.
+pub fn attach_needs(exp: &mut dyn Experiment, device: &Device, ui: Ui) -> anyhow::Result<()> {
+    for need in exp.needs() {
+        let rd = needed_run(&need, device, ui)?;
+        let (res, rd) = resolve_run_dir(&rd.0)?;
+        let trained = load_trained(&res, &rd, device)?;
+        exp.attach(need.key, trained.params())?;
+    }
+    Ok(())
 }
 
 /// The device of a `--device` flag (`crate::device::parse`: cpu, auto, cuda, cuda:N), with an
@@ -189,6 +233,7 @@ pub fn train_run(res: &Resolved, dir: RunDir, resume: bool, device: &Device, ui:
     if let Some(n) = exp.data_notice() {
         eprintln!("{n}");
     }
+    attach_needs(exp.as_mut(), device, ui)?;
     let spec = RunSpec {
         name: res.entry.name,
         config_text: &res.text,
@@ -240,6 +285,8 @@ pub fn load_trained(res: &Resolved, rd: &RunDir, device: &Device) -> anyhow::Res
         ck.tensors.iter().filter_map(|(k, t)| k.strip_prefix("ema/").map(|n| (n.to_string(), t.clone()))).collect();
     ck.tensors.extend(averaged);
     exp.params().load(&ck.tensors).map_err(|m| DlError::IncompatibleCheckpoint { path, message: m })?;
+    let mut exp = exp;
+    attach_needs(exp.as_mut(), device, Ui { progress: true, echo: false })?;
     Ok(exp)
 }
 

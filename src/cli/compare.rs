@@ -113,6 +113,10 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
             }
         }
     }
+    // the generative milestones' Fréchet distance, where the runs report it
+    if !keys.contains(&"test_fd") && results.iter().any(|(_, s)| s.metric("test_fd").is_some()) {
+        keys.push("test_fd");
+    }
     // and what qualifies a codebook's usage, where the runs report it (the VQ-VAE study)
     for m in ["test_perplexity", "test_mse"] {
         if !keys.contains(&m) && results.iter().any(|(_, s)| s.metric(m).is_some()) {

@@ -3,7 +3,7 @@
 
 use super::common::{self, print_json};
 use crate::error::DlError;
-use crate::experiment::{SampleOpt, SampleRequest};
+use crate::experiment::{Progress, SampleOpt, SampleRequest};
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
 
@@ -93,6 +93,30 @@ pub fn positive(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A progress bar on stderr (only on a terminal, and not with --json) that the sampler moves
+/// through `SampleRequest::progress`.
+fn progress_bar(show: bool) -> (indicatif::ProgressBar, Progress) {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
+        return (indicatif::ProgressBar::hidden(), Progress::default());
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} ({eta} left)")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("sampling");
+    let b = bar.clone();
+    (
+        bar,
+        Progress::new(move |done, total| {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }),
+    )
+}
+
 fn request(a: &Args) -> anyhow::Result<SampleRequest> {
     if let Some(t) = a.temperature {
         if !(t > 0.0 && t.is_finite()) {
@@ -122,6 +146,7 @@ fn request(a: &Args) -> anyhow::Result<SampleRequest> {
         guidance: a.guidance,
         frames: a.frames,
         interpolate: a.interpolate,
+        progress: Progress::default(),
     })
 }
 
@@ -158,16 +183,20 @@ fn picture_path(out: Option<&Path>, samples: &Path, stamp: &str, name: &str, sev
 }
 
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
-    let req = request(&a)?;
+    let mut req = request(&a)?;
     let device = common::device(&a.device)?;
     let (res, rd) = super::pick::pick(a.target.as_deref(), a.run.as_deref())?;
     let mut exp = common::load_trained(&res, &rd, &device)?;
     check_options(res.entry.name, exp.sample_options(), &req)?;
+    let (bar, progress) = progress_bar(!json);
+    req.progress = progress;
     let data_note = data_note(exp.as_ref(), &rd);
     let out = {
         let _span = tracing::debug_span!("sample", milestone = res.entry.name).entered();
-        exp.sample(&req, &mut Rng::derive(req.seed.unwrap_or(0), "sample", 0))?
+        exp.sample(&req, &mut Rng::derive(req.seed.unwrap_or(0), "sample", 0))
     };
+    bar.finish_and_clear();
+    let out = out?;
     // on stderr, so that stdout stays the sample itself (text can be piped on)
     if let Some(n) = &data_note {
         eprintln!("{n}");

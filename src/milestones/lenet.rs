@@ -120,9 +120,9 @@ pub fn lenet(cfg: &ModelCfg, params: &Params, device: &Device) -> Result<LeNet> 
     Ok(LeNet { conv1, conv2, bn, fc })
 }
 
-impl ClassModel for LeNet {
-    /// (B, 1, 28, 28) -> (B, 10) logits
-    fn logits(&self, x: &Tensor, train: bool, _rng: &mut Rng) -> Result<Tensor> {
+impl LeNet {
+    /// The convolutional trunk: (B, 1, 28, 28) -> (B, 256), flattened.
+    fn trunk(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         // conv, [batch norm], ReLU, pool
         let norm = |z: Tensor, k: usize| match &self.bn {
             Some(bn) => bn[k].forward_t(&z, train),
@@ -130,7 +130,21 @@ impl ClassModel for LeNet {
         };
         let h = max_pool2d(&relu(&norm(self.conv1.forward(x)?, 0)?)?, 2, 2)?; // (B, 6, 12, 12)
         let h = max_pool2d(&relu(&norm(self.conv2.forward(&h)?, 1)?)?, 2, 2)?; // (B, 16, 4, 4)
-        self.fc.forward(&h.flatten_from(1)?) // (B, 256) -> (B, 10)
+        h.flatten_from(1)
+    }
+
+    /// The activations of the last hidden layer (B, 84), in eval mode: the features whose
+    /// Gaussian fits the generative milestones' Fréchet distance compares.
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, hidden) = self.fc.forward_trace(&self.trunk(x, false)?, true)?;
+        hidden.last().cloned().ok_or_else(|| candle_core::Error::Msg("lenet: no hidden layer".into()))
+    }
+}
+
+impl ClassModel for LeNet {
+    /// (B, 1, 28, 28) -> (B, 10) logits
+    fn logits(&self, x: &Tensor, train: bool, _rng: &mut Rng) -> Result<Tensor> {
+        self.fc.forward(&self.trunk(x, train)?) // (B, 256) -> (B, 10)
     }
 }
 

@@ -34,7 +34,7 @@ pub struct Built {
     pub flops_per_step: f64,
 }
 
-pub static WORKLOADS: [Workload; 4] = [
+pub static WORKLOADS: [Workload; 5] = [
     Workload { name: "mlp", shapes: "784-512-256-10, ReLU, batch 128", build: build_mlp },
     Workload {
         name: "lenet",
@@ -43,6 +43,12 @@ pub static WORKLOADS: [Workload; 4] = [
     },
     Workload { name: "lstm", shapes: "vocab 65, embed 64, LSTM 256, seq 64, batch 32", build: build_lstm },
     Workload { name: "gpt", shapes: "vocab 65, 4 layers, 4 heads, embd 128, block 64, batch 32", build: build_gpt },
+    Workload {
+        name: "unet",
+        shapes:
+            "diffusion U-Net 16/32/64 channels, GroupNorm(8)+SiLU, time embedding 64; 28x28, batch 64, MSE on the noise",
+        build: build_diffusion_unet,
+    },
 ];
 
 /// The recipe of every workload: AdamW, lr 1e-3, weight decay 0.01 (explicit, matrices only),
@@ -154,6 +160,27 @@ fn build_gpt(device: &Device) -> Result<Built> {
     Ok(Built {
         exp: Box::new(Synthetic { params, loss: Box::new(loss) }),
         flops_per_step: 3.0 * cfg.forward_flops(b, cfg.block),
+    })
+}
+
+/// The diffusion preset's U-Net step: noisy 28x28 images at random timesteps, the MSE of the
+/// predicted noise against the true noise (as `diffusion`'s training loss computes it).
+fn build_diffusion_unet(device: &Device) -> Result<Built> {
+    use crate::nn::time_unet::{time_unet, TimeUNetCfg};
+    let (b, s) = (64, 28);
+    let m = super::diffusion::defaults().model;
+    let cfg = TimeUNetCfg { in_channels: 1, channels: m.channels.clone(), groups: m.groups, classes: 0 };
+    let params = Params::new(SEED);
+    let net = time_unet(&cfg, params.vb(device))?;
+    let mut rng = Rng::derive(SEED, "bench/diffusion", 0);
+    let mut randn = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
+    let x = Tensor::from_vec(randn(b * s * s), (b, 1, s, s), device)?;
+    let eps = Tensor::from_vec(randn(b * s * s), (b, 1, s, s), device)?;
+    let t: Vec<f32> = (0..b).map(|i| ((i * 997) % m.timesteps) as f32).collect();
+    let loss = move || (net.forward(&x, &t, None)? - &eps)?.sqr()?.mean_all();
+    Ok(Built {
+        exp: Box::new(Synthetic { params, loss: Box::new(loss) }),
+        flops_per_step: 3.0 * cfg.forward_flops(b, s),
     })
 }
 

@@ -21,6 +21,7 @@ pub mod cross_entropy;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod embedding;
+pub mod groupnorm;
 pub mod layernorm;
 pub mod linear;
 pub mod lstm;
@@ -93,6 +94,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(upsample::benches()?);
     out.extend(relu::benches()?);
     out.extend(bernoulli::benches()?);
+    out.extend(groupnorm::benches()?);
     Ok(out)
 }
 

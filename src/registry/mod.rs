@@ -12,12 +12,16 @@ mod dnn;
 mod encdec;
 mod encoders;
 mod experts;
+mod generative;
 mod segment;
 mod sequence;
+mod times;
 mod toolbox;
 mod transformers;
 mod translate;
 mod words;
+
+pub use times::train_time;
 
 /// An entry's claim: its words and what its value measures. The check that measures it lives
 /// in src/claims/ (`claims::check`).
@@ -78,6 +82,7 @@ pub fn entries() -> &'static [Entry] {
             transformers::entries(),
             encoders::entries(),
             autoencoders::entries(),
+            generative::entries(),
         ];
         sections.into_iter().flatten().collect()
     })

@@ -2,6 +2,7 @@
 
 pub mod ascii;
 pub mod bleu;
+pub mod fd;
 pub mod fit;
 pub mod plot;
 pub mod png;

@@ -1,0 +1,106 @@
+//! Catalogue section 4, generative models: the GAN's FD falls as it trains, diffusion beats it
+//! at equal training time, and the cosine noise schedule is at least as good as the linear one.
+//! All compare the Fréchet distance (FD) of samples, lower is better (milestones/generative.rs).
+//! On the built-in digits8 (no `make data`) the claims are measured all the same, and the
+//! verdict says the numbers are not MNIST's.
+
+use super::{metric, ClaimCtx, Verdict};
+use crate::engine::runner::Summary;
+
+/// The GAN's final validation FD must be at most this fraction of its FD at the first
+/// evaluation (step 500), fixed before the calibration run (final/step-500 = 0.058 there; see
+/// `dlhist info gan`).
+pub const GAN_FALL: f64 = 0.5;
+/// The GAN must have trained at least this fraction of the diffusion model's wall-clock time.
+pub const EQUAL_TIME: f64 = 0.9;
+
+/// ", on the built-in digits8 (not MNIST: run `make data`)" when a run fell back.
+fn fallback(runs: &[&Summary]) -> String {
+    match runs.iter().find(|s| s.data == "digits8") {
+        Some(s) => format!(
+            "; on {}: the built-in 8x8 digits, a fallback since MNIST is not fetched (`make data`), so these are not MNIST's numbers",
+            s.data
+        ),
+        None => String::new(),
+    }
+}
+
+/// (step, FD) of every validation evaluation in the run's metrics.jsonl.
+fn fd_curve(s: &Summary) -> anyhow::Result<Vec<(usize, f64)>> {
+    let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut out = vec![];
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        if let (true, Some(step), Some(fd)) = (v["split"] == "val", v["step"].as_u64(), v["fd"].as_f64()) {
+            out.push((step as usize, fd));
+        }
+    }
+    Ok(out)
+}
+
+pub fn claim_gan(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
+    let s = ctx.run("gan", &[])?;
+    let curve = fd_curve(&s)?;
+    let &(first_step, first) = curve
+        .iter()
+        .find(|(step, _)| *step > 0)
+        .ok_or_else(|| anyhow::anyhow!("the gan run has no FD evaluation after step 0"))?;
+    let last = metric(&s, "val_fd")?;
+    let ratio = last / first;
+    let points: Vec<String> = curve.iter().map(|(st, f)| format!("{st}: {f:.2}")).collect();
+    Ok(Verdict {
+        value: ratio,
+        threshold: GAN_FALL,
+        pass: ratio <= GAN_FALL,
+        detail: format!(
+            "validation FD by step {}; final/step-{first_step} = {ratio:.3} (claim ≤ {GAN_FALL}); test FD {:.2} after {} steps in {:.0} s{}",
+            points.join(", "),
+            metric(&s, "test_fd")?,
+            s.steps,
+            s.wall_s,
+            fallback(&[&s])
+        ),
+    })
+}
+
+pub fn claim_diffusion(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
+    let (g, d) = (ctx.run("gan", &[])?, ctx.run("diffusion", &[])?);
+    let (gf, df) = (metric(&g, "test_fd")?, metric(&d, "test_fd")?);
+    let equal = g.wall_s >= EQUAL_TIME * d.wall_s;
+    Ok(Verdict {
+        value: gf - df,
+        threshold: 0.0,
+        pass: df < gf && equal,
+        detail: format!(
+            "test FD diffusion {df:.2} ({} steps, {:.0} s) vs gan {gf:.2} ({} steps, {:.0} s); claim: diffusion lower, with the GAN given at least {EQUAL_TIME} of diffusion's time{}{}",
+            d.steps,
+            d.wall_s,
+            g.steps,
+            g.wall_s,
+            if equal { "" } else { " (NOT MET: the GAN trained for less)" },
+            fallback(&[&g, &d])
+        ),
+    })
+}
+
+pub fn claim_ddpm_cosine(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
+    let (lin, cos) = (ctx.run("ddpm", &[])?, ctx.run("diffusion", &[])?);
+    let (lf, cf) = (metric(&lin, "test_fd")?, metric(&cos, "test_fd")?);
+    Ok(Verdict {
+        value: lf - cf,
+        threshold: 0.0,
+        pass: cf <= lf,
+        detail: format!(
+            "test FD cosine {cf:.2} vs linear {lf:.2} after {} steps (claim: cosine ≤ linear); denoising test loss {:.4} vs {:.4}{}",
+            cos.steps,
+            metric(&cos, "test_loss")?,
+            metric(&lin, "test_loss")?,
+            fallback(&[&lin, &cos])
+        ),
+    })
+}
+
+pub fn claim_ddpm(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
+    claim_ddpm_cosine(ctx)
+}

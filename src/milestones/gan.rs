@@ -1,0 +1,245 @@
+//! `gan`: generative adversarial nets (Goodfellow et al. 2014). A generator G maps noise z to
+//! images; a discriminator D tells real images from G's. They train in turn, two parameter
+//! groups updated in one step: D on real (label 1) and generated (label 0) images, then G to
+//! make D call its images real, with the "non-saturating" loss −log D(G(z)) the paper proposes
+//! in place of log(1 − D(G(z))), whose gradient vanishes while D easily wins early on.
+//!
+//! The shapes are the MLP GAN of the PyTorch and Keras tutorials (the paper's own MNIST nets
+//! were MLPs with maxout units): G 100 → 256 → 512 → 1024 → 784, LeakyReLU 0.2, tanh out;
+//! D 784 → 1024 → 512 → 256 → 1, LeakyReLU 0.2 and dropout 0.3; Adam lr 2e-4, β1 0.5 (Radford
+//! et al. 2015's settings). A GAN has no likelihood to validate on: its validation "loss" is
+//! the Fréchet distance of its samples (`generative.rs`).
+
+use super::generative::{self, DataCfg, FdProbe};
+use super::{from_table, to_table, Family};
+use crate::config::TrainConfig;
+use crate::data::batch::EpochSampler;
+use crate::data::vision::Splits;
+use crate::experiment::{
+    Experiment, Group, Metrics, Need, SampleOpt, SampleOut, SampleRequest, Split, TrainOut, Updater,
+};
+use crate::nn::dropout::Dropout;
+use crate::nn::linear::{linear, InitKind, Linear};
+use crate::params::Params;
+use crate::picture::Picture;
+use crate::rng::Rng;
+use candle_core::{Device, Module, Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCfg {
+    /// dimensions of the noise z ~ N(0, I)
+    pub latent: usize,
+    /// the generator's hidden widths
+    pub g_hidden: Vec<usize>,
+    /// the discriminator's hidden widths
+    pub d_hidden: Vec<usize>,
+    /// LeakyReLU's slope for x < 0
+    pub slope: f64,
+    /// dropout after each of the discriminator's hidden layers (training only)
+    pub dropout: f64,
+}
+
+impl Default for ModelCfg {
+    fn default() -> Self {
+        Self { latent: 100, g_hidden: vec![256, 512, 1024], d_hidden: vec![1024, 512, 256], slope: 0.2, dropout: 0.3 }
+    }
+}
+
+pub type Config = super::Config<DataCfg, ModelCfg>;
+
+pub fn defaults() -> Config {
+    let train =
+        TrainConfig { steps: 3000, batch_size: 64, lr: 2e-4, beta1: 0.5, eval_every: 500, ..Default::default() };
+    Config {
+        train: train.with_groups(&["discriminator", "generator"]),
+        data: DataCfg::default(),
+        model: ModelCfg::default(),
+    }
+}
+
+/// Linear layers with LeakyReLU between; `tanh` on the generator's output.
+struct Net {
+    layers: Vec<Linear>,
+    slope: f64,
+    dropout: Option<Dropout>,
+}
+
+impl Net {
+    fn new(dims: &[usize], slope: f64, dropout: Option<f64>, vb: candle_nn::VarBuilder) -> Result<Self> {
+        let layers = dims
+            .windows(2)
+            .enumerate()
+            .map(|(i, d)| linear(d[0], d[1], InitKind::Default, vb.pp(format!("fc{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { layers, slope, dropout: dropout.map(Dropout::new) })
+    }
+
+    /// The last layer's output, before any squashing; `rng` draws dropout masks in training.
+    fn forward(&self, x: &Tensor, rng: Option<&mut Rng>) -> Result<Tensor> {
+        let mut rng = rng;
+        let last = self.layers.len() - 1;
+        let mut h = x.clone();
+        for (i, l) in self.layers.iter().enumerate() {
+            h = l.forward(&h)?;
+            if i < last {
+                h = h.maximum(&(&h * self.slope)?)?; // LeakyReLU
+                if let (Some(d), Some(r)) = (&self.dropout, rng.as_deref_mut()) {
+                    h = d.forward(&h, true, r)?;
+                }
+            }
+        }
+        Ok(h)
+    }
+}
+
+pub struct Gan {
+    params: Params,
+    g: Net,
+    d: Net,
+    data: Splits,
+    sampler: EpochSampler,
+    cfg: Config,
+    fd: Option<FdProbe>,
+    device: Device,
+}
+
+/// −mean log σ(±z) = mean softplus(∓z), computed stably as max(∓z, 0) + log(1 + e^(−|z|)).
+fn softplus_mean(z: &Tensor, sign: f64) -> Result<Tensor> {
+    let m = (z * -sign)?;
+    (m.relu()? + ((m.abs()? * -1.0)?.exp()? + 1.0)?.log()?)?.mean_all()
+}
+
+impl Gan {
+    fn noise(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+        let z: Vec<f32> = (0..n * self.cfg.model.latent).map(|_| rng.normal() as f32).collect();
+        Tensor::from_vec(z, (n, self.cfg.model.latent), &self.device)
+    }
+
+    /// `n` generated images, n·S·S values in [−1, 1].
+    fn generate(&self, n: usize, rng: &mut Rng) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(n * self.data.train.dim());
+        for start in (0..n).step_by(500) {
+            let z = self.noise((n - start).min(500), rng)?;
+            out.extend(self.g.forward(&z, None)?.tanh()?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+}
+
+impl Experiment for Gan {
+    fn params(&self) -> &Params {
+        &self.params
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.sampler.steps_per_epoch()
+    }
+
+    fn groups(&self) -> Vec<Group> {
+        vec![
+            Group { name: "discriminator", prefixes: vec!["discriminator.".into()] },
+            Group { name: "generator", prefixes: vec!["generator.".into()] },
+        ]
+    }
+
+    fn train_step(&mut self, step: usize, rng: &mut Rng, up: &mut dyn Updater) -> Result<()> {
+        let idx = self.sampler.indices(step);
+        let b = idx.len();
+        let real = Tensor::from_vec(self.data.train.subset(&idx).pixels, (b, self.data.train.dim()), &self.device)?;
+        let fake = self.g.forward(&self.noise(b, rng)?, None)?.tanh()?;
+        // D: real images → 1, generated → 0 (G's output detached: this update moves only D)
+        let (d_real, d_fake) = (self.d.forward(&real, Some(rng))?, self.d.forward(&fake.detach(), Some(rng))?);
+        let loss_d = (softplus_mean(&d_real, 1.0)? + softplus_mean(&d_fake, -1.0)?)?;
+        let acc = |z: &Tensor, real: bool| -> Result<f64> {
+            let hit = if real { z.ge(0f32)? } else { z.lt(0f32)? };
+            Ok(hit.to_dtype(candle_core::DType::F32)?.mean_all()?.to_scalar::<f32>()? as f64)
+        };
+        let d_acc = (acc(&d_real, true)? + acc(&d_fake, false)?) / 2.0;
+        up.update("discriminator", TrainOut { loss: loss_d, metrics: Metrics::from([("d_acc".into(), d_acc)]) })?;
+        // G: the non-saturating loss −log D(G(z)) through the just-updated D
+        let loss_g = softplus_mean(&self.d.forward(&fake, Some(rng))?, 1.0)?;
+        up.update("generator", TrainOut { loss: loss_g, metrics: Metrics::new() })?;
+        Ok(())
+    }
+
+    fn train_loss(&mut self, step: usize, rng: &mut Rng) -> Result<TrainOut> {
+        // one loss that reaches every parameter (for gradient checks): D's loss plus G's
+        let idx = self.sampler.indices(step);
+        let b = idx.len();
+        let real = Tensor::from_vec(self.data.train.subset(&idx).pixels, (b, self.data.train.dim()), &self.device)?;
+        let fake = self.g.forward(&self.noise(b, rng)?, None)?.tanh()?;
+        let loss_d = (softplus_mean(&self.d.forward(&real, Some(rng))?, 1.0)?
+            + softplus_mean(&self.d.forward(&fake, Some(rng))?, -1.0)?)?;
+        let loss_g = softplus_mean(&self.d.forward(&fake, Some(rng))?, 1.0)?;
+        Ok(TrainOut { loss: (loss_d + loss_g)?, metrics: Metrics::new() })
+    }
+
+    fn evaluate(&mut self, split: Split) -> Result<Metrics> {
+        if self.fd.is_none() {
+            return Ok(Metrics::new());
+        }
+        // the same noise at every evaluation of a split, so the curve follows G alone
+        let mut rng = Rng::derive(self.cfg.train.seed, "gan/eval", split as u64);
+        let pixels = self.generate(self.cfg.data.fd_samples, &mut rng)?;
+        let set = generative::to_unit_set(&pixels, self.data.train.h);
+        let fd = self.fd.as_mut().expect("checked above").fd(&set, &self.data, split)?;
+        Ok(Metrics::from([("fd".to_string(), fd), ("loss".to_string(), fd)]))
+    }
+
+    fn sample_options(&self) -> &'static [SampleOpt] {
+        &[SampleOpt::N, SampleOpt::Seed]
+    }
+
+    fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
+        let n = req.n_or(64);
+        let pixels = self.generate(n, rng)?;
+        let side = self.data.train.h;
+        let text = format!("{n} samples of the generator ({side}x{side}, trained on {})\n", self.data.name);
+        Ok(SampleOut::new(text, serde_json::json!({"n": n, "side": side, "data": self.data.name}))
+            .with_picture("grid", Picture::Image(generative::grid(&pixels, side))))
+    }
+
+    fn needs(&self) -> Vec<Need> {
+        generative::fd_need(&self.cfg.data, &self.data.name).into_iter().collect()
+    }
+
+    fn attach(&mut self, key: &str, trained: &Params) -> anyhow::Result<()> {
+        anyhow::ensure!(key == "fd", "gan: unknown need `{key}`");
+        self.fd = Some(FdProbe::new(trained, &self.device)?);
+        Ok(())
+    }
+
+    fn data_name(&self) -> String {
+        self.data.name.clone()
+    }
+
+    fn data_notice(&self) -> Option<String> {
+        self.data.notice.clone()
+    }
+}
+
+fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
+    let m = &c.model;
+    if m.latent == 0 || m.g_hidden.contains(&0) || m.d_hidden.contains(&0) {
+        return Err(crate::error::DlError::BadValue {
+            context: "model".into(),
+            message: "model.latent and every hidden width must be positive".into(),
+        }
+        .into());
+    }
+    let data = generative::load(&c.data)?;
+    let params = Params::new(c.train.seed);
+    let vb = params.vb(device);
+    let dim = data.train.dim();
+    let g_dims: Vec<usize> = [m.latent].iter().chain(&m.g_hidden).chain([&dim]).copied().collect();
+    let d_dims: Vec<usize> = [dim].iter().chain(&m.d_hidden).chain([&1]).copied().collect();
+    let g = Net::new(&g_dims, m.slope, None, vb.pp("generator"))?;
+    let d = Net::new(&d_dims, m.slope, (m.dropout > 0.0).then_some(m.dropout), vb.pp("discriminator"))?;
+    let sampler = EpochSampler::new(c.train.seed, data.train.len(), c.train.batch_size);
+    Ok(Box::new(Gan { params, g, d, data, sampler, cfg: c.clone(), fd: None, device: device.clone() }))
+}
+
+pub static FAMILY: Family =
+    Family { id: "gan", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };

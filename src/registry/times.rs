@@ -1,0 +1,23 @@
+//! How long `dlhist train NAME` takes at its preset on 2 cores, where it was measured: the hint
+//! of a command that needs a run and finds none ("Train one first: dlhist train diffusion
+//! (about 5 min on 2 cores)"). Entries without a measured time get the command alone.
+
+/// (name, duration in words), measured with `dlhist --threads 2 train NAME` (after `make data`);
+/// the generative ones (training and the final FD) on a machine loaded by other jobs, so upper
+/// bounds; diffusion-cfg is estimated as diffusion.
+const TIMES: &[(&str, &str)] = &[
+    ("mlp", "10 s"),
+    ("cnn", "12 s"),
+    ("lenet", "12 s"),
+    ("rnn", "15 s"),
+    ("gan", "11 min"),
+    ("diffusion", "13 min"),
+    ("ddpm", "14 min"),
+    ("ddpm-cosine", "13 min"),
+    ("diffusion-cfg", "13 min"),
+];
+
+/// The measured training time of `name` at its preset, if there is one.
+pub fn train_time(name: &str) -> Option<&'static str> {
+    TIMES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
