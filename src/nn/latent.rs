@@ -39,11 +39,8 @@ pub fn bernoulli_nll(z: &Tensor, x: &Tensor) -> Result<Tensor> {
     crate::ops::bernoulli::bernoulli_nll(z, x)
 }
 
-/// `bernoulli_nll` composed of candle ops (each with a backward): the reference.
-pub fn bernoulli_nll_ref(z: &Tensor, x: &Tensor) -> Result<Tensor> {
-    let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
-    (softplus - (x * z)?)?.sum(D::Minus1)
-}
+/// `bernoulli_nll` composed of candle ops: the reference (it lives beside the fused op).
+pub use crate::ops::bernoulli::bernoulli_nll_ref;
 
 /// log N(z; μ, σ²) summed over each row's L dimensions, given ε = (z − μ)/σ:
 /// −½ Σ [ε² + log σ² + log 2π]. (B, L) -> (B,). With μ = 0, log σ² = 0 it is the prior's log p(z).

@@ -6,7 +6,7 @@
 //!
 //! z (N, P) logits, x (N, P) targets in {0, 1} (or grey values in [0, 1]) -> y (N,). The
 //! forward is one pass per row; the backward one pass over (z, x) with σ recomputed from the
-//! same e^(−|z|). The composed reference (`crate::nn::latent::bernoulli_nll_ref`) runs ten
+//! same e^(−|z|). The composed reference (`bernoulli_nll_ref`) runs ten
 //! candle ops (relu, abs, neg, exp, add, log, add, mul, sub, sum), each keeping an (N, P)
 //! intermediate for its backward.
 //!
@@ -15,7 +15,7 @@
 //! libm's log1pf would be a scalar call.
 
 use super::cpu;
-use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 
 /// Σ_j −log Bernoulli(x_ij; σ(z_ij)) per row: z, x (N, P) f32 -> (N,). The gradient reaches z
 /// and, where x tracks one, x.
@@ -24,12 +24,19 @@ pub fn bernoulli_nll(z: &Tensor, x: &Tensor) -> Result<Tensor> {
         bail!("bernoulli_nll: logits {:?} and targets {:?} must be the same (N, P)", z.shape(), x.shape());
     }
     if !super::fused_on(z.device(), false) {
-        return crate::nn::latent::bernoulli_nll_ref(z, x);
+        return bernoulli_nll_ref(z, x);
     }
     if z.dtype() != DType::F32 || x.dtype() != DType::F32 {
         bail!("bernoulli_nll: f32 only, got {:?} and {:?}", z.dtype(), x.dtype())
     }
     z.contiguous()?.apply_op2(&x.contiguous()?, BernoulliNll)
+}
+
+/// `bernoulli_nll` composed of candle ops (each with a backward): the reference,
+/// Σ softplus(z) − x·z over each row, softplus(z) = max(z, 0) + ln(1 + e^(−|z|)).
+pub fn bernoulli_nll_ref(z: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+    (softplus - (x * z)?)?.sum(D::Minus1)
 }
 
 const NAME: &str = "bernoulli_nll";
@@ -144,9 +151,7 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
             name: NAME,
             shape: format!("N={n}, P=784"),
             fused: Box::new(move || bernoulli_nll(&z1, &x1)?.sum_all()?.backward().map(|_| ())),
-            reference: Box::new(move || {
-                crate::nn::latent::bernoulli_nll_ref(&z2, &x2)?.sum_all()?.backward().map(|_| ())
-            }),
+            reference: Box::new(move || bernoulli_nll_ref(&z2, &x2)?.sum_all()?.backward().map(|_| ())),
         });
     }
     Ok(out)
@@ -190,7 +195,7 @@ mod tests {
             let (zf, zr) = (Var::from_tensor(&z)?, Var::from_tensor(&z)?);
             let (xf, xr) = (Var::from_tensor(&x)?, Var::from_tensor(&x)?);
             let yf = bernoulli_nll(&zf, &xf)?;
-            let yr = crate::nn::latent::bernoulli_nll_ref(&zr, &xr)?;
+            let yr = bernoulli_nll_ref(&zr, &xr)?;
             let scale = yr.abs()?.max(0)?.to_scalar::<f32>()?.max(1.0);
             assert!(max_abs_diff(&yf, &yr)? <= 2e-5 * scale, "sums at ({n}, {p})");
             let gf = (yf * &w)?.sum_all()?.backward()?;
