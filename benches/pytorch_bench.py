@@ -3,13 +3,13 @@
 
 Install PyTorch somewhere outside the repository (CPU is all it needs; CI does not run this):
 
-    python3 -m venv /work/venv-torch && /work/venv-torch/bin/pip install torch
+    python3 -m venv ~/venv-torch && ~/venv-torch/bin/pip install torch
 
 Run it on the same number of threads as dlhist, and compare:
 
-    /work/venv-torch/bin/python benches/pytorch_bench.py --threads 2 > torch.json
+    ~/venv-torch/bin/python benches/pytorch_bench.py --threads 2 > torch.json
     dlhist --threads 2 bench --json > dlhist.json
-    /work/venv-torch/bin/python benches/pytorch_bench.py gpt lstm --trials 7
+    ~/venv-torch/bin/python benches/pytorch_bench.py gpt lstm --trials 7
 
 It prints one JSON array on stdout with the field names of `dlhist bench --json` (workload,
 ms_per_step, steps_per_s, threads, gflops, gflop_per_step, trials, steps_per_trial, min_ms,
@@ -56,7 +56,7 @@ Afterwards the val loss on dlhist's evaluation windows: 512 windows of 65 charac
 evenly over the val split (start k·(len−65)/511), the mean next-character loss. It prints one JSON
 object (recipe, train_s, ms_per_iter, val_loss, train_loss, params, vocab, threads, torch_version):
 
-    /work/venv-torch/bin/python benches/pytorch_bench.py --recipe gpt --threads 2
+    ~/venv-torch/bin/python benches/pytorch_bench.py --recipe gpt --threads 2
     dlhist --threads 2 train gpt --json
 
 --sdpa-cuda times F.scaled_dot_product_attention (causal, forward + backward) on the GPU instead,
