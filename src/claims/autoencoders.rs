@@ -3,7 +3,7 @@
 //! SKIP) and say so, since the numbers of 8x8 digits resized to 28x28 say nothing about the
 //! papers' claims.
 
-use super::{metric, not_checked, ClaimCtx, Verdict};
+use super::{metric, ClaimCtx, Verdict};
 use crate::engine::runner::Summary;
 
 /// The VAE's test −ELBO must be at most this many nats: where the published MLP VAEs on
@@ -30,10 +30,7 @@ fn fallback_note(runs: &[&Summary]) -> Option<String> {
 }
 
 fn verdict(value: f64, threshold: f64, ok: bool, detail: String, runs: &[&Summary]) -> Verdict {
-    match fallback_note(runs) {
-        Some(note) => Verdict { value, threshold, ..not_checked(format!("{note}; measured: {detail}")) },
-        None => Verdict { value, threshold, pass: ok, detail },
-    }
+    super::unless_fell_back(fallback_note(runs), value, threshold, ok, detail)
 }
 
 pub fn claim_vae(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {

@@ -3,7 +3,7 @@
 //! fallback (the verse pairs not fetched) it is not checked (`replay` reports SKIP) and says so,
 //! as the translation claims do.
 
-use super::{metric, not_checked, ClaimCtx, Verdict};
+use super::{metric, ClaimCtx, Verdict};
 use crate::engine::runner::Summary;
 
 /// The transformer must beat attention's test BLEU by at least this much: about half the gain
@@ -12,22 +12,8 @@ pub const BLEU_GAIN: f64 = 1.5;
 /// … and train an epoch in less than this fraction of attention's time ("faster": below 1).
 pub const EPOCH_RATIO: f64 = 1.0;
 
-/// None when every run used the verse pairs, else the note that says the claim was not checked.
-fn fallback_note(runs: &[&Summary]) -> Option<String> {
-    runs.iter().find(|s| s.data != "verses").map(|s| {
-        format!(
-            "{} ran on the synthetic `{}` task (the verse pairs are not fetched: `dlhist data fetch verses`); the claim is checked only on the real data",
-            s.name, s.data
-        )
-    })
-}
-
-fn verdict(value: f64, threshold: f64, ok: bool, detail: String, runs: &[&Summary]) -> Verdict {
-    match fallback_note(runs) {
-        Some(note) => Verdict { value, threshold, ..not_checked(format!("{note}; measured: {detail}")) },
-        None => Verdict { value, threshold, pass: ok, detail },
-    }
-}
+// the verse-pair fallback check and verdict are translate's (same data, same words)
+use super::translate::verdict;
 
 /// Seconds of training per epoch: the mean time of the logged updates (metrics.jsonl's `ms`,
 /// forward + backward + optimizer, every `log_every`-th update; evaluation and checkpoints

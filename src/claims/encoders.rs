@@ -6,7 +6,7 @@
 //! On the built-in fallbacks (moby's quarters instead of the four texts; the 8x8 digits instead
 //! of MNIST) the claims are not checked (`replay` reports SKIP) and say so with the numbers measured.
 
-use super::{metric, not_checked, ClaimCtx, Verdict, SEEDS};
+use super::{metric, ClaimCtx, Verdict, SEEDS};
 use crate::data::provenance::FOUR_TEXTS;
 use crate::engine::runner::Summary;
 
@@ -38,10 +38,7 @@ fn fallback_note(runs: &[&Summary], want: &str, what: &str, fetch: &str) -> Opti
 }
 
 fn verdict(value: f64, threshold: f64, ok: bool, detail: String, note: Option<String>) -> Verdict {
-    match note {
-        Some(note) => Verdict { value, threshold, ..not_checked(format!("{note}; measured: {detail}")) },
-        None => Verdict { value, threshold, pass: ok, detail },
-    }
+    super::unless_fell_back(note, value, threshold, ok, detail)
 }
 
 /// Mean test accuracy of `name` fine-tuned from `init` ("" = from scratch) over `SEEDS`, the

@@ -47,6 +47,15 @@ pub fn not_checked(why: impl std::fmt::Display) -> Verdict {
     Verdict { value: f64::NAN, threshold: f64::NAN, pass: false, detail: format!("{NOT_CHECKED}{why}") }
 }
 
+/// The verdict of a claim whose runs may have fallen back to built-in data: `note` (why it was
+/// not checked) makes it [`not_checked`], keeping the measured value and detail beside it.
+pub fn unless_fell_back(note: Option<String>, value: f64, threshold: f64, ok: bool, detail: String) -> Verdict {
+    match note {
+        Some(note) => Verdict { value, threshold, ..not_checked(format!("{note}; measured: {detail}")) },
+        None => Verdict { value, threshold, pass: ok, detail },
+    }
+}
+
 /// True for a verdict made by [`not_checked`].
 pub fn is_not_checked(v: &Verdict) -> bool {
     v.detail.starts_with(NOT_CHECKED)

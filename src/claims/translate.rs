@@ -2,7 +2,7 @@
 //! (BLEU × 100, greedy decoding). On the synthetic fallback they are not checked (`replay`
 //! reports SKIP) and say so, since the numbers of a cipher say nothing about the papers' claims.
 
-use super::{metric, not_checked, ClaimCtx, Verdict};
+use super::{metric, ClaimCtx, Verdict};
 use crate::engine::runner::Summary;
 
 /// Reversing must add at least this much test BLEU: about half the gain measured on two seeds
@@ -22,11 +22,8 @@ fn fallback_note(runs: &[&Summary]) -> Option<String> {
     })
 }
 
-fn verdict(value: f64, threshold: f64, ok: bool, detail: String, runs: &[&Summary]) -> Verdict {
-    match fallback_note(runs) {
-        Some(note) => Verdict { value, threshold, ..not_checked(format!("{note}; measured: {detail}")) },
-        None => Verdict { value, threshold, pass: ok, detail },
-    }
+pub(super) fn verdict(value: f64, threshold: f64, ok: bool, detail: String, runs: &[&Summary]) -> Verdict {
+    super::unless_fell_back(fallback_note(runs), value, threshold, ok, detail)
 }
 
 pub fn claim_reversed(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
