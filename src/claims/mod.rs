@@ -12,6 +12,7 @@ pub mod encdec;
 pub mod encoders;
 pub mod experts;
 pub mod generative;
+pub mod plan;
 pub mod segment;
 pub mod sequence;
 pub mod toolbox;
