@@ -40,7 +40,7 @@ pub enum Budget {
 /// Check milestones' claims: train at the budget, measure, compare with the threshold
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Each claim ends PASS, FAIL, or SKIP: not checked, because a run it needs fell back to built-in data (the set it asks for is not fetched; the row names the command that fetches it). Exits 1 if any claim fails, and with --strict also if any was skipped; else 0.\n\nThe runs go to a temporary folder, deleted at the end, unless --keep (checkpoints/replay/<date-time-pid>) or --out DIR.\n\nExamples:\n  dlhist replay                            # every claim, full budget\n  dlhist replay backprop mlp relu\n  dlhist replay --budget smoke --json\n  dlhist replay --strict                   # CI: every claim must be checked"
+    after_help = "Each claim ends PASS, FAIL, or SKIP: not checked, because a run it needs fell back to built-in data (the set it asks for is not fetched; the row names the command that fetches it). Exits 1 if any claim fails, and with --strict also if any was skipped; else 0.\n\nThe runs go to a temporary folder, deleted at the end, unless --keep (checkpoints/replay/<date-time-pid>) or --out DIR.\n\nSeeds: each claim runs at its own default number of seeds (`dlhist info NAME` says which and why); --seeds N runs every claim once per seed and decides on the means (seed 1 is the preset's train.seed, seed k adds 1000·(k−1)); the detail says whether the margin exceeds the spread across seeds.\n\nShards: --shard K/N runs a deterministic part of the claims (whole studies, balanced by recorded seconds), so N machines together run each claim once; --merge joins their --json files into one table and one exit code.\n\nExamples:\n  dlhist replay                            # every claim, full budget\n  dlhist replay backprop mlp relu\n  dlhist replay --budget smoke --json\n  dlhist replay --seeds 3 gelu seq2seq --json\n  dlhist replay --shard 2/3 --json > shard2.json\n  dlhist replay --merge shard1.json shard2.json shard3.json\n  dlhist replay --strict                   # CI: every claim must be checked"
 )]
 pub struct Args {
     /// milestones to check (default: all that have a claim)
@@ -82,6 +82,8 @@ struct Ctx {
     mean: Option<usize>,
     /// each mean run's folder -> its seeded runs' folders (a check may pass a run's folder on)
     mean_dirs: HashMap<String, Vec<String>>,
+    /// whether the current claim set `train.seed` itself (it runs seeds of its own)
+    own_seeds: bool,
     /// summaries the current claim asked for, in every seed's pass
     used: Vec<Summary>,
     /// runs of the current claim that fell back
@@ -132,6 +134,7 @@ impl Ctx {
 impl ClaimCtx for Ctx {
     fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
         let owned: Vec<(String, String)> = sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.own_seeds |= owned.iter().any(|(k, _)| k == "train.seed");
         let Some(n) = self.mean else { return self.run_seed(name, owned, self.seed) };
         // the last pass: the seeded runs were trained by the passes before; this one averages them
         let used = self.used.len();
@@ -206,6 +209,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         seed: 0,
         mean: None,
         mean_dirs: HashMap::new(),
+        own_seeds: false,
         used: vec![],
         fallbacks: vec![],
     };
@@ -222,6 +226,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         eprintln!("replay {} ({budget_name} budget{seeds_note}): {}", e.name, claim.text);
         ctx.used.clear();
         ctx.fallbacks.clear();
+        ctx.own_seeds = false;
         let t0 = Instant::now();
         let Some(check) = claims::check(e.name) else {
             return Err(anyhow::anyhow!("`{}` has a claim but no check in src/claims/", e.name));
@@ -241,9 +246,15 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
             }
         }
         if n > 1 && result.is_ok() {
-            ctx.mean = Some(n);
-            result = check(&mut ctx);
-            ctx.mean = None;
+            if ctx.own_seeds {
+                // a claim over seeds of its own (e.g. the fraction of seeds that solve XOR):
+                // averaging its runs would blur them, so the verdict averages its values
+                result = Ok(seeds::mean_of_values(&per_seed));
+            } else {
+                ctx.mean = Some(n);
+                result = check(&mut ctx);
+                ctx.mean = None;
+            }
         }
         ctx.seed = 0;
         let seconds = t0.elapsed().as_secs_f64();

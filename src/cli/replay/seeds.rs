@@ -110,6 +110,33 @@ pub fn spread_words(margin: f64, sd: f64, n: usize) -> String {
     format!("margin {:+.4}, seed sd {sd:.4} over {n} seeds: {verdict}", margin)
 }
 
+/// The verdict at several seeds of a claim that runs seeds of its own: the mean of the seeds'
+/// values against the mean of their thresholds, in the direction the seeds' verdicts show
+/// (value ≥ threshold passes, or ≤); a claim whose verdicts follow neither (several conditions)
+/// passes only if every seed passes.
+pub fn mean_of_values(per_seed: &[Verdict]) -> Verdict {
+    let (value, threshold) = (
+        stats(&per_seed.iter().map(|v| v.value).collect::<Vec<_>>()).0,
+        stats(&per_seed.iter().map(|v| v.threshold).collect::<Vec<_>>()).0,
+    );
+    let higher = per_seed.iter().all(|v| v.pass == (v.value >= v.threshold));
+    let lower = per_seed.iter().all(|v| v.pass == (v.value <= v.threshold));
+    let (pass, rule) = match (higher, lower) {
+        (true, false) => (value >= threshold, "mean value ≥ mean threshold"),
+        (false, true) => (value <= threshold, "mean value ≤ mean threshold"),
+        _ => (per_seed.iter().all(|v| v.pass), "several conditions: every seed must pass"),
+    };
+    Verdict {
+        value,
+        threshold,
+        pass,
+        detail: format!(
+            "{}; the check runs seeds of its own, so its values are averaged over the replay's seeds ({rule})",
+            per_seed[0].detail
+        ),
+    }
+}
+
 /// A compared run: its name, its folder's name at the first seed, and (metric, value at each seed).
 type RunSeeds = (String, String, Vec<(String, Vec<f64>)>);
 
@@ -236,6 +263,17 @@ mod tests {
         assert!((lines[1]["acc"].as_f64().unwrap() - 0.8).abs() < 1e-12);
         assert_eq!(lines[0]["tag"], "x");
         assert_eq!(lines[1]["step"], 10);
+    }
+
+    #[test]
+    fn a_claim_with_its_own_seeds_is_decided_on_the_mean_of_its_values() {
+        let v = |value, threshold, pass| Verdict { value, threshold, pass, detail: String::new() };
+        // higher is better: 0.5 fails, 0.9 passes against 0.6; the mean 0.7 passes
+        assert!(mean_of_values(&[v(0.5, 0.6, false), v(0.9, 0.6, true)]).pass);
+        // lower is better: the mean 0.65 is above 0.6
+        assert!(!mean_of_values(&[v(0.5, 0.6, true), v(0.8, 0.6, false)]).pass);
+        // passes that follow neither direction: every seed must pass
+        assert!(!mean_of_values(&[v(0.9, 0.6, false), v(0.9, 0.6, true)]).pass);
     }
 
     #[test]
