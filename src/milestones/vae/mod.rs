@@ -257,8 +257,9 @@ impl Experiment for Vae {
             let n = self.data_cfg.fd_samples.min(self.data.test.len());
             let generated = self.generate_set(n, &mut Rng::derive(self.seed, "vae/fd", 0))?;
             let real = self.data.test.subset(&(0..n).collect::<Vec<_>>());
-            let probe = self.fd.as_mut().expect("checked above");
-            m.insert("fd".to_string(), probe.fd_unit(&generated, &real, split)?);
+            if let Some(probe) = self.fd.as_mut() {
+                m.insert("fd".to_string(), probe.fd_unit(&generated, &real, split)?);
+            }
         }
         Ok(m)
     }
