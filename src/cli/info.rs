@@ -52,17 +52,13 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
 
 /// How many seeds the claim's replay runs by default, and the calibration that chose it.
 fn seeds(p: &crate::claims::plan::Plan) -> String {
-    let runs = if p.seeds == 1 {
-        "one seed".to_string()
-    } else {
-        format!("{} seeds (the verdict compares the means)", p.seeds)
-    };
+    let runs = if p.seeds == 1 { "one".to_string() } else { format!("{} (the verdict compares the means)", p.seeds) };
     let why = if p.calibration.is_empty() {
-        "not calibrated across seeds yet; `--seeds 3` measures the spread".to_string()
+        "not calibrated across seeds yet (`dlhist replay --seeds 3 NAME` measures the spread)".to_string()
     } else {
-        p.calibration.to_string()
+        format!("calibration (`dlhist replay --seeds 3`, 2026-12-05): {}", p.calibration)
     };
-    format!("Seeds: the replay runs {runs} by default ({why}); `--seeds N` overrides.")
+    format!("Seeds in `replay`: {runs} by default; {why}. `--seeds N` overrides.")
 }
 
 /// Which of train.steps and train.epochs sets the budget, in words.
