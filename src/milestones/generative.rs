@@ -67,6 +67,19 @@ pub fn fd_need_spec(spec: &str, dataset: &str) -> Option<Need> {
     Some(Need { key: "fd", milestone, sets, why: format!("the features of the Fréchet distance on {dataset}") })
 }
 
+/// `Experiment::attach` of a milestone whose one need is the FD's feature net (`fd_need`).
+pub fn attach_fd(
+    fd: &mut Option<FdProbe>,
+    key: &str,
+    trained: &Params,
+    device: &Device,
+    who: &str,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(key == "fd", "{who}: unknown need `{key}`");
+    *fd = Some(FdProbe::new(trained, device)?);
+    Ok(())
+}
+
 /// Images (n·S·S values in [−1, 1]) as an image set in [0, 1] of side `side`.
 pub fn to_unit_set(pixels: &[f32], side: usize) -> ImageSet {
     let n = pixels.len() / (side * side);

@@ -20,7 +20,7 @@ use crate::data::vision::{self, Splits};
 use crate::data::ImageSet;
 use crate::error::DlError;
 use crate::experiment::{Experiment, Metrics, Need, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
-use crate::milestones::generative::{fd_need_spec, FdProbe};
+use crate::milestones::generative::{self, fd_need_spec, FdProbe};
 use crate::nn::activation::Activation;
 use crate::params::Params;
 use crate::picture::Image;
@@ -277,9 +277,7 @@ impl Experiment for Vae {
     }
 
     fn attach(&mut self, key: &str, trained: &Params) -> anyhow::Result<()> {
-        anyhow::ensure!(key == "fd", "vae: unknown need `{key}`");
-        self.fd = Some(FdProbe::new(trained, &self.device)?);
-        Ok(())
+        generative::attach_fd(&mut self.fd, key, trained, &self.device, "vae")
     }
 
     fn data_name(&self) -> String {
