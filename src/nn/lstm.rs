@@ -89,6 +89,7 @@ mod tests {
                 bias_hh: Tensor::zeros(4, candle_core::DType::F32, &dev)?,
                 hidden: 1,
                 forget_gate: forget,
+                truncated: false,
             };
             let h = cell.forward(&Tensor::new(&[[[1f32]]], &dev)?)?.flatten_all()?.to_vec1::<f32>()?[0];
             // c0 = 0, so the forget gate has nothing to keep: c1 = σ(i)·tanh(g) either way
