@@ -42,6 +42,10 @@ pub struct ModelCfg {
     /// residual nets only: start each block's last batch-norm gain γ at 0, so every block starts
     /// as the identity (Goyal et al. 2017; the 2015 paper started γ at 1)
     pub zero_init_residual: bool,
+    /// true: the paper's convolutional CIFAR family (`resnet_cifar`): depth = 6n + 2 layers,
+    /// width = the first stage's channels
+    #[serde(default)]
+    pub conv: bool,
 }
 
 /// One hidden layer: W·x (no bias: batch norm's β is the bias), then batch norm.
@@ -130,13 +134,13 @@ pub fn defaults() -> Config {
             ..Default::default()
         },
         data: mlp::DataCfg { dataset: "mnist".into(), train_size: 0 },
-        model: ModelCfg { depth: 32, width: 64, residual: false, zero_init_residual: false },
+        model: ModelCfg { depth: 32, width: 64, residual: false, zero_init_residual: false, conv: false },
     }
 }
 
 fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     let m = &c.model;
-    if m.depth < 4 || !m.depth.is_multiple_of(2) || m.width == 0 {
+    if !m.conv && (m.depth < 4 || !m.depth.is_multiple_of(2) || m.width == 0) {
         let message = format!(
             "depth must be even and at least 4 (input layer, pairs of middle layers, output layer) and width at least 1; got depth {} width {}",
             m.depth, m.width
@@ -149,6 +153,14 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     }
     let data = vision::load(&c.data.dataset, c.data.train_size)?;
     let params = Params::new(c.train.seed);
+    if m.conv {
+        if m.zero_init_residual {
+            let message = "applies to the MLP nets only (model.conv = false)".to_string();
+            return Err(DlError::BadValue { context: "model.zero_init_residual".into(), message }.into());
+        }
+        let net = super::resnet_cifar::cifar_net(m.depth, m.width, m.residual, &params, device)?;
+        return Ok(Box::new(Classifier::new(net, params, data, c.train.batch_size, c.train.seed, device)));
+    }
     let net = deep_net(m, data.train.dim(), &params, device)?;
     Ok(Box::new(Classifier::new(net, params, data, c.train.batch_size, c.train.seed, device)))
 }
@@ -166,7 +178,7 @@ mod tests {
         let dev = Device::Cpu;
         for residual in [false, true] {
             let p = Params::new(1);
-            let cfg = ModelCfg { depth: 6, width: 8, residual, zero_init_residual: false };
+            let cfg = ModelCfg { depth: 6, width: 8, residual, zero_init_residual: false, conv: false };
             let net = deep_net(&cfg, 16, &p, &dev)?;
             // 5 hidden layers (16·8 + 4·8·8 weights, 2·8 BN each) + the output layer (8·10 + 10)
             assert_eq!(net.layers.len(), 5);
@@ -192,7 +204,7 @@ mod tests {
         let mut logits = vec![];
         for residual in [false, true] {
             let p = Params::new(1);
-            let net = deep_net(&ModelCfg { depth: 6, width: 8, residual, zero_init_residual: false }, 16, &p, &dev)?;
+            let net = deep_net(&ModelCfg { depth: 6, width: 8, residual, zero_init_residual: false, conv: false }, 16, &p, &dev)?;
             for (name, var) in p.trainable() {
                 if name.starts_with("layer")
                     && !name.starts_with("layer0")
@@ -218,7 +230,7 @@ mod tests {
     fn zero_init_residual_blocks_start_as_the_identity() -> Result<()> {
         let dev = Device::Cpu;
         let p = Params::new(5);
-        let net = deep_net(&ModelCfg { depth: 8, width: 8, residual: true, zero_init_residual: true }, 16, &p, &dev)?;
+        let net = deep_net(&ModelCfg { depth: 8, width: 8, residual: true, zero_init_residual: true, conv: false }, 16, &p, &dev)?;
         let zeros: Vec<String> = p
             .trainable()
             .into_iter()

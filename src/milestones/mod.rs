@@ -11,6 +11,7 @@ pub mod charlm;
 pub mod classify;
 pub mod cnn;
 pub mod depth;
+pub mod resnet_cifar;
 pub mod diffusion;
 pub mod forget;
 pub mod gan;
