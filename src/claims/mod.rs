@@ -26,6 +26,11 @@ use crate::engine::runner::Summary;
 /// current budget, and get its summary. Runs are cached within one `replay`.
 pub trait ClaimCtx {
     fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary>;
+    /// Whether the replay runs at the smoke budget, which checks only the pipeline: a claim may
+    /// then train smaller variants than its protocol's.
+    fn smoke(&self) -> bool {
+        false
+    }
 }
 
 /// A claim's measured outcome.

@@ -132,6 +132,10 @@ impl Ctx {
 }
 
 impl ClaimCtx for Ctx {
+    fn smoke(&self) -> bool {
+        self.budget == Budget::Smoke
+    }
+
     fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
         let owned: Vec<(String, String)> = sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         self.own_seeds |= owned.iter().any(|(k, _)| k == "train.seed");

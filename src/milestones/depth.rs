@@ -204,7 +204,12 @@ mod tests {
         let mut logits = vec![];
         for residual in [false, true] {
             let p = Params::new(1);
-            let net = deep_net(&ModelCfg { depth: 6, width: 8, residual, zero_init_residual: false, conv: false }, 16, &p, &dev)?;
+            let net = deep_net(
+                &ModelCfg { depth: 6, width: 8, residual, zero_init_residual: false, conv: false },
+                16,
+                &p,
+                &dev,
+            )?;
             for (name, var) in p.trainable() {
                 if name.starts_with("layer")
                     && !name.starts_with("layer0")
@@ -230,7 +235,12 @@ mod tests {
     fn zero_init_residual_blocks_start_as_the_identity() -> Result<()> {
         let dev = Device::Cpu;
         let p = Params::new(5);
-        let net = deep_net(&ModelCfg { depth: 8, width: 8, residual: true, zero_init_residual: true, conv: false }, 16, &p, &dev)?;
+        let net = deep_net(
+            &ModelCfg { depth: 8, width: 8, residual: true, zero_init_residual: true, conv: false },
+            16,
+            &p,
+            &dev,
+        )?;
         let zeros: Vec<String> = p
             .trainable()
             .into_iter()

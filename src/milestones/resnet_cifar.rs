@@ -57,7 +57,7 @@ pub struct CifarNet {
 
 /// The net of `depth` = 6n + 2 weight layers and base width `width` on 1-channel images.
 pub fn cifar_net(depth: usize, width: usize, residual: bool, params: &Params, device: &Device) -> Result<CifarNet> {
-    if depth < 8 || (depth - 2) % 6 != 0 || width == 0 {
+    if depth < 8 || !(depth - 2).is_multiple_of(6) || width == 0 {
         candle_core::bail!("the CIFAR family has 6n + 2 layers (8, 14, 20, …, 56) and a positive width; got depth {depth}, width {width}")
     }
     let n = (depth - 2) / 6;
