@@ -409,6 +409,33 @@ mod tests {
         Ok(())
     }
 
+    /// LoRA in the whole model (Hu et al. 2021: W₀x + BAx = (W₀ + BA)x): the logits with the
+    /// adapters unmerged and with them folded into the weights agree to 1e-5 relative; with
+    /// B = 0 (the paper's start) the adapted model is the base model bit for bit.
+    #[test]
+    fn lora_merged_and_unmerged_give_the_same_logits() -> Result<()> {
+        let base_cfg = ModelCfg { vocab: 23, n_layer: 2, n_head: 2, n_embd: 16, block: 12, ..Default::default() };
+        let x = tokens(6, (2, 12), base_cfg.vocab)?;
+        let cfg = ModelCfg { lora_rank: 4, lora_b_std: 0.2, ..base_cfg.clone() };
+        let p = Params::new(8);
+        let mut net = gpt(&cfg, &p, &Device::Cpu)?;
+        // per layer: c_attn A 4x16 + B 48x4, c_proj A 4x16 + B 16x4
+        let adapters: usize =
+            p.trainable().iter().filter(|(n, _)| n.starts_with("lora.")).map(|(_, v)| v.elem_count()).sum();
+        assert_eq!(adapters, 2 * (4 * 16 + 48 * 4 + 4 * 16 + 16 * 4));
+        let unmerged = net.forward(&x)?;
+        net.merge_lora()?;
+        let merged = net.forward(&x)?;
+        let err = (&unmerged - &merged)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let big = unmerged.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(err / big < 1e-5, "merged vs unmerged logits: {err} of {big}");
+        let plain = gpt(&base_cfg, &Params::new(8), &Device::Cpu)?.forward(&x)?;
+        assert!((&plain - &unmerged)?.abs()?.max_all()?.to_scalar::<f32>()? > 1e-4, "B ≠ 0 changes the logits");
+        let zero = gpt(&ModelCfg { lora_rank: 4, ..base_cfg }, &Params::new(8), &Device::Cpu)?.forward(&x)?;
+        assert_eq!(zero.to_vec2::<f32>()?, plain.to_vec2::<f32>()?, "B = 0: the base model exactly");
+        Ok(())
+    }
+
     #[test]
     fn flop_count_is_the_issues() {
         // issue 3: about 10.6 GFLOP per training step (×3 of the forward) at batch 32, block 64
