@@ -36,6 +36,15 @@ def main():
         verdict = "PASS" if r["pass"] else "**FAIL**"
         secs = f'{r["seconds"]:.1f}' if r["seconds"] >= 0.05 else "(shared)"
         detail = r["detail"].replace("|", "/")
+        if r.get("seeds", 1) > 1:
+            # the replay's seed sentence is long: the table keeps the per-seed values and the noise
+            head, _, tail = detail.partition("; verdict on the mean of")
+            noise = tail.split(": ")[-1] if tail else ""
+            per = " / ".join(f'{p["value"]:.4g}' for p in r["per_seed"])
+            detail = (
+                f'{head} (means of {r["seeds"]} seeds; value per seed {per}; '
+                f'margin {r["margin"]:+.4g} vs seed sd {r["margin_sd"]:.2g}: {noise})'
+            )
         print(f'| {e["year"]} | `{e["name"]}` | {paper} | {r["claim"]} | {detail} | {verdict} | {secs} |')
 
 

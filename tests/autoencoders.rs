@@ -37,6 +37,11 @@ fn sample_vae_draws_prior_samples_reconstructions_and_latent_walks() {
     let dir = sb.path("vae");
     sb.train_smoke("vae", &dir, &[]);
     let d = dir.to_str().unwrap();
+    // its test metrics include the FD of its samples, on the same lenet features as gan's
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let fd = summary["final"]["test_fd"].as_f64().expect("vae reports test_fd");
+    assert!(fd.is_finite() && fd > 0.0, "FD of 40-step samples against real digits: {fd}");
 
     // the prior grid (64 samples: 8x8) and 8 test images above their reconstructions
     let out = sb.path("v.png");

@@ -31,6 +31,23 @@ fn replay_at_smoke_budget_passes_every_claim_within_a_minute_each() {
         assert!(r["claim"].is_string() && r["metric"].is_string(), "{r}");
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+    // claims that train the same run (the same folder) are kept in one shard by `--shard K/N`
+    let mut by_dir: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for r in rows {
+        for run in r["runs"].as_array().unwrap() {
+            by_dir.entry(run["dir"].as_str().unwrap().to_string()).or_default().push(r["name"].as_str().unwrap());
+        }
+    }
+    for n in 2..=4 {
+        let shards: Vec<Vec<&str>> = (1..=n).map(|k| dlhist::claims::plan::shard(&with_claim, k, n)).collect();
+        let home = |c: &str| shards.iter().position(|s| s.contains(&c));
+        for (dir, claims) in &by_dir {
+            assert!(
+                claims.iter().all(|c| home(c) == home(claims[0])),
+                "{claims:?} share run {dir} but --shard K/{n} splits them: link them in claims/plan.rs"
+            );
+        }
+    }
     assert!(
         common::files_named(&out_dir, "summary.json").len() >= with_claim.len(),
         "each claim's runs are kept under --out"

@@ -13,6 +13,7 @@ pub mod encoders;
 pub mod experts;
 pub mod finetune;
 pub mod generative;
+pub mod plan;
 pub mod segment;
 pub mod sequence;
 pub mod toolbox;

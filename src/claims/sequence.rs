@@ -94,7 +94,7 @@ fn compare(ctx: &mut dyn ClaimCtx) -> anyhow::Result<(f64, f64, bool, String)> {
     let (f, n) = (mean(ctx, "forget-gate", &keys)?, mean(ctx, "lstm-noforget", &keys)?);
     let pass = f[0] >= SOLVED && n[0] <= COLLAPSED && n[2] > f[2];
     let detail = format!(
-        "mean of 3 seeds, a test stream of {:.0} symbols without resets: strings all correct {:.1}% with the forget gate vs {:.1}% without (symbols {:.2}% vs {:.2}%); mean |c| at the end {:.1} vs {:.1} (claim: ≥ {:.0}% vs ≤ {:.0}%, and a larger |c| without)",
+        "the 1997 truncated gradient, mean of 3 seeds, a test stream of {:.0} symbols without resets: strings all correct {:.1}% with the forget gate vs {:.1}% without (symbols {:.2}% vs {:.2}%); mean |c| at the end {:.1} vs {:.1} (claim: ≥ {:.0}% vs ≤ {:.0}%, and a larger |c| without)",
         f[3],
         f[0] * 100.0,
         n[0] * 100.0,

@@ -16,19 +16,23 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let full = resolve(e, false, &ConfigArgs::default())?;
     let variants: Vec<&str> = registry::entries().iter().filter(|x| x.study == e.study).map(|x| x.name).collect();
     let budget = budget(&full.train);
+    let plan = crate::claims::plan::plan(e.name);
+    let seeds_text = seeds(&plan);
     if json {
         print_json(&serde_json::json!({
             "name": e.name, "year": e.year, "paper": e.paper, "study": e.study,
             "variants": variants, "idea": e.info, "claim": e.claim.as_ref().map(|c| c.text),
             "metric": e.claim.as_ref().map(|c| c.metric), "budget": budget, "config": full.table,
             "device": crate::device::availability(),
+            "seeds": e.claim.as_ref().map(|_| plan.seeds), "seed_calibration": e.claim.as_ref().map(|_| &seeds_text),
         }));
         return Ok(());
     }
     println!("{} ({})\n{}\n", e.name, e.year, e.paper);
     println!("{}\n", textwrap(e.info, 96));
     if let Some(c) = &e.claim {
-        println!("Claim: {}.\nMetric: {}. `dlhist replay {}` checks it (full budget; --budget smoke only checks the pipeline).\n", c.text, c.metric, e.name);
+        println!("Claim: {}.\nMetric: {}. `dlhist replay {}` checks it (full budget; --budget smoke only checks the pipeline).", c.text, c.metric, e.name);
+        println!("{}\n", textwrap(&seeds_text, 96));
     }
     println!(
         "Study `{}`: {}. `dlhist compare {}` runs them side by side.\n",
@@ -44,6 +48,17 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     println!("\nBudget: {budget}.");
     println!("Device: {}", crate::device::availability());
     Ok(())
+}
+
+/// How many seeds the claim's replay runs by default, and the calibration that chose it.
+fn seeds(p: &crate::claims::plan::Plan) -> String {
+    let runs = if p.seeds == 1 { "one".to_string() } else { format!("{} (the verdict compares the means)", p.seeds) };
+    let why = if p.calibration.is_empty() {
+        "not calibrated across seeds yet (`dlhist replay --seeds 3 NAME` measures the spread)".to_string()
+    } else {
+        format!("calibration (`dlhist replay --seeds 3`, 2026-12-05): {}", p.calibration)
+    };
+    format!("Seeds in `replay`: {runs} by default; {why}. `--seeds N` overrides.")
 }
 
 /// Which of train.steps and train.epochs sets the budget, in words.

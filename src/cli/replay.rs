@@ -2,6 +2,8 @@
 //! A claim whose runs fell back to built-in data (the set it asks for is not fetched) is not
 //! checked: SKIP, with the command that fetches its data.
 
+mod merge;
+mod seeds;
 mod verdict;
 
 use super::common::{self, print_json, resolve, ConfigArgs, Ui};
@@ -17,6 +19,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 use verdict::{fallback, smoke_checked, smoke_verdict, status, table, Fallback};
 
+/// A run's cache key: its name and the overrides it was trained with.
+fn run_key(name: &str, sets: &[(String, String)]) -> String {
+    std::iter::once(name.to_string()).chain(sets.iter().map(|(k, v)| format!("{k}={v}"))).collect::<Vec<_>>().join(":")
+}
+
+/// A key made safe as a folder name.
+fn dir_name(key: &str) -> String {
+    key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Budget {
     /// seconds per claim: checks only that the pipeline runs and its loss falls
@@ -28,7 +40,7 @@ pub enum Budget {
 /// Check milestones' claims: train at the budget, measure, compare with the threshold
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Each claim ends PASS, FAIL, or SKIP: not checked, because a run it needs fell back to built-in data (the set it asks for is not fetched; the row names the command that fetches it). Exits 1 if any claim fails, and with --strict also if any was skipped; else 0.\n\nThe runs go to a temporary folder, deleted at the end, unless --keep (checkpoints/replay/<date-time-pid>) or --out DIR.\n\nExamples:\n  dlhist replay                            # every claim, full budget\n  dlhist replay backprop mlp relu\n  dlhist replay --budget smoke --json\n  dlhist replay --strict                   # CI: every claim must be checked"
+    after_help = "Each claim ends PASS, FAIL, or SKIP: not checked, because a run it needs fell back to built-in data (the set it asks for is not fetched; the row names the command that fetches it). Exits 1 if any claim fails, and with --strict also if any was skipped; else 0.\n\nThe runs go to a temporary folder, deleted at the end, unless --keep (checkpoints/replay/<date-time-pid>) or --out DIR.\n\nSeeds: each claim runs at its own default number of seeds (`dlhist info NAME` says which and why); --seeds N runs every claim once per seed and decides on the means (seed 1 is the preset's train.seed, seed k adds 1000·(k−1)); the detail says whether the margin exceeds the spread across seeds.\n\nShards: --shard K/N runs a deterministic part of the claims (whole studies, balanced by recorded seconds), so N machines together run each claim once; --merge joins their --json files into one table and one exit code.\n\nExamples:\n  dlhist replay                            # every claim, full budget\n  dlhist replay backprop mlp relu\n  dlhist replay --budget smoke --json\n  dlhist replay --seeds 3 gelu seq2seq --json\n  dlhist replay --shard 2/3 --json > shard2.json\n  dlhist replay --merge shard1.json shard2.json shard3.json\n  dlhist replay --strict                   # CI: every claim must be checked"
 )]
 pub struct Args {
     /// milestones to check (default: all that have a claim)
@@ -47,6 +59,15 @@ pub struct Args {
     /// a claim that could not be checked (its data is not fetched) makes the exit code 1
     #[arg(long)]
     pub strict: bool,
+    /// run each claim at N seeds (default: the claim's own, from its calibration; see `dlhist info`)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub seeds: Option<u32>,
+    /// run only shard K of N: a deterministic part of the claims, balanced by their recorded time
+    #[arg(long, value_name = "K/N", value_parser = claims::plan::parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// join the --json outputs of shards into one table and one exit code (trains nothing)
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["names", "shard", "seeds"])]
+    pub merge: Vec<PathBuf>,
 }
 
 struct Ctx {
@@ -55,30 +76,49 @@ struct Ctx {
     out: PathBuf,
     progress: bool,
     cache: HashMap<String, (Summary, Option<Fallback>)>,
-    /// summaries the current claim asked for
+    /// which seed the current pass of a claim runs (0: the presets' own)
+    seed: usize,
+    /// Some(N) in a claim's last pass: every run is the mean of its N seeded runs
+    mean: Option<usize>,
+    /// each mean run's folder -> its seeded runs' folders (a check may pass a run's folder on)
+    mean_dirs: HashMap<String, Vec<String>>,
+    /// whether the current claim set `train.seed` itself (it runs seeds of its own)
+    own_seeds: bool,
+    /// summaries the current claim asked for, in every seed's pass
     used: Vec<Summary>,
     /// runs of the current claim that fell back
     fallbacks: Vec<Fallback>,
 }
 
-impl ClaimCtx for Ctx {
-    fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
-        let key = std::iter::once(name.to_string())
-            .chain(sets.iter().map(|(k, v)| format!("{k}={v}")))
-            .collect::<Vec<_>>()
-            .join(":");
+impl Ctx {
+    /// Trains (or finds in the cache) `name` with `sets` at seed index `k`.
+    fn run_seed(&mut self, name: &str, sets: Vec<(String, String)>, k: usize) -> anyhow::Result<Summary> {
+        let entry = registry::get(name)?;
+        let smoke = self.budget == Budget::Smoke;
+        let cfg = |sets: &[(String, String)]| ConfigArgs {
+            sets: sets.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            ..Default::default()
+        };
+        let mut sets = sets;
+        if k > 0 {
+            match sets.iter_mut().find(|(key, _)| key == "train.seed") {
+                Some((_, v)) => *v = seeds::seed_of(v.parse()?, k).to_string(),
+                None => {
+                    let base = resolve(entry, smoke, &cfg(&sets))?.train.seed;
+                    sets.push(("train.seed".into(), seeds::seed_of(base, k).to_string()));
+                }
+            }
+        }
+        let key = run_key(name, &sets);
         if let Some((s, fb)) = self.cache.get(&key) {
             self.used.push(s.clone());
             self.fallbacks.extend(fb.clone());
             return Ok(s.clone());
         }
-        let entry = registry::get(name)?;
-        let cfg = ConfigArgs { sets: sets.iter().map(|(k, v)| format!("{k}={v}")).collect(), ..Default::default() };
-        let res = resolve(entry, self.budget == Budget::Smoke, &cfg)?;
-        let dir: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+        let res = resolve(entry, smoke, &cfg(&sets))?;
         let s = common::train_run(
             &res,
-            RunDir(self.out.join(dir)),
+            RunDir(self.out.join(dir_name(&key))),
             false,
             &self.device,
             Ui { progress: self.progress, echo: false },
@@ -88,6 +128,29 @@ impl ClaimCtx for Ctx {
         self.used.push(s.clone());
         self.fallbacks.extend(fb);
         Ok(s)
+    }
+}
+
+impl ClaimCtx for Ctx {
+    fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
+        let owned: Vec<(String, String)> = sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.own_seeds |= owned.iter().any(|(k, _)| k == "train.seed");
+        let Some(n) = self.mean else { return self.run_seed(name, owned, self.seed) };
+        // the last pass: the seeded runs were trained by the passes before; this one averages them
+        let used = self.used.len();
+        let mut runs = vec![];
+        for k in 0..n {
+            let sets_k = owned
+                .iter()
+                .map(|(key, v)| (key.clone(), self.mean_dirs.get(v).map_or(v.clone(), |dirs| dirs[k].clone())))
+                .collect();
+            runs.push(self.run_seed(name, sets_k, k)?);
+        }
+        self.used.truncate(used);
+        let dir = self.out.join("mean").join(dir_name(&run_key(name, &owned)));
+        let m = seeds::mean_summary(&runs, &dir)?;
+        self.mean_dirs.insert(m.run_dir.clone(), runs.into_iter().map(|s| s.run_dir).collect());
+        Ok(m)
     }
 }
 
@@ -103,8 +166,12 @@ impl Drop for TempRuns {
 }
 
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
+    if !a.merge.is_empty() {
+        let rows = merge::read(&a.merge)?;
+        return finish(&rows, json, a.strict, None);
+    }
     let device = common::device(&a.device)?;
-    let selected: Vec<_> = if a.names.is_empty() {
+    let mut selected: Vec<_> = if a.names.is_empty() {
         entries().iter().filter(|e| e.claim.is_some()).collect()
     } else {
         let mut v = vec![];
@@ -117,6 +184,12 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         }
         v
     };
+    if let Some((k, n)) = a.shard {
+        let names: Vec<&'static str> = selected.iter().map(|e| e.name).collect();
+        let mine = claims::plan::shard(&names, k, n);
+        selected.retain(|e| mine.contains(&e.name));
+        eprintln!("replay shard {k}/{n}: {} of {} claims: {}", mine.len(), names.len(), mine.join(" "));
+    }
     let id = common::new_run_id();
     let (out, _cleanup) = match (&a.out, a.keep) {
         (Some(d), _) => (d.clone(), TempRuns(None)),
@@ -133,21 +206,57 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         out: out.clone(),
         progress: !json,
         cache: HashMap::new(),
+        seed: 0,
+        mean: None,
+        mean_dirs: HashMap::new(),
+        own_seeds: false,
         used: vec![],
         fallbacks: vec![],
     };
     let mut rows = vec![];
-    let mut fetch_sets: BTreeSet<String> = BTreeSet::new();
     for e in selected {
         let claim = e.claim.as_ref().unwrap();
-        eprintln!("replay {} ({budget_name} budget): {}", e.name, claim.text);
+        // smoke checks the pipeline: one seed unless asked
+        let n = match (a.seeds, a.budget) {
+            (Some(n), _) => n as usize,
+            (None, Budget::Smoke) => 1,
+            (None, Budget::Full) => claims::plan::default_seeds(e.name),
+        };
+        let seeds_note = if n > 1 { format!(", {n} seeds") } else { String::new() };
+        eprintln!("replay {} ({budget_name} budget{seeds_note}): {}", e.name, claim.text);
         ctx.used.clear();
         ctx.fallbacks.clear();
+        ctx.own_seeds = false;
         let t0 = Instant::now();
-        let result = match claims::check(e.name) {
-            Some(check) => check(&mut ctx),
-            None => Err(anyhow::anyhow!("`{}` has a claim but no check in src/claims/", e.name)),
+        let Some(check) = claims::check(e.name) else {
+            return Err(anyhow::anyhow!("`{}` has a claim but no check in src/claims/", e.name));
         };
+        // one pass per seed, then (at several seeds) the verdict on the mean runs
+        let mut per_seed = vec![];
+        let mut passes: Vec<Vec<Summary>> = vec![];
+        let mut result = Ok(claims::not_checked("no seed ran"));
+        for k in 0..n {
+            ctx.seed = k;
+            let before = ctx.used.len();
+            result = check(&mut ctx);
+            passes.push(ctx.used[before..].to_vec());
+            match &result {
+                Ok(v) => per_seed.push(v.clone()),
+                Err(_) => break,
+            }
+        }
+        if n > 1 && result.is_ok() {
+            if ctx.own_seeds {
+                // a claim over seeds of its own (e.g. the fraction of seeds that solve XOR):
+                // averaging its runs would blur them, so the verdict averages its values
+                result = Ok(seeds::mean_of_values(&per_seed));
+            } else {
+                ctx.mean = Some(n);
+                result = check(&mut ctx);
+                ctx.mean = None;
+            }
+        }
+        ctx.seed = 0;
         let seconds = t0.elapsed().as_secs_f64();
         let (metric, mut v) = match a.budget {
             Budget::Smoke => ("val_loss (final < initial)", smoke_verdict(&ctx.used, &result)),
@@ -159,31 +268,51 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
                 ),
             },
         };
+        let spread = seeds::Spread::of(&per_seed, &passes, &v, n);
+        if n > 1 && a.budget == Budget::Full {
+            v.detail = format!("{}; {}", v.detail, spread.words());
+        }
         let st = status(a.budget, &mut v, &ctx.fallbacks);
         let sets: BTreeSet<&str> = ctx.fallbacks.iter().flat_map(|f| f.sets.iter().map(String::as_str)).collect();
         let fetch = (st == "skip").then(|| fetch_command(&sets.iter().copied().collect::<Vec<_>>()));
-        if st == "skip" {
-            fetch_sets.extend(sets.iter().map(|s| s.to_string()));
-        }
-        let data: Vec<String> = ctx.used.iter().map(|s| s.data.clone()).collect();
+        let data: Vec<String> = passes.first().map(|p| p.iter().map(|s| s.data.clone()).collect()).unwrap_or_default();
         eprintln!("  {} {}: {}", st.to_uppercase(), e.name, v.detail);
         let checked = match a.budget {
             Budget::Smoke => smoke_checked(&ctx.used),
             Budget::Full => metric.to_string(),
         };
-        rows.push(serde_json::json!({
+        let mut row = serde_json::json!({
             "name": e.name, "claim": claim.text, "metric": metric, "checked": checked, "value": v.value,
             "threshold": v.threshold, "status": st, "pass": if st == "skip" { serde_json::Value::Null } else { (st == "pass").into() },
-            "seconds": seconds, "budget": budget_name, "data": data, "fetch": fetch, "detail": v.detail,
-        }));
+            "seconds": seconds, "budget": budget_name, "data": data, "fetch": fetch, "fetch_sets": sets, "detail": v.detail,
+        });
+        spread.write(&mut row);
+        if let Some((k, n)) = a.shard {
+            row["shard"] = format!("{k}/{n}").into();
+        }
+        rows.push(row);
     }
+    finish(&rows, json, a.strict, (a.keep || a.out.is_some()).then_some(&out))
+}
+
+/// Prints the rows (a table, or --json) and the tally; the exit code: failures, then (--strict)
+/// skips.
+fn finish(rows: &[serde_json::Value], json: bool, strict: bool, kept: Option<&PathBuf>) -> anyhow::Result<()> {
     let count = |s: &str| rows.iter().filter(|r| r["status"] == s).count();
     let (passed, failed, skipped) = (count("pass"), count("fail"), count("skip"));
-    let fetch = fetch_command(&fetch_sets.iter().map(String::as_str).collect::<Vec<_>>());
+    let fetch_sets: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r["status"] == "skip")
+        .flat_map(|r| r["fetch_sets"].as_array().into_iter().flatten().filter_map(|s| s.as_str()))
+        .collect();
+    let fetch = fetch_command(&fetch_sets.into_iter().collect::<Vec<_>>());
+    let budget =
+        if rows.iter().all(|r| r["budget"] == "smoke") && !rows.is_empty() { Budget::Smoke } else { Budget::Full };
     if json {
         print_json(&rows);
     } else {
-        print!("{}", table(&rows, a.budget));
+        print!("{}", table(rows, budget));
+        let budget_name = rows.first().and_then(|r| r["budget"].as_str()).unwrap_or("full");
         let mut line = format!(
             "{passed} passed, {failed} failed, {skipped} not checked, of {} claims ({budget_name} budget)",
             rows.len()
@@ -194,14 +323,14 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
             ));
         }
         println!("{line}");
-        if a.keep || a.out.is_some() {
+        if let Some(out) = kept {
             println!("runs: {}", out.display());
         }
     }
     if failed > 0 {
         return Err(DlError::ClaimsFailed { failed, total: rows.len() }.into());
     }
-    if skipped > 0 && a.strict {
+    if skipped > 0 && strict {
         return Err(DlError::ClaimsSkipped { skipped, total: rows.len(), fetch }.into());
     }
     Ok(())

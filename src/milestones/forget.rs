@@ -64,6 +64,10 @@ pub struct ModelCfg {
     pub hidden: usize,
     /// false: the 1997 cell, c_t = c_{t−1} + i⊙g
     pub forget_gate: bool,
+    /// true: the 1997 truncated gradient that Gers et al. trained with (the error flows back
+    /// through time only along the cell state); false: full backprop through time
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 pub type Config = super::Config<DataCfg, ModelCfg>;
@@ -79,7 +83,7 @@ pub fn defaults() -> Config {
             ..Default::default()
         },
         data: DataCfg { chunk: 50, test_strings: 1000, reset_on_error: true },
-        model: ModelCfg { hidden: 32, forget_gate: true },
+        model: ModelCfg { hidden: 32, forget_gate: true, truncated: false },
     }
 }
 
@@ -230,7 +234,7 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     // fixed for every seed, so variants are scored on the same streams
     let fixed = |tag: &str| ReberStream::generate(&mut Rng::derive(0, tag, 0), c.data.test_strings);
     Ok(Box::new(Reber {
-        lstm: lstm(K, h, c.model.forget_gate, vb.pp("lstm"))?,
+        lstm: lstm(K, h, c.model.forget_gate, vb.pp("lstm"))?.with_truncation(c.model.truncated),
         head: linear(h, K, InitKind::Default, vb.pp("head"))?,
         params,
         chunk: c.data.chunk,

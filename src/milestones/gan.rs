@@ -206,9 +206,7 @@ impl Experiment for Gan {
     }
 
     fn attach(&mut self, key: &str, trained: &Params) -> anyhow::Result<()> {
-        anyhow::ensure!(key == "fd", "gan: unknown need `{key}`");
-        self.fd = Some(FdProbe::new(trained, &self.device)?);
-        Ok(())
+        generative::attach_fd(&mut self.fd, key, trained, &self.device, "gan")
     }
 
     fn data_name(&self) -> String {

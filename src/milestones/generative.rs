@@ -55,11 +55,29 @@ pub fn load(cfg: &DataCfg) -> anyhow::Result<Splits> {
 
 /// The lenet run FD needs, for `dataset` (the data actually loaded), from `data.fd_net`.
 pub fn fd_need(cfg: &DataCfg, dataset: &str) -> Option<Need> {
-    let mut parts = cfg.fd_net.split(':').filter(|p| !p.is_empty());
+    fd_need_spec(&cfg.fd_net, dataset)
+}
+
+/// The lenet run FD needs, from a spec `MILESTONE[:KEY=VALUE…]` ("" = no FD), for `dataset`.
+pub fn fd_need_spec(spec: &str, dataset: &str) -> Option<Need> {
+    let mut parts = spec.split(':').filter(|p| !p.is_empty());
     let milestone = parts.next()?.to_string();
     let mut sets: Vec<String> = parts.map(str::to_string).collect();
     sets.push(format!("data.dataset={dataset}"));
     Some(Need { key: "fd", milestone, sets, why: format!("the features of the Fréchet distance on {dataset}") })
+}
+
+/// `Experiment::attach` of a milestone whose one need is the FD's feature net (`fd_need`).
+pub fn attach_fd(
+    fd: &mut Option<FdProbe>,
+    key: &str,
+    trained: &Params,
+    device: &Device,
+    who: &str,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(key == "fd", "{who}: unknown need `{key}`");
+    *fd = Some(FdProbe::new(trained, device)?);
+    Ok(())
 }
 
 /// Images (n·S·S values in [−1, 1]) as an image set in [0, 1] of side `side`.
@@ -124,10 +142,20 @@ impl FdProbe {
     /// FD between `generated` (images in [0, 1]) and the real images of `split` in `data` (in
     /// [−1, 1], as `load` gives them).
     pub fn fd(&mut self, generated: &ImageSet, data: &Splits, split: Split) -> Result<f64> {
+        let set = if split == Split::Val { &data.val } else { &data.test };
+        self.fd_with(generated, split, || to_unit_set(&set.pixels, set.h))
+    }
+
+    /// FD between `generated` and `real`, the images of `split`, both in [0, 1].
+    pub fn fd_unit(&mut self, generated: &ImageSet, real: &ImageSet, split: Split) -> Result<f64> {
+        self.fd_with(generated, split, || real.clone())
+    }
+
+    /// FD against the real images of `split`, whose Gaussian is fitted once per split.
+    fn fd_with(&mut self, generated: &ImageSet, split: Split, real: impl FnOnce() -> ImageSet) -> Result<f64> {
         let k = if split == Split::Val { 0 } else { 1 };
         if self.real[k].is_none() {
-            let set = if split == Split::Val { &data.val } else { &data.test };
-            self.real[k] = Some(self.fit(&to_unit_set(&set.pixels, set.h))?);
+            self.real[k] = Some(self.fit(&real())?);
         }
         let real = self.real[k].as_ref().expect("fitted above");
         Ok(frechet_distance(&self.fit(generated)?, real))

@@ -9,7 +9,7 @@
 //! Gates in PyTorch's order i, f, g, o; parameters named as PyTorch's nn.LSTM
 //! (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`), with the same U(−1/√H, 1/√H) init.
 
-use crate::ops::lstm::lstm_seq;
+use crate::ops::lstm::{lstm_seq, lstm_seq_truncated};
 use candle_core::{Result, Tensor};
 use candle_nn::init::Init;
 use candle_nn::VarBuilder;
@@ -26,6 +26,9 @@ pub struct Lstm {
     /// false: the 1997 cell, c_t = c_{t−1} + i⊙g. The weights keep all four gates either way
     /// (the f rows then get no gradient), so a checkpoint's shapes do not depend on the switch.
     pub forget_gate: bool,
+    /// true: the 1997 truncated gradient (error through time only along the cell state; see
+    /// `ops::lstm::lstm_seq_truncated`); false: full backprop through time
+    pub truncated: bool,
 }
 
 pub fn lstm(input: usize, hidden: usize, forget_gate: bool, vb: VarBuilder) -> Result<Lstm> {
@@ -38,10 +41,17 @@ pub fn lstm(input: usize, hidden: usize, forget_gate: bool, vb: VarBuilder) -> R
         bias_hh: vb.get_with_hints(4 * hidden, "bias_hh", u)?,
         hidden,
         forget_gate,
+        truncated: false,
     })
 }
 
 impl Lstm {
+    /// The same layer trained with the 1997 truncated gradient when `truncated`.
+    pub fn with_truncation(mut self, truncated: bool) -> Self {
+        self.truncated = truncated;
+        self
+    }
+
     /// x: (B, T, I), from zero state -> every hidden state h: (B, T, H).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, _, _) = x.dims3()?;
@@ -54,7 +64,8 @@ impl Lstm {
     /// carrying the state across batches with `detach`).
     pub fn forward_state(&self, x: &Tensor, h0: &Tensor, c0: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let bias = (&self.bias_ih + &self.bias_hh)?; // (4H,): both biases train, as in PyTorch
-        lstm_seq(x, &self.weight_ih, &self.weight_hh, &bias, h0, c0, self.forget_gate)
+        let f = if self.truncated { lstm_seq_truncated } else { lstm_seq };
+        f(x, &self.weight_ih, &self.weight_hh, &bias, h0, c0, self.forget_gate)
     }
 }
 
@@ -78,6 +89,7 @@ mod tests {
                 bias_hh: Tensor::zeros(4, candle_core::DType::F32, &dev)?,
                 hidden: 1,
                 forget_gate: forget,
+                truncated: false,
             };
             let h = cell.forward(&Tensor::new(&[[[1f32]]], &dev)?)?.flatten_all()?.to_vec1::<f32>()?[0];
             // c0 = 0, so the forget gate has nothing to keep: c1 = σ(i)·tanh(g) either way

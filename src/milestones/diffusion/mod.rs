@@ -339,9 +339,7 @@ impl Experiment for Diffusion {
     }
 
     fn attach(&mut self, key: &str, trained: &Params) -> anyhow::Result<()> {
-        anyhow::ensure!(key == "fd", "diffusion: unknown need `{key}`");
-        self.fd = Some(FdProbe::new(trained, &self.device)?);
-        Ok(())
+        generative::attach_fd(&mut self.fd, key, trained, &self.device, "diffusion")
     }
 
     fn data_name(&self) -> String {

@@ -19,7 +19,8 @@ use crate::data::batch::EpochSampler;
 use crate::data::vision::{self, Splits};
 use crate::data::ImageSet;
 use crate::error::DlError;
-use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{Experiment, Metrics, Need, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
+use crate::milestones::generative::{self, fd_need_spec, FdProbe};
 use crate::nn::activation::Activation;
 use crate::params::Params;
 use crate::picture::Image;
@@ -39,6 +40,21 @@ pub struct DataCfg {
     pub dataset: String,
     /// keep only this many training images; 0 = all
     pub train_size: usize,
+    /// the feature net of the test FD of the samples: MILESTONE[:KEY=VALUE…], trained on demand
+    /// and cached like any run ("" = no FD)
+    #[serde(default = "default_fd_net")]
+    pub fd_net: String,
+    /// samples (and real test images) the FD compares
+    #[serde(default = "default_fd_samples")]
+    pub fd_samples: usize,
+}
+
+fn default_fd_net() -> String {
+    "lenet".into()
+}
+
+fn default_fd_samples() -> usize {
+    1000
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -61,7 +77,12 @@ pub type Config = super::Config<DataCfg, ModelCfg>;
 pub fn defaults() -> Config {
     Config {
         train: TrainConfig { steps: 10_000, batch_size: 128, lr: 1e-3, eval_every: 2000, ..Default::default() },
-        data: DataCfg { dataset: "mnist".into(), train_size: 0 },
+        data: DataCfg {
+            dataset: "mnist".into(),
+            train_size: 0,
+            fd_net: default_fd_net(),
+            fd_samples: default_fd_samples(),
+        },
         model: ModelCfg { hidden: vec![512, 256], latent: 32, act: Activation::Relu, iw_samples: 100, iw_images: 1000 },
     }
 }
@@ -96,6 +117,10 @@ pub struct Vae {
     test_bits: Vec<f32>,
     sampler: EpochSampler,
     cfg: ModelCfg,
+    data_cfg: DataCfg,
+    seed: u64,
+    /// the FD's feature net, once attached (`needs`)
+    fd: Option<FdProbe>,
     device: Device,
 }
 
@@ -160,6 +185,9 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
         test_bits,
         sampler,
         cfg: c.model.clone(),
+        data_cfg: c.data.clone(),
+        seed: c.train.seed,
+        fd: None,
         device: device.clone(),
     }))
 }
@@ -223,6 +251,16 @@ impl Experiment for Vae {
             let mut rng = Rng::derive(EVAL_NOISE, "iw", 0);
             m.insert("nll_iw".to_string(), self.model.iw_bound(&self.test_bits, imgs, k, &mut rng, &self.device)?);
         }
+        // FD of decoded samples (pixel probabilities, as the sample grids show them) against the
+        // first `fd_samples` real test images: at the end only, like diffusion's
+        if split == Split::Test && self.fd.is_some() {
+            let n = self.data_cfg.fd_samples.min(self.data.test.len());
+            let generated = self.generate_set(n, &mut Rng::derive(self.seed, "vae/fd", 0))?;
+            let real = self.data.test.subset(&(0..n).collect::<Vec<_>>());
+            if let Some(probe) = self.fd.as_mut() {
+                m.insert("fd".to_string(), probe.fd_unit(&generated, &real, split)?);
+            }
+        }
         Ok(m)
     }
 
@@ -232,6 +270,14 @@ impl Experiment for Vae {
 
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         sample::sample(self, req, rng)
+    }
+
+    fn needs(&self) -> Vec<Need> {
+        fd_need_spec(&self.data_cfg.fd_net, &self.data.name).into_iter().collect()
+    }
+
+    fn attach(&mut self, key: &str, trained: &Params) -> anyhow::Result<()> {
+        generative::attach_fd(&mut self.fd, key, trained, &self.device, "vae")
     }
 
     fn data_name(&self) -> String {

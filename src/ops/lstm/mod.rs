@@ -77,6 +77,25 @@ pub fn lstm_seq(
     lstm_seq_at(cpu::simd_level(), x, w_ih, w_hh, b, h0, c0, forget_gate)
 }
 
+/// `lstm_seq` with the 1997 LSTM's truncated gradient (Hochreiter & Schmidhuber 1997 §4; used
+/// by Gers et al. 2000): the error flows back through time only along the cell state c; the
+/// recurrent path h_{t−1} → gates is cut (W_hh still gets its gradient, from each step's own
+/// error). The forward is `lstm_seq`'s.
+pub fn lstm_seq_truncated(
+    x: &Tensor,
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    forget_gate: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    if !crate::ops::fused_on(x.device(), false) {
+        return lstm_seq_truncated_ref(x, w_ih, w_hh, b, h0, c0, forget_gate);
+    }
+    lstm_seq_mode(cpu::simd_level(), x, w_ih, w_hh, b, h0, c0, forget_gate, true)
+}
+
 /// `lstm_seq` with the kernels of `level` (which the CPU must support): the tests run every level.
 #[allow(clippy::too_many_arguments)]
 fn lstm_seq_at(
@@ -89,6 +108,22 @@ fn lstm_seq_at(
     c0: &Tensor,
     forget_gate: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    lstm_seq_mode(level, x, w_ih, w_hh, b, h0, c0, forget_gate, false)
+}
+
+/// The fused op at `level`, with full (`truncated` false) or truncated backprop through time.
+#[allow(clippy::too_many_arguments)]
+fn lstm_seq_mode(
+    level: SimdLevel,
+    x: &Tensor,
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    forget_gate: bool,
+    truncated: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let (_, t_len, _) = check_shapes(x, w_ih, w_hh, b, h0, c0)?;
     for (name, t) in [("x", x), ("w_ih", w_ih), ("w_hh", w_hh), ("b", b), ("h0", h0), ("c0", c0)] {
         if t.dtype() != DType::F32 || !matches!(t.device(), Device::Cpu) {
@@ -98,7 +133,7 @@ fn lstm_seq_at(
     let w = Tensor::cat(&[w_ih, w_hh], 1)?.contiguous()?; // (4H, D+H)
     let state = Tensor::cat(&[&h0.flatten_all()?, &c0.flatten_all()?, b], 0)?; // (2·B·H + 4H)
     let link = Arc::new(Mutex::new(CellLink::default()));
-    let op = LstmSeq { forget_gate, level, saved: Mutex::new(None), link: link.clone() };
+    let op = LstmSeq { forget_gate, truncated, level, saved: Mutex::new(None), link: link.clone() };
     let h = x.contiguous()?.apply_op3(&w, &state, op)?; // (B, T, H)
     let c_last = h.apply_op1(CellOut { link })?; // (B, H)
     let h_last = h.narrow(1, t_len - 1, 1)?.squeeze(1)?;
@@ -116,6 +151,33 @@ pub fn lstm_seq_ref(
     c0: &Tensor,
     forget_gate: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    lstm_seq_ref_mode(x, w_ih, w_hh, b, h0, c0, forget_gate, false)
+}
+
+/// The reference of `lstm_seq_truncated`: h_{t−1} detached where it enters the gates.
+pub fn lstm_seq_truncated_ref(
+    x: &Tensor,
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    forget_gate: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    lstm_seq_ref_mode(x, w_ih, w_hh, b, h0, c0, forget_gate, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lstm_seq_ref_mode(
+    x: &Tensor,
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    forget_gate: bool,
+    truncated: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let (_, t_len, _) = check_shapes(x, w_ih, w_hh, b, h0, c0)?;
     let hid = w_hh.dim(1)?;
     let w_hh_t = w_hh.t()?;
@@ -124,7 +186,8 @@ pub fn lstm_seq_ref(
     let mut hs = Vec::with_capacity(t_len);
     for t in 0..t_len {
         let x_t = x.narrow(1, t, 1)?.squeeze(1)?; // (B, D)
-        let a = x_t.matmul(&w_ih_t)?.broadcast_add(b)?.add(&h.matmul(&w_hh_t)?)?; // (B, 4H)
+        let h_in = if truncated { h.detach() } else { h.clone() };
+        let a = x_t.matmul(&w_ih_t)?.broadcast_add(b)?.add(&h_in.matmul(&w_hh_t)?)?; // (B, 4H)
         let i = candle_nn::ops::sigmoid(&a.narrow(1, 0, hid)?)?;
         let g = a.narrow(1, 2 * hid, hid)?.tanh()?;
         let o = candle_nn::ops::sigmoid(&a.narrow(1, 3 * hid, hid)?)?;
@@ -209,6 +272,8 @@ struct Saved {
 /// is h_1..h_T (B, T, H), and c_T goes out through `CellOut`.
 struct LstmSeq {
     forget_gate: bool,
+    /// truncated BPTT: no error through h_{t−1} → gates (see `lstm_seq_truncated`)
+    truncated: bool,
     level: SimdLevel,
     /// taken by the backward, which reuses the gate buffer for dA
     saved: Mutex<Option<Saved>>,
@@ -534,7 +599,7 @@ impl CustomOp3 for LstmSeq {
                         }
                     }
                 }
-                if s > 0 {
+                if s > 0 && !self.truncated {
                     let t = t_len - s;
                     // SAFETY: block t of dA is complete (the previous queue step); wq holds every
                     // tile's packed W_hhᵀ (4H × 8 each), and `part` the item's outputs.
@@ -561,8 +626,12 @@ impl CustomOp3 for LstmSeq {
                             if j >= hid {
                                 break;
                             }
-                            let rec =
-                                if s == 0 { zeros.as_ptr() } else { part[part_at(q, lb) + r * MAX_LANES..].as_ptr() };
+                            // truncated: no error reaches h_{t−1} through the gates
+                            let rec = if s == 0 || self.truncated {
+                                zeros.as_ptr()
+                            } else {
+                                part[part_at(q, lb) + r * MAX_LANES..].as_ptr()
+                            };
                             // SAFETY: this item alone writes its units' rows of dA (block
                             // t_g), dc and dh0, which no other item of this queue step reads;
                             // every offset lies inside its buffer.

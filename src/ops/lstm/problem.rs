@@ -70,6 +70,14 @@ impl Problem {
 
     /// Forward, loss, backward: the outputs and the gradients of (x, w_ih, w_hh, b, h0, c0).
     pub(super) fn run(&self, f: LstmFn, forget_gate: bool) -> Result<([Tensor; 3], Vec<Tensor>)> {
+        let (out, g) = self.run_some(f, forget_gate)?;
+        let g = g.into_iter().collect::<Option<Vec<_>>>();
+        let Some(g) = g else { bail!("lstm_seq: no gradient reached an input") };
+        Ok((out, g))
+    }
+
+    /// `run`, with None for an input no gradient reached.
+    pub(super) fn run_some(&self, f: LstmFn, forget_gate: bool) -> Result<([Tensor; 3], Vec<Option<Tensor>>)> {
         let x = if self.time_major { self.x.transpose(0, 1)? } else { self.x.clone() };
         let (h, h_last, c_last) = f(&x, &self.w_ih, &self.w_hh, &self.b, &self.h0, &self.c0, forget_gate)?;
         let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu)?;
@@ -79,14 +87,8 @@ impl Problem {
             }
         }
         let grads = loss.backward()?;
-        let mut g = Vec::new();
-        for v in [&self.x, &self.w_ih, &self.w_hh, &self.b, &self.h0, &self.c0] {
-            match grads.get(v) {
-                Some(t) => g.push(t.clone()),
-                None => bail!("lstm_seq: no gradient reached an input"),
-            }
-        }
-        Ok(([h, h_last, c_last], g))
+        let g = [&self.x, &self.w_ih, &self.w_hh, &self.b, &self.h0, &self.c0].map(|v| grads.get(v).cloned());
+        Ok(([h, h_last, c_last], g.to_vec()))
     }
 }
 

@@ -93,6 +93,39 @@ fn matches_reference_with_strided_x() -> Result<()> {
     check_problem(&p, "time-major x", 11, true)
 }
 
+/// Truncated BPTT (the 1997 rule): fused vs the composed reference that detaches h_{t−1} where
+/// it enters the gates, at every level, both cells; the reference's h0 gets no gradient at all
+/// and the fused op's is exactly zero. Same tolerance as the full backward. And truncation
+/// changes the gradients (it is not the full BPTT under another name).
+#[test]
+fn truncated_bptt_matches_its_reference_and_differs_from_full() -> Result<()> {
+    for (forget_gate, (bsz, t_len, d, hid)) in [(true, (3, 7, 5, 9)), (false, (17, 6, 4, 40))] {
+        let p = Problem::new(91 + bsz as u64, bsz, t_len, d, hid)?;
+        let (out_r, g_r) = p.run_some(&lstm_seq_truncated_ref, forget_gate)?;
+        assert!(g_r[4].is_none(), "the reference cuts h0 off the gradient");
+        for level in SimdLevel::supported() {
+            let fused = |x: &Tensor, w_ih: &Tensor, w_hh: &Tensor, b: &Tensor, h0: &Tensor, c0: &Tensor, fg: bool| {
+                lstm_seq_mode(level, x, w_ih, w_hh, b, h0, c0, fg, true)
+            };
+            let (out_f, g_f) = p.run_some(&fused, forget_gate)?;
+            for (k, (a, b)) in out_f.iter().zip(&out_r).enumerate() {
+                assert!(rel_err(a, b)? < 2e-5, "{level:?} output {k}");
+            }
+            for k in [0, 1, 2, 3, 5] {
+                let (a, b) = (g_f[k].as_ref().unwrap(), g_r[k].as_ref().unwrap());
+                let e = rel_err(a, b)?;
+                assert!(e < 2e-5, "truncated forget={forget_gate} {level:?}: gradient {k} off by {e}");
+            }
+            let dh0 = g_f[4].as_ref().unwrap().abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+            assert_eq!(dh0, 0.0, "{level:?}: the fused op sends an error into h0");
+        }
+        let (_, g_full) = p.run(&lstm_seq_ref, forget_gate)?;
+        let e = rel_err(g_full[2].as_ref(), g_r[2].as_ref().unwrap())?;
+        assert!(e > 1e-3, "W_hh's gradient should change when the recurrent path is cut (diff {e})");
+    }
+    Ok(())
+}
+
 #[test]
 fn rejects_bad_shapes() -> Result<()> {
     let p = Problem::new(1, 2, 3, 4, 5)?;

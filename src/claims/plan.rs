@@ -1,0 +1,191 @@
+//! How `replay` plans the claims: how many seeds each claim runs by default (chosen from a
+//! calibration across seeds: one where the margin is many times the seed-to-seed spread, more
+//! where it is not), and how long each took at the full budget (to balance `--shard K/N`, which
+//! keeps the claims of one study, which share runs, in one shard so no run is trained twice).
+
+use crate::registry::{self, Entry};
+use std::collections::BTreeMap;
+
+/// A claim's replay plan.
+pub struct Plan {
+    pub name: &'static str,
+    /// seconds of the claim at the full budget and its default seeds, in the last full replay on
+    /// 2 cores (0: its runs are shared with a claim before it, which pays for them)
+    pub seconds: f64,
+    /// default number of seeds
+    pub seeds: usize,
+    /// the calibration that chose `seeds`: margin and spread across seeds, or why one seed
+    pub calibration: &'static str,
+}
+
+/// What an entry without a row below gets: one seed, a minute.
+const DEFAULT_SECONDS: f64 = 60.0;
+
+const fn p(name: &'static str, seconds: f64, seeds: usize, calibration: &'static str) -> Plan {
+    Plan { name, seconds, seeds, calibration }
+}
+
+/// One seed, not calibrated across seeds yet.
+const ONE: &str = "";
+
+// The rule: a claim runs one seed where its margin (value − threshold) is at least 3 seed
+// standard deviations (measured with `dlhist --threads 2 replay --seeds 3 NAME --json`,
+// 2026-12-05, the machine loaded by other jobs: seconds are upper bounds), and three where it is
+// not. At three seeds the verdict compares the means; where even that margin is within the
+// spread, the verdict says so.
+
+/// Every claim's plan, in catalogue order. Seconds: the replays of 2026-11-29 (sections 1-3,
+/// idle machine), 2026-12-04/05 (section 4, loaded machine) and, for the claims at three seeds,
+/// the calibration of 2026-12-05 (loaded machine).
+const PLANS: &[Plan] = &[
+    p("perceptron", 0.2, 1, "3 seeds: every seed's best of 8 solves 50% of XOR, against ≤ 75%: margin 0.25, seed sd 0"),
+    p("backprop", 1.1, 1, ONE),
+    p("mlp", 10.0, 1, "3 seeds: margin +0.0035 (test accuracy 98.35% vs 98%), seed sd 0.0007: 5.2x"),
+    p("lenet", 60.7, 3, "3 seeds: margin +0.0008 (test accuracy 99.08% vs 99%), seed sd 0.0011: 0.7x, within noise (one seed of three ends at 98.99%)"),
+    p("cnn", 12.1, 1, "3 seeds: margin +0.0030 (test accuracy 97.80% vs 97.5%), seed sd 0.0010: 3.0x"),
+    p("alexnet", 84.9, 1, ONE),
+    p("alexnet-tanh", 0.0, 1, ONE),
+    p("unet", 113.3, 1, ONE),
+    p("unet-noskip", 0.0, 1, ONE),
+    p("weight-decay", 33.0, 3, "3 seeds: margin −0.0047 test error (10.45% vs 10.93%), seed sd 0.0029: 1.6x"),
+    p("no-decay", 0.0, 3, "as weight-decay (the same runs): 1.6x"),
+    p("dropout", 20.1, 1, "3 seeds: margin +0.0061 test accuracy (93.47% vs 92.86%), seed sd 0.0011: 5.8x"),
+    p("no-dropout", 0.0, 1, "as dropout (the same runs): 5.8x"),
+    p("sgd", 27.7, 1, "3 seeds: margin +0.23 train loss (sgd 0.298 vs adam 0.070), seed sd 0.0014: 160x"),
+    p("momentum", 0.0, 1, "3 seeds, sgd's runs: margin 0.22 train loss (momentum 0.081 vs sgd 0.298), seed sd ≤ 0.005"),
+    p("adam", 0.0, 1, "3 seeds, sgd's runs: margins 0.23 (mlp) and 0.12 (char-LM) train loss, seed sd ≤ 0.005"),
+    p("batchnorm", 48.3, 3, "3 seeds: margin −125 updates to 97% (means 400 vs 525 half of no-norm's), seed sd 88: 1.4x"),
+    p("no-norm", 0.0, 3, "as batchnorm (the same runs): 1.4x"),
+    p("sigmoid", 3.2, 1, "3 seeds: margin +0.31 train loss, seed sd 0.0008: 370x"),
+    p("tanh", 7.1, 1, "3 seeds: margin 2.23 train loss, seed sd 0.0045: 490x"),
+    p("relu", 2.5, 1, "3 seeds: margin +0.033 (53.3% zeros vs 50%), seed sd 0.0045: 7.3x"),
+    p("gelu", 16.5, 3, "3 seeds: margin −0.0002 train loss (gelu 0.0898 vs relu 0.0901), seed sd 0.0061: within noise even at 3 seeds (the preset's seed alone fails: 0.0939 vs 0.0876)"),
+    p("layernorm", 33.7, 3, "3 seeds: margin −0.034 val loss (2.188 vs 2.222), seed sd 0.014: 2.4x"),
+    p("plain", 9.1, 1, "3 seeds: margin +0.53 train loss (plain-32 0.641 vs plain-8 0.110), seed sd 0.077: 6.9x"),
+    p("residual", 0.0, 1, ONE),
+    p("rnn", 14.6, 1, "3 seeds: margin 0.55 bits/char below the bound, seed sd 0.012: 46x"),
+    p("lstm", 20.9, 1, "3 seeds: margin 0.0039 MSE (lstm 0.0001 vs ≤ 0.004), seed sd 0.0001: 45x"),
+    p("lstm-noforget", 9.1, 1, ONE),
+    p("forget-gate", 0.0, 1, ONE),
+    p("moe", 52.3, 1, "3 seeds: margin −0.027 val loss (moe vs dense), seed sd 0.0022: 12.6x"),
+    p("dense", 0.0, 1, "as moe (the same runs): 12.6x"),
+    p("word2vec", 99.1, 1, ONE),
+    p("phrase2vec", 115.7, 1, ONE),
+    p("seq2seq", 180.0, 3, "one seed's BLEU moves by tenths with the rounding of the run while the threshold is +0.5 BLEU (see BEFORE in the text above), so three seeds by protocol, without a separate calibration"),
+    p("seq2seq-reversed", 0.0, 3, "as seq2seq (the same runs)"),
+    p("attention", 299.2, 3, "3 seeds: margin +1.96 BLEU on long sources (mean 7.19 vs 5.23 needed), seed sd 2.58: 0.8x, within noise (seeds 9.85, 7.15, 4.57: one of three fails)"),
+    p("gpt", 34.6, 1, ONE),
+    p("gpt-xs", 108.4, 1, ONE),
+    p("transformer", 222.3, 1, ONE),
+    p("bert", 412.7, 1, ONE),
+    p("roberta", 337.4, 1, ONE),
+    p("vit", 147.6, 1, ONE),
+    p("vae", 222.0, 1, ONE),
+    p("vq-vae", 169.3, 1, ONE),
+    p("vq-vae-plain", 140.9, 1, ONE),
+    p("gan", 660.3, 1, ONE),
+    p("diffusion", 726.6, 1, ONE),
+    p("ddpm", 846.9, 1, ONE),
+    p("ddpm-cosine", 0.0, 1, ONE),
+];
+
+/// The plan of claim `name` (a default for a claim without a row).
+pub fn plan(name: &str) -> Plan {
+    match PLANS.iter().find(|p| p.name == name) {
+        Some(p) => Plan { ..*p },
+        None => Plan { name: "", seconds: DEFAULT_SECONDS, seeds: 1, calibration: ONE },
+    }
+}
+
+/// The default number of seeds of claim `name`.
+pub fn default_seeds(name: &str) -> usize {
+    plan(name).seeds
+}
+
+/// The claims of shard `k` of `n` (1-based) among `names` (catalogue order kept): claims sharing
+/// runs stay together, and the groups are dealt longest first to the shard with the fewest
+/// recorded seconds so far (ties to the lower shard), so the shards take about equally long.
+/// Deterministic: the same names give the same shards on every machine.
+pub fn shard(names: &[&'static str], k: usize, n: usize) -> Vec<&'static str> {
+    let entries: Vec<&'static Entry> = names.iter().filter_map(|n| registry::get(n).ok()).collect();
+    // a claim's runs are its study's variants (tests/replay_smoke.rs checks that no two studies
+    // share a run), so a study is the unit dealt to a shard
+    let group: Vec<&str> = entries.iter().map(|e| e.study).collect();
+    let mut cost: BTreeMap<&str, f64> = BTreeMap::new();
+    for (e, g) in entries.iter().zip(&group) {
+        *cost.entry(*g).or_default() += plan(e.name).seconds;
+    }
+    let mut order: Vec<(&str, f64)> = cost.into_iter().collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut load = vec![0.0f64; n];
+    let mut shard_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for (g, c) in order {
+        let s = (0..n).min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b))).unwrap_or(0);
+        load[s] += c;
+        shard_of.insert(g, s);
+    }
+    entries.iter().zip(&group).filter(|(_, g)| shard_of[*g] + 1 == k).map(|(e, _)| e.name).collect()
+}
+
+/// Parses `K/N` (1 ≤ K ≤ N).
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("--shard takes K/N with 1 ≤ K ≤ N, e.g. 2/3 (got `{s}`)");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> Vec<&'static str> {
+        registry::entries().iter().filter(|e| e.claim.is_some()).map(|e| e.name).collect()
+    }
+
+    #[test]
+    fn the_shards_together_hold_every_claim_exactly_once() {
+        let all = claims();
+        for n in 1..=5 {
+            let mut seen: Vec<&str> = (1..=n).flat_map(|k| shard(&all, k, n)).collect();
+            assert_eq!(seen.len(), all.len(), "{n} shards");
+            seen.sort();
+            let mut want = all.clone();
+            want.sort();
+            assert_eq!(seen, want, "{n} shards");
+        }
+        assert_eq!(shard(&all, 1, 1), all, "one shard is the whole replay, in catalogue order");
+    }
+
+    #[test]
+    fn claims_that_share_runs_share_a_shard_and_the_shards_are_balanced() {
+        let all = claims();
+        let shards: Vec<Vec<&str>> = (1..=3).map(|k| shard(&all, k, 3)).collect();
+        let home = |n: &str| shards.iter().position(|s| s.contains(&n)).unwrap();
+        for pair in [("alexnet", "alexnet-tanh"), ("diffusion", "gan"), ("lstm", "rnn"), ("transformer", "attention")] {
+            assert_eq!(home(pair.0), home(pair.1), "{pair:?}");
+        }
+        let secs: Vec<f64> = shards.iter().map(|s| s.iter().map(|n| plan(n).seconds).sum()).collect();
+        let total: f64 = secs.iter().sum();
+        let biggest_group = 660.3 + 726.6 + 846.9; // gan, diffusion, ddpm: one study
+        for s in &secs {
+            assert!(*s <= (total / 3.0).max(biggest_group) + 450.0, "unbalanced: {secs:?}");
+        }
+    }
+
+    #[test]
+    fn every_plan_names_a_claim_and_seeds_are_at_least_one() {
+        for p in PLANS {
+            let e = registry::get(p.name).unwrap_or_else(|_| panic!("plan `{}` names no entry", p.name));
+            assert!(e.claim.is_some(), "plan `{}`: no claim", p.name);
+            assert!(p.seeds >= 1);
+        }
+        assert_eq!(parse_shard("2/3"), Ok((2, 3)));
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Seeds and shards of `dlhist replay`, black-box: `--seeds N` reports each claim's values at N
+//! seeds (mean, spread, per seed, and every compared run's metrics per seed); `--shard K/N`
+//! splits the claims so the shards together run each exactly once; `--merge` joins the shards'
+//! JSON into the verdicts one unsharded replay gives.
+
+mod common;
+
+use common::{Out, Sandbox};
+use std::collections::BTreeMap;
+
+/// Cheap claims whose smoke runs take seconds, from several studies.
+const CHEAP: [&str; 10] =
+    ["perceptron", "backprop", "mlp", "lenet", "cnn", "batchnorm", "no-norm", "sigmoid", "tanh", "relu"];
+
+fn rows(out: &Out) -> Vec<serde_json::Value> {
+    out.json().as_array().expect("replay --json prints a list").clone()
+}
+
+#[test]
+fn replay_at_three_seeds_reports_the_mean_the_spread_and_each_seed() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["--json", "replay", "--seeds", "3", "perceptron", "relu"]);
+    out.ok();
+    for r in rows(&out) {
+        let name = r["name"].as_str().unwrap();
+        assert_eq!(r["seeds"], 3, "{name}");
+        let per: Vec<f64> = r["per_seed"].as_array().unwrap().iter().map(|p| p["value"].as_f64().unwrap()).collect();
+        assert_eq!(per.len(), 3, "{name}");
+        let mean = per.iter().sum::<f64>() / 3.0;
+        assert!((r["mean"].as_f64().unwrap() - mean).abs() < 1e-9, "{name}: {r}");
+        assert!(r["sd"].as_f64().unwrap() >= 0.0 && r["min"].as_f64().unwrap() <= r["max"].as_f64().unwrap());
+        assert!(r["detail"].as_str().unwrap().contains("seeds"), "{name}: the verdict says it used the seeds");
+        // every compared run reports each metric at each seed
+        let runs = r["runs"].as_array().unwrap();
+        assert!(!runs.is_empty(), "{name}");
+        for run in runs {
+            for (k, m) in run["metrics"].as_object().unwrap() {
+                assert_eq!(m["per_seed"].as_array().unwrap().len(), 3, "{name} {k}");
+            }
+        }
+        if name == "relu" {
+            // the seeds are different runs: the fraction of zero activations moves with them
+            assert!(per.iter().any(|v| (v - per[0]).abs() > 1e-9), "relu's three seeds gave {per:?}");
+        }
+    }
+}
+
+#[test]
+fn a_replay_at_one_seed_is_the_replay_without_the_option() {
+    let sb = Sandbox::new();
+    let plain = sb.run(&["--json", "replay", "relu"]);
+    let one = sb.run(&["--json", "replay", "--seeds", "1", "relu"]);
+    let (a, b) = (&rows(&plain)[0], &rows(&one)[0]);
+    assert_eq!(a["value"], b["value"]);
+    assert_eq!(a["seeds"], 1);
+    assert_eq!(a["per_seed"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn three_shards_run_every_claim_once_and_their_merge_equals_one_replay() {
+    let sb = Sandbox::new();
+    let mut args = vec!["--json", "replay", "--budget", "smoke"];
+    args.extend(CHEAP);
+    let whole = sb.run(&args);
+    whole.ok();
+    let verdicts = |rows: &[serde_json::Value]| -> BTreeMap<String, (String, String)> {
+        rows.iter()
+            .map(|r| (r["name"].as_str().unwrap().to_string(), (r["status"].to_string(), r["value"].to_string())))
+            .collect()
+    };
+    let want = verdicts(&rows(&whole));
+    let mut files = vec![];
+    let mut seen: Vec<String> = vec![];
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let mut a = args.clone();
+        a.extend(["--shard", &shard]);
+        let out = sb.run(&a);
+        out.ok();
+        for r in rows(&out) {
+            assert_eq!(r["shard"], shard.as_str());
+            seen.push(r["name"].as_str().unwrap().to_string());
+        }
+        let f = sb.path(&format!("shard{k}.json"));
+        std::fs::write(&f, &out.stdout).unwrap();
+        files.push(f);
+    }
+    seen.sort();
+    let mut all: Vec<String> = CHEAP.iter().map(|s| s.to_string()).collect();
+    all.sort();
+    assert_eq!(seen, all, "the three shards together run each claim exactly once");
+    // batchnorm and no-norm share their runs: one shard holds both
+    let mut merge = vec!["--json", "replay", "--merge"];
+    let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    merge.extend(paths.iter().map(String::as_str));
+    let merged = sb.run(&merge);
+    merged.ok();
+    let merged_rows = rows(&merged);
+    let order: Vec<&str> = merged_rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(order, CHEAP, "the merge lists the claims in catalogue order");
+    assert_eq!(verdicts(&merged_rows), want);
+    // the same file twice: an error that says what went wrong
+    let twice = sb.run(&["replay", "--merge", &paths[0], &paths[0]]);
+    twice.expect_code(2).stderr_says(&["two of the files"]);
+}
