@@ -1,6 +1,6 @@
 //! Catalogue section 4, transformers: the claim of `lora` (rank-4 adapters on a trained `gpt`
 //! reach full fine-tuning's val loss, within a few %, with < 2% of its trainable parameters)
-//! and the `finetune` study's analysis in `dlhist compare` (val loss, trainable parameters and
+//! and the gpt study's analysis in `dlhist compare` (lora and full-finetune are variants of `gpt`'s study: the claim trains the `gpt` run, so one shard keeps them) (val loss, trainable parameters and
 //! checkpoint bytes of each variant).
 
 use super::{metric, not_checked, ClaimCtx, StudyAnalysis, Verdict};

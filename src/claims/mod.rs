@@ -183,7 +183,7 @@ pub type Analysis = fn(&[(String, Summary)]) -> anyhow::Result<StudyAnalysis>;
 
 /// Every study's extra analysis, by study.
 const ANALYSES: &[(&str, Analysis)] =
-    &[("gpt-scaling", transformers::scaling_analysis), ("finetune", finetune::finetune_analysis)];
+    &[("gpt-scaling", transformers::scaling_analysis), ("gpt", finetune::finetune_analysis)];
 
 /// The extra analysis `dlhist compare` runs for `study`, if it has one.
 pub fn analysis(study: &str) -> Option<Analysis> {
