@@ -11,6 +11,7 @@ pub mod dnn;
 pub mod encdec;
 pub mod encoders;
 pub mod experts;
+pub mod finetune;
 pub mod generative;
 pub mod plan;
 pub mod segment;
@@ -156,6 +157,7 @@ const CHECKS: &[(&str, Check)] = &[
     // section 4: transformers
     ("gpt", transformers::claim_gpt),
     ("gpt-xs", transformers::claim_scaling),
+    ("lora", finetune::claim_lora),
     // section 4: transformers, the encoder-decoder
     ("transformer", encdec::claim_transformer),
     // section 4: transformers, the encoders
@@ -185,7 +187,8 @@ pub struct StudyAnalysis {
 pub type Analysis = fn(&[(String, Summary)]) -> anyhow::Result<StudyAnalysis>;
 
 /// Every study's extra analysis, by study.
-const ANALYSES: &[(&str, Analysis)] = &[("gpt-scaling", transformers::scaling_analysis)];
+const ANALYSES: &[(&str, Analysis)] =
+    &[("gpt-scaling", transformers::scaling_analysis), ("gpt", finetune::finetune_analysis)];
 
 /// The extra analysis `dlhist compare` runs for `study`, if it has one.
 pub fn analysis(study: &str) -> Option<Analysis> {

@@ -76,6 +76,7 @@ const PLANS: &[Plan] = &[
     p("attention", 299.2, 3, "3 seeds: margin +1.96 BLEU on long sources (mean 7.19 vs 5.23 needed), seed sd 2.58: 0.8x, within noise (seeds 9.85, 7.15, 4.57: one of three fails)"),
     p("gpt", 34.6, 1, ONE),
     p("gpt-xs", 108.4, 1, ONE),
+    p("lora", 336.3, 1, ONE),
     p("transformer", 222.3, 1, ONE),
     p("bert", 412.7, 1, ONE),
     p("roberta", 337.4, 1, ONE),

@@ -113,12 +113,38 @@ pub struct TextCfg {
     pub text: String,
     /// characters per training window
     pub seq_len: usize,
+    /// "" : the vocabulary is `text`'s characters. A text name: the vocabulary is that text's
+    /// (a model trained on it can go on training on `text`); each character of `text` missing
+    /// from it is replaced by a space (by '\n' or its first character if it has no space)
+    #[serde(default)]
+    pub vocab_of: String,
 }
 
 impl Default for TextCfg {
     fn default() -> Self {
-        Self { text: "shakespeare".into(), seq_len: 64 }
+        Self { text: "shakespeare".into(), seq_len: 64, vocab_of: String::new() }
     }
+}
+
+/// `text` spelt in `base`'s vocabulary: each character `base` lacks becomes `base`'s space
+/// (its newline, else its first character when it has no space). Returns the text and how many
+/// characters were replaced.
+pub fn in_vocab_of(text: &CharText, base: &CharText) -> (CharText, usize) {
+    let find = |c: char| base.vocab.binary_search(&c).ok();
+    let stand_in = find(' ').or(find('\n')).unwrap_or(0) as u32;
+    let map: Vec<Option<u32>> = text.vocab.iter().map(|&c| find(c).map(|i| i as u32)).collect();
+    let mut replaced = 0;
+    let ids = text
+        .ids
+        .iter()
+        .map(|&i| {
+            map[i as usize].unwrap_or_else(|| {
+                replaced += 1;
+                stand_in
+            })
+        })
+        .collect();
+    (CharText { vocab: base.vocab.clone(), ids }, replaced)
 }
 
 impl TextCfg {
@@ -130,7 +156,20 @@ impl TextCfg {
         device: &Device,
         make: impl FnOnce(usize) -> Result<M>,
     ) -> anyhow::Result<Box<dyn Experiment>> {
-        experiment(&self.text, self.seq_len, train.batch_size, params, device, make)
+        if self.vocab_of.is_empty() {
+            return experiment(&self.text, self.seq_len, train.batch_size, params, device, make);
+        }
+        let (text, name, notice) = load(&self.text)?;
+        let (base, _, base_notice) = load(&self.vocab_of)?;
+        let (text, replaced) = in_vocab_of(&text, &base);
+        tracing::info!(
+            "{name} in the vocabulary of {}: {replaced} of {} characters replaced",
+            self.vocab_of,
+            text.ids.len()
+        );
+        let model = make(text.vocab_size())?;
+        let notice = notice.or(base_notice);
+        Ok(Box::new(CharLm::new(model, params, (text, name, notice), self.seq_len, train.batch_size, device)?))
     }
 }
 

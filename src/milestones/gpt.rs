@@ -17,6 +17,7 @@ use crate::nn::embedding::embedding;
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::Linear;
 use crate::nn::linear::{linear, linear_normal, InitKind};
+use crate::nn::lora::lora;
 use crate::nn::norm::{norm, Norm, NormKind};
 use crate::nn::transformer::{block_init, Block, BlockCfg, BlockInit};
 use crate::params::Params;
@@ -54,11 +55,37 @@ pub struct ModelCfg {
     /// torch | gpt2: how the linears start
     #[serde(default)]
     pub init: GptInit,
+    /// LoRA (Hu et al. 2021): rank r of adapters beside every attention projection (c_attn's
+    /// q, k, v and c_proj); 0: none
+    #[serde(default)]
+    pub lora_rank: usize,
+    /// the adapters' α (their product is scaled by α/r)
+    #[serde(default = "default_lora_alpha")]
+    pub lora_alpha: f64,
+    /// the std of the adapters' B at the start; 0 (the paper's) makes the adapted model start
+    /// as the base model
+    #[serde(default)]
+    pub lora_b_std: f64,
+}
+
+fn default_lora_alpha() -> f64 {
+    8.0
 }
 
 impl Default for ModelCfg {
     fn default() -> Self {
-        Self { vocab: 65, n_layer: 4, n_head: 4, n_embd: 128, block: 64, norm: NormKind::Layer, init: GptInit::Torch }
+        Self {
+            vocab: 65,
+            n_layer: 4,
+            n_head: 4,
+            n_embd: 128,
+            block: 64,
+            norm: NormKind::Layer,
+            init: GptInit::Torch,
+            lora_rank: 0,
+            lora_alpha: default_lora_alpha(),
+            lora_b_std: 0.0,
+        }
     }
 }
 
@@ -90,7 +117,8 @@ pub struct Gpt {
 
 /// Parameters: `wte.weight`, `wpe.weight` (N(0, 0.02²), as GPT-2), `h.{i}.{ln1,attn,ln2,mlp}.*`,
 /// `ln_f.*`, `head.*` (linears as `cfg.init` says); with batch norm also the running statistics
-/// buffers of each norm slot.
+/// buffers of each norm slot; with `lora_rank` > 0 the adapters `lora.{i}.{c_attn,c_proj}.{a,b}`
+/// (outside `h.`, so that `train.freeze = ["h.", …]` leaves them trainable).
 pub fn gpt(cfg: &ModelCfg, params: &Params, device: &Device) -> Result<Gpt> {
     let c = cfg.n_embd;
     let vb = params.vb(device);
@@ -99,9 +127,18 @@ pub fn gpt(cfg: &ModelCfg, params: &Params, device: &Device) -> Result<Gpt> {
         GptInit::Torch => BlockInit::Torch,
         GptInit::Gpt2 => BlockInit::gpt2(cfg.n_layer),
     };
-    let blocks = (0..cfg.n_layer)
+    let mut blocks = (0..cfg.n_layer)
         .map(|i| block_init(&bcfg, init, params, &format!("h.{i}"), device))
         .collect::<Result<Vec<_>>>()?;
+    if cfg.lora_rank > 0 {
+        let (r, alpha, b_std) = (cfg.lora_rank, cfg.lora_alpha, cfg.lora_b_std);
+        for (i, blk) in blocks.iter_mut().enumerate() {
+            let v = vb.pp(format!("lora.{i}"));
+            let on_attn = lora(c, 3 * c, r, alpha, b_std, v.pp("c_attn"))?;
+            let on_proj = lora(c, c, r, alpha, b_std, v.pp("c_proj"))?;
+            blk.attn = blk.attn.merged()?.with_lora(on_attn, on_proj);
+        }
+    }
     let head = match cfg.init {
         GptInit::Torch => linear(c, cfg.vocab, InitKind::Default, vb.pp("head"))?,
         GptInit::Gpt2 => linear_normal(c, cfg.vocab, 0.02, vb.pp("head"))?,
@@ -142,6 +179,15 @@ impl Gpt {
         }
         let logits = self.head.forward(&self.ln_f.forward_t(&x, train)?)?; // (B, T, V)
         logits.reshape((b * t, ()))
+    }
+
+    /// Folds every LoRA adapter into its projection's weight (`Lora::merge`): the same
+    /// function, no adapter products, no adapter parameters.
+    pub fn merge_lora(&mut self) -> Result<()> {
+        for blk in &mut self.blocks {
+            blk.attn = blk.attn.merged()?;
+        }
+        Ok(())
     }
 
     /// Mean next-token cross-entropy in training mode; `targets` (B, T) are the inputs shifted by one.
@@ -190,7 +236,7 @@ pub fn defaults() -> Config {
             ckpt_every: 0,
             ..Default::default()
         },
-        data: TextCfg { text: "shakespeare".into(), seq_len: 64 },
+        data: TextCfg { text: "shakespeare".into(), seq_len: 64, ..Default::default() },
         // vocab is set from the text at build time
         model: ModelCfg { vocab: 0, init: GptInit::Gpt2, ..Default::default() },
     }
@@ -256,7 +302,16 @@ mod tests {
     }
 
     fn small_cfg(init: GptInit) -> ModelCfg {
-        ModelCfg { vocab: 11, n_layer: 2, n_head: 2, n_embd: 16, block: 12, norm: NormKind::Layer, init }
+        ModelCfg {
+            vocab: 11,
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 16,
+            block: 12,
+            norm: NormKind::Layer,
+            init,
+            ..Default::default()
+        }
     }
 
     /// Causal masking in the whole model: changing the token at position t changes no logit
@@ -298,6 +353,7 @@ mod tests {
                 block: 64,
                 norm: NormKind::Layer,
                 init: GptInit::Gpt2,
+                ..Default::default()
             };
             let p = Params::new(9);
             let net = gpt(&cfg, &p, &Device::Cpu)?;
@@ -350,6 +406,33 @@ mod tests {
         gpt(&ModelCfg { init: GptInit::Torch, ..cfg }, &torch, &Device::Cpu)?;
         let b = torch.trainable().into_iter().find(|(n, _)| n == "head.bias").unwrap().1;
         assert!(b.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+        Ok(())
+    }
+
+    /// LoRA in the whole model (Hu et al. 2021: W₀x + BAx = (W₀ + BA)x): the logits with the
+    /// adapters unmerged and with them folded into the weights agree to 1e-5 relative; with
+    /// B = 0 (the paper's start) the adapted model is the base model bit for bit.
+    #[test]
+    fn lora_merged_and_unmerged_give_the_same_logits() -> Result<()> {
+        let base_cfg = ModelCfg { vocab: 23, n_layer: 2, n_head: 2, n_embd: 16, block: 12, ..Default::default() };
+        let x = tokens(6, (2, 12), base_cfg.vocab)?;
+        let cfg = ModelCfg { lora_rank: 4, lora_b_std: 0.2, ..base_cfg.clone() };
+        let p = Params::new(8);
+        let mut net = gpt(&cfg, &p, &Device::Cpu)?;
+        // per layer: c_attn A 4x16 + B 48x4, c_proj A 4x16 + B 16x4
+        let adapters: usize =
+            p.trainable().iter().filter(|(n, _)| n.starts_with("lora.")).map(|(_, v)| v.elem_count()).sum();
+        assert_eq!(adapters, 2 * (4 * 16 + 48 * 4 + 4 * 16 + 16 * 4));
+        let unmerged = net.forward(&x)?;
+        net.merge_lora()?;
+        let merged = net.forward(&x)?;
+        let err = (&unmerged - &merged)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let big = unmerged.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(err / big < 1e-5, "merged vs unmerged logits: {err} of {big}");
+        let plain = gpt(&base_cfg, &Params::new(8), &Device::Cpu)?.forward(&x)?;
+        assert!((&plain - &unmerged)?.abs()?.max_all()?.to_scalar::<f32>()? > 1e-4, "B ≠ 0 changes the logits");
+        let zero = gpt(&ModelCfg { lora_rank: 4, ..base_cfg }, &Params::new(8), &Device::Cpu)?.forward(&x)?;
+        assert_eq!(zero.to_vec2::<f32>()?, plain.to_vec2::<f32>()?, "B = 0: the base model exactly");
         Ok(())
     }
 

@@ -28,6 +28,7 @@ pub fn defaults() -> Config {
             block: 64,
             norm: NormKind::Layer,
             init: GptInit::Torch,
+            ..Default::default()
         },
     }
 }

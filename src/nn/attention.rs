@@ -4,6 +4,7 @@
 //! the backward; tested there against the composed plumbing and softmax(q·kᵀ/√d)·v).
 
 use super::linear::{linear, InitKind, Linear};
+use super::lora::Lora;
 use crate::ops::attention::KeyRange;
 use crate::ops::attention_qkv::{attention_qkv, attention_qkv_keys, attention_qkv_ref};
 use candle_core::Module;
@@ -26,6 +27,8 @@ pub struct SelfAttention {
     pub c_proj: Linear,
     pub n_head: usize,
     pub causal: bool,
+    /// low-rank adapters beside `c_attn` (q, k and v at once) and `c_proj` (LoRA; `nn::lora`)
+    pub lora: Option<(Lora, Lora)>,
 }
 
 /// Self-attention over `n_embd` features in `n_head` heads (`n_embd` must divide evenly).
@@ -53,7 +56,36 @@ impl SelfAttention {
                 c_proj.weight.dims()
             );
         }
-        Ok(Self { c_attn, c_proj, n_head, causal })
+        Ok(Self { c_attn, c_proj, n_head, causal, lora: None })
+    }
+
+    /// This attention with adapters on its input projection (`on_attn`) and output projection
+    /// (`on_proj`).
+    pub fn with_lora(self, on_attn: Lora, on_proj: Lora) -> Self {
+        Self { lora: Some((on_attn, on_proj)), ..self }
+    }
+
+    /// The adapters folded into the projections' weights (`Lora::merge`): the same function
+    /// with no adapter products.
+    pub fn merged(&self) -> Result<Self> {
+        let Some((a, p)) = &self.lora else {
+            return Self::new(self.c_attn.clone(), self.c_proj.clone(), self.n_head, self.causal);
+        };
+        Self::new(a.merge(&self.c_attn)?, p.merge(&self.c_proj)?, self.n_head, self.causal)
+    }
+
+    fn project_in(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.lora {
+            Some((a, _)) => a.forward(&self.c_attn, x),
+            None => self.c_attn.forward(x),
+        }
+    }
+
+    fn project_out(&self, y: &Tensor) -> Result<Tensor> {
+        match &self.lora {
+            Some((_, p)) => p.forward(&self.c_proj, y),
+            None => self.c_proj.forward(y),
+        }
     }
 }
 
@@ -66,20 +98,20 @@ impl SelfAttention {
     /// `forward` with the heads computed by `imp`.
     pub fn forward_with(&self, x: &Tensor, imp: AttnImpl) -> Result<Tensor> {
         // (B, T, 3C), read straight from this packed projection: no per-head copies
-        let qkv = self.c_attn.forward(x)?;
+        let qkv = self.project_in(x)?;
         let y = match imp {
             AttnImpl::Fused => attention_qkv(&qkv, self.n_head, self.causal)?, // (B, T, C), heads side by side
             AttnImpl::Composed => attention_qkv_ref(&qkv, self.n_head, self.causal)?,
         };
-        self.c_proj.forward(&y)
+        self.project_out(&y)
     }
 
     /// As `forward`, batch row b attending only to the positions in `keys[b]` (a key-padding
     /// mask); `None` is `forward`.
     pub fn forward_keys(&self, x: &Tensor, keys: Option<&[KeyRange]>) -> Result<Tensor> {
         let Some(keys) = keys else { return self.forward(x) };
-        let qkv = self.c_attn.forward(x)?;
-        self.c_proj.forward(&attention_qkv_keys(&qkv, self.n_head, self.causal, keys)?)
+        let qkv = self.project_in(x)?;
+        self.project_out(&attention_qkv_keys(&qkv, self.n_head, self.causal, keys)?)
     }
 }
 

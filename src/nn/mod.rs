@@ -16,6 +16,7 @@ pub mod encoder;
 pub mod groupnorm;
 pub mod latent;
 pub mod linear;
+pub mod lora;
 pub mod loss;
 pub mod lstm;
 pub mod mlp;
