@@ -8,6 +8,7 @@ pub mod canvas;
 pub mod catalog;
 pub mod continual;
 pub mod digits;
+pub mod emoji;
 pub mod idx;
 pub mod masking;
 pub mod pairs;

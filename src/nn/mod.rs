@@ -6,6 +6,8 @@ pub mod activation;
 pub mod attention;
 pub mod batchnorm;
 pub mod bce;
+pub mod clip;
+pub mod contrastive;
 pub mod conv;
 pub mod cross_attention;
 pub mod decoder;
