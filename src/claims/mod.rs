@@ -12,6 +12,7 @@ pub mod encdec;
 pub mod encoders;
 pub mod experts;
 pub mod generative;
+pub mod rlhf;
 pub mod segment;
 pub mod sequence;
 pub mod toolbox;
@@ -165,6 +166,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("diffusion", generative::claim_diffusion),
     ("ddpm", generative::claim_ddpm),
     ("ddpm-cosine", generative::claim_ddpm_cosine),
+    // section 4: learning from human feedback
+    ("rlhf", rlhf::claim_rlhf),
 ];
 
 /// What a study adds to `dlhist compare` beyond the table and the curves: text for the terminal,

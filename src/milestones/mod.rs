@@ -22,6 +22,7 @@ pub mod lstm;
 pub mod masks;
 pub mod mlp;
 pub mod moe;
+pub mod rlhf;
 pub mod rnn;
 pub mod segment;
 pub mod seq2seq;
