@@ -10,11 +10,12 @@ pub const MAX_KL: f64 = 4.0;
 
 pub fn claim_rlhf(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let s = ctx.run("rlhf", &[])?;
-    let initial = |k: &str| s.initial.get(k).copied().ok_or_else(|| anyhow::anyhow!("run {} has no initial `{k}`", s.name));
+    let initial =
+        |k: &str| s.initial.get(k).copied().ok_or_else(|| anyhow::anyhow!("run {} has no initial `{k}`", s.name));
     let (s0, s1) = (initial("val_score")?, metric(&s, "val_score")?);
     let kl = metric(&s, "val_kl")?;
     let (r0, r1) = (initial("val_reward").unwrap_or(f64::NAN), metric(&s, "val_reward").unwrap_or(f64::NAN));
-    let (l0, l1) = (initial("val_loss")?, metric(&s, "val_loss")?);
+    let (l0, l1) = (initial("val_sft_loss")?, metric(&s, "val_sft_loss")?);
     let rise = s1 - s0;
     Ok(Verdict {
         value: rise,

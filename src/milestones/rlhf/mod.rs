@@ -71,7 +71,15 @@ pub type Config = super::Config<RlhfCfg, ModelCfg>;
 
 /// The `sft` model's shape: a small gpt over windows of prompt + response.
 pub fn model_defaults() -> ModelCfg {
-    ModelCfg { vocab: 0, n_layer: 2, n_head: 4, n_embd: 64, block: 32, init: super::gpt::GptInit::Gpt2, ..Default::default() }
+    ModelCfg {
+        vocab: 0,
+        n_layer: 2,
+        n_head: 4,
+        n_embd: 64,
+        block: 32,
+        init: super::gpt::GptInit::Gpt2,
+        ..Default::default()
+    }
 }
 
 impl RlhfCfg {

@@ -91,7 +91,8 @@ impl Rlhf {
 
     /// Mean over sequences of Σ_t (log π − log π_SFT): a sampled estimate of KL(π ‖ π_SFT).
     fn kl(ro: &Rollout) -> f64 {
-        let s: f64 = ro.old.iter().zip(&ro.reference).flat_map(|(a, b)| a.iter().zip(b)).map(|(a, b)| (a - b) as f64).sum();
+        let s: f64 =
+            ro.old.iter().zip(&ro.reference).flat_map(|(a, b)| a.iter().zip(b)).map(|(a, b)| (a - b) as f64).sum();
         s / ro.old.len().max(1) as f64
     }
 
@@ -184,10 +185,14 @@ impl Experiment for Rlhf {
         let mut rng = Rng::derive(0, "rlhf/eval", split as u64);
         let ro = self.rollout(&prompts, &mut rng)?;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let kl = Self::kl(&ro);
+        // `loss`: the negated objective PPO maximises, β·KL − reward (the labeler's score when
+        // built without a reward model), so it falls as RLHF works
         let mut m = Metrics::from([
             ("score".to_string(), mean(&ro.labeler)),
-            ("kl".to_string(), Self::kl(&ro)),
-            ("loss".to_string(), self.sft_nll()?),
+            ("kl".to_string(), kl),
+            ("loss".to_string(), d.kl_coef * kl - mean(&ro.reward)),
+            ("sft_loss".to_string(), self.sft_nll()?),
         ]);
         if self.reward.is_some() {
             m.insert("reward".into(), mean(&ro.reward));
@@ -220,12 +225,19 @@ impl Experiment for Rlhf {
         let state = rng.state();
         let before = generate(&self.reference, &prompts, d.response_len, temp, rng)?;
         let after = generate(&self.policy, &prompts, d.response_len, temp, &mut Rng::from_state(state))?;
-        let mut text = format!("the same prompts, the SFT model then the RLHF policy (labeler: count of '{}')\n", super::TARGET);
+        let mut text =
+            format!("the same prompts, the SFT model then the RLHF policy (labeler: count of '{}')\n", super::TARGET);
         let mut items = vec![];
         for ((p, b), a) in prompts.iter().zip(&before).zip(&after) {
             let (p, b, a) = (self.text.decode(p), self.text.decode(b), self.text.decode(a));
-            text.push_str(&format!("prompt {p:?}\n  sft  {b:?} (score {})\n  rlhf {a:?} (score {})\n", score(&b), score(&a)));
-            items.push(serde_json::json!({"prompt": p, "sft": b, "rlhf": a, "sft_score": score(&b), "rlhf_score": score(&a)}));
+            text.push_str(&format!(
+                "prompt {p:?}\n  sft  {b:?} (score {})\n  rlhf {a:?} (score {})\n",
+                score(&b),
+                score(&a)
+            ));
+            items.push(
+                serde_json::json!({"prompt": p, "sft": b, "rlhf": a, "sft_score": score(&b), "rlhf_score": score(&a)}),
+            );
         }
         Ok(SampleOut::new(text, serde_json::json!({"samples": items, "temperature": temp})))
     }

@@ -45,7 +45,13 @@ pub fn bradley_terry(r_w: &Tensor, r_l: &Tensor) -> Result<Tensor> {
 }
 
 /// `n` labelled pairs from `split`: (prompt + preferred, prompt + other) rows.
-pub fn pairs(cfg: &RlhfCfg, text: &CharText, split: TextSplit, rng: &mut Rng, n: usize) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+pub fn pairs(
+    cfg: &RlhfCfg,
+    text: &CharText,
+    split: TextSplit,
+    rng: &mut Rng,
+    n: usize,
+) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
     let ids = text.part(split);
     let (p, r) = (cfg.prompt_len, cfg.response_len);
     let last = ids.len() - p - r;
@@ -90,7 +96,8 @@ impl Experiment for RewardModel {
     }
 
     fn steps_per_epoch(&self) -> usize {
-        (self.text.part(TextSplit::Train).len() / (self.cfg.data.prompt_len + self.cfg.data.response_len)
+        (self.text.part(TextSplit::Train).len()
+            / (self.cfg.data.prompt_len + self.cfg.data.response_len)
             / self.cfg.train.batch_size.max(1))
         .max(1)
     }
@@ -150,8 +157,11 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     Ok(Box::new(RewardModel { params, rm, text, cfg: c.clone(), device: device.clone() }))
 }
 
-pub static FAMILY: Family =
-    Family { id: "reward-model", defaults: || to_table(&defaults()), build: |t, d| build(&from_table::<Config>(t)?, d) };
+pub static FAMILY: Family = Family {
+    id: "reward-model",
+    defaults: || to_table(&defaults()),
+    build: |t, d| build(&from_table::<Config>(t)?, d),
+};
 
 #[cfg(test)]
 mod tests {
