@@ -14,6 +14,7 @@ pub mod experts;
 pub mod finetune;
 pub mod generative;
 pub mod plan;
+pub mod rlhf;
 pub mod segment;
 pub mod sequence;
 pub mod toolbox;
@@ -173,6 +174,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("diffusion", generative::claim_diffusion),
     ("ddpm", generative::claim_ddpm),
     ("ddpm-cosine", generative::claim_ddpm_cosine),
+    // section 4: learning from human feedback
+    ("rlhf", rlhf::claim_rlhf),
 ];
 
 /// What a study adds to `dlhist compare` beyond the table and the curves: text for the terminal,

@@ -77,6 +77,7 @@ const PLANS: &[Plan] = &[
     p("gpt", 34.6, 1, ONE),
     p("gpt-xs", 108.4, 1, ONE),
     p("lora", 336.3, 1, ONE),
+    p("rlhf", 106.0, 1, ONE),
     p("transformer", 222.3, 1, ONE),
     p("bert", 412.7, 1, ONE),
     p("roberta", 337.4, 1, ONE),

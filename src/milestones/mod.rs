@@ -23,6 +23,7 @@ pub mod masks;
 pub mod mlp;
 pub mod moe;
 pub mod resnet_cifar;
+pub mod rlhf;
 pub mod rnn;
 pub mod segment;
 pub mod seq2seq;

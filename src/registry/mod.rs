@@ -13,6 +13,7 @@ mod encdec;
 mod encoders;
 mod experts;
 mod generative;
+mod rlhf;
 mod segment;
 mod sequence;
 mod times;
@@ -83,6 +84,7 @@ pub fn entries() -> &'static [Entry] {
             encoders::entries(),
             autoencoders::entries(),
             generative::entries(),
+            rlhf::entries(),
         ];
         sections.into_iter().flatten().collect()
     })
