@@ -42,6 +42,10 @@ fn sample_vae_draws_prior_samples_reconstructions_and_latent_walks() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     let fd = summary["final"]["test_fd"].as_f64().expect("vae reports test_fd");
     assert!(fd.is_finite() && fd > 0.0, "FD of 40-step samples against real digits: {fd}");
+    // the lenet it needed for the FD is trained once and found again by the next run
+    sb.train_smoke("vae", &sb.path("vae2"), &[]);
+    let lenets = common::files_named(&sb.runs.join("lenet"), "summary.json");
+    assert_eq!(lenets.len(), 1, "the FD's lenet was trained again: {lenets:?}");
 
     // the prior grid (64 samples: 8x8) and 8 test images above their reconstructions
     let out = sb.path("v.png");

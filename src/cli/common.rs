@@ -185,7 +185,11 @@ pub fn train_hint(name: &str) -> String {
 fn needed_run(need: &Need, device: &Device, ui: Ui) -> anyhow::Result<RunDir> {
     let entry = registry::get(&need.milestone)?;
     let res = resolve(entry, false, &ConfigArgs { sets: need.sets.clone(), ..Default::default() })?;
-    let same = |rd: &RunDir| rd.is_complete() && std::fs::read_to_string(rd.config()).is_ok_and(|t| t == res.text);
+    // a run's config.toml is the resolved text plus the line naming the data it used
+    let body = |t: &str| t.lines().filter(|l| !l.starts_with("# data used:")).collect::<Vec<_>>().join("\n");
+    let same = |rd: &RunDir| {
+        rd.is_complete() && std::fs::read_to_string(rd.config()).is_ok_and(|t| body(&t) == body(&res.text))
+    };
     if let Some(rd) = runs_of(entry.name).into_iter().find(same) {
         return Ok(rd);
     }
