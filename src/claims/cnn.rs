@@ -2,7 +2,7 @@
 //! `alexnet`/`alexnet-tanh` (Krizhevsky et al. 2012, Figure 1: the number of updates until the
 //! error on 2,000 training images first falls to a level read from the tanh run).
 
-use super::{first_eval_step, metric, ClaimCtx, Verdict};
+use super::{first_eval_step, metric, val_lines, ClaimCtx, Verdict};
 use crate::engine::runner::Summary;
 use crate::milestones::mlp;
 
@@ -61,12 +61,9 @@ fn figure1(ctx: &mut dyn ClaimCtx, name: &str, lr: &str) -> anyhow::Result<Summa
 
 /// The training error of the run's evaluation at `step` (the last one at or before it).
 fn fit_error_at(s: &Summary, step: usize) -> anyhow::Result<f64> {
-    let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let mut err = None;
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line)?;
-        if v["split"] == "val" && v["step"].as_u64().is_some_and(|t| t as usize <= step) {
+    for v in val_lines(s)? {
+        if v["step"].as_u64().is_some_and(|t| t as usize <= step) {
             err = v["fit_acc"].as_f64().map(|a| 1.0 - a).or(err);
         }
     }

@@ -100,15 +100,25 @@ pub fn mean_over_seeds(
 /// the validation line's `key` (e.g. `acc`, or `fit_acc`: accuracy on training images) satisfies
 /// `reached`; its step, or None if no evaluation did.
 pub fn first_eval_step(s: &Summary, key: &str, reached: impl Fn(f64) -> bool) -> anyhow::Result<Option<usize>> {
+    Ok(val_lines(s)?
+        .into_iter()
+        .find(|v| v[key].as_f64().is_some_and(&reached))
+        .and_then(|v| v["step"].as_u64())
+        .map(|x| x as usize))
+}
+
+/// The validation lines of the run's metrics.jsonl (one per evaluation, in order).
+pub fn val_lines(s: &Summary) -> anyhow::Result<Vec<serde_json::Value>> {
     let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut out = vec![];
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line)?;
-        if v["split"] == "val" && v[key].as_f64().is_some_and(&reached) {
-            return Ok(v["step"].as_u64().map(|x| x as usize));
+        if v["split"] == "val" {
+            out.push(v);
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// A claim check: trains what it needs through the context and measures the claim.

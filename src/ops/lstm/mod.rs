@@ -74,7 +74,7 @@ pub fn lstm_seq(
     if !crate::ops::fused_on(x.device(), false) {
         return lstm_seq_ref(x, w_ih, w_hh, b, h0, c0, forget_gate);
     }
-    lstm_seq_at(cpu::simd_level(), x, w_ih, w_hh, b, h0, c0, forget_gate)
+    lstm_seq_mode(cpu::simd_level(), x, w_ih, w_hh, b, h0, c0, forget_gate, false)
 }
 
 /// `lstm_seq` with the 1997 LSTM's truncated gradient (Hochreiter & Schmidhuber 1997 §4; used
@@ -96,22 +96,8 @@ pub fn lstm_seq_truncated(
     lstm_seq_mode(cpu::simd_level(), x, w_ih, w_hh, b, h0, c0, forget_gate, true)
 }
 
-/// `lstm_seq` with the kernels of `level` (which the CPU must support): the tests run every level.
-#[allow(clippy::too_many_arguments)]
-fn lstm_seq_at(
-    level: SimdLevel,
-    x: &Tensor,
-    w_ih: &Tensor,
-    w_hh: &Tensor,
-    b: &Tensor,
-    h0: &Tensor,
-    c0: &Tensor,
-    forget_gate: bool,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    lstm_seq_mode(level, x, w_ih, w_hh, b, h0, c0, forget_gate, false)
-}
-
-/// The fused op at `level`, with full (`truncated` false) or truncated backprop through time.
+/// The fused op with the kernels of `level` (which the CPU must support: the tests run every
+/// level), with full (`truncated` false) or truncated backprop through time.
 #[allow(clippy::too_many_arguments)]
 fn lstm_seq_mode(
     level: SimdLevel,
