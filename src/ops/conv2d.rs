@@ -14,7 +14,8 @@
 //! even when x is the input image; here every pass is a gemm and dx is skipped when nothing
 //! upstream needs it. The col buffer is recomputed in the backward (it is cheap next to the
 //! gemms) rather than kept alive between the passes. Work is split over the batch with rayon;
-//! each worker owns its col buffer and, in the backward, its own dw/db partial sums.
+//! each worker owns its col buffer and, in the backward, each of a fixed number of batch chunks its
+//! own dw/db partial sums (`BWD_CHUNKS`: the sums do not depend on the thread count).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
@@ -285,17 +286,24 @@ struct Grads {
     db: Option<Vec<f32>>,
 }
 
+/// The backward splits the batch into this many chunks (fewer when B is smaller), whatever the
+/// thread count: dw and db are summed per chunk, then the chunks' partials in order, so a chunking
+/// that followed the pool's size (as it once did) rounded differently on 1 and 2 threads. 16
+/// keeps a pool of up to 16 threads busy; the partials cost 16·C_out·K adds, little next to the
+/// B·C_out·K·N of the dw products.
+const BWD_CHUNKS: usize = 16;
+
 fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grads {
     let [need_dx, need_dw, need_db] = need;
     let (k, n, c_out) = (g.k(), g.n(), g.c_out);
-    // one chunk of samples per thread, so there are only a few dw/db partials to add up
-    let chunk = g.b.div_ceil(rayon::current_num_threads()).max(1);
+    let chunk = g.b.div_ceil(BWD_CHUNKS).max(1);
     let par = g.gemm_par();
+    // col and dcol are scratch (every entry written before it is read): one pair per rayon job,
+    // not per chunk
+    let scratch = || (vec![0f32; if need_dw { k * n } else { 0 }], vec![0f32; if need_dx { k * n } else { 0 }]);
 
     // the samples of chunk `ci`, writing dx into `dx_chunk` (the chunk's slice of dx)
-    let work = |ci: usize, mut dx_chunk: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
-        let mut col = vec![0f32; if need_dw { k * n } else { 0 }];
-        let mut dcol = vec![0f32; if need_dx { k * n } else { 0 }];
+    let work = |(col, dcol): &mut (Vec<f32>, Vec<f32>), ci: usize, mut dx_chunk: Option<&mut [f32]>| {
         let mut dw = vec![0f32; if need_dw { c_out * k } else { 0 }];
         let mut db = vec![0f32; if need_db { c_out } else { 0 }];
         for bi in ci * chunk..((ci + 1) * chunk).min(g.b) {
@@ -306,17 +314,17 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grad
                 }
             }
             if need_dw {
-                im2col(g, &x[bi * g.x_len()..][..g.x_len()], &mut col);
+                im2col(g, &x[bi * g.x_len()..][..g.x_len()], col);
                 let lhs = Mat { data: dy_b, rows: c_out, cols: n, rs: n, cs: 1 }; // (C_out, N)
-                let rhs = Mat { data: &col, rows: n, cols: k, rs: 1, cs: n }; // colᵀ (N, K)
+                let rhs = Mat { data: col, rows: n, cols: k, rs: 1, cs: n }; // colᵀ (N, K)
                 sgemm(&mut dw, true, lhs, rhs, par);
             }
             if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
                 let lhs = Mat { data: w, rows: k, cols: c_out, rs: 1, cs: k }; // wᵀ (K, C_out)
                 let rhs = Mat { data: dy_b, rows: c_out, cols: n, rs: n, cs: 1 }; // (C_out, N)
-                sgemm(&mut dcol, false, lhs, rhs, par);
+                sgemm(dcol, false, lhs, rhs, par);
                 let dx_b = &mut dx_chunk[(bi - ci * chunk) * g.x_len()..][..g.x_len()];
-                col2im(g, &dcol, dx_b);
+                col2im(g, dcol, dx_b);
             }
         }
         (dw, db)
@@ -325,10 +333,14 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grad
     let n_chunks = g.b.div_ceil(chunk);
     let (dx, partials): (_, Vec<_>) = if need_dx {
         let mut dx = vec![0f32; g.b * g.x_len()];
-        let partials = dx.par_chunks_mut(chunk * g.x_len()).enumerate().map(|(ci, d)| work(ci, Some(d))).collect();
+        let partials = dx
+            .par_chunks_mut(chunk * g.x_len())
+            .enumerate()
+            .map_init(scratch, |s, (ci, d)| work(s, ci, Some(d)))
+            .collect();
         (Some(dx), partials)
     } else {
-        (None, (0..n_chunks).into_par_iter().map(|ci| work(ci, None)).collect())
+        (None, (0..n_chunks).into_par_iter().map_init(scratch, |s, ci| work(s, ci, None)).collect())
     };
     // add up the per-chunk partial sums of dw and db
     let (mut dw, mut db) =
@@ -538,10 +550,36 @@ mod tests {
         check([1, 2, 9, 8], 3, (3, 3), 2, 1, true);
     }
 
-    /// more samples than threads (each thread takes a chunk) and an AlexNet-like layer
+    /// a batch of several backward chunks and an AlexNet-like layer
     #[test]
     fn matches_candle_larger_batch() {
         check([9, 8, 10, 10], 12, (3, 3), 1, 1, true);
+    }
+
+    /// The gradients are bitwise the same on pools of 1, 2 and 3 threads: dw and db sum the
+    /// batch in chunks, and the chunking must not follow the thread count (it once did, and a
+    /// lenet run on 1 and 2 threads then differed).
+    #[test]
+    fn gradients_do_not_depend_on_the_thread_count() {
+        let mut rng = Rng::new(5);
+        let x = Var::from_tensor(&randn(&mut rng, &[20, 3, 9, 9])).unwrap();
+        let w = Var::from_tensor(&randn(&mut rng, &[4, 3, 3, 3])).unwrap();
+        let b = Var::from_tensor(&randn(&mut rng, &[4])).unwrap();
+        let r = randn(&mut rng, &[20, 4, 9, 9]);
+        let grads = |threads: usize| -> Vec<Vec<f32>> {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let y = conv2d(&x, &w, Some(&b), 1, 1).unwrap();
+                let g = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                [x.as_tensor(), w.as_tensor(), b.as_tensor()]
+                    .map(|p| g.get(p).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                    .to_vec()
+            })
+        };
+        let one = grads(1);
+        for t in [2, 3] {
+            assert!(grads(t) == one, "the gradients on {t} threads differ from those on 1");
+        }
     }
 
     /// An input that is not a variable (the image) gets no gradient, and the others are unchanged.
