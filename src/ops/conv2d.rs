@@ -14,8 +14,8 @@
 //! even when x is the input image; here every pass is a gemm and dx is skipped when nothing
 //! upstream needs it. The col buffer is recomputed in the backward (it is cheap next to the
 //! gemms) rather than kept alive between the passes. Work is split over the batch with rayon;
-//! each worker owns its col buffer and, in the backward, each of a fixed number of batch chunks its
-//! own dw/db partial sums (`BWD_CHUNKS`: the sums do not depend on the thread count).
+//! each worker owns its col buffer and, in the backward, each fixed-size chunk of the batch its own
+//! dw/db partial sums (`BWD_CHUNK`: the sums do not depend on the thread count).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
@@ -139,10 +139,11 @@ impl Geom {
         (oh * self.stride + ki).checked_sub(self.pad).filter(|&ih| ih < self.h)
     }
 
-    /// Threads for one gemm: the batch already fills the pool when it has a sample per thread.
-    fn gemm_par(&self) -> Parallelism {
+    /// Threads for one gemm when `tasks` run at once: they already fill the pool when there is a
+    /// task per thread.
+    fn gemm_par(&self, tasks: usize) -> Parallelism {
         let t = rayon::current_num_threads();
-        if self.b >= t {
+        if tasks >= t {
             Parallelism::None
         } else {
             Parallelism::Rayon(t)
@@ -261,7 +262,7 @@ fn sgemm(dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat, par: Parallelism
 fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
     let mut y = vec![0f32; g.b * g.c_out * n];
-    let par = g.gemm_par();
+    let par = g.gemm_par(g.b);
     y.par_chunks_mut(g.c_out * n).zip(x.par_chunks(g.x_len())).for_each_init(
         || vec![0f32; k * n],
         |col, (y_b, x_b)| {
@@ -286,18 +287,21 @@ struct Grads {
     db: Option<Vec<f32>>,
 }
 
-/// The backward splits the batch into this many chunks (fewer when B is smaller), whatever the
-/// thread count: dw and db are summed per chunk, then the chunks' partials in order, so a chunking
-/// that followed the pool's size (as it once did) rounded differently on 1 and 2 threads. 16
-/// keeps a pool of up to 16 threads busy; the partials cost 16·C_out·K adds, little next to the
-/// B·C_out·K·N of the dw products.
-const BWD_CHUNKS: usize = 16;
+/// Samples per chunk of the backward, whatever the thread count: dw and db are summed per chunk,
+/// then the chunks' partials in order, so a chunking that followed the pool's size (as it once
+/// did) rounded differently on 1 and 2 threads. A fixed size, like `cpu::for_row_chunks`: 8
+/// samples amortise a chunk's partial (C_out·K floats to zero and add) and scratch buffers; 16
+/// chunks of a batch of 32 cost the U-Net workload 5% (2 threads).
+const BWD_CHUNK: usize = 8;
 
 fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grads {
     let [need_dx, need_dw, need_db] = need;
     let (k, n, c_out) = (g.k(), g.n(), g.c_out);
-    let chunk = g.b.div_ceil(BWD_CHUNKS).max(1);
-    let par = g.gemm_par();
+    let chunk = BWD_CHUNK;
+    let n_chunks = g.b.div_ceil(chunk);
+    // fewer chunks than threads: the gemm crate splits each product's outputs between them
+    // (which does not change any sum: its blocking follows the shapes alone)
+    let par = g.gemm_par(n_chunks);
     // col and dcol are scratch (every entry written before it is read): one pair per rayon job,
     // not per chunk
     let scratch = || (vec![0f32; if need_dw { k * n } else { 0 }], vec![0f32; if need_dx { k * n } else { 0 }]);
@@ -330,7 +334,6 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grad
         (dw, db)
     };
 
-    let n_chunks = g.b.div_ceil(chunk);
     let (dx, partials): (_, Vec<_>) = if need_dx {
         let mut dx = vec![0f32; g.b * g.x_len()];
         let partials = dx
@@ -558,27 +561,30 @@ mod tests {
 
     /// The gradients are bitwise the same on pools of 1, 2 and 3 threads: dw and db sum the
     /// batch in chunks, and the chunking must not follow the thread count (it once did, and a
-    /// lenet run on 1 and 2 threads then differed).
+    /// lenet run on 1 and 2 threads then differed). B 20 is 3 chunks; B 4 is one, whose gemms
+    /// the gemm crate splits between the threads.
     #[test]
     fn gradients_do_not_depend_on_the_thread_count() {
-        let mut rng = Rng::new(5);
-        let x = Var::from_tensor(&randn(&mut rng, &[20, 3, 9, 9])).unwrap();
-        let w = Var::from_tensor(&randn(&mut rng, &[4, 3, 3, 3])).unwrap();
-        let b = Var::from_tensor(&randn(&mut rng, &[4])).unwrap();
-        let r = randn(&mut rng, &[20, 4, 9, 9]);
-        let grads = |threads: usize| -> Vec<Vec<f32>> {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| {
-                let y = conv2d(&x, &w, Some(&b), 1, 1).unwrap();
-                let g = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-                [x.as_tensor(), w.as_tensor(), b.as_tensor()]
-                    .map(|p| g.get(p).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())
-                    .to_vec()
-            })
-        };
-        let one = grads(1);
-        for t in [2, 3] {
-            assert!(grads(t) == one, "the gradients on {t} threads differ from those on 1");
+        for b in [20, 4] {
+            let mut rng = Rng::new(5);
+            let x = Var::from_tensor(&randn(&mut rng, &[b, 3, 9, 9])).unwrap();
+            let w = Var::from_tensor(&randn(&mut rng, &[4, 3, 3, 3])).unwrap();
+            let bias = Var::from_tensor(&randn(&mut rng, &[4])).unwrap();
+            let r = randn(&mut rng, &[b, 4, 9, 9]);
+            let grads = |threads: usize| -> Vec<Vec<f32>> {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    let y = conv2d(&x, &w, Some(&bias), 1, 1).unwrap();
+                    let g = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                    [x.as_tensor(), w.as_tensor(), bias.as_tensor()]
+                        .map(|p| g.get(p).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                        .to_vec()
+                })
+            };
+            let one = grads(1);
+            for t in [2, 3] {
+                assert!(grads(t) == one, "B {b}: the gradients on {t} threads differ from those on 1");
+            }
         }
     }
 
