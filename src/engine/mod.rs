@@ -35,4 +35,6 @@ pub fn threads() -> usize {
 }
 
 #[cfg(test)]
+mod step_tests;
+#[cfg(test)]
 mod tests;

@@ -152,6 +152,22 @@ mod tests {
         Ok(())
     }
 
+    /// One step on loss = Σ w (gradient 1) from w = 0 at lr 1, μ 0.9: the buffer starts at g, so
+    /// momentum moves w by −g and Nesterov by −(g + μ·g) = −1.9 (PyTorch's forms); plain SGD −g.
+    #[test]
+    fn momentum_and_nesterov_differ_from_the_first_step() -> Result<()> {
+        for (kind, want) in [(OptimKind::Sgd, -1f32), (OptimKind::Momentum, -1.0), (OptimKind::Nesterov, -1.9)] {
+            let p = Params::new(0);
+            let w = p.vb(&Device::Cpu).get_with_hints(2, "w", candle_nn::init::ZERO)?;
+            let hp = OptimHp { kind, momentum: 0.9, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+            let mut opt = Optimizer::new(&p, hp);
+            opt.step(&w.sum_all()?.backward()?, 1.0)?;
+            let got = p.trainable()[0].1.as_tensor().to_vec1::<f32>()?;
+            assert!(got.iter().all(|g| (g - want).abs() < 1e-6), "{kind:?}: {got:?}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn adamw_decays_matrices_but_not_biases() -> Result<()> {
         let dev = Device::Cpu;
