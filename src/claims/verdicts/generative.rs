@@ -26,11 +26,7 @@ fn the_vq_vae_uses_most_of_its_codebook_and_the_plain_one_does_not() {
     both("vq-vae", vq(good, plain), vq((USED_MIN - 1e-3, 70.0, 0.004), plain));
     fails("vq-vae", vec![vq((0.99, PERPLEXITY_MIN - 0.1, 0.004), plain), vq((0.99, 70.0, MSE_MAX + 1e-4), plain)]);
     let reset = (0.95, 70.0, 0.004);
-    both(
-        "vq-vae-plain",
-        vq(reset, (0.95 - USED_GAP - 1e-3, 9.0, 0.005)),
-        vq(reset, (0.95 - USED_GAP + 1e-3, 9.0, 0.005)),
-    );
+    both("vq-vae-plain", vq(reset, (0.95 - USED_GAP, 9.0, 0.005)), vq(reset, (0.95 - USED_GAP + 1e-3, 9.0, 0.005)));
 }
 
 /// The gan's validation FD: 10 at its first evaluation (update 500), `last` at the end.

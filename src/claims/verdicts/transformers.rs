@@ -51,7 +51,7 @@ fn encdec(bt: f64, ms_t: f64) -> Fake {
 #[test]
 fn the_transformer_scores_higher_bleu_and_trains_an_epoch_faster() {
     let gain = crate::claims::encdec::BLEU_GAIN;
-    both("transformer", encdec(10.0 + gain + 1e-3, 49.9), encdec(10.0 + gain - 1e-3, 49.9));
+    both("transformer", encdec(10.0 + gain, 49.9), encdec(10.0 + gain - 1e-3, 49.9));
     fails("transformer", vec![encdec(20.0, 50.0)]);
 }
 
