@@ -63,7 +63,7 @@ mod tests {
 
     /// Every fused op (every module of src/ops/ or src/nn/ that implements a candle op) is
     /// benched by `all_benches`: `ops::X` by `X::benches()`, `nn::X` by `benches_nn::X()`; and
-    /// the list is not empty and names each bench once.
+    /// the list is not empty and names each bench (op and shape) once.
     #[test]
     fn every_fused_op_is_benched() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -79,8 +79,9 @@ mod tests {
             .cloned()
             .collect();
         assert!(missing.is_empty(), "fused ops without a bench in ops::all_benches: {missing:?}");
-        let names: Vec<&str> = super::super::all_benches().unwrap().iter().map(|b| b.name).collect();
-        let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        let names: Vec<(&str, String)> =
+            super::super::all_benches().unwrap().iter().map(|b| (b.name, b.shape.clone())).collect();
+        let unique: std::collections::BTreeSet<&(&str, String)> = names.iter().collect();
         assert!(names.len() >= ops.len() + nn.len() && unique.len() == names.len(), "{names:?}");
     }
 }
