@@ -9,6 +9,7 @@ pub mod backprop;
 pub mod bert;
 pub mod charlm;
 pub mod classify;
+pub mod clip;
 pub mod cnn;
 pub mod depth;
 pub mod diffusion;

@@ -1,0 +1,24 @@
+//! Catalogue section 5, image and text: CLIP's contrastive image–text training.
+
+use super::{preset, smoke, Claim, Entry};
+use crate::milestones::clip;
+
+const CLIP_INFO: &str = "Contrastive language–image pretraining (Radford et al. 2021): an image encoder and a text encoder each map their input to a unit vector in one shared space, and training pulls every image in a batch towards its own caption and away from the batch's other captions, in both directions (the symmetric InfoNCE loss over the batch's cosine similarities times a learned inverse temperature, exp(log_scale), initialised at 1/0.07 and capped at 100 as CLIP's). Nothing names a class: the supervision is the captions' words. A classifier then comes for free by writing each class as a caption and picking the closest one (zero-shot classification). At toy scale: the image tower is three stride-2 3x3 convolutions (32, 64, 128 channels) with ReLU, a mean over space and a projection to 64 dimensions; the text tower averages word embeddings of the caption, then a hidden ReLU layer and a projection (a bag of words; CLIP's is a Transformer). Data: the 1,794 emoji of the emoji set at 32x32 on white, captioned by their name and keywords (\"red heart love like …\"), 200 held out for the test and 100 for validation (a fixed split), and 5,000 MNIST training digits, black ink on white, each batch holding ten of them, one per class, with a caption from one of five templates (\"handwritten digit seven\", \"the number 7\", \"seven written by hand\", \"a digit 7 drawn in ink\", \"number seven\"). Adam lr 2e-3, 100 warm-up steps, cosine decay, batches of 118 emoji + 10 digits, 2,000 updates. Metrics: recall@1/5/10 from the held-out emoji images to their captions and back (among the 200; chance is k/200), and zero-shot accuracy on 1,000 MNIST test digits, each given the class whose caption \"a handwritten N\" (a template never used in training) lies closest. CLAIM PROTOCOL (written before calibration): train the preset once (seed 1234); the claim holds if the held-out recall@10, averaged over the two directions, is at least 5x chance (25% among 200) and the zero-shot accuracy is at least 5x chance (50%); the value is the smaller of the two multiples. Without the emoji set (or MNIST) the claim is not checked. `dlhist sample clip --image FILE.png` ranks the captions (every emoji name and the ten digit captions) for an image; `dlhist sample clip --prompt \"a red heart\"` ranks the held-out images for a caption and draws the best as a strip; a prompt word the model never saw in a caption is an error that names it.";
+
+pub fn entries() -> Vec<Entry> {
+    vec![Entry {
+        name: "clip",
+        year: 2021,
+        paper: "Radford, Kim, Hallacy, Ramesh, Goh, Agarwal, Sastry, Askell, Mishkin, Clark, Krueger & Sutskever, Learning transferable visual models from natural language supervision, ICML 2021",
+        study: "clip",
+        family: &clip::FAMILY,
+        summary: "images and captions in one space: held-out retrieval and zero-shot digits far above chance",
+        info: CLIP_INFO,
+        preset: preset!("clip"),
+        smoke: smoke!("clip"),
+        claim: Some(Claim {
+            text: "held-out retrieval and zero-shot digit classification reach 5x chance",
+            metric: "min(recall@10 / chance, zero-shot accuracy / 10%)",
+        }),
+    }]
+}
