@@ -1,6 +1,7 @@
-//! Catalogue section 5, image and text: `clip`'s claim. One run; retrieval between the held-out
+//! Catalogue section 5, image and text: `clip`'s claim (one run; retrieval between the held-out
 //! emoji and their captions, and zero-shot classification of held-out MNIST digits, each
-//! measured against chance. Without the emoji set or MNIST the claim is not checked.
+//! measured against chance) and `dalle`'s (one run; a judge labels the digits it draws).
+//! Without the emoji set or MNIST the claims are not checked.
 
 use super::{metric, not_checked, ClaimCtx, Verdict};
 
@@ -38,6 +39,32 @@ pub fn claim_clip(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
             r1 * 100.0,
             r5 * 100.0,
             zs * 100.0
+        ),
+    })
+}
+
+/// `dalle`: the judge must label at least this fraction of the drawn images as prompted.
+pub const DALLE_ACC: f64 = 0.5;
+
+pub fn claim_dalle(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
+    let s = ctx.run("dalle", &[])?;
+    if s.data != "mnist" {
+        return Ok(not_checked(format!(
+            "dalle ran on `{}`, not MNIST (fetch it with `dlhist data fetch mnist`)",
+            s.data
+        )));
+    }
+    let acc = metric(&s, "test_acc")?;
+    let rerank = s.metric("test_acc_rerank").map_or("not measured".to_string(), |r| format!("{:.1}%", r * 100.0));
+    Ok(Verdict {
+        value: acc,
+        threshold: DALLE_ACC,
+        pass: acc >= DALLE_ACC,
+        detail: format!(
+            "lenet labels {:.1}% of 200 images drawn for \"a handwritten N\" (20 per digit) as N (chance 10%; claim ≥ {:.0}%); best of 4 by CLIP: {rerank}; code loss on test images {:.3}",
+            acc * 100.0,
+            DALLE_ACC * 100.0,
+            metric(&s, "test_loss")?
         ),
     })
 }
@@ -96,5 +123,24 @@ mod tests {
         assert!(!claim_clip(&mut Fake(DATA, [0.9, 0.05, 0.4999])).unwrap().pass);
         let skipped = claim_clip(&mut Fake("digits8+no-emoji", [0.9, 0.05, 0.9])).unwrap();
         assert!(super::super::is_not_checked(&skipped), "{skipped:?}");
+    }
+
+    /// dalle reads test_acc (here the fake's zero-shot slot) and test_loss (its chance slot).
+    struct FakeDalle(&'static str, f64);
+
+    impl ClaimCtx for FakeDalle {
+        fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
+            let mut s = Fake(self.0, [0.0, 1.0, 0.0]).run(name, sets)?;
+            s.final_metrics = [("test_acc".to_string(), self.1), ("test_loss".to_string(), 2.0)].into_iter().collect();
+            Ok(s)
+        }
+    }
+
+    #[test]
+    fn dalle_passes_when_half_the_drawn_digits_read_as_prompted_and_fails_just_below() {
+        let v = claim_dalle(&mut FakeDalle("mnist", 0.5)).unwrap();
+        assert!(v.pass && v.detail.contains("not measured"), "{v:?}");
+        assert!(!claim_dalle(&mut FakeDalle("mnist", 0.4999)).unwrap().pass);
+        assert!(super::super::is_not_checked(&claim_dalle(&mut FakeDalle("digits8", 0.9)).unwrap()));
     }
 }

@@ -187,6 +187,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("ddpm-cosine", generative::claim_ddpm_cosine),
     // section 5: image and text
     ("clip", clip::claim_clip),
+    ("dalle", clip::claim_dalle),
     // section 4: learning from human feedback
     ("rlhf", rlhf::claim_rlhf),
 ];

@@ -11,6 +11,7 @@ pub mod charlm;
 pub mod classify;
 pub mod clip;
 pub mod cnn;
+pub mod dalle;
 pub mod depth;
 pub mod diffusion;
 pub mod forget;

@@ -77,7 +77,7 @@ pub fn hwc_to_chw(rgb: &[f32], size: usize) -> Vec<f32> {
 
 /// Grey digits (white ink on black, any side) → (3, S, S) black ink on white, the digit filling
 /// 7/8 of the side as MNIST's 28 of 32.
-fn digit_images(set: &ImageSet, size: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
+pub fn digit_images(set: &ImageSet, size: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
     let set = vision::resize_box(set, size, size * 7 / 8);
     let imgs = (0..set.len()).map(|i| set.image(i).iter().map(|v| 1.0 - v).cycle().take(3 * size * size).collect());
     (imgs.collect(), set.labels.clone())
