@@ -91,7 +91,7 @@ const PLANS: &[Plan] = &[
     p("ddpm", 846.9, 1, ONE),
     p("ddpm-cosine", 0.0, 1, ONE),
     p("clip", 35.2, 1, ONE),
-    p("dalle", 300.0, 1, ONE),
+    p("dalle", 339.2, 1, ONE),
 ];
 
 /// The plan of claim `name` (a default for a claim without a row).
