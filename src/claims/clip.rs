@@ -1,6 +1,6 @@
 //! Catalogue section 5, image and text: `clip`'s claim (one run; retrieval between the held-out
 //! emoji and their captions, and zero-shot classification of held-out MNIST digits, each
-//! measured against chance) and `dalle`'s (one run; a judge labels the digits it draws).
+//! measured against chance) `dalle`'s and `dalle2`'s (one run each; a judge labels the digits they draw).
 //! Without the emoji set or MNIST the claims are not checked.
 
 use super::{metric, not_checked, ClaimCtx, Verdict};
@@ -45,6 +45,29 @@ pub fn claim_clip(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 
 /// `dalle`: the judge must label at least this fraction of the drawn images as prompted.
 pub const DALLE_ACC: f64 = 0.5;
+
+pub fn claim_dalle2(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
+    let s = ctx.run("dalle2", &[])?;
+    if s.data != "mnist" {
+        return Ok(not_checked(format!(
+            "dalle2 ran on `{}`, not MNIST (fetch it with `dlhist data fetch mnist`)",
+            s.data
+        )));
+    }
+    let acc = metric(&s, "test_acc")?;
+    Ok(Verdict {
+        value: acc,
+        threshold: DALLE_ACC,
+        pass: acc >= DALLE_ACC,
+        detail: format!(
+            "lenet labels {:.1}% of 100 images drawn for \"a handwritten N\" (10 per digit, prior then decoder, guidance 3) as N (chance 10%; claim ≥ {:.0}%); the prior's cosine to the image embeddings {:.3}; denoising loss on test images {:.4}",
+            acc * 100.0,
+            DALLE_ACC * 100.0,
+            metric(&s, "test_prior_cos")?,
+            metric(&s, "test_loss")?
+        ),
+    })
+}
 
 pub fn claim_dalle(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let s = ctx.run("dalle", &[])?;
@@ -142,5 +165,20 @@ mod tests {
         assert!(v.pass && v.detail.contains("not measured"), "{v:?}");
         assert!(!claim_dalle(&mut FakeDalle("mnist", 0.4999)).unwrap().pass);
         assert!(super::super::is_not_checked(&claim_dalle(&mut FakeDalle("digits8", 0.9)).unwrap()));
+    }
+
+    #[test]
+    fn dalle2_passes_when_half_the_drawn_digits_read_as_prompted_and_fails_just_below() {
+        struct F(&'static str, f64);
+        impl ClaimCtx for F {
+            fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
+                let mut s = FakeDalle(self.0, self.1).run(name, sets)?;
+                s.final_metrics.insert("test_prior_cos".into(), 0.9);
+                Ok(s)
+            }
+        }
+        assert!(claim_dalle2(&mut F("mnist", 0.5)).unwrap().pass);
+        assert!(!claim_dalle2(&mut F("mnist", 0.4999)).unwrap().pass);
+        assert!(super::super::is_not_checked(&claim_dalle2(&mut F("digits8", 0.9)).unwrap()));
     }
 }

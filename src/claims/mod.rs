@@ -188,6 +188,7 @@ const CHECKS: &[(&str, Check)] = &[
     // section 5: image and text
     ("clip", clip::claim_clip),
     ("dalle", clip::claim_dalle),
+    ("dalle2", clip::claim_dalle2),
     // section 4: learning from human feedback
     ("rlhf", rlhf::claim_rlhf),
 ];

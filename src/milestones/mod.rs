@@ -12,6 +12,7 @@ pub mod classify;
 pub mod clip;
 pub mod cnn;
 pub mod dalle;
+pub mod dalle2;
 pub mod depth;
 pub mod diffusion;
 pub mod forget;

@@ -8,8 +8,8 @@ use crate::experiment::{SampleOut, SampleRequest};
 use crate::milestones::charlm::draw;
 use crate::milestones::classify::ClassModel;
 use crate::milestones::clip::{self, data::digit_caption, data::ZERO_SHOT};
-use crate::milestones::generative;
 use crate::milestones::gpt::Gpt;
+use crate::milestones::{generative, lenet};
 use crate::params::Params;
 use crate::picture::Picture;
 use crate::rng::Rng;
@@ -166,10 +166,14 @@ fn drawn(
 
 /// The judge's labels of images (n·28·28 in [0, 1]).
 fn judge(d: &Dalle, pixels: &[f32]) -> Result<Vec<usize>> {
-    let j = d.judge.as_ref().expect("judge attached");
+    judge_labels(d.judge.as_ref().expect("judge attached"), pixels, &d.device)
+}
+
+/// A lenet's labels (arg max) of images given as n·28·28 grey values in [0, 1].
+pub fn judge_labels(j: &lenet::LeNet, pixels: &[f32], dev: &Device) -> Result<Vec<usize>> {
     let n = pixels.len() / 784;
     let logits: Vec<Vec<f32>> =
-        j.logits(&Tensor::from_vec(pixels.to_vec(), (n, 1, 28, 28), &d.device)?, false, &mut Rng::new(0))?.to_vec2()?;
+        j.logits(&Tensor::from_vec(pixels.to_vec(), (n, 1, 28, 28), dev)?, false, &mut Rng::new(0))?.to_vec2()?;
     Ok(logits.iter().map(|l| (0..10).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap()).collect())
 }
 
@@ -182,13 +186,19 @@ pub fn accuracy(d: &Dalle, per: usize, k: usize, rng: &mut Rng) -> Result<f64> {
     Ok(labels.iter().zip(&classes).filter(|(a, b)| a == b).count() as f64 / classes.len().max(1) as f64)
 }
 
-/// The `clip` run of `spec` (MILESTONE[:KEY=VALUE…]) rebuilt from its config and loaded.
-pub fn clip_from(spec: &str, trained: &Params, dev: &Device) -> anyhow::Result<clip::Clip> {
+/// The config of the `clip` run of `spec` (MILESTONE[:KEY=VALUE…]): its defaults (the clip
+/// preset sets nothing beside them) with the spec's overrides.
+pub fn clip_config(spec: &str) -> anyhow::Result<clip::Config> {
     let mut t = crate::milestones::to_table(&clip::defaults());
     for set in spec.split(':').skip(1).filter(|s| !s.is_empty()) {
         crate::config::apply_set(&mut t, set, "clip")?;
     }
-    let c = clip::build(&crate::milestones::from_table(&t)?, dev)?;
+    Ok(crate::milestones::from_table(&t)?)
+}
+
+/// The `clip` run of `spec` rebuilt from its config and loaded with `trained`.
+pub fn clip_from(spec: &str, trained: &Params, dev: &Device) -> anyhow::Result<clip::Clip> {
+    let c = clip::build(&clip_config(spec)?, dev)?;
     c.params
         .load(&trained.tensors().into_iter().collect())
         .map_err(|m| anyhow::anyhow!("dalle: loading the clip run: {m}"))?;

@@ -8,7 +8,7 @@
 //! labels N. Needs three runs (trained on demand and kept): vq-vae, lenet, clip. Drawing in
 //! `gen.rs`.
 
-mod gen;
+pub mod gen;
 
 use super::gpt::{gpt, Gpt, GptInit, ModelCfg as GptCfg};
 use super::vae::load_images;
