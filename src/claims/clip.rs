@@ -95,90 +95,46 @@ pub fn claim_dalle(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::runner::Summary;
-    use crate::experiment::Metrics;
+    use crate::claims::fake::{both, by_name, fails, run, verdict, Fake};
+    use crate::claims::is_not_checked;
 
-    struct Fake(&'static str, [f64; 3]);
-
-    impl ClaimCtx for Fake {
-        fn run(&mut self, name: &str, _sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
-            let [r10, chance, zs] = self.1;
-            let m: Metrics = [
-                ("test_r10_i2t", r10),
-                ("test_r10_t2i", r10),
-                ("test_r1_i2t", 0.0),
-                ("test_r1_t2i", 0.0),
-                ("test_r5_i2t", 0.0),
-                ("test_r5_t2i", 0.0),
-                ("test_chance_r10", chance),
-                ("test_zero_shot", zs),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-            Ok(Summary {
-                name: name.into(),
-                run_dir: String::new(),
-                data: self.0.into(),
-                steps: 1,
-                epochs: 1.0,
-                wall_s: 1.0,
-                steps_per_s: 1.0,
-                params: 1,
-                threads: 1,
-                train_loss: 1.0,
-                initial: Metrics::new(),
-                final_metrics: m,
-                config_hash: String::new(),
-                frozen_params: 0,
-                init_from: None,
-            })
-        }
+    /// clip on `data`: recall@10 both ways `r10` against `chance`, zero-shot accuracy `zs`.
+    fn clip(data: &str, [r10, chance, zs]: [f64; 3]) -> Fake {
+        let m = [
+            ("test_r10_i2t", r10),
+            ("test_r10_t2i", r10),
+            ("test_r1_i2t", 0.0),
+            ("test_r1_t2i", 0.0),
+            ("test_r5_i2t", 0.0),
+            ("test_r5_t2i", 0.0),
+            ("test_chance_r10", chance),
+            ("test_zero_shot", zs),
+        ];
+        by_name(vec![("clip", run(data, &m))])
     }
 
     #[test]
     fn passes_at_five_times_chance_on_both_and_fails_just_below_either() {
-        let v = claim_clip(&mut Fake(DATA, [0.25, 0.05, 0.5])).unwrap();
-        assert!(v.pass && (v.value - 5.0).abs() < 1e-9, "{v:?}");
-        // retrieval just below 5x chance
-        assert!(!claim_clip(&mut Fake(DATA, [0.2499, 0.05, 0.9])).unwrap().pass);
-        // zero-shot just below 50%
-        assert!(!claim_clip(&mut Fake(DATA, [0.9, 0.05, 0.4999])).unwrap().pass);
-        let skipped = claim_clip(&mut Fake("digits8+no-emoji", [0.9, 0.05, 0.9])).unwrap();
-        assert!(super::super::is_not_checked(&skipped), "{skipped:?}");
+        // retrieval just below 5x chance; then zero-shot just below 50%
+        let (v, _) = both("clip", clip(DATA, [0.25, 0.05, 0.5]), clip(DATA, [0.2499, 0.05, 0.9]));
+        assert!((v.value - 5.0).abs() < 1e-9, "{v:?}");
+        fails("clip", vec![clip(DATA, [0.9, 0.05, 0.4999])]);
+        assert!(is_not_checked(&verdict("clip", &mut clip("digits8+no-emoji", [0.9, 0.05, 0.9]))));
     }
 
-    /// dalle reads test_acc (here the fake's zero-shot slot) and test_loss (its chance slot).
-    struct FakeDalle(&'static str, f64);
-
-    impl ClaimCtx for FakeDalle {
-        fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
-            let mut s = Fake(self.0, [0.0, 1.0, 0.0]).run(name, sets)?;
-            s.final_metrics = [("test_acc".to_string(), self.1), ("test_loss".to_string(), 2.0)].into_iter().collect();
-            Ok(s)
-        }
+    /// dalle or dalle2 on `data`, the judge's accuracy `acc`.
+    fn drawn(data: &str, acc: f64) -> Fake {
+        let m = [("test_acc", acc), ("test_loss", 2.0), ("test_prior_cos", 0.9)];
+        by_name(vec![("dalle", run(data, &m)), ("dalle2", run(data, &m))])
     }
 
     #[test]
-    fn dalle_passes_when_half_the_drawn_digits_read_as_prompted_and_fails_just_below() {
-        let v = claim_dalle(&mut FakeDalle("mnist", 0.5)).unwrap();
-        assert!(v.pass && v.detail.contains("not measured"), "{v:?}");
-        assert!(!claim_dalle(&mut FakeDalle("mnist", 0.4999)).unwrap().pass);
-        assert!(super::super::is_not_checked(&claim_dalle(&mut FakeDalle("digits8", 0.9)).unwrap()));
-    }
-
-    #[test]
-    fn dalle2_passes_when_half_the_drawn_digits_read_as_prompted_and_fails_just_below() {
-        struct F(&'static str, f64);
-        impl ClaimCtx for F {
-            fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
-                let mut s = FakeDalle(self.0, self.1).run(name, sets)?;
-                s.final_metrics.insert("test_prior_cos".into(), 0.9);
-                Ok(s)
-            }
+    fn dalle_and_dalle2_pass_when_half_the_drawn_digits_read_as_prompted_and_fail_just_below() {
+        let (v, _) = both("dalle", drawn("mnist", 0.5), drawn("mnist", 0.4999));
+        assert!(v.detail.contains("not measured"), "{v:?}");
+        both("dalle2", drawn("mnist", 0.5), drawn("mnist", 0.4999));
+        for name in ["dalle", "dalle2"] {
+            assert!(is_not_checked(&verdict(name, &mut drawn("digits8", 0.9))), "{name}");
         }
-        assert!(claim_dalle2(&mut F("mnist", 0.5)).unwrap().pass);
-        assert!(!claim_dalle2(&mut F("mnist", 0.4999)).unwrap().pass);
-        assert!(super::super::is_not_checked(&claim_dalle2(&mut F("digits8", 0.9)).unwrap()));
     }
 }
