@@ -87,6 +87,10 @@ fn with_ops_json_has_workloads_and_op_rows() {
     let v = out.json();
     assert_eq!(v["workloads"].as_array().map(|a| a.len()), Some(1), "{v}");
     let ops = v["ops"].as_array().unwrap_or_else(|| panic!("no ops array: {v}"));
+    // exactly the op registry, in its order (an empty list would pass the loop below)
+    let names: Vec<&str> = ops.iter().map(|o| o["op"].as_str().unwrap_or("")).collect();
+    let registry: Vec<&str> = dlhist::ops::all_benches().unwrap().iter().map(|b| b.name).collect();
+    assert!(!registry.is_empty() && names == registry, "benched {names:?}, registered {registry:?}");
     for o in ops {
         for f in ["op", "shape", "fused_ms", "reference_ms", "speedup", "fused_peak_bytes", "reference_peak_bytes"] {
             assert!(!o[f].is_null(), "field {f} missing in {o}");

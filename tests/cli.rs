@@ -70,8 +70,8 @@ fn with_json_an_error_is_printed_as_json_on_stdout() {
     assert_eq!(out.json()["exit_code"], 1);
 }
 
-/// BUG: clap's own usage errors bypass the `--json` error object (main.rs uses `Cli::parse`,
-/// which prints and exits before `json` is known), so a script gets nothing on stdout.
+/// Guards: clap's own usage errors also come as the `--json` error object on stdout (they once
+/// bypassed it: clap printed and exited before `--json` was known, and a script got nothing).
 #[test]
 fn with_json_a_command_line_error_is_also_reported_as_json_on_stdout() {
     let sb = Sandbox::new();
@@ -86,8 +86,8 @@ fn with_json_a_command_line_error_is_also_reported_as_json_on_stdout() {
     assert_eq!(v["exit_code"], 2);
 }
 
-/// BUG: writing to a closed pipe (`dlhist list --json | head -1`) panics in `print_json`/`println!`
-/// with "failed printing to stdout: Broken pipe" and exit code 101.
+/// Guards: writing to a closed pipe (`dlhist list --json | head -1`) ends quietly, without the
+/// "failed printing to stdout: Broken pipe" panic and exit code 101 it once gave.
 #[test]
 fn printing_into_a_closed_pipe_does_not_panic() {
     let sb = Sandbox::new();
@@ -380,9 +380,9 @@ fn a_diverging_run_stops_with_a_clear_error_keeps_its_last_good_checkpoint_and_r
     assert!(std::fs::read_to_string(dir.join("config.toml")).unwrap().contains("lr = 0.001"));
 }
 
-/// BUG: a resume asking for fewer steps than the checkpoint already has is refused (good), but
-/// train.rs `resume_target` has already rewritten config.toml with the smaller budget, and the
-/// runner's hint (`--steps {total * 2}`) suggests a budget that is still below the checkpoint.
+/// Guards: a resume asking for fewer steps than the checkpoint already has is refused and
+/// leaves config.toml as it was, and the hint suggests a budget above the checkpoint's (once
+/// the config was rewritten with the smaller budget and the hint stayed below it).
 #[test]
 fn a_resume_with_a_smaller_budget_is_refused_without_changing_the_run() {
     let sb = Sandbox::new();
@@ -531,8 +531,8 @@ fn a_checkpoint_of_another_milestone_is_refused() {
     sb.assert_no_complete_run();
 }
 
-/// BUG: the wrong-milestone error (error.rs `WrongMilestone`, built in common.rs `load_trained`)
-/// ends with "or use `dlhist eval <the same run dir>`", the very command that just failed.
+/// Guards: the wrong-milestone error (error.rs `WrongMilestone`) does not suggest the very
+/// command that just failed (it once ended with "or use `dlhist eval <the same run dir>`").
 #[test]
 fn the_wrong_milestone_error_does_not_suggest_the_command_that_just_failed() {
     let sb = Sandbox::new();
@@ -557,9 +557,9 @@ fn a_run_config_naming_another_milestone_of_the_family_is_refused() {
     sb.run(&["eval", dir.to_str().unwrap()]).expect_code(1).stderr_says(&["belongs to milestone `mlp`, not `relu`"]);
 }
 
-/// BUG: when config.toml's first line names a milestone of another family, common.rs
-/// `resolve_run_dir` reports "unknown config key `data.dataset` ... See `dlhist info backprop`"
-/// (exit 2), never saying that the run directory's config.toml is what does not fit.
+/// Guards: when config.toml's first line names a milestone of another family, the error names
+/// the run directory's config.toml as what does not fit (it once said only "unknown config key
+/// `data.dataset` ... See `dlhist info backprop`").
 #[test]
 fn a_run_config_naming_a_milestone_of_another_family_names_the_run_config() {
     let sb = Sandbox::new();
@@ -624,7 +624,23 @@ fn sample_of_backprop_shows_what_the_net_learned() {
     sb.train_smoke("backprop", &dir, &[]);
     let out = sb.run(&["sample", dir.to_str().unwrap()]);
     out.ok();
-    assert!(!out.stdout.trim().is_empty());
+    // the preset's task, XOR: a header and one line per pattern, each judged
+    assert!(out.stdout.contains("xor (input -> output, target):"), "{}", out.stdout);
+    let rows: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("  ") && l.contains("->")).collect();
+    assert_eq!(rows.len(), 4, "{}", out.stdout);
+    assert!(rows.iter().all(|l| l.ends_with(" ok") || l.ends_with(" WRONG")), "{}", out.stdout);
+    let j = sb.run(&["--json", "sample", dir.to_str().unwrap()]);
+    j.ok();
+    let v = j.json();
+    let pats = v["sample"]["patterns"].as_array().unwrap_or_else(|| panic!("no patterns: {v}"));
+    assert_eq!((v["sample"]["task"].as_str(), pats.len()), (Some("xor"), 4), "{v}");
+    let num = |x: &serde_json::Value| x.as_f64().unwrap();
+    for p in pats {
+        let (i, y, t) = (p["input"].as_array().unwrap(), num(&p["output"][0]), num(&p["target"][0]));
+        assert_eq!(t, (num(&i[0]) + num(&i[1])) % 2.0, "the target is the XOR of the input: {p}");
+        assert!((0.0..=1.0).contains(&y), "a sigmoid output: {p}");
+        assert_eq!(p["correct"].as_bool(), Some((y > 0.5) == (t > 0.5)), "{p}");
+    }
 }
 
 #[test]
@@ -766,7 +782,12 @@ fn data_verify_with_nothing_fetched_reports_every_set_absent() {
     let sb = Sandbox::new();
     let out = sb.run(&["--json", "data", "verify"]);
     out.ok();
-    for r in out.json().as_array().unwrap() {
+    // one row per fetched (not built-in) set, in catalogue order, every one absent
+    let rows = out.json().as_array().unwrap().clone();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let fetched: Vec<&str> = dlhist::data::catalog::DATASETS.iter().filter(|d| !d.builtin).map(|d| d.name).collect();
+    assert!(!fetched.is_empty() && names == fetched, "{names:?} vs {fetched:?}");
+    for r in &rows {
         assert_eq!(r["state"], "absent", "{r}");
     }
 }

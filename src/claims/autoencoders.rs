@@ -88,37 +88,7 @@ pub fn claim_vqvae_plain(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::Metrics;
-    use std::collections::HashMap;
-
-    /// Hands out fixed summaries: name -> (data, metrics).
-    /// A run's data name and final metrics.
-    type Run = (&'static str, Vec<(&'static str, f64)>);
-
-    struct Fake(HashMap<&'static str, Run>);
-
-    impl ClaimCtx for Fake {
-        fn run(&mut self, name: &str, _sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
-            let (data, m) = &self.0[name];
-            Ok(Summary {
-                name: name.into(),
-                run_dir: String::new(),
-                data: data.to_string(),
-                steps: 1,
-                epochs: 1.0,
-                wall_s: 1.0,
-                steps_per_s: 1.0,
-                params: 1,
-                threads: 1,
-                train_loss: 1.0,
-                initial: Metrics::new(),
-                final_metrics: m.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-                config_hash: String::new(),
-                frozen_params: 0,
-                init_from: None,
-            })
-        }
-    }
+    use crate::claims::fake::{by_name, run, Fake};
 
     fn vq(used: f64, ppl: f64, mse: f64) -> Vec<(&'static str, f64)> {
         vec![("test_used_frac", used), ("test_perplexity", ppl), ("test_mse", mse)]
@@ -127,11 +97,11 @@ mod tests {
     fn ctx(data: &'static str, nelbo: f64, reset: (f64, f64, f64), plain: (f64, f64, f64)) -> Fake {
         let vae =
             vec![("test_loss", nelbo), ("test_rec", nelbo - 20.0), ("test_kl", 20.0), ("test_active_units", 16.0)];
-        Fake(HashMap::from([
-            ("vae", (data, vae)),
-            ("vq-vae", (data, vq(reset.0, reset.1, reset.2))),
-            ("vq-vae-plain", (data, vq(plain.0, plain.1, plain.2))),
-        ]))
+        by_name(vec![
+            ("vae", run(data, &vae)),
+            ("vq-vae", run(data, &vq(reset.0, reset.1, reset.2))),
+            ("vq-vae-plain", run(data, &vq(plain.0, plain.1, plain.2))),
+        ])
     }
 
     #[test]

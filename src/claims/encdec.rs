@@ -84,55 +84,16 @@ pub fn claim_transformer(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::Metrics;
-    use std::collections::HashMap;
+    use crate::claims::fake::{by_name, run, Fake, Run};
 
-    /// A fake run: its data, final metrics and update time in ms.
-    type Run = (&'static str, Vec<(&'static str, f64)>, f64);
-
-    /// Hands out fixed summaries: name -> (data, metrics); every run logs updates of `ms`
-    /// milliseconds (a metrics.jsonl in a temporary run directory), 10 updates per epoch.
-    struct Fake {
-        runs: HashMap<&'static str, Run>,
-        dir: tempfile::TempDir,
-        asked: Vec<String>,
-    }
-
-    impl ClaimCtx for Fake {
-        fn run(&mut self, name: &str, sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
-            self.asked.push(format!("{name}{sets:?}"));
-            let (data, metrics, ms) = self.runs[name].clone();
-            let dir = self.dir.path().join(name);
-            std::fs::create_dir_all(&dir)?;
-            let lines: Vec<String> =
-                (1..=10).map(|i| format!("{{\"step\": {i}, \"split\": \"train\", \"ms\": {ms}}}")).collect();
-            std::fs::write(dir.join("metrics.jsonl"), lines.join("\n"))?;
-            Ok(Summary {
-                name: name.into(),
-                run_dir: dir.display().to_string(),
-                data: data.into(),
-                steps: 100,
-                epochs: 10.0,
-                wall_s: 1.0,
-                steps_per_s: 1.0,
-                params: 1,
-                threads: 1,
-                train_loss: 1.0,
-                initial: Metrics::from([("val_loss".to_string(), 5.0)]),
-                final_metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-                config_hash: String::new(),
-                frozen_params: 0,
-                init_from: None,
-            })
-        }
-    }
-
+    /// A translation run: its BLEU (overall and on long sources) and update time in ms, 10
+    /// updates per epoch (the shared fake's 100 steps in 10 epochs).
     fn translation(data: &'static str, bleu: f64, ms: f64) -> Run {
-        (data, vec![("test_bleu", bleu), ("test_bleu_long", bleu), ("val_loss", 3.0)], ms)
+        run(data, &[("test_bleu", bleu), ("test_bleu_long", bleu), ("val_loss", 3.0)]).update_ms(ms)
     }
 
     fn fake(runs: Vec<(&'static str, Run)>) -> Fake {
-        Fake { runs: runs.into_iter().collect(), dir: tempfile::tempdir().unwrap(), asked: vec![] }
+        by_name(runs)
     }
 
     #[test]

@@ -5,12 +5,15 @@
 //! and metric name; `check` maps an entry's name to the function that measures it.
 
 pub mod autoencoders;
+pub mod clip;
 pub mod cnn;
 pub mod depth;
 pub mod dnn;
 pub mod encdec;
 pub mod encoders;
 pub mod experts;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod finetune;
 pub mod generative;
 pub mod plan;
@@ -20,6 +23,8 @@ pub mod sequence;
 pub mod toolbox;
 pub mod transformers;
 pub mod translate;
+#[cfg(test)]
+mod verdicts;
 pub mod words;
 
 use crate::engine::runner::Summary;
@@ -184,6 +189,10 @@ const CHECKS: &[(&str, Check)] = &[
     ("diffusion", generative::claim_diffusion),
     ("ddpm", generative::claim_ddpm),
     ("ddpm-cosine", generative::claim_ddpm_cosine),
+    // section 5: image and text
+    ("clip", clip::claim_clip),
+    ("dalle", clip::claim_dalle),
+    ("dalle2", clip::claim_dalle2),
     // section 4: learning from human feedback
     ("rlhf", rlhf::claim_rlhf),
 ];
@@ -233,5 +242,34 @@ mod tests {
             assert!(e.claim.is_some(), "check `{name}`: its entry has no claim");
             assert!(!CHECKS[..i].iter().any(|(n, _)| n == name), "two checks for `{name}`");
         }
+    }
+
+    /// Every registered claim is run on both verdicts by the tests: each name appears as
+    /// `both("NAME"` in the claim tests (src/claims/, read here).
+    #[test]
+    fn every_registered_claim_has_a_test_of_both_verdicts() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/claims");
+        let mut text = String::new();
+        for sub in [dir.clone(), dir.join("verdicts")] {
+            for f in std::fs::read_dir(&sub).unwrap() {
+                let p = f.unwrap().path();
+                if p.extension().is_some_and(|e| e == "rs") {
+                    text.push_str(&std::fs::read_to_string(&p).unwrap());
+                }
+            }
+        }
+        // whitespace aside (so formatting cannot hide a name); a loop over names,
+        // `for name in ["a", "b"] { ... both(name, ...`, counts for each name it lists
+        let text: String = text.split_whitespace().collect();
+        let looped = |n: &str| {
+            text.match_indices("fornamein[").any(|(i, _)| {
+                let rest = &text[i..];
+                let (list, body) = rest.split_at(rest.find(']').unwrap());
+                list.contains(&format!("\"{n}\"")) && body[..body.find('}').unwrap()].contains("both(name,")
+            })
+        };
+        let untested: Vec<&str> =
+            CHECKS.iter().map(|(n, _)| *n).filter(|n| !text.contains(&format!("both(\"{n}\"")) && !looped(n)).collect();
+        assert!(untested.is_empty(), "claims without a test of both verdicts (fake::both): {untested:?}");
     }
 }

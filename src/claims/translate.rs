@@ -66,40 +66,7 @@ pub fn claim_attention(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::Metrics;
-    use std::collections::HashMap;
-
-    /// Hands out fixed summaries: name -> (data, test_bleu, test_bleu_long, test_bleu_short).
-    struct Fake(HashMap<&'static str, (&'static str, f64, f64, f64)>);
-
-    impl ClaimCtx for Fake {
-        fn run(&mut self, name: &str, _sets: &[(&str, &str)]) -> anyhow::Result<Summary> {
-            let (data, bleu, long, short) = self.0[name];
-            let m = |pairs: &[(&str, f64)]| -> Metrics { pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect() };
-            Ok(Summary {
-                name: name.into(),
-                run_dir: String::new(),
-                data: data.into(),
-                steps: 1,
-                epochs: 1.0,
-                wall_s: 1.0,
-                steps_per_s: 1.0,
-                params: 1,
-                threads: 1,
-                train_loss: 1.0,
-                initial: Metrics::new(),
-                final_metrics: m(&[
-                    ("test_bleu", bleu),
-                    ("test_bleu_long", long),
-                    ("test_bleu_short", short),
-                    ("val_loss", 3.0),
-                ]),
-                config_hash: String::new(),
-                frozen_params: 0,
-                init_from: None,
-            })
-        }
-    }
+    use crate::claims::fake::{by_name, run, Fake};
 
     /// seq2seq scores 2 on long sources and 4 on short ones (it keeps 50%); attention's long
     /// score is `att_long` and its short score `att_long + 1`, unless `att_short` says otherwise.
@@ -108,11 +75,14 @@ mod tests {
     }
 
     fn ctx_with(data: &'static str, s2s: f64, rev: f64, att_long: f64, att_short: f64) -> Fake {
-        Fake(HashMap::from([
-            ("seq2seq", (data, s2s, 2.0, 4.0)),
-            ("seq2seq-reversed", (data, rev, 3.0, 5.0)),
-            ("attention", (data, 9.0, att_long, att_short)),
-        ]))
+        let r = |bleu: f64, long: f64, short: f64| {
+            run(data, &[("test_bleu", bleu), ("test_bleu_long", long), ("test_bleu_short", short), ("val_loss", 3.0)])
+        };
+        by_name(vec![
+            ("seq2seq", r(s2s, 2.0, 4.0)),
+            ("seq2seq-reversed", r(rev, 3.0, 5.0)),
+            ("attention", r(9.0, att_long, att_short)),
+        ])
     }
 
     #[test]

@@ -88,32 +88,12 @@ pub fn claim_phrase2vec(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::fake::{run, Fake};
 
-    struct Fake(Summary);
-    impl ClaimCtx for Fake {
-        fn run(&mut self, _: &str, _: &[(&str, &str)]) -> anyhow::Result<Summary> {
-            Ok(self.0.clone())
-        }
-    }
-
-    fn summary(data: &str, metrics: &[(&str, f64)]) -> Summary {
-        Summary {
-            name: "word2vec".into(),
-            run_dir: String::new(),
-            data: data.into(),
-            steps: 1,
-            epochs: 0.0,
-            wall_s: 0.0,
-            steps_per_s: 0.0,
-            params: 0,
-            threads: 1,
-            train_loss: 0.0,
-            initial: Default::default(),
-            final_metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            config_hash: String::new(),
-            frozen_params: 0,
-            init_from: None,
-        }
+    /// Every run asked for is a run on `data` with these final metrics.
+    fn one(data: &str, metrics: &[(&str, f64)]) -> Fake {
+        let r = run(data, metrics);
+        Fake::new(move |_, _| r.clone())
     }
 
     const SCORES: [(&str, f64); 7] = [
@@ -129,21 +109,21 @@ mod tests {
     /// Without the questions, or on moby, the claim is not checked, and says why.
     #[test]
     fn is_not_checked_and_says_why_without_the_real_data() {
-        let v = claim_word2vec(&mut Fake(summary("moby", &[("test_phrases", 0.0)]))).unwrap();
+        let v = claim_word2vec(&mut one("moby", &[("test_phrases", 0.0)])).unwrap();
         assert!(super::super::is_not_checked(&v) && !v.pass, "{}", v.detail);
         assert!(v.detail.contains("not fetched") && v.detail.contains("dlhist data fetch analogy"), "{}", v.detail);
-        let v = claim_word2vec(&mut Fake(summary("moby", &SCORES))).unwrap();
+        let v = claim_word2vec(&mut one("moby", &SCORES)).unwrap();
         assert!(super::super::is_not_checked(&v) && v.detail.contains("not sotu"), "{}", v.detail);
-        let v = claim_phrase2vec(&mut Fake(summary("moby", &[("test_phrases", 900.0)]))).unwrap();
+        let v = claim_phrase2vec(&mut one("moby", &[("test_phrases", 900.0)])).unwrap();
         assert!(super::super::is_not_checked(&v) && v.detail.contains("not sotu"), "{}", v.detail);
     }
 
     #[test]
     fn passes_at_the_threshold_and_reports_the_count_model() {
-        let v = claim_word2vec(&mut Fake(summary("sotu", &SCORES))).unwrap();
+        let v = claim_word2vec(&mut one("sotu", &SCORES)).unwrap();
         assert!(v.pass && v.detail.contains("PPMI-SVD 9.0% (higher"), "{}", v.detail);
         let mut low = SCORES;
         low[0].1 = 0.039;
-        assert!(!claim_word2vec(&mut Fake(summary("sotu", &low))).unwrap().pass);
+        assert!(!claim_word2vec(&mut one("sotu", &low)).unwrap().pass);
     }
 }

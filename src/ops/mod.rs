@@ -14,6 +14,7 @@ pub mod attention_cross;
 pub mod attention_qkv;
 mod attention_small;
 pub mod batchnorm;
+pub mod benches_nn;
 pub mod bernoulli;
 pub mod conv2d;
 pub mod cpu;
@@ -28,6 +29,8 @@ pub mod lstm;
 pub mod maxpool;
 pub mod optim;
 pub mod relu;
+#[cfg(test)]
+mod simd_levels;
 pub mod small_gemm;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -95,6 +98,7 @@ pub fn all_benches() -> candle_core::Result<Vec<OpBench>> {
     out.extend(relu::benches()?);
     out.extend(bernoulli::benches()?);
     out.extend(groupnorm::benches()?);
+    out.extend(benches_nn::skipgram()?);
     Ok(out)
 }
 

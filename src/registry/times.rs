@@ -10,6 +10,8 @@ const TIMES: &[(&str, &str)] = &[
     ("cnn", "12 s"),
     ("lenet", "12 s"),
     ("rnn", "15 s"),
+    ("clip", "35 s"),
+    ("dalle", "6 min, with the vq-vae, lenet and clip it needs"),
     ("gan", "11 min"),
     ("diffusion", "13 min"),
     ("ddpm", "14 min"),

@@ -185,6 +185,10 @@ mod tests {
         let mut v = Verdict { value: 0.96, threshold: 0.98, pass: false, detail: "test accuracy 96%".into() };
         assert_eq!(status(Budget::Full, &mut v, std::slice::from_ref(&fb)), "skip");
         assert!(v.detail.contains("dlhist data fetch mnist") && v.detail.contains("digits8"), "{}", v.detail);
+        // a claim that would pass on the fallback is not checked either, and keeps its numbers
+        let mut v = Verdict { value: 0.99, threshold: 0.98, pass: true, detail: "test accuracy 99%".into() };
+        assert_eq!(status(Budget::Full, &mut v, std::slice::from_ref(&fb)), "skip");
+        assert!(claims::is_not_checked(&v) && v.detail.contains("measured there: test accuracy 99%"), "{}", v.detail);
         // at smoke budget the data does not matter: only the pipeline is checked
         let mut v = Verdict { value: 1.0, threshold: 2.0, pass: true, detail: String::new() };
         assert_eq!(status(Budget::Smoke, &mut v, &[fb]), "pass");
