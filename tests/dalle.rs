@@ -43,3 +43,26 @@ fn dalle_trains_its_three_needed_runs_once_and_draws_a_grid_for_a_prompt() {
         .expect_code(2)
         .stderr_says(&["zebra", "It knows: a handwritten"]);
 }
+
+#[test]
+fn dalle2_draws_through_its_prior_and_decoder_and_guidance_changes_the_draws() {
+    let sb = Sandbox::new();
+    let dir = sb.path("dalle2");
+    sb.train_smoke("dalle2", &dir, &[]);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    for k in ["test_acc", "test_prior_cos", "test_loss"] {
+        assert!(s["final"][k].as_f64().is_some_and(f64::is_finite), "{k}: {s}");
+    }
+    let d = dir.to_str().unwrap();
+    let draw = |w: &str, out: &str| {
+        let args = ["--json", "sample", d, "--prompt", "a handwritten 3", "--n", "4", "--seed", "2", "--guidance", w];
+        sb.run(&[&args[..], &["--out", sb.path(out).to_str().unwrap()]].concat()).json()
+    };
+    let (a, b) = (draw("3", "a.png"), draw("0", "b.png"));
+    assert_eq!(a["sample"]["judge"].as_array().map(Vec::len), Some(4), "{a}");
+    assert_eq!((a["sample"]["guidance"].as_f64(), b["sample"]["guidance"].as_f64()), (Some(3.0), Some(0.0)));
+    let (pa, pb) = (std::fs::read(sb.path("a.png")).unwrap(), std::fs::read(sb.path("b.png")).unwrap());
+    assert!(pa.starts_with(b"\x89PNG") && pa != pb, "guidance 3 and 0 draw different images from the same noise");
+    sb.run(&["sample", d, "--prompt", "a handwritten zebra"]).expect_code(2).stderr_says(&["zebra"]);
+}

@@ -92,7 +92,7 @@ const PLANS: &[Plan] = &[
     p("ddpm-cosine", 0.0, 1, ONE),
     p("clip", 35.2, 1, ONE),
     p("dalle", 339.2, 1, ONE),
-    p("dalle2", 400.0, 1, ONE),
+    p("dalle2", 282.3, 1, ONE),
 ];
 
 /// The plan of claim `name` (a default for a claim without a row).

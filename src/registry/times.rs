@@ -12,6 +12,7 @@ const TIMES: &[(&str, &str)] = &[
     ("rnn", "15 s"),
     ("clip", "35 s"),
     ("dalle", "6 min, with the vq-vae, lenet and clip it needs"),
+    ("dalle2", "5 min, with the clip and lenet it needs"),
     ("gan", "11 min"),
     ("diffusion", "13 min"),
     ("ddpm", "14 min"),
