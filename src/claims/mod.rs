@@ -5,6 +5,7 @@
 //! and metric name; `check` maps an entry's name to the function that measures it.
 
 pub mod autoencoders;
+pub mod clip;
 pub mod cnn;
 pub mod depth;
 pub mod dnn;
@@ -184,6 +185,10 @@ const CHECKS: &[(&str, Check)] = &[
     ("diffusion", generative::claim_diffusion),
     ("ddpm", generative::claim_ddpm),
     ("ddpm-cosine", generative::claim_ddpm_cosine),
+    // section 5: image and text
+    ("clip", clip::claim_clip),
+    ("dalle", clip::claim_dalle),
+    ("dalle2", clip::claim_dalle2),
     // section 4: learning from human feedback
     ("rlhf", rlhf::claim_rlhf),
 ];

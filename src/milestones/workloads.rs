@@ -169,7 +169,7 @@ fn build_diffusion_unet(device: &Device) -> Result<Built> {
     use crate::nn::time_unet::{time_unet, TimeUNetCfg};
     let (b, s) = (64, 28);
     let m = super::diffusion::defaults().model;
-    let cfg = TimeUNetCfg { in_channels: 1, channels: m.channels.clone(), groups: m.groups, classes: 0 };
+    let cfg = TimeUNetCfg { in_channels: 1, channels: m.channels.clone(), groups: m.groups, classes: 0, cond_dim: 0 };
     let params = Params::new(SEED);
     let net = time_unet(&cfg, params.vb(device))?;
     let mut rng = Rng::derive(SEED, "bench/diffusion", 0);

@@ -29,6 +29,9 @@ pub struct TimeUNetCfg {
     pub groups: usize,
     /// classes of a class-conditional net (0: unconditional); class id `classes` means "none"
     pub classes: usize,
+    /// width of a conditioning vector (e.g. a CLIP image embedding) projected into the time
+    /// embedding (0: none); a zero vector means "none" for classifier-free guidance
+    pub cond_dim: usize,
 }
 
 impl TimeUNetCfg {
@@ -118,13 +121,14 @@ impl ResBlock {
     }
 }
 
-/// Parameters: `time.fc1.*`, `time.fc2.*`, [`class.*`], `stem.*`, `enc{l}.*`, `down{l}.*`,
+/// Parameters: `time.fc1.*`, `time.fc2.*`, [`class.*`], [`cond.*`], `stem.*`, `enc{l}.*`, `down{l}.*`,
 /// `mid.*`, `up{l}.*`, `dec{l}.*`, `out_norm.*`, `out.*`.
 pub struct TimeUNet {
     pub cfg: TimeUNetCfg,
     fc1: Linear,
     fc2: Linear,
     class: Option<Embedding>,
+    cond: Option<Linear>,
     stem: Conv2d,
     enc: Vec<ResBlock>,
     down: Vec<Conv2d>,
@@ -159,6 +163,7 @@ pub fn time_unet(cfg: &TimeUNetCfg, vb: VarBuilder) -> Result<TimeUNet> {
         fc1: linear(ch[0], td, InitKind::Default, vb.pp("time.fc1"))?,
         fc2: linear(td, td, InitKind::Default, vb.pp("time.fc2"))?,
         class: if cfg.classes > 0 { Some(embedding(cfg.classes + 1, td, 1.0, vb.pp("class"))?) } else { None },
+        cond: if cfg.cond_dim > 0 { Some(linear(cfg.cond_dim, td, InitKind::Default, vb.pp("cond"))?) } else { None },
         stem: conv2d(cfg.in_channels, ch[0], 3, 1, 1, vb.pp("stem"))?,
         mid: ResBlock::new(last, last, td, cfg.groups, vb.pp("mid"))?,
         out_norm: group_norm(ch[0], cfg.groups, vb.pp("out_norm"))?,
@@ -176,6 +181,12 @@ impl TimeUNet {
     /// any scale), `class` (B,) u32 ids where `classes > 0` (id `classes` = none). S must divide
     /// by 2^(levels − 1) or the decoder's sides would not match the encoder's.
     pub fn forward(&self, x: &Tensor, t: &[f32], class: Option<&Tensor>) -> Result<Tensor> {
+        self.forward_cond(x, t, class, None)
+    }
+
+    /// [`Self::forward`] with a conditioning vector `cond` (B, cond_dim) where `cond_dim > 0`,
+    /// projected and added to the time embedding as the class embedding is.
+    pub fn forward_cond(&self, x: &Tensor, t: &[f32], class: Option<&Tensor>, cond: Option<&Tensor>) -> Result<Tensor> {
         let levels = self.cfg.channels.len();
         let side = x.dim(3)?;
         if side % (1 << (levels - 1)) != 0 || x.dim(2)? != side {
@@ -188,6 +199,9 @@ impl TimeUNet {
         let mut emb = self.fc2.forward(&self.fc1.forward(&temb)?.silu()?)?;
         if let (Some(e), Some(c)) = (&self.class, class) {
             emb = (emb + e.forward(c)?)?;
+        }
+        if let (Some(p), Some(c)) = (&self.cond, cond) {
+            emb = (emb + p.forward(c)?)?;
         }
         let emb = emb.silu()?;
         let mut h = self.stem.forward(x)?;
@@ -219,7 +233,7 @@ mod tests {
     fn shapes_names_and_every_parameter_gets_a_gradient() -> Result<()> {
         let dev = Device::Cpu;
         for classes in [0, 10] {
-            let cfg = TimeUNetCfg { in_channels: 1, channels: vec![8, 16, 16], groups: 4, classes };
+            let cfg = TimeUNetCfg { in_channels: 1, channels: vec![8, 16, 16], groups: 4, classes, cond_dim: 0 };
             let p = Params::new(3);
             let net = time_unet(&cfg, p.vb(&dev))?;
             let mut rng = Rng::new(1);
@@ -264,7 +278,7 @@ mod tests {
     /// 8x8, channels 16/32: the conv FLOPs of one image, counted by hand per layer.
     #[test]
     fn flop_count() {
-        let cfg = TimeUNetCfg { in_channels: 1, channels: vec![16, 32], groups: 8, classes: 0 };
+        let cfg = TimeUNetCfg { in_channels: 1, channels: vec![16, 32], groups: 8, classes: 0, cond_dim: 0 };
         let c = |i: usize, o: usize, k: usize, s: usize| 2.0 * (i * o * k * k * s * s) as f64;
         let want = c(1, 16, 3, 8)                                  // stem
             + c(16, 16, 3, 8) * 2.0                                 // enc0

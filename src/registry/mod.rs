@@ -14,6 +14,7 @@ mod encdec;
 mod encoders;
 mod experts;
 mod generative;
+mod imagetext;
 mod rlhf;
 mod segment;
 mod sequence;
@@ -85,6 +86,7 @@ pub fn entries() -> &'static [Entry] {
             encoders::entries(),
             autoencoders::entries(),
             generative::entries(),
+            imagetext::entries(),
             rlhf::entries(),
         ];
         sections.into_iter().flatten().collect()

@@ -371,6 +371,7 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
         channels: m.channels.clone(),
         groups: m.groups,
         classes: if m.conditional { data.train.classes } else { 0 },
+        cond_dim: 0,
     };
     let net = time_unet(&ucfg, params.vb(device))?;
     let batches = EpochSampler::new(c.train.seed, data.train.len(), c.train.batch_size);
