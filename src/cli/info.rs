@@ -21,7 +21,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     if json {
         print_json(&serde_json::json!({
             "name": e.name, "year": e.year, "paper": e.paper, "study": e.study,
-            "variants": variants, "idea": e.info, "claim": e.claim.as_ref().map(|c| c.text),
+            "variants": variants, "constraints": registry::constraints::json(e.name), "idea": e.info, "claim": e.claim.as_ref().map(|c| c.text),
             "metric": e.claim.as_ref().map(|c| c.metric), "budget": budget, "config": full.table,
             "device": crate::device::availability(),
             "seeds": e.claim.as_ref().map(|_| plan.seeds), "seed_calibration": e.claim.as_ref().map(|_| &seeds_text),
@@ -30,6 +30,11 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     }
     println!("{} ({})\n{}\n", e.name, e.year, e.paper);
     println!("{}\n", textwrap(e.info, 96));
+    // the history's frame: which of the seven constraints this milestone lifted, and how
+    for (c, how) in registry::constraints::of(e.name) {
+        println!("Lifted {} ({}): {}.", c.name(), c.kind().name(), how);
+    }
+    println!();
     if let Some(c) = &e.claim {
         println!("Claim: {}.\nMetric: {}. `dlhist replay {}` checks it (full budget; --budget smoke only checks the pipeline).", c.text, c.metric, e.name);
         println!("{}\n", textwrap(&seeds_text, 96));

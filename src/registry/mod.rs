@@ -7,6 +7,7 @@ use crate::milestones::Family;
 
 mod autoencoders;
 mod cnn;
+pub mod constraints;
 mod depth;
 mod dnn;
 mod encdec;
