@@ -149,7 +149,20 @@ pub fn both(name: &str, mut pass: Fake, mut fail: Fake) -> (Verdict, Verdict) {
     let (p, f) = (verdict(name, &mut pass), verdict(name, &mut fail));
     assert!(p.pass && !is_not_checked(&p), "`{name}` should pass: {p:?}");
     assert!(!f.pass && !is_not_checked(&f), "`{name}` should fail: {f:?}");
+    values_straddle_the_threshold(name, &p, &f);
     (p, f)
+}
+
+/// The two contexts of `both` sit just either side of the threshold, so the values the claim
+/// reports must too: the passing value on or beyond it, the failing one on the other side.
+/// Without this, a claim could decide right and report a wrong number (mutation testing found
+/// the reported values unchecked).
+fn values_straddle_the_threshold(name: &str, p: &Verdict, f: &Verdict) {
+    let (dp, df) = (p.value - p.threshold, f.value - f.threshold);
+    assert!(dp.is_finite() && df.is_finite(), "`{name}`: values and thresholds must be numbers: {p:?} {f:?}");
+    // one of them may sit on the threshold (an inclusive claim passes there, a strict one fails)
+    let straddle = (dp == 0.0) != (df == 0.0) || dp.signum() != df.signum();
+    assert!(straddle, "`{name}`: the values do not straddle the threshold: {p:?} {f:?}");
 }
 
 /// The claim registered as `name` fails on each context of `fails` (the other ways to miss it).
