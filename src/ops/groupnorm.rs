@@ -183,7 +183,8 @@ fn backward_sample(
             let (gc, bc) = (gamma[c], beta[c]);
             let (xp, dyp, dzp) = (&x[c * s..(c + 1) * s], &dy[c * s..(c + 1) * s], &mut dx[c * s..(c + 1) * s]);
             let (mut a, mut b) = ([0f32; 8], [0f32; 8]);
-            for (i, ((&v, &d), o)) in xp.iter().zip(dyp).zip(dzp.iter_mut()).enumerate() {
+            // dz and x̂ of one value
+            let dz_xh = |v: f32, d: f32| {
                 let xh = (v - mu) * rstd;
                 let dz = if silu {
                     let z = gc * xh + bc;
@@ -192,9 +193,26 @@ fn backward_sample(
                 } else {
                     d
                 };
-                *o = dz;
-                a[i % 8] += dz;
-                b[i % 8] += dz * xh;
+                (dz, xh)
+            };
+            // value i adds to lane i % 8, in 8-wide chunks the compiler vectorises (an
+            // enumerate with `i % 8` ran scalar: 14x the forward's time)
+            let full = s / 8 * 8;
+            for ((xc, dc), oc) in
+                xp[..full].chunks_exact(8).zip(dyp[..full].chunks_exact(8)).zip(dzp[..full].chunks_exact_mut(8))
+            {
+                for l in 0..8 {
+                    let (dz, xh) = dz_xh(xc[l], dc[l]);
+                    oc[l] = dz;
+                    a[l] += dz;
+                    b[l] += dz * xh;
+                }
+            }
+            for l in 0..s - full {
+                let (dz, xh) = dz_xh(xp[full + l], dyp[full + l]);
+                dzp[full + l] = dz;
+                a[l] += dz;
+                b[l] += dz * xh;
             }
             let (sa, sb) = (cpu::sum(&a), cpu::sum(&b));
             acc[c] += sa;
