@@ -779,6 +779,32 @@ mod tests {
         Ok(())
     }
 
+    /// The CPU EMA (`ema_update`) against the composed formula (`ema_step` on a tensor state),
+    /// e ← decay·e + (1 − decay)·w, for four steps on a small weight and on one of several
+    /// rayon chunks; the first step copies w. Within 1 ulp (the same f32 operations).
+    #[test]
+    fn ema_matches_the_composed_average() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut rng = crate::rng::Rng::new(5);
+        for n in [7, 2 * cpu::GRAIN + 3] {
+            let (mut e, mut r) = (vec![], StateBuf::Tensor(None));
+            for step in 0..4 {
+                let w = Tensor::from_vec((0..n).map(|_| rng.normal() as f32).collect::<Vec<_>>(), n, &dev)?;
+                ema_update(&w, &mut e, 0.75)?;
+                ema_step(&w, &mut r, 0.75)?;
+                let StateBuf::Tensor(Some(rt)) = &r else { panic!("the composed EMA keeps a tensor") };
+                let want = rt.to_vec1::<f32>()?;
+                if step == 0 {
+                    assert_eq!(e, w.to_vec1::<f32>()?, "the first step copies the weight");
+                }
+                let worst = e.iter().zip(&want).map(|(a, b)| ulps(*a, *b)).max().unwrap_or(0);
+                assert!(worst <= 1, "n {n}, step {step}: {worst} ulps from the composed EMA");
+            }
+        }
+        assert!(ema_update(&Tensor::zeros(3, candle_core::DType::F32, &dev)?, &mut vec![0.0; 4], 0.9).is_err());
+        Ok(())
+    }
+
     #[test]
     fn rejects_mismatched_state_and_aliasing() -> Result<()> {
         let dev = Device::Cpu;
@@ -787,6 +813,13 @@ mod tests {
         let hp = AdamHp { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: true };
         assert!(adamw_update(&w, &g, &mut vec![0.0; 5], &mut vec![0.0; 5], &hp, 1, 0.1).is_err());
         assert!(adamw_update(&w, &g, &mut vec![], &mut vec![], &hp, 0, 0.1).is_err());
+        // each moment is checked on its own: a right m does not excuse a wrong v
+        assert!(adamw_update(&w, &g, &mut vec![0.0; 6], &mut vec![0.0; 5], &hp, 2, 0.1).is_err());
+        assert!(adamw_update(&w, &g, &mut vec![0.0; 5], &mut vec![0.0; 6], &hp, 2, 0.1).is_err());
+        // t must fit an i32 (powi's exponent): the largest that does is taken, the next is not
+        let t_max = i32::MAX as u64;
+        assert!(adamw_update(&w, &g, &mut vec![], &mut vec![], &hp, t_max, 0.1).is_ok());
+        assert!(adamw_update(&w, &g, &mut vec![], &mut vec![], &hp, t_max + 1, 0.1).is_err());
         assert!(sgd_update(&w, &g.t()?, None, 0.0, false, 0.0, 0.1).is_err()); // shape
         assert!(sgd_update(&w, &w, None, 0.0, false, 0.0, 0.1).is_err()); // g aliases w
         Ok(())
