@@ -37,6 +37,6 @@ MUTANTS = CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) mutants -j 1 --cargo-arg=--
 
 mutants: ## mutation testing (cargo-mutants) of the claims, the training step and the optimizers: ~20 s a mutant, hours in all; reports in target/mutants-*/mutants.out
 	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants
-	$(MUTANTS) -f src/engine/step.rs -f src/engine/optim.rs -f src/ops/optim.rs -E 'benches|cuda|_ref' \
+	$(MUTANTS) -f src/engine/step.rs -f src/engine/optim.rs -f src/ops/optim.rs -E 'benches|[Cc]uda|_ref' \
 		-o target/mutants-engine -- -- engine:: ops::optim
 	$(MUTANTS) -f 'src/claims/*.rs' -o target/mutants-claims -- -- claim
