@@ -224,31 +224,44 @@ pub fn adamw_step(w: &Var, g: &Tensor, m: &mut StateBuf, v: &mut StateBuf, hp: &
     match (m, v) {
         (StateBuf::Host(m), StateBuf::Host(v)) => adamw_update(w.as_tensor(), g, m, v, hp, t, lr),
         #[cfg(feature = "cuda")]
-        (StateBuf::Cuda(m), StateBuf::Cuda(v)) => {
-            let n = check(w, g, "adamw_update")?;
-            if t == 0 || t > i32::MAX as u64 {
-                bail!("adamw_update: t counts updates from 1, got {t}");
-            }
-            if m.is_none() != v.is_none() {
-                bail!("adamw_update: one of m, v is empty and the other is not");
-            }
-            let first = m.is_none();
-            let dev = w.device();
-            if first {
-                *m = Some(super::cuda::zeros(dev, n)?);
-                *v = Some(super::cuda::zeros(dev, n)?);
-            }
-            let (Some(m), Some(v)) = (m.as_mut(), v.as_mut()) else { unreachable!("filled above") };
-            if m.len() != n || v.len() != n {
-                bail!("adamw_update: moments of {} and {} elements for a parameter of {n}", m.len(), v.len());
-            }
-            let k = adam_consts(w.rank(), hp, t, lr, first);
-            let g = g.contiguous()?;
-            w.inplace_op2(&g, &cuda_steps::Adam { k, m: RefCell::new(m), v: RefCell::new(v) })
-        }
+        (StateBuf::Cuda(m), StateBuf::Cuda(v)) => adamw_step_cuda(w, g, m, v, hp, t, lr),
         (StateBuf::Tensor(m), StateBuf::Tensor(v)) => adamw_update_ref(w, g, m, v, hp, t, lr),
         _ => bail!("adamw_update: moments kept on another device than the weight"),
     }
+}
+
+/// `adamw_step` with its moments in GPU memory: the CUDA kernel (a function of its own so that
+/// `make mutants`, which builds without CUDA, can leave it out by name).
+#[cfg(feature = "cuda")]
+fn adamw_step_cuda(
+    w: &Var,
+    g: &Tensor,
+    m: &mut Option<candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>>,
+    v: &mut Option<candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>>,
+    hp: &AdamHp,
+    t: u64,
+    lr: f64,
+) -> Result<()> {
+    let n = check(w, g, "adamw_update")?;
+    if t == 0 || t > i32::MAX as u64 {
+        bail!("adamw_update: t counts updates from 1, got {t}");
+    }
+    if m.is_none() != v.is_none() {
+        bail!("adamw_update: one of m, v is empty and the other is not");
+    }
+    let first = m.is_none();
+    let dev = w.device();
+    if first {
+        *m = Some(super::cuda::zeros(dev, n)?);
+        *v = Some(super::cuda::zeros(dev, n)?);
+    }
+    let (Some(m), Some(v)) = (m.as_mut(), v.as_mut()) else { unreachable!("filled above") };
+    if m.len() != n || v.len() != n {
+        bail!("adamw_update: moments of {} and {} elements for a parameter of {n}", m.len(), v.len());
+    }
+    let k = adam_consts(w.rank(), hp, t, lr, first);
+    let g = g.contiguous()?;
+    w.inplace_op2(&g, &cuda_steps::Adam { k, m: RefCell::new(m), v: RefCell::new(v) })
 }
 
 /// One SGD (buf None) or momentum / Nesterov step of `w` with its buffer on `w`'s device.
@@ -266,27 +279,7 @@ pub fn sgd_step(
         (Device::Cpu, None) => sgd_update(w.as_tensor(), g, None, mu, nesterov, wd, lr),
         (_, Some(StateBuf::Host(b))) => sgd_update(w.as_tensor(), g, Some(b), mu, nesterov, wd, lr),
         #[cfg(feature = "cuda")]
-        (Device::Cuda(_), buf @ (None | Some(StateBuf::Cuda(_)))) => {
-            let n = check(w, g, "sgd_update")?;
-            let mut first = false;
-            let buf = match buf {
-                Some(StateBuf::Cuda(b)) => {
-                    first = b.is_none();
-                    if first {
-                        *b = Some(super::cuda::zeros(w.device(), n)?);
-                    }
-                    let Some(b) = b.as_mut() else { unreachable!("filled above") };
-                    if b.len() != n {
-                        bail!("sgd_update: a momentum buffer of {} elements for a parameter of {n}", b.len());
-                    }
-                    Some(b)
-                }
-                _ => None,
-            };
-            let k = sgd_consts(w.rank(), mu, nesterov, wd, lr, first);
-            let g = g.contiguous()?;
-            w.inplace_op2(&g, &cuda_steps::Sgd { k, buf: RefCell::new(buf) })
-        }
+        (Device::Cuda(_), buf @ (None | Some(StateBuf::Cuda(_)))) => sgd_step_cuda(w, g, buf, mu, nesterov, wd, lr),
         (_, None) => sgd_update_ref(w, g, None, mu, nesterov, wd, lr),
         (_, Some(StateBuf::Tensor(b))) => sgd_update_ref(w, g, Some(b), mu, nesterov, wd, lr),
         #[cfg(feature = "cuda")]
@@ -294,6 +287,39 @@ pub fn sgd_step(
             bail!("sgd_update: a momentum buffer on a GPU for a weight on {:?}", w.device())
         }
     }
+}
+
+/// `sgd_step` on a GPU: the CUDA kernel, with its momentum buffer (if any) in GPU memory (a
+/// function of its own so that `make mutants`, which builds without CUDA, can leave it out).
+#[cfg(feature = "cuda")]
+fn sgd_step_cuda(
+    w: &Var,
+    g: &Tensor,
+    buf: Option<&mut StateBuf>,
+    mu: f64,
+    nesterov: bool,
+    wd: f64,
+    lr: f64,
+) -> Result<()> {
+    let n = check(w, g, "sgd_update")?;
+    let mut first = false;
+    let buf = match buf {
+        Some(StateBuf::Cuda(b)) => {
+            first = b.is_none();
+            if first {
+                *b = Some(super::cuda::zeros(w.device(), n)?);
+            }
+            let Some(b) = b.as_mut() else { unreachable!("filled above") };
+            if b.len() != n {
+                bail!("sgd_update: a momentum buffer of {} elements for a parameter of {n}", b.len());
+            }
+            Some(b)
+        }
+        _ => None,
+    };
+    let k = sgd_consts(w.rank(), mu, nesterov, wd, lr, first);
+    let g = g.contiguous()?;
+    w.inplace_op2(&g, &cuda_steps::Sgd { k, buf: RefCell::new(buf) })
 }
 
 /// One EMA step of `w` into `e` on `w`'s device (`ema_update` on the CPU).
@@ -822,6 +848,10 @@ mod tests {
         assert!(adamw_update(&w, &g, &mut vec![], &mut vec![], &hp, t_max + 1, 0.1).is_err());
         assert!(sgd_update(&w, &g.t()?, None, 0.0, false, 0.0, 0.1).is_err()); // shape
         assert!(sgd_update(&w, &w, None, 0.0, false, 0.0, 0.1).is_err()); // g aliases w
+                                                                          // either tensor in another dtype is refused, not only both
+        let g64 = g.to_dtype(candle_core::DType::F64)?;
+        assert!(sgd_update(&w, &g64, None, 0.0, false, 0.0, 0.1).is_err());
+        assert!(sgd_update(&w.to_dtype(candle_core::DType::F64)?, &g, None, 0.0, false, 0.0, 0.1).is_err());
         Ok(())
     }
 }
