@@ -69,3 +69,66 @@ fn list_shows_a_constraints_column_and_groups_in_text() {
     let bad = sb.run(&["list", "--by", "year"]);
     assert_eq!(bad.code, 2, "{bad:?}");
 }
+
+/// The metrics.jsonl lines of a run directory, parsed.
+fn metric_lines(run_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_finished_run_records_its_training_flops_in_summary_json_and_along_its_curves() {
+    let sb = Sandbox::new();
+    let dir = sb.path("mlp-run");
+    sb.train_smoke("mlp", &dir, &[]);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let flops = s["flops"].as_f64().unwrap();
+    assert!(flops > 0.0, "{s}");
+    let steps = s["steps"].as_f64().unwrap();
+    // every step of the mlp does the same products, so the FLOPs are steps × one step's
+    let lines = metric_lines(&dir);
+    let train: Vec<&serde_json::Value> = lines.iter().filter(|l| l["split"] == "train").collect();
+    let per_step = flops / steps;
+    for l in &train {
+        let at = l["flops"].as_f64().unwrap();
+        assert!((at - per_step * l["step"].as_f64().unwrap()).abs() <= 1e-9 * flops, "{l}");
+        assert!(l["seconds"].as_f64().is_some_and(|x| x >= 0.0), "{l}");
+    }
+    assert_eq!(lines.last().unwrap()["flops"].as_f64(), Some(flops), "the last val line stands at the run's FLOPs");
+}
+
+#[test]
+fn compare_relu_gelu_against_flops_writes_its_plot() {
+    let sb = Sandbox::new();
+    let out_dir = sb.path("cmp");
+    let out = sb.run(&[
+        "--json",
+        "compare",
+        "relu",
+        "gelu",
+        "--steps",
+        "20",
+        "--x",
+        "flops",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    out.ok();
+    let v = out.json();
+    assert_eq!(v["x"], "flops");
+    for x in v["variants"].as_array().unwrap() {
+        assert!(x["summary"]["flops"].as_f64().is_some_and(|f| f > 0.0), "{x}");
+    }
+    let png = std::fs::read(out_dir.join("curves.png")).expect("curves.png is written");
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let info = decoder.read_info().expect("a PNG").info().clone();
+    assert!(info.width >= 400 && info.height >= 300, "{}x{}", info.width, info.height);
+    let bad = sb.run(&["compare", "relu", "gelu", "--steps", "5", "--x", "joules"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(
+        bad.stderr.contains("steps") && bad.stderr.contains("flops") && bad.stderr.contains("seconds"),
+        "{}",
+        bad.stderr
+    );
+}
