@@ -132,3 +132,54 @@ fn compare_relu_gelu_against_flops_writes_its_plot() {
         bad.stderr
     );
 }
+
+#[test]
+fn history_draws_the_newest_replay_as_a_png_of_the_seven_rows() {
+    let sb = Sandbox::new();
+    let replay = sb.run(&["--json", "replay", "perceptron", "--budget", "smoke"]);
+    let rows = replay.json();
+    let status = rows[0]["status"].as_str().unwrap().to_string();
+    let png_path = sb.path("h.png");
+    // no --replay: the replay just run is the newest recorded one
+    let out = sb.run(&["--json", "history", "--out", png_path.to_str().unwrap()]);
+    out.ok();
+    let v = out.json();
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png_path).expect("h.png is written")));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).expect("its pixels decode");
+    assert_eq!(
+        (frame.width, frame.height),
+        (v["width"].as_u64().unwrap() as u32, v["height"].as_u64().unwrap() as u32)
+    );
+    assert!(frame.width >= 1200 && frame.height >= 500, "{}x{}", frame.width, frame.height);
+    assert!(buf.iter().any(|&b| b < 128), "something is drawn on the white");
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.iter().map(|r| r["constraint"].as_str().unwrap()).collect::<Vec<_>>(), SEVEN);
+    let marks: Vec<&serde_json::Value> = rows.iter().flat_map(|r| r["milestones"].as_array().unwrap()).collect();
+    let perceptron: Vec<_> = marks.iter().filter(|m| m["name"] == "perceptron").collect();
+    assert!(!perceptron.is_empty() && perceptron.iter().all(|m| m["status"] == status.as_str()), "{perceptron:?}");
+    assert!(marks.iter().filter(|m| m["name"] != "perceptron").all(|m| m["status"] == "not run"));
+    // the same file passed explicitly gives the same data
+    let again =
+        sb.run(&["--json", "history", "--replay", v["replay"].as_str().unwrap(), "--out", png_path.to_str().unwrap()]);
+    assert_eq!(again.json()["rows"], v["rows"]);
+}
+
+#[test]
+fn history_without_a_usable_replay_says_how_to_make_one() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["history", "--out", sb.path("h.png").to_str().unwrap()]);
+    out.expect_code(2).stderr_says(&["no replay", "dlhist replay --json > r.json", "--replay"]);
+    let bad = sb.path("bad.json");
+    for (text, says) in
+        [("not json", "not JSON"), ("{\"name\": \"mlp\"}", "not an array"), ("[{\"name\": \"mlp\"}]", "status")]
+    {
+        std::fs::write(&bad, text).unwrap();
+        let out = sb.run(&["history", "--replay", bad.to_str().unwrap(), "--out", sb.path("h.png").to_str().unwrap()]);
+        out.expect_code(2).stderr_says(&["replay JSON", says, "dlhist replay --json > replay.json"]);
+    }
+    let out = sb.run(&["history", "--replay", sb.path("missing.json").to_str().unwrap()]);
+    out.expect_code(2).stderr_says(&["missing.json", "dlhist replay --json"]);
+    assert!(!sb.path("h.png").exists(), "no picture is written from a bad replay");
+}
