@@ -192,6 +192,7 @@ mod tests {
                 wall_s: 1.0,
                 steps_per_s: 1.0,
                 params: 1,
+                flops: 1.0,
                 threads: 1,
                 train_loss: 1.0,
                 initial: Metrics::new(),

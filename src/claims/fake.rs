@@ -126,6 +126,7 @@ impl ClaimCtx for Fake {
             wall_s: r.wall_s,
             steps_per_s: 1.0,
             params: r.params,
+            flops: 0.0,
             threads: 2,
             train_loss: r.metrics.get("train_loss").copied().unwrap_or(1.0),
             initial: r.initial,

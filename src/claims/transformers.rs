@@ -90,8 +90,34 @@ pub fn claim_scaling(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 pub fn scaling_analysis(results: &[(String, Summary)]) -> anyhow::Result<StudyAnalysis> {
     let refs: Vec<(String, &Summary)> = results.iter().map(|(l, s)| (l.clone(), s)).collect();
     let (pts, law) = fit(&refs)?;
-    let text = describe(&pts, law);
+    let mut text = describe(&pts, law);
+    // the compute constraint: the same val losses against each run's training FLOPs
+    let by_flops: Vec<(String, f64, f64)> =
+        pts.iter().zip(results).map(|(p, (_, s))| (p.0.clone(), s.flops, p.2)).collect();
+    let compute_law = power_law(&by_flops.iter().map(|p| (p.1, p.2)).collect::<Vec<_>>());
     let mut plots = vec![];
+    if let Some(f) = compute_law {
+        let flops: Vec<String> = by_flops.iter().map(|(l, c, _)| format!("{l} {:.3e}", c)).collect();
+        text.push_str(&format!(
+            "\ntraining FLOPs {}; against compute: val loss = {:.3}·C^(−{:.4}) (R² {:.3})",
+            flops.join(", "),
+            f.a,
+            f.alpha,
+            f.r2
+        ));
+        let (lo, hi) = by_flops.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        plots.push((
+            "compute".to_string(),
+            LogLog {
+                title: "val loss against training compute".into(),
+                x_label: "training FLOPs C (3x forward matmul/conv)".into(),
+                y_label: "val loss (nats/char)".into(),
+                points: by_flops.clone(),
+                line: [lo / 1.5, hi * 1.5].iter().map(|&x| (x, f.at(x))).collect(),
+                line_label: format!("{:.3}·C^(−{:.4}), R² {:.3}", f.a, f.alpha, f.r2),
+            },
+        ));
+    }
     if let Some(f) = law {
         let (lo, hi) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
         let line = [lo / 1.5, hi * 1.5].iter().map(|&x| (x, f.at(x))).collect();
@@ -109,7 +135,8 @@ pub fn scaling_analysis(results: &[(String, Summary)]) -> anyhow::Result<StudyAn
     }
     let json = serde_json::json!({
         "power_law": law,
-        "points": pts.iter().map(|(l, n, v)| serde_json::json!({"variant": l, "params": n, "val_loss": v})).collect::<Vec<_>>(),
+        "compute_law": compute_law,
+        "points": pts.iter().zip(&by_flops).map(|((l, n, v), f)| serde_json::json!({"variant": l, "params": n, "flops": f.1, "val_loss": v})).collect::<Vec<_>>(),
     });
     Ok(StudyAnalysis { text, json, plots })
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// Train variants of one study under the same data, seed and budget; print a table and plot the curves
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json\n  dlhist compare gpt-xs gpt-s gpt-m          # also fits val loss = a·N^(−α) and plots it (scaling.png)"
+    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json\n  dlhist compare relu gelu --x flops          # the curves against training FLOPs (or --x seconds)\n  dlhist compare gpt-xs gpt-s gpt-m          # also fits val loss = a·N^(−α) and plots it (scaling.png)"
 )]
 pub struct Args {
     /// two or more variants of one study (see `dlhist list`)
@@ -26,6 +26,29 @@ pub struct Args {
     /// cpu, auto (the GPU when there is one), cuda or cuda:N (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// the x axis of curves.png: training steps, training FLOPs (3x the forward matmul/conv
+    /// FLOPs, as `dlhist bench` counts them; plotted in GFLOP) or seconds since training began
+    #[arg(long = "x", value_enum, default_value = "steps", value_name = "AXIS")]
+    pub x: XAxis,
+}
+
+/// What the curves are plotted against.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XAxis {
+    Steps,
+    Flops,
+    Seconds,
+}
+
+impl XAxis {
+    /// The key of metrics.jsonl lines it reads, the scale it divides by, and the axis label.
+    fn key(self) -> (&'static str, f64, &'static str) {
+        match self {
+            XAxis::Steps => ("step", 1.0, "step"),
+            XAxis::Flops => ("flops", 1e9, "training GFLOP"),
+            XAxis::Seconds => ("seconds", 1.0, "seconds"),
+        }
+    }
 }
 
 fn study_list() -> String {
@@ -37,13 +60,15 @@ fn study_list() -> String {
 }
 
 /// (x, y) points of one split's loss from a metrics.jsonl.
-fn curve(path: &Path, split: &str) -> Vec<(f64, f64)> {
+/// (x, loss) of the `split` lines of metrics.jsonl, x read as `x` says.
+fn curve(path: &Path, split: &str, x: XAxis) -> Vec<(f64, f64)> {
+    let (key, scale, _) = x.key();
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["split"] == split)
-        .filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?)))
+        .filter_map(|v| Some((v[key].as_f64()? / scale, v["loss"].as_f64()?)))
         .collect()
 }
 
@@ -98,11 +123,16 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let mut series = vec![];
     for (i, (label, s)) in results.iter().enumerate() {
         let m = Path::new(&s.run_dir).join("metrics.jsonl");
-        series.push(Series { name: format!("{label} train"), points: curve(&m, "train"), color: i, dashed: false });
-        series.push(Series { name: format!("{label} val"), points: curve(&m, "val"), color: i, dashed: true });
+        series.push(Series {
+            name: format!("{label} train"),
+            points: curve(&m, "train", a.x),
+            color: i,
+            dashed: false,
+        });
+        series.push(Series { name: format!("{label} val"), points: curve(&m, "val", a.x), color: i, dashed: true });
     }
     let png = out.join("curves.png");
-    curves_png(&png, &format!("{study}: loss"), "step", "loss", &series)?;
+    curves_png(&png, &format!("{study}: loss"), a.x.key().2, "loss", &series)?;
 
     let mut keys = vec!["val_loss", "val_acc", "test_acc"];
     // and the metric each variant's claim is measured by (e.g. test_bleu), where the runs report it
@@ -125,18 +155,24 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     }
     let mut header = vec!["variant", "data", "train loss", "val loss", "val acc", "test acc"];
     header.extend(&keys[3..]);
-    header.extend(["params", "wall s", "steps/s"]);
+    header.extend(["params", "GFLOP", "wall s", "steps/s"]);
     let mut t = Table::new(&header);
     for (label, s) in &results {
         let mut row = vec![label.clone(), s.data.clone(), format!("{:.4}", s.train_loss)];
         row.extend(keys.iter().map(|k| fmt_metric(k, s.metric(k))));
-        row.extend([s.params.to_string(), format!("{:.1}", s.wall_s), format!("{:.1}", s.steps_per_s)]);
+        row.extend([
+            s.params.to_string(),
+            format!("{:.3}", s.flops / 1e9),
+            format!("{:.1}", s.wall_s),
+            format!("{:.1}", s.steps_per_s),
+        ]);
         t.row(row);
     }
     let mut summary = serde_json::json!({
         "study": study,
         "dir": out,
         "plot": png,
+        "x": a.x.key().0,
         "variants": results.iter().map(|(l, s)| serde_json::json!({"variant": l, "summary": s})).collect::<Vec<_>>(),
     });
     // the study's own analysis, if it has one (e.g. the gpt ladder's power law)

@@ -5,6 +5,7 @@ pub mod common;
 pub mod compare;
 pub mod data;
 pub mod eval;
+pub mod history;
 pub mod info;
 pub mod list;
 pub mod pick;
@@ -22,7 +23,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Run the history of deep learning: each milestone paper as a small experiment that checks its claim",
     long_about = "Run the history of deep learning. Every milestone from backprop (1986) on is an experiment that trains on a CPU in minutes, on real data, and checks its paper's headline claim with a measured number.\n\nThe defaults need no download (built-in 8x8 digits and Moby-Dick); `make data` fetches MNIST and the other full datasets.",
-    after_help = "Examples:\n  dlhist list\n  dlhist train mlp\n  dlhist sample mlp --n 4\n  dlhist compare relu gelu\n  dlhist replay backprop mlp --budget smoke\n  dlhist bench gpt"
+    after_help = "Examples:\n  dlhist list\n  dlhist train mlp\n  dlhist sample mlp --n 4\n  dlhist compare relu gelu\n  dlhist replay backprop mlp --budget smoke\n  dlhist bench gpt\n  dlhist history --out history.png"
 )]
 pub struct Cli {
     /// machine-readable JSON on stdout (human text goes to stderr)
@@ -52,6 +53,7 @@ pub enum Command {
     Plot(plot::Args),
     Data(data::Args),
     Bench(bench::Args),
+    History(history::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -68,5 +70,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plot(a) => plot::run(a, json),
         Command::Data(a) => data::run(a, json),
         Command::Bench(a) => bench::run(a, json),
+        Command::History(a) => history::run(a, json),
     }
 }

@@ -47,7 +47,9 @@ fn read_curves(path: &Path) -> anyhow::Result<Curves> {
             _ => continue,
         };
         for (k, x) in obj {
-            if let (false, Some(x)) = (["step", "split", "ms", "lr"].contains(&k.as_str()), x.as_f64()) {
+            if let (false, Some(x)) =
+                (["step", "split", "ms", "lr", "flops", "seconds"].contains(&k.as_str()), x.as_f64())
+            {
                 side.entry(k.clone()).or_default().push((step, x));
             }
         }

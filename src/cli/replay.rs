@@ -299,6 +299,20 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     finish(&rows, json, a.strict, (a.keep || a.out.is_some()).then_some(&out))
 }
 
+/// Records the verdicts where `dlhist history` looks for the newest replay
+/// (<runs root>/replay/verdicts-<id>.json); failing to only warns.
+fn record(rows: &[serde_json::Value]) {
+    if rows.is_empty() {
+        return;
+    }
+    let dir = super::history::verdicts_dir();
+    let path = dir.join(format!("verdicts-{}.json", common::new_run_id()));
+    let text = serde_json::to_string_pretty(rows).unwrap_or_default();
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, text)) {
+        eprintln!("note: could not record the verdicts for `dlhist history` in {}: {e}", path.display());
+    }
+}
+
 /// Prints the rows (a table, or --json) and the tally; the exit code: failures, then (--strict)
 /// skips.
 fn finish(rows: &[serde_json::Value], json: bool, strict: bool, kept: Option<&PathBuf>) -> anyhow::Result<()> {
@@ -312,6 +326,7 @@ fn finish(rows: &[serde_json::Value], json: bool, strict: bool, kept: Option<&Pa
     let fetch = fetch_command(&fetch_sets.into_iter().collect::<Vec<_>>());
     let budget =
         if rows.iter().all(|r| r["budget"] == "smoke") && !rows.is_empty() { Budget::Smoke } else { Budget::Full };
+    record(rows);
     if json {
         print_json(&rows);
     } else {

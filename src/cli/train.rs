@@ -182,8 +182,15 @@ pub fn print_summary(s: &Summary) {
         }
     }
     println!(
-        "train loss {:.4}; {} steps ({:.1} epochs) in {:.1}s, {:.1} steps/s, {} params, {} threads",
-        s.train_loss, s.steps, s.epochs, s.wall_s, s.steps_per_s, s.params, s.threads
+        "train loss {:.4}; {} steps ({:.1} epochs) in {:.1}s, {:.1} steps/s, {} params, {:.3} training GFLOP, {} threads",
+        s.train_loss,
+        s.steps,
+        s.epochs,
+        s.wall_s,
+        s.steps_per_s,
+        s.params,
+        s.flops / 1e9,
+        s.threads
     );
     println!("run: {}", s.run_dir);
     println!("next: dlhist sample {0}   or   dlhist eval {0}", s.run_dir);

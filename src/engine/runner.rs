@@ -38,6 +38,10 @@ pub struct Summary {
     pub wall_s: f64,
     pub steps_per_s: f64,
     pub params: usize,
+    /// estimated training FLOPs: per step 3× the forward pass's matmul and conv FLOPs (the
+    /// accounting of `dlhist bench`, counted by `ops::flops`), summed over every step of the run
+    #[serde(default)]
+    pub flops: f64,
     pub threads: usize,
     /// mean training loss over the last stretch of updates
     pub train_loss: f64,
@@ -131,6 +135,8 @@ struct State {
     base: Option<Base>,
     init: Option<InitFrom>,
     initial: Metrics,
+    /// training FLOPs so far (`Summary::flops`), kept in checkpoints so a resumed run goes on counting
+    flops: f64,
 }
 
 struct Saver<'a> {
@@ -179,6 +185,7 @@ impl Saver<'_> {
             meta.insert(st.groups.t_key(&g.name), g.opt.t.to_string());
         }
         meta.insert("dlhist.initial".into(), serde_json::to_string(&st.initial)?);
+        meta.insert("dlhist.flops".into(), st.flops.to_string());
         if let Some(i) = &st.init {
             meta.insert("dlhist.init_from".into(), serde_json::to_string(i)?);
         }
@@ -224,7 +231,7 @@ fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usi
     }
     let groups = Groups::new(exp, tc, total)?;
     let ema = (tc.ema > 0.0).then(|| Ema::new(exp.params(), tc.ema));
-    let mut st = State { groups, ema, base: None, init: None, initial: Metrics::new() };
+    let mut st = State { groups, ema, base: None, init: None, initial: Metrics::new(), flops: 0.0 };
     if spec.resume {
         let ck = checkpoint::load_full(&dir.ckpt(), device)?;
         let found = ck.get("dlhist.milestone").unwrap_or("?");
@@ -251,6 +258,7 @@ fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usi
         }
         st.init = ck.get("dlhist.init_from").and_then(|s| serde_json::from_str(s).ok());
         st.initial = ck.get("dlhist.initial").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+        st.flops = ck.get("dlhist.flops").and_then(|s| s.parse().ok()).unwrap_or(0.0);
         let start = ck.get_u64("dlhist.step") as usize;
         truncate_metrics(&dir.metrics(), start).map_err(|e| unwritable(&dir.metrics(), e))?;
         if start >= total {
@@ -280,7 +288,7 @@ fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usi
         st.base = base;
     }
     st.initial = prefixed("val", evaluate(exp, st.ema.as_ref(), Split::Val)?);
-    let mut line = serde_json::json!({"step": 0, "split": "val"});
+    let mut line = serde_json::json!({"step": 0, "split": "val", "flops": 0.0, "seconds": 0.0});
     for (k, v) in &st.initial {
         line[k.trim_start_matches("val_")] = (*v).into();
     }
@@ -384,6 +392,9 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
             }
         };
         step += 1;
+        st.flops += 3.0 * out.forward_flops as f64;
+        // where each metrics line stands: training FLOPs so far and seconds since training began
+        let at = serde_json::json!({"flops": st.flops, "seconds": t0.elapsed().as_secs_f64()});
 
         recent.push_back(out.loss());
         if recent.len() > window {
@@ -392,7 +403,9 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         win.add(&out, single);
         if step % tc.log_every.max(1) == 0 || step == total {
             let sps = win.n as f64 / last_log.elapsed().as_secs_f64().max(1e-9);
-            let line = train_line(step, &win, &out, single, ts.elapsed().as_secs_f64() * 1e3);
+            let mut line = train_line(step, &win, &out, single, ts.elapsed().as_secs_f64() * 1e3);
+            line["flops"] = at["flops"].clone();
+            line["seconds"] = at["seconds"].clone();
             append_line(&dir.metrics(), &line)?;
             bar.update(step as u64, win.mean("loss"), out.updates[0].lr, sps);
             win = Window::default();
@@ -400,7 +413,8 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         }
         if tc.eval_every > 0 && step % tc.eval_every == 0 && step < total {
             let m = evaluate(exp, st.ema.as_ref(), Split::Val)?;
-            let mut line = serde_json::json!({"step": step, "split": "val"});
+            let mut line =
+                serde_json::json!({"step": step, "split": "val", "flops": at["flops"], "seconds": at["seconds"]});
             for (k, v) in &m {
                 line[k] = (*v).into();
             }
@@ -421,7 +435,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
 
     let mut fin = prefixed("val", evaluate(exp, st.ema.as_ref(), Split::Val)?);
     fin.extend(prefixed("test", evaluate(exp, st.ema.as_ref(), Split::Test)?));
-    let mut line = serde_json::json!({"step": step, "split": "val"});
+    let mut line = serde_json::json!({"step": step, "split": "val", "flops": st.flops, "seconds": wall});
     for (k, v) in fin.iter().filter(|(k, _)| k.starts_with("val_")) {
         line[k.trim_start_matches("val_")] = (*v).into();
     }
@@ -438,6 +452,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         wall_s: wall,
         steps_per_s: ran as f64 / wall.max(1e-9),
         params: exp.params().count(),
+        flops: st.flops,
         threads: threads(),
         train_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
         initial: st.initial,

@@ -117,6 +117,9 @@ pub struct UpdateOut {
 pub struct StepOut {
     pub updates: Vec<UpdateOut>,
     pub metrics: Metrics,
+    /// the matmul and conv FLOPs of the step's forward passes (`ops::flops`; backward and the
+    /// optimizer not counted): the step's training FLOPs are 3× this, as `dlhist bench` counts
+    pub forward_flops: u64,
 }
 
 impl StepOut {
@@ -158,6 +161,13 @@ fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> candle_core::Result<f
 
 impl Updater for StepCtx<'_> {
     fn update(&mut self, group: &str, out: TrainOut) -> candle_core::Result<f64> {
+        // backward and the optimizer are not forward FLOPs
+        crate::ops::flops::paused(|| self.apply(group, out))
+    }
+}
+
+impl StepCtx<'_> {
+    fn apply(&mut self, group: &str, out: TrainOut) -> candle_core::Result<f64> {
         let single = self.groups.is_single();
         let Some(g) = self.groups.0.iter_mut().find(|g| g.name == group) else {
             let names: Vec<&str> = self.groups.0.iter().map(|g| g.name.as_str()).collect();
@@ -208,9 +218,9 @@ pub fn train_step(
 ) -> anyhow::Result<Step> {
     let mut rng = step_rng(tc.seed, step);
     let mut ctx = StepCtx { groups, step, updates: vec![], metrics: Metrics::new(), not_finite: None };
-    let result = {
+    let (result, forward_flops) = {
         let _span = debug_span!("step", step).entered();
-        exp.train_step(step, &mut rng, &mut ctx)
+        crate::ops::flops::measure(|| exp.train_step(step, &mut rng, &mut ctx))
     };
     if let Some(what) = ctx.not_finite {
         return Ok(Step::NotFinite { what });
@@ -223,5 +233,5 @@ pub fn train_step(
         let _span = debug_span!("ema").entered();
         ema.update()?;
     }
-    Ok(Step::Updated(StepOut { updates: ctx.updates, metrics: ctx.metrics }))
+    Ok(Step::Updated(StepOut { updates: ctx.updates, metrics: ctx.metrics, forward_flops }))
 }

@@ -109,7 +109,7 @@ impl ElmanRnn {
         for a in self.input_terms(x)? {
             let z = match hs.last() {
                 None => a,
-                Some(h) => (a + h.matmul(&w_hh_t)?)?,
+                Some(h) => (a + crate::ops::flops::matmul(h, &w_hh_t)?)?,
             };
             hs.push(z.tanh()?);
         }

@@ -41,9 +41,9 @@ impl GlobalAttention {
     /// a large negative number on padding -> (h̃ (B, T, H), a (B, T, S)).
     pub fn forward(&self, h: &Tensor, hs: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor)> {
         let keys = self.w_a.forward(hs)?; // W_a h̄_s for every s: (B, S, H)
-        let scores = h.matmul(&keys.transpose(1, 2)?.contiguous()?)?.broadcast_add(mask)?; // (B, T, S)
+        let scores = crate::ops::flops::matmul(h, &keys.transpose(1, 2)?.contiguous()?)?.broadcast_add(mask)?; // (B, T, S)
         let a = candle_nn::ops::softmax(&scores, D::Minus1)?; // composed: it has a backward
-        let c = a.matmul(hs)?; // (B, T, H)
+        let c = crate::ops::flops::matmul(&a, hs)?; // (B, T, H)
         let h_tilde = self.w_c.forward_act(&Tensor::cat(&[&c, h], 2)?, Activation::Tanh)?;
         Ok((h_tilde, a))
     }

@@ -205,4 +205,24 @@ mod tests {
         assert!((g("lenet")? - 3.0 * 64.0 * 563_280.0 / 1e9).abs() < 1e-9); // 0.108
         Ok(())
     }
+
+    /// The FLOPs a run records (`ops::flops`, counted by the ops during a real training step)
+    /// are the bench's hand counts, exactly: both are sums of the same integer products
+    /// (2·M·K·N per matmul, the full T×T attention scores), well inside f64's exact integers.
+    #[test]
+    fn the_counted_flops_of_a_training_step_equal_the_hand_counts() -> anyhow::Result<()> {
+        use crate::engine::step::{train_step, Groups, Step};
+        let tc = train_config();
+        for name in ["mlp", "lenet", "lstm", "gpt"] {
+            let mut built = (get(name).unwrap().build)(&Device::Cpu)?;
+            let mut groups = Groups::new(built.exp.as_ref(), &tc, 10)?;
+            for step in 0..2 {
+                let Step::Updated(out) = train_step(built.exp.as_mut(), &mut groups, None, &tc, step)? else {
+                    panic!("{name}: the step did not update")
+                };
+                assert_eq!(3.0 * out.forward_flops as f64, built.flops_per_step, "{name}, step {step}");
+            }
+        }
+        Ok(())
+    }
 }

@@ -15,7 +15,7 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
 /// inverse temperature, log scale; the caller clamps it, CLIP at ln 100).
 pub fn info_nce(img: &Tensor, txt: &Tensor, log_scale: &Tensor) -> Result<Tensor> {
     let n = img.dim(0)?;
-    let logits = img.matmul(&txt.t()?)?.broadcast_mul(&log_scale.exp()?)?;
+    let logits = crate::ops::flops::matmul(img, &txt.t()?)?.broadcast_mul(&log_scale.exp()?)?;
     let targets = Tensor::arange(0u32, n as u32, img.device())?;
     let i2t = super::loss::cross_entropy(&logits, &targets)?;
     let t2i = super::loss::cross_entropy(&logits.t()?.contiguous()?, &targets)?;

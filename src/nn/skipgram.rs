@@ -33,7 +33,8 @@ pub fn skipgram_scores(w_in: &Tensor, w_out: &Tensor, centers: &Tensor, ids: &Te
             ids.shape()
         )
     }
-    // no CUDA kernel yet: elsewhere than the CPU, the composed reference (`ops::fused_on`)
+    crate::ops::flops::add(crate::ops::flops::product(b, d, k)); // a D-long dot product per score
+                                                                 // no CUDA kernel yet: elsewhere than the CPU, the composed reference (`ops::fused_on`)
     if !crate::ops::fused_on(w_in.device(), false) {
         return skipgram_scores_ref(w_in, w_out, centers, ids);
     }

@@ -70,7 +70,7 @@ impl VectorQuantizer {
     pub fn nearest(&self, z: &Tensor) -> Result<Tensor> {
         let (z, e) = (z.detach(), self.codebook.detach());
         let e2 = e.sqr()?.sum(D::Minus1)?; // (K,)
-        let dist = z.matmul(&e.t()?)?.affine(-2.0, 0.0)?.broadcast_add(&e2.unsqueeze(0)?)?; // (N, K)
+        let dist = crate::ops::flops::matmul(&z, &e.t()?)?.affine(-2.0, 0.0)?.broadcast_add(&e2.unsqueeze(0)?)?; // (N, K)
         dist.argmin(D::Minus1)
     }
 

@@ -52,6 +52,7 @@ pub fn attention_ref_keys(
 ) -> Result<Tensor> {
     let (b, _, tq, dh) = q.dims4()?;
     let tk = k.dim(2)?;
+    super::flops::add(super::flops::attention(b, tq, tk, q.dim(1)? * dh));
     let s = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?; // (B, H, Tq, Tk)
     if !causal && keys.is_none() {
         return candle_nn::ops::softmax(&s, D::Minus1)?.matmul(v);

@@ -52,6 +52,7 @@ fn attention_cross_blocked(
         bail!("attention_cross: empty sequence (Tq {tq}, Tk {tk})")
     }
     let keys = check_keys(keys, b, tk, "attention_cross")?;
+    super::flops::add(super::flops::attention(b, tq, tk, c));
     let op = CrossAttention {
         d: Dims { b, tq, tk, c, h: n_head, dh: c / n_head },
         flash: FlashAttention::new(false, block, c / n_head),

@@ -58,6 +58,7 @@ fn attention_qkv_cuda(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tenso
     if qkv.dtype() != DType::F32 || dh > super::cuda::ATTN_MAX_DH {
         return attention_qkv_ref(qkv, n_head, causal);
     }
+    super::flops::add(super::flops::attention(b, t, t, c3 / 3));
     let op = PackedAttention {
         n_head,
         kernels: Kernels::Flash(FlashAttention::new(causal, BLOCK, dh)),
@@ -91,6 +92,7 @@ fn attention_qkv_blocked(
     }
     let small = small && keys.is_none();
     let keys = super::attention::check_keys(keys, b, t, "attention_qkv")?;
+    super::flops::add(super::flops::attention(b, t, t, c3 / 3));
     let dh = c3 / 3 / n_head;
     let kernels = if small && t <= attention_small::MAX_T && dh <= attention_small::MAX_DH {
         Kernels::Small(SmallAttention::new(causal, dh))

@@ -30,6 +30,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding
         return conv2d_ref(x, w, b, stride, padding);
     }
     let g = Geom::new(x, w, b, stride, padding)?;
+    super::flops::add(super::flops::product(g.b * g.h_out * g.w_out, g.c_in * g.kh * g.kw, g.c_out));
     // the kernels index contiguous row-major buffers; this is a no-op for the usual inputs
     let (x, w) = (x.contiguous()?, w.contiguous()?);
     match b {
@@ -56,6 +57,9 @@ pub fn conv2d_ref(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, pad
         let x_pad = x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)?;
         x_pad.narrow(2, 0, hp - rh)?.narrow(3, 0, wp - rw)?.conv2d(w, 0, stride, 1, 1)?
     };
+    let (bs, c_out, h_out, w_out) = y.dims4()?;
+    let (_, c_in, _, _) = w.dims4()?;
+    super::flops::add(super::flops::product(bs * h_out * w_out, c_in * kh * kw, c_out));
     match b {
         Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
         None => Ok(y),

@@ -38,6 +38,7 @@ pub fn linear_act(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Resul
     if !super::fused_on(x.device(), true) {
         return linear_act_ref(x, w, b, act);
     }
+    super::flops::add(super::flops::product(x.elem_count() / k.max(1), k, m));
     // x keeps its shape: the op reads it as (N, K) and returns (..., M), so no reshape nodes
     // (each costs candle's backward a zeros_like + add of its size)
     let x = x.contiguous()?;
@@ -64,6 +65,7 @@ pub fn linear_act_ref(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> R
     let (m, k) = w.dims2()?;
     let mut out = x.dims().to_vec();
     let n = x.elem_count() / k.max(1);
+    super::flops::add(super::flops::product(n, k, m));
     let mut z = x.reshape((n, k))?.matmul(&w.t()?)?; // (N, M)
     if let Some(b) = b {
         z = z.broadcast_add(b)?;

@@ -22,6 +22,7 @@ pub mod cross_entropy;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod embedding;
+pub mod flops;
 pub mod groupnorm;
 pub mod layernorm;
 pub mod linear;

@@ -4,6 +4,7 @@ pub mod ascii;
 pub mod bleu;
 pub mod fd;
 pub mod fit;
+pub mod history;
 pub mod plot;
 pub mod png;
 pub mod table;

@@ -52,6 +52,7 @@ pub fn mean_summary(runs: &[Summary], dir: &Path) -> anyhow::Result<Summary> {
         run_dir: dir.display().to_string(),
         epochs: avg(|s| s.epochs),
         wall_s: avg(|s| s.wall_s),
+        flops: avg(|s| s.flops),
         steps_per_s: avg(|s| s.steps_per_s),
         train_loss: avg(|s| s.train_loss),
         initial: mean_metrics(&runs.iter().map(|s| &s.initial).collect::<Vec<_>>()),

@@ -111,6 +111,7 @@ fn lstm_seq_mode(
     truncated: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let (_, t_len, _) = check_shapes(x, w_ih, w_hh, b, h0, c0)?;
+    count_flops(x, w_hh)?;
     for (name, t) in [("x", x), ("w_ih", w_ih), ("w_hh", w_hh), ("b", b), ("h0", h0), ("c0", c0)] {
         if t.dtype() != DType::F32 || !matches!(t.device(), Device::Cpu) {
             bail!("lstm_seq: {name} must be f32 on the CPU, got {:?} on {:?}", t.dtype(), t.device())
@@ -165,6 +166,7 @@ fn lstm_seq_ref_mode(
     truncated: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let (_, t_len, _) = check_shapes(x, w_ih, w_hh, b, h0, c0)?;
+    count_flops(x, w_hh)?;
     let hid = w_hh.dim(1)?;
     let w_hh_t = w_hh.t()?;
     let w_ih_t = w_ih.t()?;
@@ -187,6 +189,14 @@ fn lstm_seq_ref_mode(
         hs.push(h.clone());
     }
     Ok((Tensor::stack(&hs, 1)?, h, c))
+}
+
+/// Counts the forward's products (`crate::ops::flops`): per position, (B, D + H)·(D + H, 4H).
+fn count_flops(x: &Tensor, w_hh: &Tensor) -> Result<()> {
+    let (bsz, t_len, d) = x.dims3()?;
+    let hid = w_hh.dim(1)?;
+    crate::ops::flops::add(crate::ops::flops::product(bsz * t_len, d + hid, 4 * hid));
+    Ok(())
 }
 
 /// Checks the shapes and returns (B, T, D).

@@ -1,0 +1,138 @@
+//! `dlhist history`: the history in one picture. Years across, the seven constraints down (hard
+//! limits shaded), a mark per milestone in each row of a constraint it lifted, coloured by its
+//! verdict in a replay: PASS green, FAIL red, not run (or not checked) grey.
+
+use super::common::{print_json, runs_root};
+use crate::error::DlError;
+use crate::registry::constraints::{self, Constraint, Kind};
+use crate::registry::entries;
+use crate::report::history::{history_png, Mark, Row, Verdict};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Draw the milestones by year against the seven constraints, coloured by their replay verdicts
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The verdicts come from a replay's JSON (`dlhist replay --json > replay.json`, or `--merge` of shards), else from the newest replay recorded under the runs root (every `dlhist replay` records its verdicts in <runs root>/replay/verdicts-<id>.json). A milestone the replay did not check is grey.\n\nExamples:\n  dlhist history --out history.png\n  dlhist replay --budget smoke --json > r.json && dlhist history --replay r.json\n  dlhist history --replay r.json --json | jq '.rows[] | {constraint, n: (.milestones | length)}'"
+)]
+pub struct Args {
+    /// the replay JSON whose verdicts colour the marks (default: the newest recorded replay)
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// the PNG to write
+    #[arg(long, value_name = "FILE", default_value = "history.png")]
+    pub out: PathBuf,
+}
+
+/// Where `dlhist replay` records its verdicts.
+pub fn verdicts_dir() -> PathBuf {
+    runs_root().join("replay")
+}
+
+/// The newest recorded replay: the last `verdicts-<date-time-pid>.json` by name.
+fn newest_replay() -> anyhow::Result<PathBuf> {
+    let dir = verdicts_dir();
+    let mut found: Vec<PathBuf> =
+        std::fs::read_dir(&dir).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
+    found.retain(|p| {
+        let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        n.starts_with("verdicts-") && n.ends_with(".json")
+    });
+    found.sort();
+    found.pop().ok_or_else(|| {
+        DlError::Usage(format!(
+            "no replay of this checkout is recorded in {}. Run one and pass its JSON: `dlhist replay --json > r.json`, then `dlhist history --replay r.json`",
+            dir.display()
+        ))
+        .into()
+    })
+}
+
+/// name -> status ("pass", "fail", "skip") of each row of a replay's JSON.
+pub fn read_replay(path: &Path) -> Result<BTreeMap<String, String>, DlError> {
+    let bad = |message: String| {
+        DlError::Malformed {
+        what: "replay JSON",
+        path: path.display().to_string(),
+        message: format!("{message}. Pass the output of `dlhist replay --json > replay.json` (an array of rows, each with `name` and `status`)"),
+    }
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON ({e})")))?;
+    let rows = v.as_array().ok_or_else(|| bad("not an array".into()))?;
+    let mut out = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let (Some(name), Some(status)) = (r["name"].as_str(), r["status"].as_str()) else {
+            return Err(bad(format!("row {i} has no `name` and `status` strings")));
+        };
+        if !["pass", "fail", "skip"].contains(&status) {
+            return Err(bad(format!("row {i} ({name}) has status `{status}`, not pass, fail or skip")));
+        }
+        out.insert(name.to_string(), status.to_string());
+    }
+    let known = out.keys().filter(|n| entries().iter().any(|e| e.name == n.as_str())).count();
+    if known == 0 {
+        return Err(bad("no row names a milestone of `dlhist list`".into()));
+    }
+    Ok(out)
+}
+
+fn verdict(status: Option<&String>) -> Verdict {
+    match status.map(String::as_str) {
+        Some("pass") => Verdict::Pass,
+        Some("fail") => Verdict::Fail,
+        _ => Verdict::NotRun,
+    }
+}
+
+pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
+    let replay = match &a.replay {
+        Some(p) => p.clone(),
+        None => newest_replay()?,
+    };
+    let statuses = read_replay(&replay)?;
+    let mut sorted: Vec<_> = entries().iter().collect();
+    sorted.sort_by_key(|e| (e.year, e.name));
+    let rows: Vec<Row> = Constraint::ALL
+        .iter()
+        .map(|&c| Row {
+            name: c.name().into(),
+            kind: c.kind().name().into(),
+            hard: c.kind() == Kind::HardLimit,
+            marks: sorted
+                .iter()
+                .filter(|e| constraints::of(e.name).iter().any(|(x, _)| *x == c))
+                .map(|e| Mark { year: e.year, label: e.name.into(), verdict: verdict(statuses.get(e.name)) })
+                .collect(),
+        })
+        .collect();
+    let title = format!("The history against its seven constraints: verdicts of {}", replay.display());
+    let (w, h) = history_png(&a.out, &title, &rows)
+        .map_err(|e| DlError::Unwritable { path: a.out.clone(), message: format!("{e:#}") })?;
+    let status_of = |name: &str| statuses.get(name).map(String::as_str).unwrap_or("not run").to_string();
+    if json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let ms: Vec<_> = r
+                    .marks
+                    .iter()
+                    .map(|m| serde_json::json!({"name": m.label, "year": m.year, "status": status_of(&m.label)}))
+                    .collect();
+                serde_json::json!({"constraint": r.name, "kind": r.kind, "milestones": ms})
+            })
+            .collect();
+        print_json(&serde_json::json!({"replay": replay, "plot": a.out, "width": w, "height": h, "rows": rows}));
+    } else {
+        let count = |v: Verdict| rows.iter().flat_map(|r| &r.marks).filter(|m| m.verdict == v).count();
+        println!(
+            "wrote {} ({w}x{h}): {} marks PASS, {} FAIL, {} not run, from {}",
+            a.out.display(),
+            count(Verdict::Pass),
+            count(Verdict::Fail),
+            count(Verdict::NotRun),
+            replay.display()
+        );
+    }
+    Ok(())
+}
