@@ -167,10 +167,22 @@ fn history_draws_the_newest_replay_as_a_png_of_the_seven_rows() {
 }
 
 #[test]
-fn history_without_a_usable_replay_says_how_to_make_one() {
+fn history_without_a_replay_draws_every_mark_grey_and_says_how_to_colour_them() {
     let sb = Sandbox::new();
-    let out = sb.run(&["history", "--out", sb.path("h.png").to_str().unwrap()]);
-    out.expect_code(2).stderr_says(&["no replay", "dlhist replay --json > r.json", "--replay"]);
+    let grey = sb.path("grey.png");
+    let out = sb.run(&["--json", "history", "--out", grey.to_str().unwrap()]);
+    out.ok().stderr_says(&["no replay", "grey", "dlhist replay --json > r.json", "--replay"]);
+    let v = out.json();
+    assert!(v["replay"].is_null(), "{v}");
+    let marks: Vec<&serde_json::Value> =
+        v["rows"].as_array().unwrap().iter().flat_map(|r| r["milestones"].as_array().unwrap()).collect();
+    assert!(marks.len() >= 36 && marks.iter().all(|m| m["status"] == "not run"), "{marks:?}");
+    assert!(std::fs::metadata(&grey).unwrap().len() > 0);
+}
+
+#[test]
+fn history_from_a_bad_replay_says_how_to_make_one() {
+    let sb = Sandbox::new();
     let bad = sb.path("bad.json");
     for (text, says) in
         [("not json", "not JSON"), ("{\"name\": \"mlp\"}", "not an array"), ("[{\"name\": \"mlp\"}]", "status")]

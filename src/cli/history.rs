@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// Draw the milestones by year against the seven constraints, coloured by their replay verdicts
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "The verdicts come from a replay's JSON (`dlhist replay --json > replay.json`, or `--merge` of shards), else from the newest replay recorded under the runs root (every `dlhist replay` records its verdicts in <runs root>/replay/verdicts-<id>.json). A milestone the replay did not check is grey.\n\nExamples:\n  dlhist history --out history.png\n  dlhist replay --budget smoke --json > r.json && dlhist history --replay r.json\n  dlhist history --replay r.json --json | jq '.rows[] | {constraint, n: (.milestones | length)}'"
+    after_help = "The verdicts come from a replay's JSON (`dlhist replay --json > replay.json`, or `--merge` of shards), else from the newest replay recorded under the runs root (every `dlhist replay` records its verdicts in <runs root>/replay/verdicts-<id>.json); with neither, every mark is grey. A milestone the replay did not check is grey.\n\nExamples:\n  dlhist history --out history.png\n  dlhist replay --budget smoke --json > r.json && dlhist history --replay r.json\n  dlhist history --replay r.json --json | jq '.rows[] | {constraint, n: (.milestones | length)}'"
 )]
 pub struct Args {
     /// the replay JSON whose verdicts colour the marks (default: the newest recorded replay)
@@ -29,8 +29,8 @@ pub fn verdicts_dir() -> PathBuf {
     runs_root().join("replay")
 }
 
-/// The newest recorded replay: the last `verdicts-<date-time-pid>.json` by name.
-fn newest_replay() -> anyhow::Result<PathBuf> {
+/// The newest recorded replay: the last `verdicts-<date-time-pid>.json` by name, if any.
+fn newest_replay() -> Option<PathBuf> {
     let dir = verdicts_dir();
     let mut found: Vec<PathBuf> =
         std::fs::read_dir(&dir).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
@@ -39,13 +39,7 @@ fn newest_replay() -> anyhow::Result<PathBuf> {
         n.starts_with("verdicts-") && n.ends_with(".json")
     });
     found.sort();
-    found.pop().ok_or_else(|| {
-        DlError::Usage(format!(
-            "no replay of this checkout is recorded in {}. Run one and pass its JSON: `dlhist replay --json > r.json`, then `dlhist history --replay r.json`",
-            dir.display()
-        ))
-        .into()
-    })
+    found.pop()
 }
 
 /// name -> status ("pass", "fail", "skip") of each row of a replay's JSON.
@@ -86,11 +80,19 @@ fn verdict(status: Option<&String>) -> Verdict {
 }
 
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
-    let replay = match &a.replay {
-        Some(p) => p.clone(),
-        None => newest_replay()?,
+    // No replay given and none recorded: the frame is still worth seeing, every mark grey.
+    let replay = a.replay.clone().or_else(newest_replay);
+    let statuses = match &replay {
+        Some(p) => read_replay(p)?,
+        None => {
+            eprintln!(
+                "note: no replay of this checkout is recorded in {}, so every mark is grey (not run). To colour them, run one (`dlhist replay`, or `dlhist replay --json > r.json` and then `dlhist history --replay r.json`)",
+                verdicts_dir().display()
+            );
+            BTreeMap::new()
+        }
     };
-    let statuses = read_replay(&replay)?;
+    let source = replay.as_ref().map_or("no replay (every mark grey)".to_string(), |p| p.display().to_string());
     let mut sorted: Vec<_> = entries().iter().collect();
     sorted.sort_by_key(|e| (e.year, e.name));
     let rows: Vec<Row> = Constraint::ALL
@@ -106,7 +108,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
                 .collect(),
         })
         .collect();
-    let title = format!("The history against its seven constraints: verdicts of {}", replay.display());
+    let title = format!("The history against its seven constraints: verdicts of {source}");
     let (w, h) = history_png(&a.out, &title, &rows)
         .map_err(|e| DlError::Unwritable { path: a.out.clone(), message: format!("{e:#}") })?;
     let status_of = |name: &str| statuses.get(name).map(String::as_str).unwrap_or("not run").to_string();
@@ -131,7 +133,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
             count(Verdict::Pass),
             count(Verdict::Fail),
             count(Verdict::NotRun),
-            replay.display()
+            source
         );
     }
     Ok(())
