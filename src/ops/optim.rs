@@ -848,10 +848,34 @@ mod tests {
         assert!(adamw_update(&w, &g, &mut vec![], &mut vec![], &hp, t_max + 1, 0.1).is_err());
         assert!(sgd_update(&w, &g.t()?, None, 0.0, false, 0.0, 0.1).is_err()); // shape
         assert!(sgd_update(&w, &w, None, 0.0, false, 0.0, 0.1).is_err()); // g aliases w
-                                                                          // either tensor in another dtype is refused, not only both
+
+        // either tensor in another dtype is refused, not only both
         let g64 = g.to_dtype(candle_core::DType::F64)?;
         assert!(sgd_update(&w, &g64, None, 0.0, false, 0.0, 0.1).is_err());
         assert!(sgd_update(&w.to_dtype(candle_core::DType::F64)?, &g, None, 0.0, false, 0.0, 0.1).is_err());
+        Ok(())
+    }
+
+    /// A checkpoint saves the optimizer's state through `to_tensor` and resumes it through
+    /// `from_tensor`: empty stays empty (None), values come back bit for bit in the given shape.
+    #[test]
+    fn state_round_trips_through_a_tensor() -> Result<()> {
+        let dev = Device::Cpu;
+        let shape = Shape::from((2, 3));
+        let empty = StateBuf::new(&dev);
+        assert!(empty.is_empty());
+        assert!(empty.to_tensor(&shape, &dev)?.is_none());
+        assert!(StateBuf::from_tensor(None, &dev)?.is_empty());
+        let values = vec![0.5f32, -1.25, 3.0, 0.0, 1e-7, -2.0];
+        let host = StateBuf::Host(values.clone());
+        assert!(!host.is_empty());
+        let t = host.to_tensor(&shape, &dev)?.expect("a filled buffer gives a tensor");
+        assert_eq!(t.dims(), &[2, 3]);
+        assert_eq!(t.flatten_all()?.to_vec1::<f32>()?, values);
+        match StateBuf::from_tensor(Some(&t), &dev)? {
+            StateBuf::Host(v) => assert_eq!(v, values),
+            _ => panic!("a CPU parameter's state lives in host memory"),
+        }
         Ok(())
     }
 }
