@@ -878,4 +878,55 @@ mod tests {
         }
         Ok(())
     }
+
+    /// The `*_step` dispatchers the engine calls: host state goes to the fused CPU ops, tensor
+    /// state (what a device without kernels keeps) to the composed reference; both take the
+    /// same steps within a few ulps, and each step moves the weight.
+    #[test]
+    fn host_and_tensor_state_take_the_same_steps() -> Result<()> {
+        let dev = Device::Cpu;
+        let w0: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1).collect();
+        let grads: Vec<Tensor> = (0..3)
+            .map(|s| Tensor::from_vec((0..24).map(|i| ((i + 3 * s) as f32 * 0.37).sin()).collect(), (4, 6), &dev))
+            .collect::<Result<_>>()?;
+        let new_w = || Var::from_tensor(&Tensor::from_vec(w0.clone(), (4, 6), &dev)?);
+        let far = |a: &Var, b: &Var| -> Result<u32> {
+            let (a, b) = (a.flatten_all()?.to_vec1::<f32>()?, b.flatten_all()?.to_vec1::<f32>()?);
+            Ok(a.iter().zip(&b).map(|(x, y)| ulps(*x, *y)).max().unwrap_or(0))
+        };
+        let moved = |w: &Var| -> Result<bool> { Ok(w.flatten_all()?.to_vec1::<f32>()? != w0) };
+        let hp = AdamHp { beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.1, decoupled: true };
+        let tensor_state = || StateBuf::Tensor(None);
+
+        let (wh, wt) = (new_w()?, new_w()?);
+        let (mut mh, mut vh, mut mt, mut vt) =
+            (StateBuf::new(&dev), StateBuf::new(&dev), tensor_state(), tensor_state());
+        for (t, g) in grads.iter().enumerate() {
+            adamw_step(&wh, g, &mut mh, &mut vh, &hp, t as u64 + 1, 0.01)?;
+            adamw_step(&wt, g, &mut mt, &mut vt, &hp, t as u64 + 1, 0.01)?;
+        }
+        assert!(moved(&wh)? && far(&wh, &wt)? <= 4, "adamw: {} ulps", far(&wh, &wt)?);
+        assert!(adamw_step(&wh, &grads[0], &mut mh, &mut vt, &hp, 4, 0.01).is_err(), "mixed state kinds");
+
+        let (wh, wt) = (new_w()?, new_w()?);
+        let (mut bh, mut bt) = (StateBuf::new(&dev), tensor_state());
+        for g in &grads {
+            sgd_step(&wh, g, Some(&mut bh), 0.9, true, 0.01, 0.1)?;
+            sgd_step(&wt, g, Some(&mut bt), 0.9, true, 0.01, 0.1)?;
+        }
+        assert!(moved(&wh)? && far(&wh, &wt)? <= 4, "sgd: {} ulps", far(&wh, &wt)?);
+
+        let (mut sh, mut st) = (StateBuf::new(&dev), tensor_state());
+        for g in &grads {
+            // the EMA follows a moving weight: w0 + g each time
+            let w = (Tensor::from_vec(w0.clone(), (4, 6), &dev)? + g)?;
+            ema_step(&w, &mut sh, 0.9)?;
+            ema_step(&w, &mut st, 0.9)?;
+        }
+        let shape = Shape::from((4, 6));
+        let as_var = |b: &StateBuf| -> Result<Var> { Var::from_tensor(&b.to_tensor(&shape, &dev)?.expect("filled")) };
+        let (eh, et) = (as_var(&sh)?, as_var(&st)?);
+        assert!(moved(&eh)? && far(&eh, &et)? <= 4, "ema: {} ulps", far(&eh, &et)?);
+        Ok(())
+    }
 }
