@@ -42,13 +42,16 @@ pub fn claim_vae(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
         .unwrap_or_default();
     // not part of the claim: the samples' FD, comparable with gan's and diffusion's
     let fd = s.metric("test_fd").map(|v| format!("; test FD of 1,000 samples {v:.2}")).unwrap_or_default();
+    // a count, but a mean over seeds under `replay --seeds N`
+    let active = metric(&s, "test_active_units")?;
+    let active = if active.fract() == 0.0 { format!("{active:.0}") } else { format!("{active:.1}") };
     let detail = format!(
         "test −ELBO {nelbo:.2} nats on {} after {} steps (−log p(x|z) {:.2} + KL {:.2}; one z per image, the 10,000 test images binarised by a fixed draw; claim ≤ {VAE_NATS}){iw}; {} of the latent dimensions active{fd}",
         s.data,
         s.steps,
         metric(&s, "test_rec")?,
         metric(&s, "test_kl")?,
-        metric(&s, "test_active_units")?,
+        active,
     );
     Ok(verdict(nelbo, VAE_NATS, nelbo <= VAE_NATS, detail, &[&s]))
 }

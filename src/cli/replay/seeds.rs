@@ -132,7 +132,7 @@ pub fn mean_of_values(per_seed: &[Verdict]) -> Verdict {
         threshold,
         pass,
         detail: format!(
-            "{}; the check runs seeds of its own, so its values are averaged over the replay's seeds ({rule})",
+            "at the first of the replay's seeds: {}; the check runs seeds of its own, so the verdict averages its values over the replay's seeds ({rule})",
             per_seed[0].detail
         ),
     }
