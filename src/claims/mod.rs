@@ -174,8 +174,9 @@ const CHECKS: &[(&str, Check)] = &[
     ("gpt", transformers::claim_gpt),
     ("gpt-xs", transformers::claim_scaling),
     ("lora", finetune::claim_lora),
-    // section 4: transformers, the encoder-decoder
+    // section 4: transformers, the encoder-decoders
     ("transformer", encdec::claim_transformer),
+    ("t5", encdec::claim_t5),
     // section 4: transformers, the encoders
     ("bert", encoders::claim_bert),
     ("roberta", encoders::claim_roberta),

@@ -83,6 +83,7 @@ const PLANS: &[Plan] = &[
     p("lora", 336.3, 1, ONE),
     p("rlhf", 106.0, 1, ONE),
     p("transformer", 222.3, 1, ONE),
+    p("t5", 194.1, 1, ONE),
     p("bert", 412.7, 1, ONE),
     p("roberta", 337.4, 1, ONE),
     p("vit", 147.6, 1, ONE),
