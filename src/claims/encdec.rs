@@ -95,12 +95,12 @@ pub fn claim_t5(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let pre = ctx.run("t5-pretrain", &[])?;
     let t = ctx.run("t5", &[("train.init_from", pre.run_dir.as_str())])?;
     let (bleu, acc) = (metric(&t, "test_bleu")?, metric(&t, "test_acc")?);
-    let mut per_text: Vec<String> = t
+    // final_metrics is ordered by name, so the texts come out alphabetically
+    let per_text: Vec<String> = t
         .final_metrics
         .iter()
         .filter_map(|(k, v)| k.strip_prefix("test_acc_").map(|name| format!("{name} {:.0}%", v * 100.0)))
         .collect();
-    per_text.sort();
     let texts = per_text.len().max(1);
     let detail = format!(
         "one model, one loss: test BLEU {bleu:.2} on the verse pairs (claim ≥ {T5_BLEU}) and provenance accuracy {:.1}% over {texts} texts \
