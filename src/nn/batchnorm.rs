@@ -2,8 +2,9 @@
 //! inputs. Train mode normalises with the batch's statistics (the fused op
 //! `ops::batchnorm::batch_norm_train`, tested there against the composed reference) and
 //! updates the running mean/variance (momentum 0.1, unbiased variance, as PyTorch); eval mode
-//! uses the running statistics (a composed per-channel affine) and changes nothing. The running statistics
-//! are non-trainable buffers of the parameter store, so checkpoints save and restore them.
+//! uses the running statistics (the fused per-channel affine `ops::batchnorm_eval`) and changes
+//! nothing. The running statistics are non-trainable buffers of the parameter store, so
+//! checkpoints save and restore them.
 
 use crate::params::Params;
 use candle_core::{DType, Device, ModuleT, Result, Tensor, Var};
@@ -31,13 +32,6 @@ impl BatchNorm {
         let running_var = params.buffer(&format!("{name}.running_var"), Tensor::ones(channels, DType::F32, device)?)?;
         Ok(Self { gamma, beta, running_mean, running_var, momentum: 0.1, eps: 1e-5, channels })
     }
-
-    /// Shape that broadcasts a (C) vector against the input: (1, C) or (1, C, 1, 1).
-    fn bshape(&self, x: &Tensor) -> Vec<usize> {
-        let mut s = vec![1; x.rank()];
-        s[1] = self.channels;
-        s
-    }
 }
 
 impl ModuleT for BatchNorm {
@@ -64,12 +58,9 @@ impl ModuleT for BatchNorm {
             self.running_var.set(&rv)?;
             Ok(y)
         } else {
-            // eval: a per-channel affine with the running statistics, (1, C) or (1, C, 1, 1)
-            let bs = self.bshape(x);
-            let mean = self.running_mean.as_tensor().reshape(bs.as_slice())?;
-            let var = self.running_var.as_tensor().reshape(bs.as_slice())?;
-            let x_hat = x.broadcast_sub(&mean)?.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-            x_hat.broadcast_mul(&self.gamma.reshape(bs.as_slice())?)?.broadcast_add(&self.beta.reshape(bs.as_slice())?)
+            // eval: a per-channel affine with the running statistics, one fused pass
+            let (mean, var) = (self.running_mean.as_tensor(), self.running_var.as_tensor());
+            crate::ops::batchnorm_eval::batch_norm_eval(x, mean, var, &self.gamma, &self.beta, self.eps)
         }
     }
 }

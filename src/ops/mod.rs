@@ -14,6 +14,7 @@ pub mod attention_cross;
 pub mod attention_qkv;
 mod attention_small;
 pub mod batchnorm;
+pub mod batchnorm_eval;
 pub mod benches_nn;
 pub mod bernoulli;
 pub mod conv2d;
