@@ -29,7 +29,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let mut m = serde_json::Map::new();
     for (split, prefix) in [(Split::Val, "val"), (Split::Test, "test")] {
         let _span = tracing::debug_span!("eval", split = ?split).entered();
-        for (k, v) in exp.evaluate(split)? {
+        for (k, v) in crate::ops::no_grad(|| exp.evaluate(split))? {
             m.insert(format!("{prefix}_{k}"), v.into());
         }
     }

@@ -193,7 +193,8 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let data_note = data_note(exp.as_ref(), &rd);
     let out = {
         let _span = tracing::debug_span!("sample", milestone = res.entry.name).entered();
-        exp.sample(&req, &mut Rng::derive(req.seed.unwrap_or(0), "sample", 0))
+        // forward passes only: no backward graph (`ops::no_grad`)
+        crate::ops::no_grad(|| exp.sample(&req, &mut Rng::derive(req.seed.unwrap_or(0), "sample", 0)))
     };
     bar.finish_and_clear();
     let out = out?;

@@ -205,10 +205,11 @@ impl Saver<'_> {
 /// Metrics on `split`, with the EMA's averages in place of the weights when one is kept.
 fn evaluate(exp: &mut dyn Experiment, ema: Option<&Ema>, split: Split) -> anyhow::Result<Metrics> {
     let _span = tracing::debug_span!("eval", split = ?split).entered();
-    match ema {
+    // no backward graph: evaluation only runs forward passes (`ops::no_grad`)
+    crate::ops::no_grad(|| match ema {
         Some(e) => e.with_average(|| Ok(exp.evaluate(split)?)),
         None => Ok(exp.evaluate(split)?),
-    }
+    })
 }
 
 /// config.toml: the resolved config, with a comment under its first line that names the data

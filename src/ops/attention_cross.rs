@@ -59,7 +59,7 @@ fn attention_cross_blocked(
         keys,
         lse: OnceLock::new(),
     };
-    q.contiguous()?.apply_op2(&kv.contiguous()?, op)
+    super::arg(&q.contiguous()?).apply_op2(&super::arg(&kv.contiguous()?), op)
 }
 
 /// The composed reference: q and kv reshaped and permuted to heads, `attention_ref_keys`

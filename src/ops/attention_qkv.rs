@@ -67,7 +67,7 @@ fn attention_qkv_cuda(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tenso
         causal,
         dev_lse: OnceLock::new(),
     };
-    qkv.contiguous()?.apply_op1(op)
+    super::arg(&qkv.contiguous()?).apply_op1(op)
 }
 
 /// The CPU op; `small` allows `attention_small`'s kernels where they fit and no key mask is
@@ -109,7 +109,7 @@ fn attention_qkv_blocked(
         #[cfg(feature = "cuda")]
         dev_lse: OnceLock::new(),
     };
-    qkv.contiguous()?.apply_op1(op)
+    super::arg(&qkv.contiguous()?).apply_op1(op)
 }
 
 /// The composed reference: the model's former plumbing (reshape, permute, copy, three `get`s)

@@ -18,12 +18,24 @@ const CHUNK: usize = 1 << 14;
 
 /// Eval-mode batch norm of x (B, C, …) with running statistics `mean`, `var` (C), ε and the
 /// affine γ, β (C).
-pub fn batch_norm_eval(x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+pub fn batch_norm_eval(
+    x: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
     if !super::fused_on(x.device(), false) {
         return batch_norm_eval_ref(x, mean, var, gamma, beta, eps);
     }
     if x.dtype() != DType::F32 || !matches!(x.device(), Device::Cpu) || x.rank() < 2 {
-        bail!("batch_norm_eval: x must be f32 on the CPU with a channel dim, got {:?} {:?} on {:?}", x.dtype(), x.dims(), x.device())
+        bail!(
+            "batch_norm_eval: x must be f32 on the CPU with a channel dim, got {:?} {:?} on {:?}",
+            x.dtype(),
+            x.dims(),
+            x.device()
+        )
     }
     let c = x.dim(1)?;
     for (name, t) in [("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta)] {
@@ -35,11 +47,22 @@ pub fn batch_norm_eval(x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, 
     let sigma = (var + eps)?.sqrt()?.to_vec1::<f32>()?;
     let mean = mean.to_vec1::<f32>()?;
     let plane = x.elem_count() / (x.dim(0)? * c).max(1);
-    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BnEval { mean, sigma, plane })
+    super::arg(&x.contiguous()?).apply_op3(
+        &super::arg(&gamma.contiguous()?),
+        &super::arg(&beta.contiguous()?),
+        BnEval { mean, sigma, plane },
+    )
 }
 
 /// The reference: the composed per-channel affine with broadcasts, (1, C) or (1, C, 1, …).
-pub fn batch_norm_eval_ref(x: &Tensor, mean: &Tensor, var: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+pub fn batch_norm_eval_ref(
+    x: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
     let mut bs = vec![1; x.rank()];
     bs[1] = x.dim(1)?;
     let (mean, var) = (mean.reshape(bs.as_slice())?, var.reshape(bs.as_slice())?);
@@ -81,10 +104,12 @@ impl CustomOp3 for BnEval {
         let (x, g, b) = (cpu::cpu_f32(sx, lx, "x")?, cpu::cpu_f32(sg, lg, "gamma")?, cpu::cpu_f32(sb, lb, "beta")?);
         let (c, p) = (self.mean.len(), self.plane);
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(p).zip(x.par_chunks(p)).enumerate().with_min_len((CHUNK / p).max(1)).for_each(|(i, (y, x))| {
-            let ch = i % c;
-            plane_fwd_simd(x, y, self.mean[ch], self.sigma[ch], g[ch], b[ch])
-        });
+        y.par_chunks_mut(p).zip(x.par_chunks(p)).enumerate().with_min_len((CHUNK / p).max(1)).for_each(
+            |(i, (y, x))| {
+                let ch = i % c;
+                plane_fwd_simd(x, y, self.mean[ch], self.sigma[ch], g[ch], b[ch])
+            },
+        );
         Ok((CpuStorage::F32(y), lx.shape().clone()))
     }
 
@@ -112,6 +137,30 @@ impl CustomOp3 for BnEval {
     }
 }
 
+/// The 56-layer CIFAR net's first stage in an evaluation batch, (256, 8, 28, 28): forward only,
+/// as evaluation runs it.
+pub fn benches() -> Result<Vec<super::OpBench>> {
+    let mut rng = crate::rng::Rng::new(21);
+    let mut randn = |dims: &[usize]| {
+        let v: Vec<f32> = (0..dims.iter().product()).map(|_| rng.normal() as f32).collect();
+        Tensor::from_vec(v, dims, &Device::Cpu)
+    };
+    let x = randn(&[256, 8, 28, 28])?;
+    let (mean, var) = (randn(&[8])?, (randn(&[8])?.sqr()? + 0.5)?);
+    let g = candle_core::Var::from_tensor(&randn(&[8])?)?.as_tensor().clone();
+    let b = candle_core::Var::from_tensor(&randn(&[8])?)?.as_tensor().clone();
+    let run = move |f: fn(&Tensor, &Tensor, &Tensor, &Tensor, &Tensor, f64) -> Result<Tensor>| {
+        let (x, mean, var, g, b) = (x.clone(), mean.clone(), var.clone(), g.clone(), b.clone());
+        move || f(&x, &mean, &var, &g, &b, 1e-5).map(|_| ())
+    };
+    Ok(vec![super::OpBench {
+        name: "batch norm, eval mode (forward)",
+        shape: "x [256, 8, 28, 28]".into(),
+        fused: Box::new(run(batch_norm_eval)),
+        reference: Box::new(run(batch_norm_eval_ref)),
+    }])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,8 +185,18 @@ mod tests {
         let mut rng = Rng::new(11);
         for dims in [vec![3, 5, 7, 6], vec![9, 4], vec![2, 3, 10]] {
             let (x, mean, var, g, b) = problem(&mut rng, &dims);
-            let y = batch_norm_eval(&x, &mean, &var, &g, &b, 1e-5).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let r = batch_norm_eval_ref(&x, &mean, &var, &g, &b, 1e-5).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let y = batch_norm_eval(&x, &mean, &var, &g, &b, 1e-5)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let r = batch_norm_eval_ref(&x, &mean, &var, &g, &b, 1e-5)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             assert!(y.iter().zip(&r).all(|(a, b)| a.to_bits() == b.to_bits()), "{dims:?}");
         }
     }
@@ -154,7 +213,9 @@ mod tests {
             let gs = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
             [x.as_tensor(), g.as_tensor(), b.as_tensor()].map(|t| gs.get(t).unwrap().clone())
         };
-        for ((d, d_ref), name) in grads(batch_norm_eval).iter().zip(grads(batch_norm_eval_ref).iter()).zip(["x", "γ", "β"]) {
+        for ((d, d_ref), name) in
+            grads(batch_norm_eval).iter().zip(grads(batch_norm_eval_ref).iter()).zip(["x", "γ", "β"])
+        {
             let e = rel_err(d, d_ref).unwrap();
             assert!(e < 1e-5, "d{name} differs by {e}");
         }

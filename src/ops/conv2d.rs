@@ -34,8 +34,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding
     // the kernels index contiguous row-major buffers; this is a no-op for the usual inputs
     let (x, w) = (x.contiguous()?, w.contiguous()?);
     match b {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, Conv2d { g }),
-        None => x.apply_op2(&w, Conv2d { g }),
+        Some(b) => super::arg(&x).apply_op3(&super::arg(&w), &super::arg(&b.contiguous()?), Conv2d { g }),
+        None => super::arg(&x).apply_op2(&super::arg(&w), Conv2d { g }),
     }
 }
 
@@ -648,7 +648,9 @@ mod tests {
     #[test]
     fn same_im2col_equals_the_row_by_row_one() {
         let mut rng = Rng::new(6);
-        for (c_in, h, w, kh, kw, pad) in [(3, 7, 9, 3, 3, 1), (2, 6, 5, 5, 5, 2), (2, 8, 6, 5, 3, 1), (1, 4, 3, 3, 1, 0)] {
+        for (c_in, h, w, kh, kw, pad) in
+            [(3, 7, 9, 3, 3, 1), (2, 6, 5, 5, 5, 2), (2, 8, 6, 5, 3, 1), (1, 4, 3, 3, 1, 0)]
+        {
             let x = Tensor::zeros((1, c_in, h, w), candle_core::DType::F32, &Device::Cpu).unwrap();
             let wt = Tensor::zeros((2, c_in, kh, kw), candle_core::DType::F32, &Device::Cpu).unwrap();
             let g = Geom::new(&x, &wt, None, 1, pad).unwrap();
@@ -657,7 +659,10 @@ mod tests {
             let (mut fast, mut rows) = (vec![f32::NAN; g.k() * g.n()], vec![f32::NAN; g.k() * g.n()]);
             im2col_same(&g, &xb, &mut fast);
             im2col_rows(&g, &xb, &mut rows);
-            assert!(fast.iter().zip(&rows).all(|(a, b)| a.to_bits() == b.to_bits()), "{c_in} {h}x{w} k {kh}x{kw} p {pad}");
+            assert!(
+                fast.iter().zip(&rows).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{c_in} {h}x{w} k {kh}x{kw} p {pad}"
+            );
         }
     }
 

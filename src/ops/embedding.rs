@@ -37,7 +37,7 @@ pub fn embedding(ids: &Tensor, table: &Tensor) -> Result<Tensor> {
     }
     let mut dims = ids.dims().to_vec();
     dims.push(d);
-    table.contiguous()?.apply_op1(Embedding { ids: ids_v, v, d, shape: Shape::from(dims) })
+    super::arg(&table.contiguous()?).apply_op1(Embedding { ids: ids_v, v, d, shape: Shape::from(dims) })
 }
 
 /// The reference: `candle_nn::Embedding` (index_select forward, index_add backward).

@@ -33,7 +33,11 @@ pub fn group_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, groups: usize, eps:
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         bail!("{NAME}: only f32 on the CPU is implemented, x is {:?} on {:?}", x.dtype(), x.device())
     }
-    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, GroupNorm { g, eps: eps as f32, silu })
+    super::arg(&x.contiguous()?).apply_op3(
+        &super::arg(&gamma.contiguous()?),
+        &super::arg(&beta.contiguous()?),
+        GroupNorm { g, eps: eps as f32, silu },
+    )
 }
 
 /// The composed reference, differentiable through candle's own ops.

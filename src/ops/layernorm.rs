@@ -30,7 +30,7 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
         #[cfg(feature = "cuda")]
         dev_stats: OnceLock::new(),
     };
-    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
+    super::arg(&x.contiguous()?).apply_op3(&super::arg(&gamma.contiguous()?), &super::arg(&beta.contiguous()?), op)
 }
 
 /// The composed reference, differentiable through candle's own ops.

@@ -54,9 +54,9 @@ pub fn linear_act(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Resul
             if b.dims() != [m] {
                 bail!("linear_act: bias {:?} must be ({m},)", b.shape());
             }
-            x.apply_op3(&w, &b.contiguous()?, op)
+            super::arg(&x).apply_op3(&super::arg(&w), &super::arg(&b.contiguous()?), op)
         }
-        None => x.apply_op2(&w, op),
+        None => super::arg(&x).apply_op2(&super::arg(&w), op),
     }
 }
 

@@ -41,7 +41,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
     }
     let (h_out, w_out) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
     let g = Geom { b, c, h, w, k: kernel, s: stride, h_out, w_out };
-    x.contiguous()?.apply_op1(MaxPool2d { g, argmax: OnceLock::new() })
+    super::arg(&x.contiguous()?).apply_op1(MaxPool2d { g, argmax: OnceLock::new() })
 }
 
 /// The reference: max-pooling composed of candle ops that all have a backward: the k·k strided

@@ -19,7 +19,7 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     if x.dtype() != DType::F32 || !matches!(x.device(), Device::Cpu) {
         bail!("relu: x must be f32 on the CPU, got {:?} on {:?}", x.dtype(), x.device())
     }
-    x.contiguous()?.apply_op1(Relu)
+    super::arg(&x.contiguous()?).apply_op1(Relu)
 }
 
 /// The reference: candle's own `relu()`, whose backward passes slope 1 at x = 0.

@@ -28,7 +28,7 @@ pub fn upsample_nearest(x: &Tensor, scale: usize) -> Result<Tensor> {
     if scale == 0 {
         bail!("upsample_nearest: the scale must be at least 1")
     }
-    x.contiguous()?.apply_op1(Upsample { planes: b * c, h, w, s: scale })
+    super::arg(&x.contiguous()?).apply_op1(Upsample { planes: b * c, h, w, s: scale })
 }
 
 /// The reference: candle's own op (its backward is right when x has no other consumer).
