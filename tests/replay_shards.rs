@@ -103,3 +103,42 @@ fn three_shards_run_every_claim_once_and_their_merge_equals_one_replay() {
     let twice = sb.run(&["replay", "--merge", &paths[0], &paths[0]]);
     twice.expect_code(2).stderr_says(&["two of the files"]);
 }
+
+#[test]
+fn two_jobs_at_once_give_the_verdicts_and_values_of_one_replay_and_record_one_history() {
+    let sb = Sandbox::new();
+    let mut args = vec!["--json", "replay", "--budget", "smoke"];
+    args.extend(CHEAP);
+    let whole = sb.run(&args);
+    whole.ok();
+    let mut jobs = args.clone();
+    jobs.extend(["--jobs", "2"]);
+    let both = sb.run(&jobs);
+    both.ok();
+    let key = |rows: &[serde_json::Value]| -> Vec<(String, String, String)> {
+        rows.iter()
+            .map(|r| (r["name"].as_str().unwrap().to_string(), r["status"].to_string(), r["value"].to_string()))
+            .collect()
+    };
+    // the same claims, in catalogue order, with the same values (the shards ran at one thread)
+    assert_eq!(key(&rows(&both)), key(&rows(&whole)));
+    assert!(both.stderr.contains("2 shards at once"), "{}", both.stderr);
+    // one verdicts file per replay (the shards record none), and `dlhist history` reads the
+    // joined one: every claim of the list has a status
+    let hist = sb.run(&["--json", "history", "--out", &sb.path("h.png").display().to_string()]);
+    hist.ok();
+    let h = hist.json();
+    let file = std::path::PathBuf::from(h["replay"].as_str().expect("history names the replay it read"));
+    let dir = file.parent().unwrap();
+    let files = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().starts_with("verdicts-"))
+        .count();
+    assert_eq!(files, 2, "the whole replay and the --jobs one record a file each, the shards none");
+    let recorded: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(key(&recorded), key(&rows(&both)));
+    // --jobs does not combine with --shard
+    let mut bad = args.clone();
+    bad.extend(["--jobs", "2", "--shard", "1/2"]);
+    sb.run(&bad).expect_code(2);
+}

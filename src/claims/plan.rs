@@ -84,7 +84,7 @@ const PLANS: &[Plan] = &[
     p("gpt-xs", 108.4, 1, "3 seeds: power-law exponent 0.0641, 0.0668, 0.0627 against > 0 (each larger model lower at every seed): margin +0.065, seed sd 0.0021: 31x"),
     p("lora", 336.3, 1, ONE),
     p("rlhf", 106.0, 1, "3 seeds: the labeler's score rises −0.97, −0.58, −0.59 against ≥ +0.5 (KL far above 4 nats): margin −1.21, seed sd 0.22: 5.5x, a FAIL at any seed"),
-    p("transformer", 222.3, 1, ONE),
+    p("transformer", 547.0, 3, "3 seeds: test BLEU 13.34, 12.64, 12.95 against attention's 10.08, 7.71, 5.11: margin +3.84 over the +1.5 needed, seed sd of the difference 2.32: 1.7x, so three seeds (the claim FAILs on its time half at every seed: 1.11x attention's time per epoch against below 1x, not a seed effect)"),
     p("t5", 584.0, 3, "3 seeds: test BLEU 6.05, 10.99, 9.93 against ≥ 3: the preset seed's margin +3.05 is 1.2 seed sd (2.60), so three seeds; the mean's margin +5.99 is 2.3 sd (provenance accuracy above its 54% at every seed)"),
     p("bert", 412.7, 1, ONE),
     p("roberta", 337.4, 1, ONE),

@@ -2,6 +2,7 @@
 //! A claim whose runs fell back to built-in data (the set it asks for is not fetched) is not
 //! checked: SKIP, with the command that fetches its data.
 
+mod jobs;
 mod merge;
 mod seeds;
 mod verdict;
@@ -40,7 +41,7 @@ pub enum Budget {
 /// Check milestones' claims: train at the budget, measure, compare with the threshold
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Each claim ends PASS, FAIL, or SKIP: not checked, because a run it needs fell back to built-in data (the set it asks for is not fetched; the row names the command that fetches it). Exits 1 if any claim fails, and with --strict also if any was skipped; else 0.\n\nThe runs go to a temporary folder, deleted at the end, unless --keep (checkpoints/replay/<date-time-pid>) or --out DIR.\n\nSeeds: each claim runs at its own default number of seeds (`dlhist info NAME` says which and why); --seeds N runs every claim once per seed and decides on the means (seed 1 is the preset's train.seed, seed k adds 1000·(k−1)); the detail says whether the margin exceeds the spread across seeds.\n\nShards: --shard K/N runs a deterministic part of the claims (whole studies, balanced by recorded seconds), so N machines together run each claim once; --merge joins their --json files into one table and one exit code.\n\nExamples:\n  dlhist replay                            # every claim, full budget\n  dlhist replay backprop mlp relu\n  dlhist replay --budget smoke --json\n  dlhist replay --seeds 3 gelu seq2seq --json\n  dlhist replay --shard 2/3 --json > shard2.json\n  dlhist replay --merge shard1.json shard2.json shard3.json\n  dlhist replay --strict                   # CI: every claim must be checked"
+    after_help = "Each claim ends PASS, FAIL, or SKIP: not checked, because a run it needs fell back to built-in data (the set it asks for is not fetched; the row names the command that fetches it). Exits 1 if any claim fails, and with --strict also if any was skipped; else 0.\n\nThe runs go to a temporary folder, deleted at the end, unless --keep (checkpoints/replay/<date-time-pid>) or --out DIR.\n\nSeeds: each claim runs at its own default number of seeds (`dlhist info NAME` says which and why); --seeds N runs every claim once per seed and decides on the means (seed 1 is the preset's train.seed, seed k adds 1000·(k−1)); the detail says whether the margin exceeds the spread across seeds.\n\nShards: --shard K/N runs a deterministic part of the claims (whole studies, balanced by recorded seconds), so N machines together run each claim once; --merge joins their --json files into one table and one exit code. --jobs N runs N such shards at once on this machine (child processes sharing the threads) and joins them the same way.\n\nExamples:\n  dlhist replay                            # every claim, full budget\n  dlhist replay backprop mlp relu\n  dlhist replay --budget smoke --json\n  dlhist replay --seeds 3 gelu seq2seq --json\n  dlhist replay --shard 2/3 --json > shard2.json\n  dlhist replay --merge shard1.json shard2.json shard3.json\n  dlhist replay --jobs 2                   # two shards at once, a thread each (2 cores)\n  dlhist replay --strict                   # CI: every claim must be checked"
 )]
 pub struct Args {
     /// milestones to check (default: all that have a claim)
@@ -68,6 +69,13 @@ pub struct Args {
     /// join the --json outputs of shards into one table and one exit code (trains nothing)
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["names", "shard", "seeds"])]
     pub merge: Vec<PathBuf>,
+    /// run the claims as N shards at once, each a child process with 1/N of the threads; on 2
+    /// cores `--jobs 2` is the fastest replay (most claims' ops are too small for two threads)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), conflicts_with_all = ["shard", "merge"])]
+    pub jobs: u32,
+    /// do not record the verdicts for `dlhist history` (the shards of --jobs: the whole is recorded)
+    #[arg(long, hide = true)]
+    pub no_record: bool,
 }
 
 struct Ctx {
@@ -172,7 +180,7 @@ impl Drop for TempRuns {
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     if !a.merge.is_empty() {
         let rows = merge::read(&a.merge)?;
-        return finish(&rows, json, a.strict, None);
+        return finish(&rows, json, a.strict, None, true);
     }
     let device = common::device(&a.device)?;
     let mut selected: Vec<_> = if a.names.is_empty() {
@@ -188,13 +196,29 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         }
         v
     };
+    let id = common::new_run_id();
+    if a.jobs > 1 {
+        // each claim once (a plain replay would run a repeated name twice)
+        let mut names: Vec<&'static str> = vec![];
+        for e in &selected {
+            if !names.contains(&e.name) {
+                names.push(e.name);
+            }
+        }
+        let kept = match (&a.out, a.keep) {
+            (Some(d), _) => Some(d.clone()),
+            (None, true) => Some(common::runs_root().join("replay").join(&id)),
+            (None, false) => None,
+        };
+        let rows = jobs::run(&a, &names, rayon::current_num_threads(), kept.as_deref())?;
+        return finish(&rows, json, a.strict, kept.as_ref(), true);
+    }
     if let Some((k, n)) = a.shard {
         let names: Vec<&'static str> = selected.iter().map(|e| e.name).collect();
         let mine = claims::plan::shard(&names, k, n);
         selected.retain(|e| mine.contains(&e.name));
         eprintln!("replay shard {k}/{n}: {} of {} claims: {}", mine.len(), names.len(), mine.join(" "));
     }
-    let id = common::new_run_id();
     let (out, _cleanup) = match (&a.out, a.keep) {
         (Some(d), _) => (d.clone(), TempRuns(None)),
         (None, true) => (common::runs_root().join("replay").join(&id), TempRuns(None)),
@@ -296,7 +320,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         }
         rows.push(row);
     }
-    finish(&rows, json, a.strict, (a.keep || a.out.is_some()).then_some(&out))
+    finish(&rows, json, a.strict, (a.keep || a.out.is_some()).then_some(&out), !a.no_record)
 }
 
 /// Records the verdicts where `dlhist history` looks for the newest replay
@@ -315,7 +339,13 @@ fn record(rows: &[serde_json::Value]) {
 
 /// Prints the rows (a table, or --json) and the tally; the exit code: failures, then (--strict)
 /// skips.
-fn finish(rows: &[serde_json::Value], json: bool, strict: bool, kept: Option<&PathBuf>) -> anyhow::Result<()> {
+fn finish(
+    rows: &[serde_json::Value],
+    json: bool,
+    strict: bool,
+    kept: Option<&PathBuf>,
+    recorded: bool,
+) -> anyhow::Result<()> {
     let count = |s: &str| rows.iter().filter(|r| r["status"] == s).count();
     let (passed, failed, skipped) = (count("pass"), count("fail"), count("skip"));
     let fetch_sets: BTreeSet<&str> = rows
@@ -326,7 +356,9 @@ fn finish(rows: &[serde_json::Value], json: bool, strict: bool, kept: Option<&Pa
     let fetch = fetch_command(&fetch_sets.into_iter().collect::<Vec<_>>());
     let budget =
         if rows.iter().all(|r| r["budget"] == "smoke") && !rows.is_empty() { Budget::Smoke } else { Budget::Full };
-    record(rows);
+    if recorded {
+        record(rows);
+    }
     if json {
         print_json(&rows);
     } else {

@@ -43,6 +43,9 @@ pub fn batch_norm_eval(
             bail!("batch_norm_eval: {name} has shape {:?}, expected [{c}]", t.dims())
         }
     }
+    if x.elem_count() == 0 {
+        return batch_norm_eval_ref(x, mean, var, gamma, beta, eps);
+    }
     // σ exactly as the reference computes it: (var·1 + ε) in f32, then √
     let sigma = (var + eps)?.sqrt()?.to_vec1::<f32>()?;
     let mean = mean.to_vec1::<f32>()?;
@@ -79,6 +82,15 @@ fn plane_fwd(x: &[f32], y: &mut [f32], m: f32, s: f32, g: f32, b: f32) {
 }
 cpu::simd!(plane_fwd_simd, plane_fwd, (x: &[f32], y: &mut [f32], m: f32, s: f32, g: f32, b: f32));
 
+/// (B, C) inputs: a row of C channels at a time (a plane per element would be a call each).
+#[inline(always)]
+fn row_fwd(x: &[f32], y: &mut [f32], m: &[f32], s: &[f32], g: &[f32], b: &[f32]) {
+    for (((((y, &x), &m), &s), &g), &b) in y.iter_mut().zip(x).zip(m).zip(s).zip(g).zip(b) {
+        *y = ((x - m) / s) * g + b;
+    }
+}
+cpu::simd!(row_fwd_simd, row_fwd, (x: &[f32], y: &mut [f32], m: &[f32], s: &[f32], g: &[f32], b: &[f32]));
+
 struct BnEval {
     mean: Vec<f32>,
     sigma: Vec<f32>,
@@ -104,6 +116,14 @@ impl CustomOp3 for BnEval {
         let (x, g, b) = (cpu::cpu_f32(sx, lx, "x")?, cpu::cpu_f32(sg, lg, "gamma")?, cpu::cpu_f32(sb, lb, "beta")?);
         let (c, p) = (self.mean.len(), self.plane);
         let mut y = vec![0f32; x.len()];
+        if p == 1 {
+            let rows = (CHUNK / c).max(1);
+            y.par_chunks_mut(c)
+                .zip(x.par_chunks(c))
+                .with_min_len(rows)
+                .for_each(|(y, x)| row_fwd_simd(x, y, &self.mean, &self.sigma, g, b));
+            return Ok((CpuStorage::F32(y), lx.shape().clone()));
+        }
         y.par_chunks_mut(p).zip(x.par_chunks(p)).enumerate().with_min_len((CHUNK / p).max(1)).for_each(
             |(i, (y, x))| {
                 let ch = i % c;
@@ -179,11 +199,11 @@ mod tests {
     }
 
     /// The output is bitwise the composed reference's (the same f32 ops in the same order), for
-    /// 4-d, 2-d and 3-d inputs.
+    /// 4-d, 2-d, 3-d and 5-d inputs and an empty batch.
     #[test]
     fn forward_is_bitwise_the_reference() {
         let mut rng = Rng::new(11);
-        for dims in [vec![3, 5, 7, 6], vec![9, 4], vec![2, 3, 10]] {
+        for dims in [vec![3, 5, 7, 6], vec![9, 4], vec![2, 3, 10], vec![0, 4, 3, 3], vec![2, 3, 2, 2, 2]] {
             let (x, mean, var, g, b) = problem(&mut rng, &dims);
             let y = batch_norm_eval(&x, &mean, &var, &g, &b, 1e-5)
                 .unwrap()

@@ -218,8 +218,11 @@ fn im2col_same(g: &Geom, x_b: &[f32], col: &mut [f32]) {
                 let j1 = (hw as isize - d).clamp(j0 as isize, n as isize) as usize;
                 row[..j0].fill(0.0);
                 row[j1..].fill(0.0);
-                let s0 = (j0 as isize + d) as usize;
-                row[j0..j1].copy_from_slice(&src[s0..s0 + (j1 - j0)]);
+                // empty when the tap reads only padding (a 3x3 layer on a 1-row map, say)
+                if j0 < j1 {
+                    let s0 = (j0 as isize + d) as usize;
+                    row[j0..j1].copy_from_slice(&src[s0..s0 + (j1 - j0)]);
+                }
                 let (lo, hi) = g.valid_cols(kj);
                 for oh in 0..g.h_out {
                     let r = &mut row[oh * w_out..][..w_out];
@@ -595,6 +598,8 @@ mod tests {
         check([2, 3, 9, 7], 4, (3, 3), 1, 1, true);
         check([3, 2, 6, 5], 5, (5, 5), 1, 2, true);
         check([1, 1, 5, 5], 2, (3, 3), 1, 2, false); // taps that only ever see padding
+        check([2, 3, 1, 1], 4, (3, 3), 1, 1, true); // a 1x1 map (a U-Net's deepest level)
+        check([2, 2, 1, 4], 3, (3, 3), 1, 1, true);
     }
 
     #[test]
@@ -648,9 +653,17 @@ mod tests {
     #[test]
     fn same_im2col_equals_the_row_by_row_one() {
         let mut rng = Rng::new(6);
-        for (c_in, h, w, kh, kw, pad) in
-            [(3, 7, 9, 3, 3, 1), (2, 6, 5, 5, 5, 2), (2, 8, 6, 5, 3, 1), (1, 4, 3, 3, 1, 0)]
-        {
+        // the last three: maps of one or two rows, where some taps read only padding
+        let cases = [
+            (3, 7, 9, 3, 3, 1),
+            (2, 6, 5, 5, 5, 2),
+            (2, 8, 6, 5, 3, 1),
+            (1, 4, 3, 3, 1, 0),
+            (1, 1, 1, 3, 3, 1),
+            (1, 1, 4, 3, 3, 1),
+            (1, 2, 2, 5, 5, 2),
+        ];
+        for (c_in, h, w, kh, kw, pad) in cases {
             let x = Tensor::zeros((1, c_in, h, w), candle_core::DType::F32, &Device::Cpu).unwrap();
             let wt = Tensor::zeros((2, c_in, kh, kw), candle_core::DType::F32, &Device::Cpu).unwrap();
             let g = Geom::new(&x, &wt, None, 1, pad).unwrap();
