@@ -16,6 +16,13 @@ fn rows(out: &Out) -> Vec<serde_json::Value> {
     out.json().as_array().expect("replay --json prints a list").clone()
 }
 
+/// Each row's (name, status, value), in the rows' order.
+fn verdicts(rows: &[serde_json::Value]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|r| (r["name"].as_str().unwrap().to_string(), r["status"].to_string(), r["value"].to_string()))
+        .collect()
+}
+
 #[test]
 fn replay_at_three_seeds_reports_the_mean_the_spread_and_each_seed() {
     let sb = Sandbox::new();
@@ -63,12 +70,10 @@ fn three_shards_run_every_claim_once_and_their_merge_equals_one_replay() {
     args.extend(CHEAP);
     let whole = sb.run(&args);
     whole.ok();
-    let verdicts = |rows: &[serde_json::Value]| -> BTreeMap<String, (String, String)> {
-        rows.iter()
-            .map(|r| (r["name"].as_str().unwrap().to_string(), (r["status"].to_string(), r["value"].to_string())))
-            .collect()
+    let by_name = |rows: &[serde_json::Value]| -> BTreeMap<String, (String, String)> {
+        verdicts(rows).into_iter().map(|(n, st, v)| (n, (st, v))).collect()
     };
-    let want = verdicts(&rows(&whole));
+    let want = by_name(&rows(&whole));
     let mut files = vec![];
     let mut seen: Vec<String> = vec![];
     for k in 1..=3 {
@@ -98,7 +103,7 @@ fn three_shards_run_every_claim_once_and_their_merge_equals_one_replay() {
     let merged_rows = rows(&merged);
     let order: Vec<&str> = merged_rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(order, CHEAP, "the merge lists the claims in catalogue order");
-    assert_eq!(verdicts(&merged_rows), want);
+    assert_eq!(by_name(&merged_rows), want);
     // the same file twice: an error that says what went wrong
     let twice = sb.run(&["replay", "--merge", &paths[0], &paths[0]]);
     twice.expect_code(2).stderr_says(&["two of the files"]);
@@ -115,13 +120,8 @@ fn two_jobs_at_once_give_the_verdicts_and_values_of_one_replay_and_record_one_hi
     jobs.extend(["--jobs", "2"]);
     let both = sb.run(&jobs);
     both.ok();
-    let key = |rows: &[serde_json::Value]| -> Vec<(String, String, String)> {
-        rows.iter()
-            .map(|r| (r["name"].as_str().unwrap().to_string(), r["status"].to_string(), r["value"].to_string()))
-            .collect()
-    };
     // the same claims, in catalogue order, with the same values (the shards ran at one thread)
-    assert_eq!(key(&rows(&both)), key(&rows(&whole)));
+    assert_eq!(verdicts(&rows(&both)), verdicts(&rows(&whole)));
     assert!(both.stderr.contains("2 shards at once"), "{}", both.stderr);
     // one verdicts file per replay (the shards record none), and `dlhist history` reads the
     // joined one: every claim of the list has a status
@@ -136,7 +136,7 @@ fn two_jobs_at_once_give_the_verdicts_and_values_of_one_replay_and_record_one_hi
         .count();
     assert_eq!(files, 2, "the whole replay and the --jobs one record a file each, the shards none");
     let recorded: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert_eq!(key(&recorded), key(&rows(&both)));
+    assert_eq!(verdicts(&recorded), verdicts(&rows(&both)));
     // --jobs does not combine with --shard
     let mut bad = args.clone();
     bad.extend(["--jobs", "2", "--shard", "1/2"]);

@@ -38,6 +38,16 @@ pub enum Budget {
     Full,
 }
 
+impl Budget {
+    /// As `--budget` spells it, and as the rows' "budget" field.
+    fn name(self) -> &'static str {
+        match self {
+            Budget::Smoke => "smoke",
+            Budget::Full => "full",
+        }
+    }
+}
+
 /// Check milestones' claims: train at the budget, measure, compare with the threshold
 #[derive(clap::Args, Debug)]
 #[command(
@@ -197,6 +207,12 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         v
     };
     let id = common::new_run_id();
+    // where the runs are kept (--out, or --keep's folder); None: a temporary folder
+    let kept = match (&a.out, a.keep) {
+        (Some(d), _) => Some(d.clone()),
+        (None, true) => Some(common::runs_root().join("replay").join(&id)),
+        (None, false) => None,
+    };
     if a.jobs > 1 {
         // each claim once (a plain replay would run a repeated name twice)
         let mut names: Vec<&'static str> = vec![];
@@ -205,11 +221,6 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
                 names.push(e.name);
             }
         }
-        let kept = match (&a.out, a.keep) {
-            (Some(d), _) => Some(d.clone()),
-            (None, true) => Some(common::runs_root().join("replay").join(&id)),
-            (None, false) => None,
-        };
         let rows = jobs::run(&a, &names, rayon::current_num_threads(), kept.as_deref())?;
         return finish(&rows, json, a.strict, kept.as_ref(), true);
     }
@@ -219,15 +230,14 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         selected.retain(|e| mine.contains(&e.name));
         eprintln!("replay shard {k}/{n}: {} of {} claims: {}", mine.len(), names.len(), mine.join(" "));
     }
-    let (out, _cleanup) = match (&a.out, a.keep) {
-        (Some(d), _) => (d.clone(), TempRuns(None)),
-        (None, true) => (common::runs_root().join("replay").join(&id), TempRuns(None)),
-        (None, false) => {
+    let (out, _cleanup) = match &kept {
+        Some(d) => (d.clone(), TempRuns(None)),
+        None => {
             let d = std::env::temp_dir().join(format!("dlhist-replay-{id}"));
             (d.clone(), TempRuns(Some(d)))
         }
     };
-    let budget_name = format!("{:?}", a.budget).to_lowercase();
+    let budget_name = a.budget.name();
     let mut ctx = Ctx {
         budget: a.budget,
         device,
@@ -320,7 +330,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         }
         rows.push(row);
     }
-    finish(&rows, json, a.strict, (a.keep || a.out.is_some()).then_some(&out), !a.no_record)
+    finish(&rows, json, a.strict, kept.as_ref(), !a.no_record)
 }
 
 /// Records the verdicts where `dlhist history` looks for the newest replay

@@ -16,6 +16,16 @@ use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Sh
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
+/// The fused op's and the reference's signature: (x, mean, var, γ, β, ε) -> y.
+type BnEvalFn = fn(&Tensor, &Tensor, &Tensor, &Tensor, &Tensor, f64) -> Result<Tensor>;
+
+/// (1, C, 1, …): the shape that broadcasts a (C) vector against x.
+fn channel_shape(x: &Tensor, c: usize) -> Vec<usize> {
+    let mut bs = vec![1; x.rank()];
+    bs[1] = c;
+    bs
+}
+
 /// Eval-mode batch norm of x (B, C, …) with running statistics `mean`, `var` (C), ε and the
 /// affine γ, β (C).
 pub fn batch_norm_eval(
@@ -66,18 +76,22 @@ pub fn batch_norm_eval_ref(
     beta: &Tensor,
     eps: f64,
 ) -> Result<Tensor> {
-    let mut bs = vec![1; x.rank()];
-    bs[1] = x.dim(1)?;
+    let bs = channel_shape(x, x.dim(1)?);
     let (mean, var) = (mean.reshape(bs.as_slice())?, var.reshape(bs.as_slice())?);
     let x_hat = x.broadcast_sub(&mean)?.broadcast_div(&(var + eps)?.sqrt()?)?;
     x_hat.broadcast_mul(&gamma.reshape(bs.as_slice())?)?.broadcast_add(&beta.reshape(bs.as_slice())?)
 }
 
+/// The reference's four ops, each rounded to f32, in its order (no fused multiply-add).
+#[inline(always)]
+fn affine(x: f32, m: f32, s: f32, g: f32, b: f32) -> f32 {
+    ((x - m) / s) * g + b
+}
+
 #[inline(always)]
 fn plane_fwd(x: &[f32], y: &mut [f32], m: f32, s: f32, g: f32, b: f32) {
     for (y, &x) in y.iter_mut().zip(x) {
-        // the reference's four ops, each rounded to f32, in its order (no fused multiply-add)
-        *y = ((x - m) / s) * g + b;
+        *y = affine(x, m, s, g, b);
     }
 }
 cpu::simd!(plane_fwd_simd, plane_fwd, (x: &[f32], y: &mut [f32], m: f32, s: f32, g: f32, b: f32));
@@ -86,7 +100,7 @@ cpu::simd!(plane_fwd_simd, plane_fwd, (x: &[f32], y: &mut [f32], m: f32, s: f32,
 #[inline(always)]
 fn row_fwd(x: &[f32], y: &mut [f32], m: &[f32], s: &[f32], g: &[f32], b: &[f32]) {
     for (((((y, &x), &m), &s), &g), &b) in y.iter_mut().zip(x).zip(m).zip(s).zip(g).zip(b) {
-        *y = ((x - m) / s) * g + b;
+        *y = affine(x, m, s, g, b);
     }
 }
 cpu::simd!(row_fwd_simd, row_fwd, (x: &[f32], y: &mut [f32], m: &[f32], s: &[f32], g: &[f32], b: &[f32]));
@@ -143,8 +157,7 @@ impl CustomOp3 for BnEval {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let c = self.mean.len();
-        let mut bs = vec![1; x.rank()];
-        bs[1] = c;
+        let bs = channel_shape(x, c);
         let mean = Tensor::from_slice(&self.mean, bs.as_slice(), x.device())?;
         let sigma = Tensor::from_slice(&self.sigma, bs.as_slice(), x.device())?;
         let x_hat = x.broadcast_sub(&mean)?.broadcast_div(&sigma)?;
@@ -169,7 +182,7 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
     let (mean, var) = (randn(&[8])?, (randn(&[8])?.sqr()? + 0.5)?);
     let g = candle_core::Var::from_tensor(&randn(&[8])?)?.as_tensor().clone();
     let b = candle_core::Var::from_tensor(&randn(&[8])?)?.as_tensor().clone();
-    let run = move |f: fn(&Tensor, &Tensor, &Tensor, &Tensor, &Tensor, f64) -> Result<Tensor>| {
+    let run = move |f: BnEvalFn| {
         let (x, mean, var, g, b) = (x.clone(), mean.clone(), var.clone(), g.clone(), b.clone());
         move || f(&x, &mean, &var, &g, &b, 1e-5).map(|_| ())
     };
@@ -205,18 +218,10 @@ mod tests {
         let mut rng = Rng::new(11);
         for dims in [vec![3, 5, 7, 6], vec![9, 4], vec![2, 3, 10], vec![0, 4, 3, 3], vec![2, 3, 2, 2, 2]] {
             let (x, mean, var, g, b) = problem(&mut rng, &dims);
-            let y = batch_norm_eval(&x, &mean, &var, &g, &b, 1e-5)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let r = batch_norm_eval_ref(&x, &mean, &var, &g, &b, 1e-5)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+            let out = |f: BnEvalFn| {
+                f(&x, &mean, &var, &g, &b, 1e-5).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            };
+            let (y, r) = (out(batch_norm_eval), out(batch_norm_eval_ref));
             assert!(y.iter().zip(&r).all(|(a, b)| a.to_bits() == b.to_bits()), "{dims:?}");
         }
     }
@@ -228,7 +233,7 @@ mod tests {
         let mut rng = Rng::new(12);
         let (x, mean, var, g, b) = problem(&mut rng, &[3, 5, 7, 6]);
         let r = randn(&mut rng, &[3, 5, 7, 6]);
-        let grads = |f: fn(&Tensor, &Tensor, &Tensor, &Tensor, &Tensor, f64) -> Result<Tensor>| {
+        let grads = |f: BnEvalFn| {
             let y = f(&x, &mean, &var, &g, &b, 1e-5).unwrap();
             let gs = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
             [x.as_tensor(), g.as_tensor(), b.as_tensor()].map(|t| gs.get(t).unwrap().clone())

@@ -7,7 +7,7 @@
 //! cores two claims at one thread each get through the list faster than one claim at two. The
 //! ops sum in an order that does not depend on the thread count, so the values are the same.
 
-use super::{Args, Budget};
+use super::Args;
 use crate::claims::plan;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,10 +42,6 @@ pub fn run(
     let parts = shards(names, jobs);
     let per = (threads / jobs).max(1);
     let exe = std::env::current_exe()?;
-    let budget = match a.budget {
-        Budget::Smoke => "smoke",
-        Budget::Full => "full",
-    };
     eprintln!(
         "replay --jobs {jobs}: {} claims in {} shards at once, {per} thread(s) each; each shard's lines are its own",
         names.len(),
@@ -57,7 +53,7 @@ pub fn run(
     for (k, part) in &parts {
         let mut cmd = Command::new(&exe);
         cmd.arg("--threads").arg(per.to_string()).arg("replay").arg("--json").arg("--no-record");
-        cmd.arg("--budget").arg(budget).arg("--device").arg(&a.device);
+        cmd.arg("--budget").arg(a.budget.name()).arg("--device").arg(&a.device);
         cmd.arg("--shard").arg(format!("{k}/{jobs}"));
         if let Some(n) = a.seeds {
             cmd.arg("--seeds").arg(n.to_string());
