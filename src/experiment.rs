@@ -229,6 +229,11 @@ pub trait Experiment {
     }
     /// Metrics on a held-out split; names are prefixed by the caller (`val_`, `test_`).
     fn evaluate(&mut self, split: Split) -> candle_core::Result<Metrics>;
+    /// What the milestone measures on its training data in eval mode (a classifier's `fit_acc`),
+    /// the whole evaluation of a run with `train.eval_heldout = false`; none by default.
+    fn evaluate_fit(&mut self) -> candle_core::Result<Metrics> {
+        Ok(Metrics::new())
+    }
     /// The `dlhist sample` options this milestone takes (none: it has nothing to sample);
     /// `--out` is cli/'s and always allowed.
     fn sample_options(&self) -> &'static [SampleOpt] {

@@ -120,9 +120,9 @@ fn two_jobs_at_once_give_the_verdicts_and_values_of_one_replay_and_record_one_hi
     jobs.extend(["--jobs", "2"]);
     let both = sb.run(&jobs);
     both.ok();
-    // the same claims, in catalogue order, with the same values (the shards ran at one thread)
+    // the same claims, in catalogue order, with the same values (the studies ran at one thread)
     assert_eq!(verdicts(&rows(&both)), verdicts(&rows(&whole)));
-    assert!(both.stderr.contains("2 shards at once"), "{}", both.stderr);
+    assert!(both.stderr.contains("2 at once (longest first)"), "{}", both.stderr);
     // one verdicts file per replay (the shards record none), and `dlhist history` reads the
     // joined one: every claim of the list has a status
     let hist = sb.run(&["--json", "history", "--out", &sb.path("h.png").display().to_string()]);
@@ -134,7 +134,7 @@ fn two_jobs_at_once_give_the_verdicts_and_values_of_one_replay_and_record_one_hi
         .unwrap()
         .filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().starts_with("verdicts-"))
         .count();
-    assert_eq!(files, 2, "the whole replay and the --jobs one record a file each, the shards none");
+    assert_eq!(files, 2, "the whole replay and the --jobs one record a file each, its studies none");
     let recorded: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(verdicts(&recorded), verdicts(&rows(&both)));
     // --jobs does not combine with --shard

@@ -114,29 +114,38 @@ pub fn default_seeds(name: &str) -> usize {
     plan(name).seeds
 }
 
+/// The studies among `names`, longest first by recorded seconds (ties by study name), each as
+/// its claims in catalogue order with their seconds: claims that share runs are one study
+/// (tests/replay_smoke.rs checks that no two studies share a run), the unit `--shard` deals
+/// out and `--jobs` schedules.
+pub fn studies(names: &[&'static str]) -> Vec<(Vec<&'static str>, f64)> {
+    let entries: Vec<&'static Entry> = names.iter().filter_map(|n| registry::get(n).ok()).collect();
+    let mut by_study: BTreeMap<&str, (Vec<&'static str>, f64)> = BTreeMap::new();
+    for e in &entries {
+        let s = by_study.entry(e.study).or_default();
+        s.0.push(e.name);
+        s.1 += plan(e.name).seconds;
+    }
+    let mut order: Vec<(&str, (Vec<&'static str>, f64))> = by_study.into_iter().collect();
+    order.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1).then(a.0.cmp(b.0)));
+    order.into_iter().map(|(_, s)| s).collect()
+}
+
 /// The claims of shard `k` of `n` (1-based) among `names` (catalogue order kept): claims sharing
-/// runs stay together, and the groups are dealt longest first to the shard with the fewest
+/// runs stay together, and the studies are dealt longest first to the shard with the fewest
 /// recorded seconds so far (ties to the lower shard), so the shards take about equally long.
 /// Deterministic: the same names give the same shards on every machine.
 pub fn shard(names: &[&'static str], k: usize, n: usize) -> Vec<&'static str> {
-    let entries: Vec<&'static Entry> = names.iter().filter_map(|n| registry::get(n).ok()).collect();
-    // a claim's runs are its study's variants (tests/replay_smoke.rs checks that no two studies
-    // share a run), so a study is the unit dealt to a shard
-    let group: Vec<&str> = entries.iter().map(|e| e.study).collect();
-    let mut cost: BTreeMap<&str, f64> = BTreeMap::new();
-    for (e, g) in entries.iter().zip(&group) {
-        *cost.entry(*g).or_default() += plan(e.name).seconds;
-    }
-    let mut order: Vec<(&str, f64)> = cost.into_iter().collect();
-    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
     let mut load = vec![0.0f64; n];
-    let mut shard_of: BTreeMap<&str, usize> = BTreeMap::new();
-    for (g, c) in order {
+    let mut mine: Vec<&'static str> = vec![];
+    for (claims, c) in studies(names) {
         let s = (0..n).min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b))).unwrap_or(0);
         load[s] += c;
-        shard_of.insert(g, s);
+        if s + 1 == k {
+            mine.extend(claims);
+        }
     }
-    entries.iter().zip(&group).filter(|(_, g)| shard_of[*g] + 1 == k).map(|(e, _)| e.name).collect()
+    names.iter().copied().filter(|n| mine.contains(n)).collect()
 }
 
 /// Parses `K/N` (1 ≤ K ≤ N).

@@ -54,6 +54,10 @@ pub struct TrainConfig {
     pub clip_grad_norm: f64,
     /// evaluate on the validation split every N updates (and at the end); 0 = only at the end
     pub eval_every: usize,
+    /// score the held-out splits in those evaluations (validation, and test at the end); false:
+    /// score only what the milestone measures on its training data in eval mode (a classifier's
+    /// `fit_acc`), for studies whose claim reads training metrics alone
+    pub eval_heldout: bool,
     /// write ckpt/latest.safetensors every N updates (and at the end); 0 = only at the end
     pub ckpt_every: usize,
     /// write a train line to metrics.jsonl every N updates
@@ -144,6 +148,7 @@ impl Default for TrainConfig {
             gamma: 0.1,
             clip_grad_norm: 0.0,
             eval_every: 0,
+            eval_heldout: true,
             ckpt_every: 500,
             log_every: 10,
             seed: 1234,

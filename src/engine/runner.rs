@@ -202,13 +202,15 @@ impl Saver<'_> {
     }
 }
 
-/// Metrics on `split`, with the EMA's averages in place of the weights when one is kept.
-fn evaluate(exp: &mut dyn Experiment, ema: Option<&Ema>, split: Split) -> anyhow::Result<Metrics> {
-    let _span = tracing::debug_span!("eval", split = ?split).entered();
+/// Metrics on `split` (only the training-data ones when `heldout` is false: `train.eval_heldout`),
+/// with the EMA's averages in place of the weights when one is kept.
+fn evaluate(exp: &mut dyn Experiment, ema: Option<&Ema>, split: Split, heldout: bool) -> anyhow::Result<Metrics> {
+    let _span = tracing::debug_span!("eval", split = ?split, heldout).entered();
+    let mut eval = || if heldout { exp.evaluate(split) } else { exp.evaluate_fit() };
     // no backward graph: evaluation only runs forward passes (`ops::no_grad`)
     crate::ops::no_grad(|| match ema {
-        Some(e) => e.with_average(|| Ok(exp.evaluate(split)?)),
-        None => Ok(exp.evaluate(split)?),
+        Some(e) => e.with_average(|| Ok(eval()?)),
+        None => Ok(eval()?),
     })
 }
 
@@ -288,7 +290,7 @@ fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usi
         st.init = Some(init);
         st.base = base;
     }
-    st.initial = prefixed("val", evaluate(exp, st.ema.as_ref(), Split::Val)?);
+    st.initial = prefixed("val", evaluate(exp, st.ema.as_ref(), Split::Val, tc.eval_heldout)?);
     let mut line = serde_json::json!({"step": 0, "split": "val", "flops": 0.0, "seconds": 0.0});
     for (k, v) in &st.initial {
         line[k.trim_start_matches("val_")] = (*v).into();
@@ -413,7 +415,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
             last_log = Instant::now();
         }
         if tc.eval_every > 0 && step % tc.eval_every == 0 && step < total {
-            let m = evaluate(exp, st.ema.as_ref(), Split::Val)?;
+            let m = evaluate(exp, st.ema.as_ref(), Split::Val, tc.eval_heldout)?;
             let mut line =
                 serde_json::json!({"step": step, "split": "val", "flops": at["flops"], "seconds": at["seconds"]});
             for (k, v) in &m {
@@ -434,8 +436,10 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
     let wall = t0.elapsed().as_secs_f64();
     saver.checkpoint(exp, &st, step)?;
 
-    let mut fin = prefixed("val", evaluate(exp, st.ema.as_ref(), Split::Val)?);
-    fin.extend(prefixed("test", evaluate(exp, st.ema.as_ref(), Split::Test)?));
+    let mut fin = prefixed("val", evaluate(exp, st.ema.as_ref(), Split::Val, tc.eval_heldout)?);
+    if tc.eval_heldout {
+        fin.extend(prefixed("test", evaluate(exp, st.ema.as_ref(), Split::Test, true)?));
+    }
     let mut line = serde_json::json!({"step": step, "split": "val", "flops": st.flops, "seconds": wall});
     for (k, v) in fin.iter().filter(|(k, _)| k.starts_with("val_")) {
         line[k.trim_start_matches("val_")] = (*v).into();

@@ -303,3 +303,54 @@ fn init_from_reports_loaded_missing_and_unexpected_names_and_rejects_a_shape_mis
     assert!(format!("{e:#}").contains("neither a run directory"), "{e:#}");
     Ok(())
 }
+
+/// `Adapted`, logging which evaluations the runner asks for; its training-data metric is `fit`.
+struct Logged {
+    inner: Adapted,
+    asked: Vec<&'static str>,
+}
+
+impl Experiment for Logged {
+    fn params(&self) -> &Params {
+        self.inner.params()
+    }
+    fn steps_per_epoch(&self) -> usize {
+        self.inner.steps_per_epoch()
+    }
+    fn train_loss(&mut self, step: usize, rng: &mut Rng) -> Result<TrainOut> {
+        self.inner.train_loss(step, rng)
+    }
+    fn evaluate(&mut self, split: Split) -> Result<Metrics> {
+        self.asked.push(if split == Split::Val { "val" } else { "test" });
+        self.inner.evaluate(split)
+    }
+    fn evaluate_fit(&mut self) -> Result<Metrics> {
+        self.asked.push("fit");
+        Ok(Metrics::from([("fit".to_string(), 1.0)]))
+    }
+    fn data_name(&self) -> String {
+        self.inner.data_name()
+    }
+}
+
+#[test]
+fn a_run_without_heldout_evaluations_scores_only_training_data_and_trains_the_same_weights() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let every = TrainConfig { eval_every: 4, ..tc(8) };
+    let mut full = Logged { inner: Adapted::new(3, 3)?, asked: vec![] };
+    let s_full = run(&mut full, &every, &dir.path().join("full"), false)?;
+    // the start, update 4, the end's validation and test
+    assert_eq!(full.asked, ["val", "val", "val", "test"]);
+    assert!(s_full.final_metrics.contains_key("test_loss"));
+
+    let mut fit = Logged { inner: Adapted::new(3, 3)?, asked: vec![] };
+    let s = run(&mut fit, &TrainConfig { eval_heldout: false, ..every }, &dir.path().join("fit"), false)?;
+    assert_eq!(fit.asked, ["fit", "fit", "fit"], "no held-out split is scored, not even the test set at the end");
+    assert_eq!(s.final_metrics.keys().collect::<Vec<_>>(), ["val_fit"]);
+    assert_eq!(s.initial.keys().collect::<Vec<_>>(), ["val_fit"]);
+    let logged = std::fs::read_to_string(dir.path().join("fit/metrics.jsonl"))?;
+    assert_eq!(logged.lines().filter(|l| l.contains("\"split\":\"val\"") && l.contains("\"fit\":1.0")).count(), 3);
+    // evaluation does not touch training: the same weights either way
+    assert_eq!(values(&fit.inner.params), values(&full.inner.params));
+    Ok(())
+}

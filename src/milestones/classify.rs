@@ -91,6 +91,13 @@ impl<M: ClassModel> Classifier<M> {
         }
         Ok((loss / n as f64, hits / n as f64))
     }
+
+    /// `fit_acc`: accuracy on (up to 2,000) training images in eval mode, the train–test gap of
+    /// the regularisation studies, measured the same way as the held-out accuracy.
+    fn fit(&self) -> Result<Metrics> {
+        let (_, fit) = self.loss_acc(&self.data.train, FIT_EVAL)?;
+        Ok(Metrics::from([("fit_acc".to_string(), fit)]))
+    }
 }
 
 impl<M: ClassModel> Experiment for Classifier<M> {
@@ -123,15 +130,16 @@ impl<M: ClassModel> Experiment for Classifier<M> {
         let (loss, acc) = self.loss_acc(set, set.len())?;
         let mut m = Metrics::from([("loss".to_string(), loss), ("acc".to_string(), acc)]);
         if split == Split::Val {
-            // accuracy on (up to 2,000) training images in eval mode: the train–test gap of the
-            // regularisation studies, measured the same way as the held-out accuracy
-            let (_, fit) = self.loss_acc(&self.data.train, FIT_EVAL)?;
-            m.insert("fit_acc".to_string(), fit);
+            m.extend(self.fit()?);
         }
         let idx: Vec<usize> = (0..set.len().min(EVAL_BATCH)).collect();
         let (x, _) = batch_tensors(set, &idx, &self.device)?;
         m.extend(self.model.probe(&x)?);
         Ok(m)
+    }
+
+    fn evaluate_fit(&mut self) -> Result<Metrics> {
+        self.fit()
     }
 
     fn sample_options(&self) -> &'static [SampleOpt] {
