@@ -234,6 +234,11 @@ pub trait Experiment {
     fn evaluate_fit(&mut self) -> candle_core::Result<Metrics> {
         Ok(Metrics::new())
     }
+    /// Whether [`Experiment::evaluate_fit`] measures anything (a run with
+    /// `train.eval_heldout = false` is refused when it does not).
+    fn evaluates_fit(&self) -> bool {
+        false
+    }
     /// The `dlhist sample` options this milestone takes (none: it has nothing to sample);
     /// `--out` is cli/'s and always allowed.
     fn sample_options(&self) -> &'static [SampleOpt] {

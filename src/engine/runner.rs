@@ -227,6 +227,16 @@ pub fn config_file_text(config_text: &str, data: &str, notice: Option<&str>) -> 
 /// and measures the starting point (a new run).
 fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usize) -> anyhow::Result<(State, usize)> {
     let (tc, dir) = (spec.train, &spec.dir);
+    if !tc.eval_heldout && !exp.evaluates_fit() {
+        return Err(DlError::BadValue {
+            context: "train.eval_heldout".into(),
+            message: format!(
+                "`{}` measures nothing on its training data (classifiers do: fit_acc), so with false its evaluations would be empty; leave it true",
+                spec.name
+            ),
+        }
+        .into());
+    }
     if !tc.freeze.is_empty() {
         exp.params()
             .freeze(&tc.freeze)

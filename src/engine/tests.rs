@@ -328,6 +328,9 @@ impl Experiment for Logged {
         self.asked.push("fit");
         Ok(Metrics::from([("fit".to_string(), 1.0)]))
     }
+    fn evaluates_fit(&self) -> bool {
+        true
+    }
     fn data_name(&self) -> String {
         self.inner.data_name()
     }
@@ -352,5 +355,10 @@ fn a_run_without_heldout_evaluations_scores_only_training_data_and_trains_the_sa
     assert_eq!(logged.lines().filter(|l| l.contains("\"split\":\"val\"") && l.contains("\"fit\":1.0")).count(), 3);
     // evaluation does not touch training: the same weights either way
     assert_eq!(values(&fit.inner.params), values(&full.inner.params));
+    // an experiment that measures nothing on its training data is refused before it starts
+    let none = dir.path().join("none");
+    let e = run(&mut Adapted::new(3, 3)?, &TrainConfig { eval_heldout: false, ..tc(2) }, &none, false).unwrap_err();
+    assert!(format!("{e:#}").contains("measures nothing on its training data"), "{e:#}");
+    assert!(!none.exists(), "no run folder is left behind");
     Ok(())
 }

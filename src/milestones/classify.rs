@@ -142,6 +142,10 @@ impl<M: ClassModel> Experiment for Classifier<M> {
         self.fit()
     }
 
+    fn evaluates_fit(&self) -> bool {
+        true
+    }
+
     fn sample_options(&self) -> &'static [SampleOpt] {
         &[SampleOpt::N, SampleOpt::Seed]
     }
