@@ -85,7 +85,7 @@ const PLANS: &[Plan] = &[
     p("attention", 99.4, 3, "3 seeds: margin +1.96 BLEU on long sources (mean 7.19 vs 5.23 needed), seed sd 2.58: 0.8x, within noise (seeds 9.85, 7.15, 4.57: one of three fails)"),
     p("gpt", 34.6, 1, "3 seeds: val loss 1.8526, 1.8365, 1.8358 against ≤ 1.93: margin −0.077, seed sd 0.0095: 8.1x (the time half is not a seed effect: 62.4 s of training per seed on 2026-12-05's machine, which ran 1.69x slow, against ≤ 34 s; FAIL there)"),
     p("gpt-xs", 108.4, 1, "3 seeds: power-law exponent 0.0641, 0.0668, 0.0627 against > 0 (each larger model lower at every seed): margin +0.065, seed sd 0.0021: 31x"),
-    p("lora", 336.3, 1, ONE),
+    p("lora", 336.3, 1, "3 seeds: LoRA's val loss 1.0894, 1.1016, 1.0941x full fine-tuning's against ≤ 1.05x (1.49% of the parameters trainable at every seed): margin +0.045, seed sd 0.0061: 7.3x, a FAIL at any seed"),
     p("rlhf", 106.0, 1, "3 seeds: the labeler's score rises −0.97, −0.58, −0.59 against ≥ +0.5 (KL far above 4 nats): margin −1.21, seed sd 0.22: 5.5x, a FAIL at any seed"),
     p("transformer", 547.0, 3, "3 seeds: test BLEU 13.34, 12.64, 12.95 against attention's 10.08, 7.71, 5.11: margin +3.84 over the +1.5 needed, seed sd of the difference 2.32: 1.7x, so three seeds (the claim FAILs on its time half at every seed: 1.11x attention's time per epoch against below 1x, not a seed effect)"),
     p("t5", 584.0, 3, "3 seeds: test BLEU 6.05, 10.99, 9.93 against ≥ 3: the preset seed's margin +3.05 is 1.2 seed sd (2.60), so three seeds; the mean's margin +5.99 is 2.3 sd (provenance accuracy above its 54% at every seed)"),

@@ -37,12 +37,19 @@ fn mean_metrics(ms: &[&Metrics]) -> Metrics {
 }
 
 /// The mean run of `runs` (the same run at several seeds): means of every number, the rest from
-/// the first; `dir` holds its averaged metrics.jsonl and the first run's config.toml.
+/// the first; `dir` holds its averaged metrics.jsonl and the first run's config.toml and
+/// model.safetensors.
 pub fn mean_summary(runs: &[Summary], dir: &Path) -> anyhow::Result<Summary> {
     let avg = |f: fn(&Summary) -> f64| runs.iter().map(f).sum::<f64>() / runs.len() as f64;
     std::fs::create_dir_all(dir)?;
     let first = &runs[0];
     let _ = std::fs::copy(Path::new(&first.run_dir).join("config.toml"), dir.join("config.toml"));
+    // the first seed's weights, linked: every seed's checkpoint holds the same tensors, so a
+    // claim that reports its size (lora's checkpoint bytes) reports the real one, not 0
+    let (weights, linked) = (Path::new(&first.run_dir).join("model.safetensors"), dir.join("model.safetensors"));
+    if weights.exists() && std::fs::hard_link(&weights, &linked).is_err() {
+        let _ = std::fs::copy(&weights, &linked);
+    }
     let curves: Vec<String> = runs
         .iter()
         .map(|s| std::fs::read_to_string(Path::new(&s.run_dir).join("metrics.jsonl")).unwrap_or_default())
@@ -264,6 +271,35 @@ mod tests {
         assert!((lines[1]["acc"].as_f64().unwrap() - 0.8).abs() < 1e-12);
         assert_eq!(lines[0]["tag"], "x");
         assert_eq!(lines[1]["step"], 10);
+    }
+
+    #[test]
+    fn a_mean_run_averages_the_metrics_and_keeps_the_first_seeds_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let seeded: Vec<Summary> = [(1.0, 10), (3.0, 10)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(loss, bytes))| {
+                let dir = tmp.path().join(format!("seed{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("metrics.jsonl"), "").unwrap();
+                std::fs::write(dir.join("model.safetensors"), vec![0u8; bytes]).unwrap();
+                serde_json::from_value(serde_json::json!({
+                    "name": "lora", "run_dir": dir.display().to_string(), "data": "sotu", "steps": 5,
+                    "epochs": 1.0, "wall_s": 2.0, "steps_per_s": 1.0, "params": 7, "threads": 1,
+                    "train_loss": loss, "initial": {}, "final": {"val_loss": loss}, "config_hash": "h"
+                }))
+                .unwrap()
+            })
+            .collect();
+        let mean = mean_summary(&seeded, &tmp.path().join("mean")).unwrap();
+        assert_eq!(mean.metric("val_loss"), Some(2.0));
+        let weights = std::path::Path::new(&mean.run_dir).join("model.safetensors");
+        assert_eq!(
+            std::fs::metadata(weights).unwrap().len(),
+            10,
+            "a claim reading checkpoint bytes sees the real size"
+        );
     }
 
     #[test]
