@@ -23,6 +23,15 @@ fn verdicts(rows: &[serde_json::Value]) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// `--json replay --budget smoke` of the cheap claims: its arguments, and its output (checked ok).
+fn smoke_replay(sb: &Sandbox) -> (Vec<&'static str>, Out) {
+    let mut args = vec!["--json", "replay", "--budget", "smoke"];
+    args.extend(CHEAP);
+    let whole = sb.run(&args);
+    whole.ok();
+    (args, whole)
+}
+
 #[test]
 fn replay_at_three_seeds_reports_the_mean_the_spread_and_each_seed() {
     let sb = Sandbox::new();
@@ -66,10 +75,7 @@ fn a_replay_at_one_seed_is_the_replay_without_the_option() {
 #[test]
 fn three_shards_run_every_claim_once_and_their_merge_equals_one_replay() {
     let sb = Sandbox::new();
-    let mut args = vec!["--json", "replay", "--budget", "smoke"];
-    args.extend(CHEAP);
-    let whole = sb.run(&args);
-    whole.ok();
+    let (args, whole) = smoke_replay(&sb);
     let by_name = |rows: &[serde_json::Value]| -> BTreeMap<String, (String, String)> {
         verdicts(rows).into_iter().map(|(n, st, v)| (n, (st, v))).collect()
     };
@@ -112,10 +118,7 @@ fn three_shards_run_every_claim_once_and_their_merge_equals_one_replay() {
 #[test]
 fn two_jobs_at_once_give_the_verdicts_and_values_of_one_replay_and_record_one_history() {
     let sb = Sandbox::new();
-    let mut args = vec!["--json", "replay", "--budget", "smoke"];
-    args.extend(CHEAP);
-    let whole = sb.run(&args);
-    whole.ok();
+    let (args, whole) = smoke_replay(&sb);
     let mut jobs = args.clone();
     jobs.extend(["--jobs", "2"]);
     let both = sb.run(&jobs);

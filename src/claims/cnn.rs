@@ -2,7 +2,7 @@
 //! `alexnet`/`alexnet-tanh` (Krizhevsky et al. 2012, Figure 1: the number of updates until the
 //! error on 2,000 training images first falls to a level read from the tanh run).
 
-use super::{first_eval_step, metric, val_lines, ClaimCtx, Verdict};
+use super::{first_eval_step, heldout_evals, metric, val_lines, ClaimCtx, Verdict};
 use crate::engine::runner::Summary;
 use crate::milestones::mlp;
 
@@ -56,11 +56,8 @@ const LEVEL_AT: f64 = 0.5;
 fn figure1(ctx: &mut dyn ClaimCtx, name: &str, lr: &str) -> anyhow::Result<Summary> {
     let mut sets = FIGURE1.to_vec();
     sets.push(("train.lr", lr));
-    if !ctx.smoke() {
-        // the claim reads only the training error: its evaluations skip the held-out sets (at
-        // the smoke budget the pipeline check reads the validation loss, so they stay)
-        sets.push(("train.eval_heldout", "false"));
-    }
+    // the claim reads only the training error
+    sets.push(heldout_evals(ctx));
     ctx.run(name, &sets)
 }
 

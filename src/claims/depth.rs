@@ -1,14 +1,12 @@
 //! Catalogue section 2, the depth study: the claims of `plain` and `residual` (He et al. 2015).
 
-use super::{metric, ClaimCtx, Verdict};
+use super::{heldout_evals, metric, ClaimCtx, Verdict};
 
 /// Final train loss of `name` (plain or residual: their presets are the paper's CIFAR experiment
 /// at reduced width, see the registry entry) at `depth` layers.
 fn cifar(ctx: &mut dyn ClaimCtx, name: &str, depth: &str) -> anyhow::Result<(f64, String, usize)> {
-    // the claims read only the training loss: at the full budget the runs skip the held-out
-    // evaluations (the smoke check reads the validation loss)
-    let heldout = if ctx.smoke() { "true" } else { "false" };
-    let s = ctx.run(name, &[("model.depth", depth), ("train.eval_heldout", heldout)])?;
+    // the claims read only the training loss
+    let s = ctx.run(name, &[("model.depth", depth), heldout_evals(ctx)])?;
     Ok((metric(&s, "train_loss")?, s.data.clone(), s.steps))
 }
 

@@ -40,6 +40,13 @@ pub trait ClaimCtx {
     }
 }
 
+/// The `--set` of a claim that reads only training metrics: at the full budget its runs skip the
+/// held-out evaluations (`train.eval_heldout = false`); at the smoke budget they keep them, since
+/// the pipeline check reads the validation loss.
+pub fn heldout_evals(ctx: &dyn ClaimCtx) -> (&'static str, &'static str) {
+    ("train.eval_heldout", if ctx.smoke() { "true" } else { "false" })
+}
+
 /// A claim's measured outcome.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Verdict {
