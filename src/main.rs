@@ -59,6 +59,7 @@ fn main() {
         .with_filter(tracing_subscriber::EnvFilter::from_env("DLHIST_LOG"));
     let (chrome, trace_guard) = match &cli.trace {
         Some(path) => {
+            cli::trace::start();
             let (layer, guard) = tracing_chrome::ChromeLayerBuilder::new().file(path).include_args(true).build();
             (Some(layer), Some(guard))
         }
@@ -116,7 +117,13 @@ fn main() {
     };
     // the trace file is complete only once its guard is dropped
     drop(trace_guard);
-    if let Some(p) = trace {
+    // a `replay --jobs` child's trace is a part its parent merges, and the parent names the file
+    if let (Some(p), None) = (trace, std::env::var_os(cli::trace::PART_ENV)) {
+        match cli::trace::merge_parts(&p) {
+            Ok(0) => {}
+            Ok(n) => eprintln!("trace: merged the traces of {n} child processes (one per study)"),
+            Err(e) => eprintln!("trace: {e:#}"),
+        }
         eprintln!("trace: {} (open it at https://ui.perfetto.dev or chrome://tracing)", p.display());
     }
     std::process::exit(code);

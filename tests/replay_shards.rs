@@ -116,13 +116,25 @@ fn three_shards_run_every_claim_once_and_their_merge_equals_one_replay() {
 }
 
 #[test]
-fn two_jobs_at_once_give_the_verdicts_and_values_of_one_replay_and_record_one_history() {
+fn two_jobs_at_once_give_the_verdicts_and_values_of_one_replay_and_record_one_history_and_one_trace() {
     let sb = Sandbox::new();
     let (args, whole) = smoke_replay(&sb);
-    let mut jobs = args.clone();
+    let trace = sb.path("jobs-trace.json").display().to_string();
+    let mut jobs = vec!["--trace", trace.as_str()];
+    jobs.extend(args.iter().copied());
     jobs.extend(["--jobs", "2"]);
     let both = sb.run(&jobs);
     both.ok();
+    // one trace: the parent as process 1, each study's child a process named by its claims,
+    // with its steps; the children's part files are gone
+    let events: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let studies: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["name"] == "process_name" && e["pid"] != 1).collect();
+    assert!(studies.len() >= 2, "a process per study: {studies:?}");
+    for s in &studies {
+        assert!(events.iter().any(|e| e["pid"] == s["pid"] && e["name"] == "step"), "{s} has no steps");
+    }
+    assert!(!sb.path("jobs-trace.json.parts").exists());
     // the same claims, in catalogue order, with the same values (the studies ran at one thread)
     assert_eq!(verdicts(&rows(&both)), verdicts(&rows(&whole)));
     assert!(both.stderr.contains("2 at once (longest first)"), "{}", both.stderr);

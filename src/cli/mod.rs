@@ -13,6 +13,7 @@ pub mod plot;
 pub mod replay;
 pub mod runs;
 pub mod sample;
+pub mod trace;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -57,7 +58,7 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let json = cli.json;
+    let (json, trace) = (cli.json, cli.trace);
     match cli.command {
         Command::List(a) => list::run(a, json),
         Command::Info(a) => info::run(a, json),
@@ -65,7 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a, json),
         Command::Sample(a) => sample::run(a, json),
         Command::Compare(a) => compare::run(a, json),
-        Command::Replay(a) => replay::run(a, json),
+        Command::Replay(a) => replay::run(a, json, trace.as_deref()),
         Command::Runs(a) => runs::run(a, json),
         Command::Plot(a) => plot::run(a, json),
         Command::Data(a) => data::run(a, json),

@@ -51,7 +51,7 @@ impl Budget {
 /// Check milestones' claims: train at the budget, measure, compare with the threshold
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Each claim ends PASS, FAIL, or SKIP: not checked, because a run it needs fell back to built-in data (the set it asks for is not fetched; the row names the command that fetches it). Exits 1 if any claim fails, and with --strict also if any was skipped; else 0.\n\nThe runs go to a temporary folder, deleted at the end, unless --keep (checkpoints/replay/<date-time-pid>) or --out DIR.\n\nSeeds: each claim runs at its own default number of seeds (`dlhist info NAME` says which and why); --seeds N runs every claim once per seed and decides on the means (seed 1 is the preset's train.seed, seed k adds 1000·(k−1)); the detail says whether the margin exceeds the spread across seeds.\n\nShards: --shard K/N runs a deterministic part of the claims (whole studies, balanced by recorded seconds), so N machines together run each claim once; --merge joins their --json files into one table and one exit code. --jobs N runs the studies (the claims that share runs) N at a time on this machine, longest first, each in a child process with 1/N of the threads, the next starting when one ends, and joins their verdicts the same way.\n\nExamples:\n  dlhist replay                            # every claim, full budget\n  dlhist replay backprop mlp relu\n  dlhist replay --budget smoke --json\n  dlhist replay --seeds 3 gelu seq2seq --json\n  dlhist replay --shard 2/3 --json > shard2.json\n  dlhist replay --merge shard1.json shard2.json shard3.json\n  dlhist replay --jobs 2                   # two studies at once, a thread each (2 cores)\n  dlhist replay --strict                   # CI: every claim must be checked"
+    after_help = "Each claim ends PASS, FAIL, or SKIP: not checked, because a run it needs fell back to built-in data (the set it asks for is not fetched; the row names the command that fetches it). Exits 1 if any claim fails, and with --strict also if any was skipped; else 0.\n\nThe runs go to a temporary folder, deleted at the end, unless --keep (checkpoints/replay/<date-time-pid>) or --out DIR.\n\nSeeds: each claim runs at its own default number of seeds (`dlhist info NAME` says which and why); --seeds N runs every claim once per seed and decides on the means (seed 1 is the preset's train.seed, seed k adds 1000·(k−1)); the detail says whether the margin exceeds the spread across seeds.\n\nShards: --shard K/N runs a deterministic part of the claims (whole studies, balanced by recorded seconds), so N machines together run each claim once; --merge joins their --json files into one table and one exit code. --jobs N runs the studies (the claims that share runs) N at a time on this machine, longest first, each in a child process with 1/N of the threads, the next starting when one ends, and joins their verdicts the same way; with --trace FILE the children's traces join FILE, a process per study.\n\nExamples:\n  dlhist replay                            # every claim, full budget\n  dlhist replay backprop mlp relu\n  dlhist replay --budget smoke --json\n  dlhist replay --seeds 3 gelu seq2seq --json\n  dlhist replay --shard 2/3 --json > shard2.json\n  dlhist replay --merge shard1.json shard2.json shard3.json\n  dlhist replay --jobs 2                   # two studies at once, a thread each (2 cores)\n  dlhist replay --strict                   # CI: every claim must be checked"
 )]
 pub struct Args {
     /// milestones to check (default: all that have a claim)
@@ -187,7 +187,8 @@ impl Drop for TempRuns {
     }
 }
 
-pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
+/// `trace`: the global `--trace FILE`, which `--jobs` hands on to its children.
+pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Result<()> {
     if !a.merge.is_empty() {
         let rows = merge::read(&a.merge)?;
         return finish(&rows, json, a.strict, None, true);
@@ -221,7 +222,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
                 names.push(e.name);
             }
         }
-        let rows = jobs::run(&a, &names, rayon::current_num_threads(), kept.as_deref())?;
+        let rows = jobs::run(&a, &names, rayon::current_num_threads(), kept.as_deref(), trace)?;
         return finish(&rows, json, a.strict, kept.as_ref(), true);
     }
     if let Some((k, n)) = a.shard {

@@ -10,10 +10,12 @@
 //! Why a queue rather than N fixed shards: a study's time at one thread, beside another job,
 //! is not its recorded 2-thread time times a constant (it was 1.7x for one, 2.9x for another),
 //! so fixed shards balanced on recorded seconds ended minutes apart; a queue only waits on its
-//! last study.
+//! last study. With `--trace FILE` each child traces into a part file that the parent folds
+//! into FILE at its end (`cli::trace`), one process per study on the timeline.
 
 use super::Args;
 use crate::claims::plan;
+use crate::cli::trace::{self, Part};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,12 +31,13 @@ struct Done {
 
 /// Runs the studies of `names` as child processes, `a.jobs` at a time, and returns their rows
 /// (catalogue order), as `--merge` would read their --json files. `threads`: the math threads
-/// to share out.
+/// to share out; `traced`: the parent's `--trace FILE`, whose parts the children write.
 pub fn run(
     a: &Args,
     names: &[&'static str],
     threads: usize,
     out: Option<&Path>,
+    traced: Option<&Path>,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     let queue: VecDeque<(usize, Vec<&'static str>)> =
         plan::studies(names).into_iter().map(|(c, _)| c).enumerate().collect();
@@ -48,8 +51,12 @@ pub fn run(
     );
     let dir = std::env::temp_dir().join(format!("dlhist-replay-jobs-{}", crate::cli::common::new_run_id()));
     std::fs::create_dir_all(&dir)?;
+    if let Some(t) = traced {
+        std::fs::create_dir_all(trace::parts_dir(t))?;
+    }
     let queue = Mutex::new(queue);
     let done = Mutex::new(Vec::<Done>::new());
+    let parts = Mutex::new(Vec::<Part>::new());
     // one worker per job: each takes the next study when its child has ended (a child killed by
     // Ctrl-C ends its worker's loop with the rest of the process group)
     std::thread::scope(|scope| {
@@ -57,11 +64,19 @@ pub fn run(
             scope.spawn(|| loop {
                 let Some((i, claims)) = queue.lock().expect("queue").pop_front() else { break };
                 let file = dir.join(format!("study-{i}.json"));
-                let status = child(a, &exe, per, out, &claims, &file).and_then(|mut c| c.wait()).ok();
+                let part = traced.map(|t| trace::parts_dir(t).join(format!("study-{i}.json")));
+                if let Some(f) = &part {
+                    let p = Part { file: f.clone(), label: claims.join(" + "), start_us: trace::now_us() };
+                    parts.lock().expect("parts").push(p);
+                }
+                let status = child(a, &exe, per, out, &claims, &file, part.as_deref()).and_then(|mut c| c.wait()).ok();
                 done.lock().expect("done").push(Done { claims, file, status });
             });
         }
     });
+    if let Some(t) = traced {
+        trace::write_index(t, &parts.into_inner().expect("parts"))?;
+    }
     let done = done.into_inner().expect("done");
     let (mut files, mut broken) = (vec![], vec![]);
     for d in done {
@@ -92,7 +107,8 @@ pub fn run(
     rows
 }
 
-/// Starts the child replaying `claims` at `per` threads, its --json into `file`.
+/// Starts the child replaying `claims` at `per` threads, its --json into `file`, its trace (if
+/// any) into `part`.
 fn child(
     a: &Args,
     exe: &Path,
@@ -100,9 +116,14 @@ fn child(
     out: Option<&Path>,
     claims: &[&'static str],
     file: &Path,
+    part: Option<&Path>,
 ) -> std::io::Result<std::process::Child> {
     let mut cmd = Command::new(exe);
-    cmd.arg("--threads").arg(per.to_string()).arg("replay").arg("--json").arg("--no-record");
+    cmd.arg("--threads").arg(per.to_string());
+    if let Some(p) = part {
+        cmd.arg("--trace").arg(p).env(trace::PART_ENV, "1");
+    }
+    cmd.arg("replay").arg("--json").arg("--no-record");
     cmd.arg("--budget").arg(a.budget.name()).arg("--device").arg(&a.device);
     if let Some(n) = a.seeds {
         cmd.arg("--seeds").arg(n.to_string());
