@@ -61,7 +61,7 @@ fn seeds(p: &crate::claims::plan::Plan) -> String {
     let why = if p.calibration.is_empty() {
         "not calibrated across seeds yet (`dlhist replay --seeds 3 NAME` measures the spread)".to_string()
     } else {
-        format!("calibration (`dlhist replay --seeds 3`, 2026-12-05): {}", p.calibration)
+        format!("calibration (`dlhist replay --seeds 3`, 2026-12-05 unless it names another day): {}", p.calibration)
     };
     format!("Seeds in `replay`: {runs} by default; {why}. `--seeds N` overrides.")
 }

@@ -3,7 +3,8 @@
 //! (about 5 min on 2 cores)"). Entries without a measured time get the command alone.
 
 /// (name, duration in words), measured with `dlhist --threads 2 train NAME` (after `make data`);
-/// the generative ones (training and the final FD) on a machine loaded by other jobs, so upper
+/// the generative ones (training and the final FD; gan, diffusion and ddpm from the 3-seed
+/// replay of 2026-12-06, per seed, on a machine running 1.9x slower than usual) are upper
 /// bounds; diffusion-cfg is estimated as diffusion.
 const TIMES: &[(&str, &str)] = &[
     ("mlp", "10 s"),
@@ -14,10 +15,10 @@ const TIMES: &[(&str, &str)] = &[
     ("dalle", "6 min, with the vq-vae, lenet and clip it needs"),
     ("dalle2", "5 min, with the clip and lenet it needs"),
     ("gan", "11 min"),
-    ("diffusion", "13 min"),
-    ("ddpm", "14 min"),
-    ("ddpm-cosine", "13 min"),
-    ("diffusion-cfg", "13 min"),
+    ("diffusion", "7 min"),
+    ("ddpm", "7 min"),
+    ("ddpm-cosine", "7 min"),
+    ("diffusion-cfg", "7 min"),
 ];
 
 /// The measured training time of `name` at its preset, if there is one.
