@@ -199,7 +199,7 @@ mod tests {
         }
         let secs: Vec<f64> = shards.iter().map(|s| s.iter().map(|n| plan(n).seconds).sum()).collect();
         let total: f64 = secs.iter().sum();
-        let biggest_group = 1981.2 + 1333.5 + 1264.7; // gan, diffusion, ddpm: one study
+        let biggest_group: f64 = ["gan", "diffusion", "ddpm"].iter().map(|n| plan(n).seconds).sum(); // one study
         for s in &secs {
             assert!(*s <= (total / 3.0).max(biggest_group) + 450.0, "unbalanced: {secs:?}");
         }
