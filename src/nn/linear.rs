@@ -74,6 +74,13 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// LeakyReLU(x·Wᵀ + b) = max(z, slope·z), fused into the op, for a slope in [0, 1].
+    pub fn forward_leaky_relu(&self, x: &Tensor, slope: f64) -> Result<Tensor> {
+        linear_act(x, &self.weight, self.bias.as_ref(), Act::LeakyRelu(slope as f32))
+    }
+}
+
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         linear_act(x, &self.weight, self.bias.as_ref(), Act::Identity)

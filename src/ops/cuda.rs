@@ -281,14 +281,15 @@ pub fn cross_entropy_bwd(logits: &Tensor, targets: &Tensor, g: &Tensor, lse: &Cu
 
 // ------------------------------------------------------------ linear + bias + activation
 
-/// The activation's code in linear_act.cu.
-fn act_code(act: super::linear::Act) -> i32 {
+/// The activation's code in linear_act.cu and its slope (LeakyReLU's; 0 for the others).
+fn act_code(act: super::linear::Act) -> (i32, f32) {
     use super::linear::Act;
     match act {
-        Act::Identity => 0,
-        Act::Relu => 1,
-        Act::Gelu => 2,
-        Act::GeluErf => 3,
+        Act::Identity => (0, 0.0),
+        Act::Relu => (1, 0.0),
+        Act::Gelu => (2, 0.0),
+        Act::GeluErf => (3, 0.0),
+        Act::LeakyRelu(s) => (4, s),
     }
 }
 
@@ -323,8 +324,8 @@ pub fn linear_fwd(
         // SAFETY: w holds M·K floats, x N·K, z N·M, as the leading dimensions say
         unsafe { dev.cublas_handle().gemm(cfg, &w, &x, &mut z) }.w()?;
     }
-    let code = act_code(act);
-    let gelu = code >= 2;
+    let (code, slope) = act_code(act);
+    let gelu = code == 2 || code == 3;
     let y = if gelu { alloc(dev, n * m)? } else { dev.alloc_zeros::<f32>(1)? };
     if n * m > 0 {
         let (st, f) = func(dev, "linear_act", ptx::LINEAR_ACT, "bias_act_f32")?;
@@ -345,7 +346,7 @@ pub fn linear_fwd(
         } else {
             bld.arg(&z); // in place
         }
-        bld.arg(&ni).arg(&mi).arg(&code);
+        bld.arg(&ni).arg(&mi).arg(&code).arg(&slope);
         // SAFETY: grid-stride over the n·m entries of z (and y); b holds m floats or is null
         unsafe { bld.launch(elementwise(n * m)) }.w()?;
     }
@@ -368,7 +369,7 @@ pub fn linear_bwd(
 ) -> Result<[Option<Tensor>; 3]> {
     let (m, k) = w.dims2()?;
     let n = x.elem_count() / k.max(1);
-    let code = act_code(act);
+    let (code, slope) = act_code(act);
     let dy2 = dy.contiguous()?.reshape((n, m))?;
     let dz = if code == 0 {
         dy2
@@ -381,7 +382,7 @@ pub fn linear_bwd(
                 let (st, f) = func(dev, "linear_act", ptx::LINEAR_ACT, "act_grad_f32")?;
                 let (ni, mi) = (n as i32, m as i32);
                 let mut bld = st.launch_builder(&f);
-                bld.arg(&dyv).arg(aux).arg(&dz).arg(&ni).arg(&mi).arg(&code);
+                bld.arg(&dyv).arg(aux).arg(&dz).arg(&ni).arg(&mi).arg(&code).arg(&slope);
                 // SAFETY: grid-stride over n·m entries of dy, aux and dz
                 unsafe { bld.launch(elementwise(n * m)) }.w()?;
                 Ok(())
@@ -389,7 +390,7 @@ pub fn linear_bwd(
             if n * m > 0 {
                 match z {
                     Some(z) => run(&z.slice(..))?,
-                    // ReLU reads the output y
+                    // (Leaky)ReLU reads the output y
                     None => with_cuda(res, "linear_act", |rs, rl| run(&view(rs, rl, "linear_act")?))?,
                 }
             }

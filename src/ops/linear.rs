@@ -2,9 +2,10 @@
 //! (read as (N, K) without a reshape), w (M, K) in the candle-nn / PyTorch layout and b (M).
 //!
 //! Forward: one gemm z = x · wᵀ (the transpose is a stride), then one pass over z adds b and
-//! applies the activation. ReLU and identity work in place and keep nothing extra (ReLU's
-//! backward reads the output: y > 0 ⇔ z > 0, so at z = 0 exactly the slope is 0, as PyTorch's,
-//! where candle's `relu` backward uses 1); GELU keeps its derivative at z (N·M floats, as
+//! applies the activation. ReLU, LeakyReLU and identity work in place and keep nothing extra
+//! (their backward reads the output: y > 0 ⇔ z > 0 for a slope ≥ 0, so at z = 0 exactly the
+//! slope is the negative side's, as PyTorch's, where candle's `relu` backward uses 1 and its
+//! `maximum` splits the gradient); GELU keeps its derivative at z (N·M floats, as
 //! many as PyTorch's saved z), computed in the forward beside σ, so the backward only multiplies.
 //! Backward: one pass computes dz = dy ⊙ act'(z) and the bias gradient db = Σ_rows dz, then two
 //! gemms: dx = dz · w (skipped when x needs no gradient, e.g. the first layer's data) and
@@ -19,10 +20,12 @@ use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape,
 use std::sync::OnceLock;
 
 /// The activation applied after the bias.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Act {
     Identity,
     Relu,
+    /// max(z, slope·z) for a slope in [0, 1] (the GAN's 0.2)
+    LeakyRelu(f32),
     /// GELU, tanh approximation (GPT-2; candle's `gelu()`)
     Gelu,
     /// GELU with the exact erf (candle's `gelu_erf()`)
@@ -34,6 +37,13 @@ pub fn linear_act(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> Resul
     let (m, k) = w.dims2()?;
     if x.dims().last() != Some(&k) {
         bail!("linear_act: x {:?} does not end in w's K = {k} (w is {:?})", x.shape(), w.shape());
+    }
+    if let Act::LeakyRelu(s) = act {
+        // the backward tells the sides apart by y > 0, which needs s ≥ 0; s ≤ 1 keeps the
+        // reference max(z, s·z) the same function
+        if !(0.0..=1.0).contains(&s) {
+            bail!("linear_act: the LeakyReLU slope must be in [0, 1], got {s}");
+        }
     }
     if !super::fused_on(x.device(), true) {
         return linear_act_ref(x, w, b, act);
@@ -73,6 +83,7 @@ pub fn linear_act_ref(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act) -> R
     let y = match act {
         Act::Identity => z,
         Act::Relu => z.relu()?,
+        Act::LeakyRelu(s) => z.maximum(&(&z * s as f64)?)?,
         Act::Gelu => z.gelu()?,
         Act::GeluErf => z.gelu_erf()?,
     };
@@ -127,24 +138,32 @@ pub fn gelu_erf_grad(z: f32) -> f32 {
     0.5 * (1.0 + e) + z * g * FRAC_1_SQRT_2PI
 }
 
-/// z ← z + b, then z ← relu(z) when `relu`, for rows of b.len() (an empty b adds nothing).
+/// z ← z + b, then z ← act(z) for identity, ReLU and LeakyReLU, for rows of b.len() (an empty
+/// b adds nothing). NaN stays NaN (a comparison with NaN is false).
 #[inline(always)]
-fn bias_act_in_place(z: &mut [f32], b: &[f32], m: usize, relu: bool) {
+fn bias_act_in_place(z: &mut [f32], b: &[f32], m: usize, act: Act) {
     for row in z.chunks_exact_mut(m) {
         if !b.is_empty() {
             for (v, &bj) in row.iter_mut().zip(b) {
                 *v += bj;
             }
         }
-        if relu {
-            for v in row.iter_mut() {
-                // NaN stays NaN (a comparison with NaN is false)
-                *v = if *v < 0.0 { 0.0 } else { *v };
+        match act {
+            Act::Relu => {
+                for v in row.iter_mut() {
+                    *v = if *v < 0.0 { 0.0 } else { *v };
+                }
             }
+            Act::LeakyRelu(s) => {
+                for v in row.iter_mut() {
+                    *v = if *v < 0.0 { *v * s } else { *v };
+                }
+            }
+            _ => {}
         }
     }
 }
-cpu::simd!(bias_act_in_place_simd, bias_act_in_place, (z: &mut [f32], b: &[f32], m: usize, relu: bool));
+cpu::simd!(bias_act_in_place_simd, bias_act_in_place, (z: &mut [f32], b: &[f32], m: usize, act: Act));
 
 /// (gelu(z), gelu'(z)), tanh form, sharing σ(2u).
 #[inline(always)]
@@ -187,8 +206,8 @@ fn bias_gelu(z: &mut [f32], b: &[f32], y: &mut [f32], m: usize, erf: bool) {
 }
 cpu::simd!(bias_gelu_simd, bias_gelu, (z: &mut [f32], b: &[f32], y: &mut [f32], m: usize, erf: bool));
 
-/// dz = dy ⊙ act'(·) for rows of m, summing dz into `db` (M). `aux` is y for ReLU (y > 0 ⇔
-/// z > 0) and act'(z) for the GELUs (saved by the forward); unused for identity, where dz is dy and only db is computed.
+/// dz = dy ⊙ act'(·) for rows of m, summing dz into `db` (M). `aux` is y for (Leaky)ReLU
+/// (y > 0 ⇔ z > 0) and act'(z) for the GELUs (saved by the forward); unused for identity, where dz is dy and only db is computed.
 #[inline(always)]
 fn act_grad(act: Act, dy: &[f32], aux: &[f32], dz: &mut [f32], db: &mut [f32], m: usize) {
     match act {
@@ -203,6 +222,14 @@ fn act_grad(act: Act, dy: &[f32], aux: &[f32], dz: &mut [f32], db: &mut [f32], m
             for ((dz, dy), y) in dz.chunks_exact_mut(m).zip(dy.chunks_exact(m)).zip(aux.chunks_exact(m)) {
                 for j in 0..m {
                     dz[j] = if y[j] > 0.0 { dy[j] } else { 0.0 };
+                    db[j] += dz[j];
+                }
+            }
+        }
+        Act::LeakyRelu(s) => {
+            for ((dz, dy), y) in dz.chunks_exact_mut(m).zip(dy.chunks_exact(m)).zip(aux.chunks_exact(m)) {
+                for j in 0..m {
+                    dz[j] = if y[j] > 0.0 { dy[j] } else { s * dy[j] };
                     db[j] += dz[j];
                 }
             }
@@ -243,9 +270,9 @@ impl LinearAct {
             return Ok(CpuStorage::F32(z));
         }
         match self.act {
-            Act::Identity | Act::Relu => {
-                let relu = self.act == Act::Relu;
-                cpu::for_row_chunks(&mut z, m, |_, z| bias_act_in_place_simd(z, b, m, relu));
+            Act::Identity | Act::Relu | Act::LeakyRelu(_) => {
+                let act = self.act;
+                cpu::for_row_chunks(&mut z, m, |_, z| bias_act_in_place_simd(z, b, m, act));
                 Ok(CpuStorage::F32(z))
             }
             Act::Gelu | Act::GeluErf => {
@@ -297,7 +324,7 @@ impl LinearAct {
         let (rs, rl) = res.storage_and_layout();
         let aux: &[f32] = match self.act {
             Act::Identity => &[],
-            Act::Relu => cpu::storage_f32(&rs, rl, NAME)?,
+            Act::Relu | Act::LeakyRelu(_) => cpu::storage_f32(&rs, rl, NAME)?,
             Act::Gelu | Act::GeluErf => match self.grad.get() {
                 Some(z) => z,
                 None => bail!("{NAME}: backward before forward"),
@@ -461,14 +488,16 @@ impl CustomOp3 for LinearAct {
 
 /// Fused vs reference, forward + backward, on the workloads' layers: the MLP's 784-512-256-10
 /// at batch 128 (ReLU; the head is the identity; the first layer's input is data, so needs no
-/// gradient) and the GPT MLP's 128→512 GELU and 512→128 at 32·64 tokens.
+/// gradient), the GPT MLP's 128→512 GELU and 512→128 at 32·64 tokens, and the GAN
+/// discriminator's 784→1024 LeakyReLU at batch 64.
 pub fn benches() -> Result<Vec<super::OpBench>> {
-    let layers: [(usize, usize, usize, Act, bool); 5] = [
+    let layers: [(usize, usize, usize, Act, bool); 6] = [
         (128, 784, 512, Act::Relu, false),
         (128, 512, 256, Act::Relu, true),
         (128, 256, 10, Act::Identity, true),
         (2048, 128, 512, Act::Gelu, true),
         (2048, 512, 128, Act::Identity, true),
+        (64, 784, 1024, Act::LeakyRelu(0.2), false),
     ];
     let mut out = vec![];
     for (i, &(n, k, m, act, x_grad)) in layers.iter().enumerate() {
@@ -583,7 +612,8 @@ mod tests {
 
     #[test]
     fn matches_reference_for_each_activation() -> Result<()> {
-        for (i, act) in [Act::Identity, Act::Relu, Act::Gelu, Act::GeluErf].into_iter().enumerate() {
+        let acts = [Act::Identity, Act::Relu, Act::LeakyRelu(0.2), Act::Gelu, Act::GeluErf];
+        for (i, act) in acts.into_iter().enumerate() {
             let s = 10 * i as u64;
             check(&[128, 784], 512, act, true, s)?; // the MLP's first layer
             check(&[37, 29], 13, act, true, s + 1)?; // nothing a multiple of 8
@@ -592,7 +622,28 @@ mod tests {
             check(&[9, 16], 11, act, false, s + 4)?; // no bias
         }
         check(&[2048, 128], 512, Act::Gelu, true, 50)?; // the GPT MLP: several rayon chunks
-        check(&[2048, 512], 128, Act::Identity, true, 51)
+        check(&[2048, 512], 128, Act::Identity, true, 51)?;
+        check(&[64, 784], 1024, Act::LeakyRelu(0.2), true, 52) // the GAN discriminator's first layer
+    }
+
+    /// LeakyReLU at its ends: slope 0 is ReLU, slope 1 the identity (bitwise, forward and
+    /// backward, in the same op); a slope outside [0, 1] is refused (the backward reads the
+    /// sides from y > 0, which a negative slope breaks).
+    #[test]
+    fn leaky_relu_at_slopes_0_and_1_is_relu_and_identity() -> Result<()> {
+        let (x, w, b, r) = random_inputs(13, 7, 5, 62)?;
+        let grads = |act: Act| -> Result<(Vec<f32>, Vec<f32>)> {
+            let xv = Var::from_tensor(&x)?;
+            let y = linear_act(&xv, &w, Some(&b), act)?;
+            let g = (&y * &r)?.sum_all()?.backward()?;
+            Ok((y.flatten_all()?.to_vec1()?, g.get(&xv).expect("grad").flatten_all()?.to_vec1()?))
+        };
+        assert_eq!(grads(Act::LeakyRelu(0.0))?, grads(Act::Relu)?);
+        assert_eq!(grads(Act::LeakyRelu(1.0))?, grads(Act::Identity)?);
+        for bad in [-0.1, 1.5, f32::NAN] {
+            assert!(linear_act(&x, &w, Some(&b), Act::LeakyRelu(bad)).is_err(), "slope {bad}");
+        }
+        Ok(())
     }
 
     #[test]
@@ -616,7 +667,7 @@ mod tests {
     #[test]
     fn frozen_weight_and_bias_get_no_gradient_but_x_does() -> Result<()> {
         // LoRA's base layer: w and b are constants, only x (and what feeds it) trains
-        for act in [Act::Identity, Act::Relu, Act::Gelu] {
+        for act in [Act::Identity, Act::Relu, Act::LeakyRelu(0.2), Act::Gelu] {
             let (x, w, b, r) = random_inputs(5, 9, 7, 61)?;
             let (xf, xr) = (Var::from_tensor(&x)?, Var::from_tensor(&x)?);
             let gf = (linear_act(&xf, &w, Some(&b), act)? * &r)?.sum_all()?.backward()?;

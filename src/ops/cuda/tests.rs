@@ -124,7 +124,7 @@ fn linear_act_kernels_match_the_cpu_op() -> Result<()> {
         let w = randn(10 + i as u64, &[m, k], 1.0 / (k as f64).sqrt(), 0.0);
         let b = randn(20 + i as u64, &[m], 0.5, 0.0);
         let r = randn(30 + i as u64, &[n, m], 1.0, 0.0);
-        for act in [Act::Identity, Act::Relu, Act::Gelu, Act::GeluErf] {
+        for act in [Act::Identity, Act::Relu, Act::LeakyRelu(0.2), Act::Gelu, Act::GeluErf] {
             let what = format!("linear_act ({n}, {k}) -> {m} {act:?}");
             agree(
                 &what,
