@@ -27,6 +27,11 @@ The workloads match dlhist's (src/milestones/workloads.rs) layer for layer:
          3x3, 1x1 conv shortcut where the channels change; stride-2 3x3 convs down, nearest 2x
          upsampling + conv 3x3 up, skip concatenations; sinusoidal time embedding 16 -> MLP 64 -> 64;
          batch 64 of 1x28x28 noisy images at fixed timesteps, MSE against the noise
+  gan    the gan preset's MLP GAN: G 100-256-512-1024-784 (LeakyReLU 0.2, tanh out), D 784-1024-512-
+         256-1 (LeakyReLU 0.2, dropout 0.3 after each hidden layer); batch 64 of uniform images in
+         [-1, 1]; one step is dlhist's: G(z) on fresh noise, D's non-saturating loss on the real
+         batch and G(z) detached (one pass of D over both, 128 rows), D's update, then G's loss
+         through the updated D, G's update (two AdamW optimizers, the two parameter groups)
 all trained with AdamW (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01 on matrices and
 kernels only, as dlhist's optimizer) on one fixed batch of seeded synthetic data (uniform images
 and random labels; random tokens, targets shifted by one). One step is zero_grad, forward,
@@ -176,6 +181,45 @@ class Gpt(nn.Module):
 # ---------------------------------------------------------------- FLOPs (as dlhist counts them)
 
 
+GAN_G = [100, 256, 512, 1024, 784]
+GAN_D = [784, 1024, 512, 256, 1]
+
+
+def gan_mlp(dims, dropout):
+    layers = []
+    for i, (a, b) in enumerate(zip(dims, dims[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(dims) - 2:
+            layers.append(nn.LeakyReLU(0.2))
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class Gan(nn.Module):
+    """dlhist's milestones/gan.rs: G's last layer is followed by tanh, D's gives a logit."""
+
+    def __init__(self):
+        super().__init__()
+        self.g, self.d = gan_mlp(GAN_G, 0.0), gan_mlp(GAN_D, 0.3)
+
+    def step(self, real, opt_d, opt_g):
+        """One training step as dlhist's Gan::train_step; the losses as softplus (−log σ)."""
+        fake = torch.tanh(self.g(torch.randn(real.shape[0], GAN_G[0])))
+        opt_d.zero_grad(set_to_none=True)
+        d_both = self.d(torch.cat([real, fake.detach()]))  # one pass of 2b, as dlhist's
+        b = real.shape[0]
+        loss_d = F.softplus(-d_both[:b]).mean() + F.softplus(d_both[b:]).mean()
+        loss_d.backward()
+        loss_d.item()
+        opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g = F.softplus(-self.d(fake)).mean()
+        loss_g.backward()
+        loss_g.item()
+        opt_g.step()
+
+
 def timestep_embedding(t, dim):
     half = dim // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half)
@@ -249,6 +293,12 @@ def unet_flops(b, s=28, ch=(16, 32, 64)):
     return b * (f + conv(ch[0], 1, 3, s))
 
 
+def gan_flops(b):
+    # G on b images, D on 3b (real and generated for D's update, generated again for G's)
+    macs = lambda dims: sum(i * o for i, o in zip(dims, dims[1:]))
+    return 2 * b * (macs(GAN_G) + 3 * macs(GAN_D))
+
+
 def linear_flops(dims, rows):
     return sum(2 * a * b for a, b in zip(dims, dims[1:])) * rows
 
@@ -298,6 +348,10 @@ def build(name, manual_attention):
         x, y = tokens(32, 64, 65, gen)
         shapes = "vocab 65, 4 layers, 4 heads, embd 128, block 64, batch 32"
         return Gpt(manual=manual_attention), x, y, shapes, gpt_flops(32, 64)
+    if name == "gan":
+        x = torch.rand(64, 784, generator=gen) * 2 - 1
+        shapes = "G 100-256-512-1024-784, D 784-1024-512-256-1, LeakyReLU 0.2, D dropout 0.3; batch 64, a D update then a G update"
+        return Gan(), x, None, shapes, gan_flops(64)
     if name == "unet":
         x, eps = torch.randn(64, 1, 28, 28, generator=gen), torch.randn(64, 1, 28, 28, generator=gen)
         t = torch.tensor([float((i * 997) % 1000) for i in range(64)])
@@ -318,8 +372,13 @@ def bench(name, trials, steps, threads, manual_attention):
     torch.manual_seed(SEED)
     model, x, y, shapes, fwd_flops = build(name, manual_attention)
     opt = adamw(model)
+    if name == "gan":
+        opt_d, opt_g = adamw(model.d), adamw(model.g)
+        model.train()
 
     def step():
+        if name == "gan":
+            return model.step(x, opt_d, opt_g)
         opt.zero_grad(set_to_none=True)
         loss = F.mse_loss(model(x), y) if name == "unet" else F.cross_entropy(model(x), y)
         loss.backward()
@@ -492,9 +551,9 @@ def positive(s):
 
 
 def main():
-    names = ["mlp", "lenet", "lstm", "gpt", "unet"]
+    names = ["mlp", "lenet", "lstm", "gpt", "unet", "gan"]
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("workloads", nargs="*", metavar="WORKLOAD", help="mlp, lenet, lstm, gpt, unet (default: all)")
+    ap.add_argument("workloads", nargs="*", metavar="WORKLOAD", help="mlp, lenet, lstm, gpt, unet, gan (default: all)")
     ap.add_argument("--threads", type=positive, default=2, help="torch.set_num_threads (default 2)")
     ap.add_argument("--trials", type=positive, default=5, help="timed trials; the median is reported (default 5)")
     ap.add_argument("--steps", type=positive, default=None, help="steps per trial (default: about 1 s worth)")

@@ -11,14 +11,14 @@ use crate::report::table::Table;
 use candle_core::Device;
 use serde::Serialize;
 
-/// Time training steps of the speed workloads (mlp, lenet, lstm, gpt, unet), and with --ops the fused ops
+/// Time training steps of the speed workloads (mlp, lenet, lstm, gpt, unet, gan), and with --ops the fused ops
 #[derive(clap::Args, Debug)]
 #[command(
-    long_about = "Time training steps of the speed workloads: the mlp, lenet, lstm and gpt milestones' models at their default sizes and the diffusion U-Net, each on a fixed batch of seeded synthetic data, trained with AdamW (lr 1e-3, weight decay 0.01) through the same training step as `dlhist train` (loss, backward, NaN check, clipping, update).\n\nEach workload runs a warm-up, then --trials trials of --steps steps; it reports the median ms/step, steps/s, the range over trials, the thread count (--threads) and the achieved GFLOP/s, from a FLOP count of 3x the forward pass's matmul and conv FLOPs.\n\nWith --json: an array with one object per workload (workload, ms_per_step, steps_per_s, threads, gflops, gflop_per_step, trials, steps_per_trial, min_ms, max_ms, shapes); with --ops, an object {\"device\": ..., \"workloads\": [...], \"ops\": [...]} whose op rows are {op, shape, fused_ms, reference_ms, speedup, fused_peak_bytes, reference_peak_bytes}, and on a GPU fused_tflops or fused_gbps.\n\nWith --device cuda:0 (a build with --features cuda) the workloads train on the GPU and --ops times each CUDA kernel (forward + backward) against candle's composed ops on the same GPU, with the achieved TFLOP/s or GB/s; the device is printed with the results.",
+    long_about = "Time training steps of the speed workloads: the mlp, lenet, lstm and gpt milestones' models at their default sizes, the diffusion U-Net and the GAN (a discriminator update, then a generator update, as `dlhist train gan` steps), each on a fixed batch of seeded synthetic data, trained with AdamW (lr 1e-3, weight decay 0.01) through the same training step as `dlhist train` (loss, backward, NaN check, clipping, update).\n\nEach workload runs a warm-up, then --trials trials of --steps steps; it reports the median ms/step, steps/s, the range over trials, the thread count (--threads) and the achieved GFLOP/s, from a FLOP count of 3x the forward pass's matmul and conv FLOPs.\n\nWith --json: an array with one object per workload (workload, ms_per_step, steps_per_s, threads, gflops, gflop_per_step, trials, steps_per_trial, min_ms, max_ms, shapes); with --ops, an object {\"device\": ..., \"workloads\": [...], \"ops\": [...]} whose op rows are {op, shape, fused_ms, reference_ms, speedup, fused_peak_bytes, reference_peak_bytes}, and on a GPU fused_tflops or fused_gbps.\n\nWith --device cuda:0 (a build with --features cuda) the workloads train on the GPU and --ops times each CUDA kernel (forward + backward) against candle's composed ops on the same GPU, with the achieved TFLOP/s or GB/s; the device is printed with the results.",
     after_help = "Examples:\n  dlhist bench\n  dlhist bench gpt lstm --trials 7\n  dlhist --threads 1 bench mlp --steps 50\n  dlhist bench --json | jq '.[] | {workload, ms_per_step, gflops}'\n  dlhist bench lenet --ops\n  dlhist bench gpt --ops --device cuda:0"
 )]
 pub struct Args {
-    /// workloads to time: mlp, lenet, lstm, gpt, unet (default: all)
+    /// workloads to time: mlp, lenet, lstm, gpt, unet, gan (default: all)
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,
     /// timed trials per workload (and per op); the median is reported

@@ -35,7 +35,7 @@ pub struct ModelCfg {
     pub g_hidden: Vec<usize>,
     /// the discriminator's hidden widths
     pub d_hidden: Vec<usize>,
-    /// LeakyReLU's slope for x < 0
+    /// LeakyReLU's slope for x < 0, in [0, 1]
     pub slope: f64,
     /// dropout after each of the discriminator's hidden layers (training only)
     pub dropout: f64,
@@ -82,12 +82,13 @@ impl Net {
         let last = self.layers.len() - 1;
         let mut h = x.clone();
         for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(&h)?;
             if i < last {
-                h = h.maximum(&(&h * self.slope)?)?; // LeakyReLU
+                h = l.forward_leaky_relu(&h, self.slope)?; // one fused op, as PyTorch's leaky_relu at 0
                 if let (Some(d), Some(r)) = (&self.dropout, rng.as_deref_mut()) {
                     h = d.forward(&h, true, r)?;
                 }
+            } else {
+                h = l.forward(&h)?;
             }
         }
         Ok(h)
@@ -149,8 +150,11 @@ impl Experiment for Gan {
         let b = idx.len();
         let real = Tensor::from_vec(self.data.train.subset(&idx).pixels, (b, self.data.train.dim()), &self.device)?;
         let fake = self.g.forward(&self.noise(b, rng)?, None)?.tanh()?;
-        // D: real images → 1, generated → 0 (G's output detached: this update moves only D)
-        let (d_real, d_fake) = (self.d.forward(&real, Some(rng))?, self.d.forward(&fake.detach(), Some(rng))?);
+        // D: real images → 1, generated → 0 (G's output detached: this update moves only D), as
+        // one batch of 2b: D has no batch statistics, so the losses are those of two passes, but
+        // each weight is read once and gets one gradient (not two to add)
+        let d_both = self.d.forward(&Tensor::cat(&[&real, &fake.detach()], 0)?, Some(rng))?; // (2b, 1)
+        let (d_real, d_fake) = (d_both.narrow(0, 0, b)?, d_both.narrow(0, b, b)?);
         let loss_d = (softplus_mean(&d_real, 1.0)? + softplus_mean(&d_fake, -1.0)?)?;
         let acc = |z: &Tensor, real: bool| -> Result<f64> {
             let hit = if real { z.ge(0f32)? } else { z.lt(0f32)? };
@@ -227,7 +231,19 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
         }
         .into());
     }
-    let data = generative::load(&c.data)?;
+    if !(0.0..=1.0).contains(&m.slope) {
+        return Err(crate::error::DlError::BadValue {
+            context: "model.slope".into(),
+            message: format!("LeakyReLU's slope must be in [0, 1] (0 is ReLU; the preset's 0.2), got {}", m.slope),
+        }
+        .into());
+    }
+    Ok(Box::new(assemble(c, generative::load(&c.data)?, device)?))
+}
+
+/// The GAN of config `c` over `data` (pixels in [−1, 1]).
+fn assemble(c: &Config, data: Splits, device: &Device) -> Result<Gan> {
+    let m = &c.model;
     let params = Params::new(c.train.seed);
     let vb = params.vb(device);
     let dim = data.train.dim();
@@ -236,7 +252,26 @@ fn build(c: &Config, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
     let g = Net::new(&g_dims, m.slope, None, vb.pp("generator"))?;
     let d = Net::new(&d_dims, m.slope, (m.dropout > 0.0).then_some(m.dropout), vb.pp("discriminator"))?;
     let sampler = EpochSampler::new(c.train.seed, data.train.len(), c.train.batch_size);
-    Ok(Box::new(Gan { params, g, d, data, sampler, cfg: c.clone(), fd: None, device: device.clone() }))
+    Ok(Gan { params, g, d, data, sampler, cfg: c.clone(), fd: None, device: device.clone() })
+}
+
+/// `dlhist bench gan`: the preset's GAN and its own training step (a D update, then a G update)
+/// on one batch of seeded uniform 28x28 images in [−1, 1] (the sampler permutes the same batch
+/// each step), and the step's FLOPs: 3 × the forward products, G on b images and D on 3b (real
+/// and generated for D's update, generated again for G's), 2 FLOPs per multiply-add.
+pub fn synthetic(seed: u64, device: &Device) -> Result<(Box<dyn Experiment>, f64)> {
+    let c = defaults();
+    let (b, side) = (c.train.batch_size, 28);
+    let mut rng = Rng::derive(seed, "bench/gan", 0);
+    let pixels: Vec<f32> = (0..b * side * side).map(|_| (2.0 * rng.uniform() - 1.0) as f32).collect();
+    let set = crate::data::ImageSet { pixels, labels: vec![0; b], h: side, w: side, classes: 10 };
+    let data = Splits { train: set.clone(), val: set.clone(), test: set, name: "synthetic".into(), notice: None };
+    let m = &c.model;
+    let macs = |dims: Vec<usize>| -> usize { dims.windows(2).map(|d| d[0] * d[1]).sum() };
+    let g: usize = macs([m.latent].iter().chain(&m.g_hidden).chain([&(side * side)]).copied().collect());
+    let d: usize = macs([side * side].iter().chain(&m.d_hidden).chain([&1]).copied().collect());
+    let flops = 3.0 * 2.0 * (b * (g + 3 * d)) as f64;
+    Ok((Box::new(assemble(&c, data, device)?), flops))
 }
 
 pub static FAMILY: Family =

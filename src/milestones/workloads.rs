@@ -1,6 +1,7 @@
-//! The four `dlhist bench` workloads of issue 3: the milestones' own models (mlp, lenet, lstm,
-//! gpt) with their default sizes, each on one fixed batch of seeded synthetic data (random
-//! images and labels, random tokens), so every trial trains on the same data. The engine times
+//! The `dlhist bench` workloads: the milestones' own models (mlp, lenet, lstm, gpt, the
+//! diffusion U-Net, the GAN) with their default sizes, each on one fixed batch of seeded
+//! synthetic data (random images and labels, random tokens), so every trial trains on the same
+//! data. The engine times
 //! them through [`Experiment`] like any milestone, with the one shared training step.
 
 use super::classify::ClassModel;
@@ -34,7 +35,7 @@ pub struct Built {
     pub flops_per_step: f64,
 }
 
-pub static WORKLOADS: [Workload; 5] = [
+pub static WORKLOADS: [Workload; 6] = [
     Workload { name: "mlp", shapes: "784-512-256-10, ReLU, batch 128", build: build_mlp },
     Workload {
         name: "lenet",
@@ -48,6 +49,11 @@ pub static WORKLOADS: [Workload; 5] = [
         shapes:
             "diffusion U-Net 16/32/64 channels, GroupNorm(8)+SiLU, time embedding 64; 28x28, batch 64, MSE on the noise",
         build: build_diffusion_unet,
+    },
+    Workload {
+        name: "gan",
+        shapes: "G 100-256-512-1024-784, D 784-1024-512-256-1, LeakyReLU 0.2, D dropout 0.3; batch 64, a D update then a G update",
+        build: build_gan,
     },
 ];
 
@@ -184,6 +190,13 @@ fn build_diffusion_unet(device: &Device) -> Result<Built> {
     })
 }
 
+/// The gan preset's step: D on real and generated images, then G through D (two parameter
+/// groups, each with the workloads' AdamW).
+fn build_gan(device: &Device) -> Result<Built> {
+    let (exp, flops_per_step) = super::gan::synthetic(SEED, device)?;
+    Ok(Built { exp, flops_per_step })
+}
+
 /// The workload called `name`, if there is one.
 pub fn get(name: &str) -> Option<&'static Workload> {
     WORKLOADS.iter().find(|w| w.name == name)
@@ -203,6 +216,10 @@ mod tests {
         assert!((g("lstm")? - 4.23).abs() < 0.01);
         assert!((g("mlp")? - 3.0 * 2.0 * 128.0 * 535_040.0 / 1e9).abs() < 1e-9); // 0.411
         assert!((g("lenet")? - 3.0 * 64.0 * 563_280.0 / 1e9).abs() < 1e-9); // 0.108
+
+        // 2.25: G 1,483,776 and D 1,458,432 multiply-adds per image; D sees 3 images per G's 1
+        let gan = 3.0 * 2.0 * 64.0 * (1_483_776.0 + 3.0 * 1_458_432.0) / 1e9;
+        assert!((g("gan")? - gan).abs() < 1e-9);
         Ok(())
     }
 
@@ -213,7 +230,7 @@ mod tests {
     fn the_counted_flops_of_a_training_step_equal_the_hand_counts() -> anyhow::Result<()> {
         use crate::engine::step::{train_step, Groups, Step};
         let tc = train_config();
-        for name in ["mlp", "lenet", "lstm", "gpt"] {
+        for name in ["mlp", "lenet", "lstm", "gpt", "gan"] {
             let mut built = (get(name).unwrap().build)(&Device::Cpu)?;
             let mut groups = Groups::new(built.exp.as_ref(), &tc, 10)?;
             for step in 0..2 {
