@@ -99,9 +99,11 @@ const PLANS: &[Plan] = &[
     p("vq-vae-plain", 140.9, 1, "3 seeds: codebook usage without the remedies 45.3%, 43.8%, 39.8% against at most vq-vae's 100% − 20 points: margin −0.37, seed sd 0.028: 13x"),
     // gan, diffusion, ddpm: 3 seeds since 2026-12-06 (`replay --seeds 3 gan diffusion ddpm
     // ddpm-cosine`, 1 h 16 min on a machine running 1.9x slower than README's Performance table,
-    // builds beside it at times); seconds are that replay's, per claim at 3 seeds
-    p("gan", 1981.2, 3, "3 seeds (2026-12-06): final/step-500 validation FD 0.0587, 0.0369, 0.0357 against ≤ 0.5: margin −0.457, seed sd 0.013: 35x; three seeds because diffusion, which shares its runs, needs them"),
-    p("diffusion", 1333.5, 3, "3 seeds (2026-12-06): test FD diffusion 55.12, 32.60, 35.32 against the GAN's 30.69, 26.10, 23.68: differences −24.4, −6.5, −11.6, margin −14.2, seed sd 9.2: 1.5x, so three seeds (a FAIL at every seed)"),
+    // builds beside it at times); seconds are that replay's, per claim at 3 seeds. gan and
+    // diffusion again after the GAN's step changed (fused LeakyReLU, D's two passes as one):
+    // `replay --seeds 3 gan diffusion`, 47 min 10 s, the same machine, quiet
+    p("gan", 1670.9, 3, "3 seeds (2026-12-06, the fused step): final/step-500 validation FD 0.0510, 0.0717, 0.0577 against ≤ 0.5: margin −0.441, seed sd 0.011: 42x; three seeds because diffusion, which shares its runs, needs them"),
+    p("diffusion", 1159.3, 3, "3 seeds (2026-12-06, the GAN's fused step): test FD diffusion 55.12, 32.60, 35.32 against the GAN's 30.54, 40.28, 27.67: differences −24.6, +7.7, −7.7, margin −8.2, seed sd 16.1: 0.5x, within noise (one seed of three passes; with the GAN's earlier step a FAIL at every seed, margin −14.2, sd 9.2)"),
     p("ddpm", 1264.7, 3, "3 seeds (2026-12-06): test FD cosine 55.12, 32.60, 35.32 against linear 34.23, 35.77, 30.44: margin −7.5, seed sd 12.2: 0.6x, within noise (one seed of three passes)"),
     p("ddpm-cosine", 0.0, 3, "shares ddpm's runs and its calibration (2026-12-06): 3 seeds, margin −7.5 FD within the seed sd 12.2"),
     p("clip", 35.2, 1, "3 seeds: the smaller of the two multiples of chance 8.92x, 8.28x, 8.31x against ≥ 5x: margin +3.92, seed sd 0.36: 10.9x"),

@@ -4,7 +4,7 @@
 
 /// (name, duration in words), measured with `dlhist --threads 2 train NAME` (after `make data`);
 /// the generative ones (training and the final FD; gan, diffusion and ddpm from the 3-seed
-/// replay of 2026-12-06, per seed, on a machine running 1.9x slower than usual) are upper
+/// replays of 2026-12-06, per seed, on a machine running 1.9x slower than usual) are upper
 /// bounds; diffusion-cfg is estimated as diffusion.
 const TIMES: &[(&str, &str)] = &[
     ("mlp", "10 s"),
@@ -14,7 +14,7 @@ const TIMES: &[(&str, &str)] = &[
     ("clip", "35 s"),
     ("dalle", "6 min, with the vq-vae, lenet and clip it needs"),
     ("dalle2", "5 min, with the clip and lenet it needs"),
-    ("gan", "11 min"),
+    ("gan", "9 min"),
     ("diffusion", "7 min"),
     ("ddpm", "7 min"),
     ("ddpm-cosine", "7 min"),
