@@ -178,9 +178,6 @@ class Gpt(nn.Module):
         return self.head(x.reshape(-1, x.shape[-1]))
 
 
-# ---------------------------------------------------------------- FLOPs (as dlhist counts them)
-
-
 GAN_G = [100, 256, 512, 1024, 784]
 GAN_D = [784, 1024, 512, 256, 1]
 
@@ -218,6 +215,9 @@ class Gan(nn.Module):
         loss_g.backward()
         loss_g.item()
         opt_g.step()
+
+
+# ---------------------------------------------------------------- FLOPs (as dlhist counts them)
 
 
 def timestep_embedding(t, dim):

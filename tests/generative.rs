@@ -109,6 +109,16 @@ fn the_gan_samples_a_grid() {
 }
 
 #[test]
+fn a_gan_slope_outside_0_to_1_is_refused_before_anything_trains() {
+    let sb = Sandbox::new();
+    for bad in ["-0.2", "1.5"] {
+        let out = sb.run(&["train", "gan", "--steps", "1", "--set", &format!("model.slope={bad}")]);
+        out.expect_code(2).stderr_says(&["model.slope", "[0, 1]", bad]);
+    }
+    sb.assert_no_complete_run();
+}
+
+#[test]
 fn compare_gan_diffusion_reports_the_fd_of_both() {
     let sb = Sandbox::new();
     let out = sb.path("cmp");

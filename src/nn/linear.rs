@@ -72,9 +72,7 @@ impl Linear {
             None => act.forward(&linear_act(x, &self.weight, self.bias.as_ref(), Act::Identity)?),
         }
     }
-}
 
-impl Linear {
     /// LeakyReLU(x·Wᵀ + b) = max(z, slope·z), fused into the op, for a slope in [0, 1].
     pub fn forward_leaky_relu(&self, x: &Tensor, slope: f64) -> Result<Tensor> {
         linear_act(x, &self.weight, self.bias.as_ref(), Act::LeakyRelu(slope as f32))
