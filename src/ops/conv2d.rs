@@ -22,6 +22,8 @@ use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape,
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::conv2d_direct::{Dw, DwScratch, Dx, Fwd};
+
 /// y = conv2d(x, w) + b with square stride and zero padding, dilation 1, one group.
 /// x (B, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out) -> (B, C_out, H_out, W_out). f32 on CPU.
 pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> Result<Tensor> {
@@ -68,22 +70,22 @@ pub fn conv2d_ref(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, pad
 
 /// The sizes of one convolution, checked once in the public wrapper.
 #[derive(Clone, Copy, Debug)]
-struct Geom {
-    b: usize,
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    pad: usize,
-    h_out: usize,
-    w_out: usize,
+pub(super) struct Geom {
+    pub(super) b: usize,
+    pub(super) c_in: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) c_out: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) stride: usize,
+    pub(super) pad: usize,
+    pub(super) h_out: usize,
+    pub(super) w_out: usize,
 }
 
 impl Geom {
-    fn new(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, pad: usize) -> Result<Self> {
+    pub(super) fn new(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, pad: usize) -> Result<Self> {
         for (name, t) in [("x", Some(x)), ("w", Some(w)), ("b", b)] {
             if let Some(t) = t {
                 if !t.device().is_cpu() || t.dtype() != candle_core::DType::F32 {
@@ -114,15 +116,31 @@ impl Geom {
     }
 
     /// rows of col: C_in·kH·kW
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.c_in * self.kh * self.kw
     }
     /// columns of col: the output positions of one sample
-    fn n(&self) -> usize {
+    pub(super) fn n(&self) -> usize {
         self.h_out * self.w_out
     }
-    fn x_len(&self) -> usize {
+    pub(super) fn x_len(&self) -> usize {
         self.c_in * self.h * self.w
+    }
+    /// Input channels per block of the backward's dx (`backward`), where it is blocked: stride 1
+    /// (`col2im_padded`), and products big enough that the gemm crate runs its general kernel
+    /// on every block as on the whole (N > 64; more than 256 outputs per block).
+    fn dx_channel_block(&self) -> Option<usize> {
+        let (n, taps) = (self.n(), self.kh * self.kw);
+        if self.stride != 1 || n <= 64 || taps * n <= 256 || self.pointwise() {
+            return None;
+        }
+        // about 128 KB of dcol per block
+        Some((32 * 1024 / (taps * n)).clamp(1, self.c_in))
+    }
+
+    /// A 1x1 convolution with stride 1 and no padding, whose col is x_b itself (no copy).
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
     fn y_shape(&self) -> Shape {
         Shape::from((self.b, self.c_out, self.h_out, self.w_out))
@@ -270,6 +288,39 @@ fn col2im(g: &Geom, dcol: &[f32], dx_b: &mut [f32]) {
     }
 }
 
+/// `col2im` for stride 1: on AVX-512 gathered (`conv2d_direct::col2im_gather`), else onto a
+/// zero-padded copy of dx_b (C_in, H + 2p, W + 2p): every output row of a tap adds onto one
+/// contiguous run, with no test for the padding (what lands there is dropped), then the
+/// interior is copied out. Each entry of dx_b gets the additions `col2im`
+/// makes, in its order, from the same 0; dx_b is overwritten (it must be zeros, as `col2im`
+/// leaves it for a fresh buffer).
+fn col2im_padded(g: &Geom, dcol: &[f32], dx_b: &mut [f32], buf: &mut Vec<f32>) {
+    debug_assert_eq!(g.stride, 1);
+    if super::conv2d_direct::col2im_gather(g, dcol, dx_b).is_some() {
+        return;
+    }
+    let (n, wp) = (g.n(), g.w + 2 * g.pad);
+    let plane = wp * (g.h + 2 * g.pad);
+    buf.clear();
+    buf.resize(g.c_in * plane, 0.0);
+    for (c, bp) in buf.chunks_mut(plane).enumerate() {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &dcol[((c * g.kh + ki) * g.kw + kj) * n..][..n];
+                for (oh, src) in row.chunks(g.w_out).enumerate() {
+                    let dst = &mut bp[(oh + ki) * wp + kj..][..g.w_out];
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d += s;
+                    }
+                }
+            }
+        }
+        for ih in 0..g.h {
+            dx_b[(c * g.h + ih) * g.w..][..g.w].copy_from_slice(&bp[(ih + g.pad) * wp + g.pad..][..g.w]);
+        }
+    }
+}
+
 /// A strided view of a buffer as a (rows, cols) matrix: element (i, j) is `data[i·rs + j·cs]`.
 struct Mat<'a> {
     data: &'a [f32],
@@ -315,15 +366,31 @@ fn sgemm(dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat, par: Parallelism
     }
 }
 
-/// y (B, C_out, N) = w · im2col(x_b) + b, one sample per rayon task.
-fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+/// y (B, C_out, N) = w · im2col(x_b) + b, one sample per rayon task; through the direct kernel
+/// (`conv2d_direct`, bitwise the same values) where it applies and each thread gets a sample.
+/// `fast` false: im2col and the gemm for every shape (the tests' baseline for the fast paths).
+pub(super) fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, fast: bool) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
     let mut y = vec![0f32; g.b * g.c_out * n];
+    let direct = Fwd::new(g).filter(|_| fast && g.b >= rayon::current_num_threads());
+    if let Some(d) = direct {
+        let wk = d.pack_weights(g, w);
+        y.par_chunks_mut(g.c_out * n)
+            .zip(x.par_chunks(g.x_len()))
+            .for_each_init(|| d.scratch(g), |s, (y_b, x_b)| d.sample(g, x_b, &wk, bias, y_b, s));
+        return y;
+    }
     let par = g.gemm_par(g.b);
+    let pointwise = fast && g.pointwise();
     y.par_chunks_mut(g.c_out * n).zip(x.par_chunks(g.x_len())).for_each_init(
-        || vec![0f32; k * n],
+        || vec![0f32; if pointwise { 0 } else { k * n }],
         |col, (y_b, x_b)| {
-            im2col(g, x_b, col);
+            let col: &[f32] = if pointwise {
+                x_b
+            } else {
+                im2col(g, x_b, col);
+                col
+            };
             if let Some(bias) = bias {
                 for (row, &bo) in y_b.chunks_mut(n).zip(bias) {
                     row.fill(bo);
@@ -338,10 +405,22 @@ fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
 }
 
 /// The gradients of x, w and b from dy (B, C_out, N); each only when asked for.
-struct Grads {
-    dx: Option<Vec<f32>>,
-    dw: Option<Vec<f32>>,
-    db: Option<Vec<f32>>,
+pub(super) struct Grads {
+    pub(super) dx: Option<Vec<f32>>,
+    pub(super) dw: Option<Vec<f32>>,
+    pub(super) db: Option<Vec<f32>>,
+}
+
+/// One rayon job's scratch in `backward`.
+struct Scratch {
+    /// im2col of one sample, (K, N)
+    col: Vec<f32>,
+    /// wᵀ · dy_b, (K, N), or a block of its rows
+    dcol: Vec<f32>,
+    /// `col2im_padded`'s buffer
+    dx_pad: Vec<f32>,
+    /// the direct dw's buffers
+    dw: Option<DwScratch>,
 }
 
 /// Samples per chunk of the backward, whatever the thread count: dw and db are summed per chunk,
@@ -351,7 +430,8 @@ struct Grads {
 /// chunks of a batch of 32 cost the U-Net workload 5% (2 threads).
 const BWD_CHUNK: usize = 8;
 
-fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grads {
+/// `fast` false: a 1x1 convolution copies col and dcol like any other (the tests' baseline).
+pub(super) fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3], fast: bool) -> Grads {
     let [need_dx, need_dw, need_db] = need;
     let (k, n, c_out) = (g.k(), g.n(), g.c_out);
     let chunk = BWD_CHUNK;
@@ -359,12 +439,25 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grad
     // fewer chunks than threads: the gemm crate splits each product's outputs between them
     // (which does not change any sum: its blocking follows the shapes alone)
     let par = g.gemm_par(n_chunks);
-    // col and dcol are scratch (every entry written before it is read): one pair per rayon job,
-    // not per chunk
-    let scratch = || (vec![0f32; if need_dw { k * n } else { 0 }], vec![0f32; if need_dx { k * n } else { 0 }]);
+    // col and dcol are scratch (every entry written before it is read): one set per rayon job,
+    // not per chunk (a 1x1 convolution needs neither: col is x_b and dcol lands on dx_b directly)
+    let pointwise = fast && g.pointwise();
+    // dw without im2col (`conv2d_direct::Dw`, the same bits) where each thread gets a chunk
+    let direct_dw = Dw::new(g).filter(|_| fast && need_dw && n_chunks >= rayon::current_num_threads());
+    // and dx without dcol (`conv2d_direct::Dx`, the same bits)
+    let direct_dx = Dx::new(g).filter(|_| fast && need_dx && n_chunks >= rayon::current_num_threads());
+    let w_dx = direct_dx.as_ref().map(|d| d.pack_weights(g, w));
+    let scratch_len = |need: bool| if need && !pointwise { k * n } else { 0 };
+    let scratch = || Scratch {
+        col: vec![0f32; if direct_dw.is_some() { 0 } else { scratch_len(need_dw) }],
+        dcol: vec![0f32; if direct_dx.is_some() { 0 } else { scratch_len(need_dx) }],
+        dx_pad: vec![],
+        dw: direct_dw.as_ref().map(|d| d.scratch(g)),
+    };
 
     // the samples of chunk `ci`, writing dx into `dx_chunk` (the chunk's slice of dx)
-    let work = |(col, dcol): &mut (Vec<f32>, Vec<f32>), ci: usize, mut dx_chunk: Option<&mut [f32]>| {
+    let work = |sc: &mut Scratch, ci: usize, mut dx_chunk: Option<&mut [f32]>| {
+        let Scratch { col, dcol, dx_pad, dw: dw_scratch } = sc;
         let mut dw = vec![0f32; if need_dw { c_out * k } else { 0 }];
         let mut db = vec![0f32; if need_db { c_out } else { 0 }];
         for bi in ci * chunk..((ci + 1) * chunk).min(g.b) {
@@ -374,8 +467,16 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grad
                     *d += row.iter().sum::<f32>();
                 }
             }
-            if need_dw {
-                im2col(g, &x[bi * g.x_len()..][..g.x_len()], col);
+            let x_b = &x[bi * g.x_len()..][..g.x_len()];
+            if let (Some(d), Some(s)) = (&direct_dw, dw_scratch.as_mut()) {
+                d.sample(g, x_b, dy_b, s);
+            } else if need_dw {
+                let col: &[f32] = if pointwise {
+                    x_b
+                } else {
+                    im2col(g, x_b, col);
+                    col
+                };
                 let lhs = Mat { data: dy_b, rows: c_out, cols: n, rs: n, cs: 1 }; // (C_out, N)
                 let rhs = Mat { data: col, rows: n, cols: k, rs: 1, cs: n }; // colᵀ (N, K)
                 sgemm(&mut dw, true, lhs, rhs, par);
@@ -383,10 +484,35 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 3]) -> Grad
             if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
                 let lhs = Mat { data: w, rows: k, cols: c_out, rs: 1, cs: k }; // wᵀ (K, C_out)
                 let rhs = Mat { data: dy_b, rows: c_out, cols: n, rs: n, cs: 1 }; // (C_out, N)
-                sgemm(dcol, false, lhs, rhs, par);
                 let dx_b = &mut dx_chunk[(bi - ci * chunk) * g.x_len()..][..g.x_len()];
-                col2im(g, dcol, dx_b);
+                if let (Some(d), Some(wk)) = (&direct_dx, &w_dx) {
+                    d.sample(g, wk, dy_b, dx_b);
+                } else if pointwise {
+                    // onto the zeros of dx_b: 0 + dcol, as col2im adds it (the same bits, -0 included)
+                    sgemm(dx_b, true, lhs, rhs, par);
+                } else if let Some(cb) = g.dx_channel_block().filter(|_| fast) {
+                    // cb input channels at a time, so that their rows of dcol are still in L2 when
+                    // they are folded (the whole of dcol is 1.4 MB for the U-Net's 48-channel layer).
+                    // Each dcol entry is the same sum over C_out (its one k-block), and each dx
+                    // entry gets the same additions in the same order.
+                    let taps = g.kh * g.kw;
+                    for c0 in (0..g.c_in).step_by(cb) {
+                        let c1 = (c0 + cb).min(g.c_in);
+                        let rows = (c1 - c0) * taps;
+                        let lhs = Mat { data: &w[c0 * taps..], rows, cols: c_out, rs: 1, cs: k }; // rows of wᵀ
+                        let rhs = Mat { data: dy_b, rows: c_out, cols: n, rs: n, cs: 1 }; // (C_out, N)
+                        sgemm(&mut dcol[..rows * n], false, lhs, rhs, par);
+                        let gb = Geom { c_in: c1 - c0, ..*g };
+                        col2im_padded(&gb, &dcol[..rows * n], &mut dx_b[c0 * g.h * g.w..c1 * g.h * g.w], dx_pad);
+                    }
+                } else {
+                    sgemm(dcol, false, lhs, rhs, par);
+                    col2im(g, dcol, dx_b);
+                }
             }
+        }
+        if let (Some(d), Some(s)) = (&direct_dw, dw_scratch.as_mut()) {
+            d.finish(g, s, &mut dw);
         }
         (dw, db)
     };
@@ -442,8 +568,9 @@ impl Conv2d {
         let g = &self.g;
         // an input that is neither a variable nor computed from one gets no gradient (the image)
         let need = [x.track_op(), w.track_op(), b.is_some_and(|b| b.track_op())];
-        let grads =
-            with_f32(x, "x", |xs| with_f32(w, "w", |ws| with_f32(dy, "dy", |dys| Ok(backward(g, xs, ws, dys, need)))))?;
+        let grads = with_f32(x, "x", |xs| {
+            with_f32(w, "w", |ws| with_f32(dy, "dy", |dys| Ok(backward(g, xs, ws, dys, need, true))))
+        })?;
         let dev = x.device();
         let dx = grads.dx.map(|v| Tensor::from_vec(v, (g.b, g.c_in, g.h, g.w), dev)).transpose()?;
         let dw = grads.dw.map(|v| Tensor::from_vec(v, (g.c_out, g.c_in, g.kh, g.kw), dev)).transpose()?;
@@ -467,7 +594,7 @@ impl CustomOp3 for Conv2d {
         lb: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (cpu_f32(sx, lx, "x")?, cpu_f32(sw, lw, "w")?, cpu_f32(sb, lb, "b")?);
-        Ok((CpuStorage::F32(forward(&self.g, x, w, Some(b))), self.g.y_shape()))
+        Ok((CpuStorage::F32(forward(&self.g, x, w, Some(b), true)), self.g.y_shape()))
     }
 
     fn bwd(
@@ -490,7 +617,7 @@ impl CustomOp2 for Conv2d {
 
     fn cpu_fwd(&self, sx: &CpuStorage, lx: &Layout, sw: &CpuStorage, lw: &Layout) -> Result<(CpuStorage, Shape)> {
         let (x, w) = (cpu_f32(sx, lx, "x")?, cpu_f32(sw, lw, "w")?);
-        Ok((CpuStorage::F32(forward(&self.g, x, w, None)), self.g.y_shape()))
+        Ok((CpuStorage::F32(forward(&self.g, x, w, None, true)), self.g.y_shape()))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {

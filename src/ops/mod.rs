@@ -18,6 +18,7 @@ pub mod batchnorm_eval;
 pub mod benches_nn;
 pub mod bernoulli;
 pub mod conv2d;
+mod conv2d_direct;
 pub mod cpu;
 pub mod cross_entropy;
 #[cfg(feature = "cuda")]
