@@ -627,8 +627,8 @@ impl CustomOp2 for Conv2d {
 }
 
 /// The conv workloads, forward + backward: LeNet's two convs on 28x28 (batch 64; the
-/// first one's input is the image, which needs no gradient) and an AlexNet-like 3x3 stride 1
-/// padding 1 layer.
+/// first one's input is the image, which needs no gradient), an AlexNet-like 3x3 stride 1
+/// padding 1 layer and the U-Net's 48 → 16 channel one at 28x28.
 pub fn benches() -> Result<Vec<super::OpBench>> {
     use candle_core::{Device, Var};
     let dev = Device::Cpu;
@@ -642,6 +642,8 @@ pub fn benches() -> Result<Vec<super::OpBench>> {
         ("conv2d lenet c1", [64, 1, 28, 28], false, 6, 5, 1, 0),
         ("conv2d lenet c2", [64, 6, 12, 12], true, 16, 5, 1, 0),
         ("conv2d alexnet-like 3x3", [64, 32, 14, 14], true, 64, 3, 1, 1),
+        // the diffusion U-Net's costliest layer (dec0.conv1: the skip concatenation in)
+        ("conv2d unet 3x3 48->16", [64, 48, 28, 28], true, 16, 3, 1, 1),
     ];
     let mut out = Vec::new();
     for (name, xd, x_grad, c_out, k, s, p) in cases {

@@ -14,8 +14,8 @@
 //! the last 2p columns of each row are junk, computed and dropped). Tap k = (c, ki, kj) of
 //! output q reads x_pad at q + c·plane + ki·Wp + kj, a constant offset: a tile of 16·V
 //! consecutive q is V unaligned loads per k, shared by R output channels (R broadcast weights,
-//! R·V FMAs). The junk columns cost 2p/Wp of the work (7% at 28 px, 22% at 7 px) against
-//! im2col's copy of K·N floats per sample and the gemm's packing of it.
+//! R·V FMAs; V of 2 or 3 by `vectors_per_tile`). The junk columns cost 2p/Wp of the work (7% at
+//! 28 px, 22% at 7 px) against im2col's copy of K·N floats per sample and the gemm's packing of it.
 //!
 //! The shapes where the gemm crate takes another road (gemv for N or C_out of 1, its short
 //! kernels for k ≤ 2 or tiny outputs) keep the im2col path: `Fwd::new` says None.
@@ -24,10 +24,19 @@ use super::conv2d::Geom;
 
 /// Output channels per tile (C_out must be a multiple).
 const R: usize = 8;
-/// zmm vectors of outputs per tile.
-const V: usize = 3;
-/// Outputs per tile.
-const QB: usize = 16 * V;
+/// The most zmm vectors of outputs per tile.
+const V_MAX: usize = 3;
+
+/// zmm vectors per tile for `n` positions: 3, unless tiles of 3 compute over 16 more past the
+/// end than tiles of 2 (a 7x7 map, 63 padded positions: 96 on tiles of 3, 64 on tiles of 2).
+fn vectors_per_tile(n: usize) -> usize {
+    let over = |v: usize| n.div_ceil(16 * v) * 16 * v - n;
+    if over(3) <= over(2) + 16 {
+        3
+    } else {
+        2
+    }
+}
 
 /// The k-blocking of the gemm crate (0.19) for f32 on AVX-512 (MR 64, NR 6), for a product of
 /// m × n outputs and depth k, after its transposition (m = positions, n = output channels).
@@ -55,6 +64,8 @@ pub(super) struct Fwd {
     off: Vec<usize>,
     /// the gemm crate's blocks of k
     kblocks: Vec<(usize, usize)>,
+    /// zmm vectors per tile (`vectors_per_tile`)
+    v: usize,
 }
 
 impl Fwd {
@@ -76,7 +87,8 @@ impl Fwd {
         }
         let kc = gemm_kc(n, g.c_out, k);
         let kblocks = (0..k).step_by(kc).map(|k0| (k0, (k0 + kc).min(k))).collect();
-        Some(Self { wp, plane, q: (g.h_out * wp).div_ceil(QB) * QB, off, kblocks })
+        let v = vectors_per_tile(g.h_out * wp);
+        Some(Self { wp, plane, q: (g.h_out * wp).div_ceil(16 * v) * 16 * v, off, kblocks, v })
     }
 
     /// w (C_out, K) regrouped as (C_out / R, K, R): a tile's R weights of one tap contiguous.
@@ -94,8 +106,8 @@ impl Fwd {
 
     /// Scratch for one worker: the padded input and the padded-row output.
     pub(super) fn scratch(&self, g: &Geom) -> (Vec<f32>, Vec<f32>) {
-        // the last tile's loads reach past the last plane by up to QB + kW floats
-        (vec![0f32; g.c_in * self.plane + QB + g.kw], vec![0f32; g.c_out * self.q])
+        // the last tile's loads reach past the last plane by up to a tile (≤ 48) + kW floats
+        (vec![0f32; g.c_in * self.plane + 16 * V_MAX + g.kw], vec![0f32; g.c_out * self.q])
     }
 
     /// y_b (C_out, N) for one sample x_b (C_in, H, W); `wk` from `pack_weights`.
@@ -120,7 +132,7 @@ impl Fwd {
         for ob in 0..g.c_out / R {
             let w_ob = &wk[ob * k * R..][..k * R];
             let y_ob = &mut ypad[ob * R * self.q..][..R * self.q];
-            for q0 in (0..self.q).step_by(QB) {
+            for q0 in (0..self.q).step_by(16 * self.v) {
                 for (bi, &(k0, k1)) in self.kblocks.iter().enumerate() {
                     let init = match (bi, bias) {
                         (0, Some(b)) => Init::Bias(&b[ob * R..][..R]),
@@ -130,14 +142,12 @@ impl Fwd {
                     // SAFETY: Fwd::new checked the CPU has AVX-512; the loads stay inside xpad
                     // (`scratch` sized it for the last tile), the stores inside y_ob (q is whole tiles)
                     unsafe {
-                        tile(
-                            xpad[q0..].as_ptr(),
-                            &self.off[k0..k1],
-                            w_ob[k0 * R..].as_ptr(),
-                            init,
-                            y_ob[q0..].as_mut_ptr(),
-                            self.q,
-                        )
+                        let (x, w, y) = (xpad[q0..].as_ptr(), w_ob[k0 * R..].as_ptr(), y_ob[q0..].as_mut_ptr());
+                        let off = &self.off[k0..k1];
+                        match self.v {
+                            3 => tile::<3>(x, off, w, init, y, self.q),
+                            _ => tile::<2>(x, off, w, init, y, self.q),
+                        }
                     };
                 }
             }
@@ -163,17 +173,20 @@ enum Init<'a> {
     Add,
 }
 
-/// R output channels × QB outputs: for each, one FMA chain over the taps `off` (in order) from
+/// R output channels × 16·V outputs: for each, one FMA chain over the taps `off` (in order) from
 /// 0, then `init`. `x` is the padded input at the tile's first output, `w` the packed weights at
 /// the block's first tap, `y` the tile's first output in channel-major rows of `y_rs`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile(x: *const f32, off: &[usize], w: *const f32, init: Init, y: *mut f32, y_rs: usize) {
+unsafe fn tile<const V: usize>(x: *const f32, off: &[usize], w: *const f32, init: Init, y: *mut f32, y_rs: usize) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     for (i, &o) in off.iter().enumerate() {
         let xs = x.add(o);
-        let xv = [_mm512_loadu_ps(xs), _mm512_loadu_ps(xs.add(16)), _mm512_loadu_ps(xs.add(32))];
+        let mut xv = [_mm512_setzero_ps(); V];
+        for (v, xv_v) in xv.iter_mut().enumerate() {
+            *xv_v = _mm512_loadu_ps(xs.add(16 * v));
+        }
         let wi = w.add(i * R);
         for (r, acc_r) in acc.iter_mut().enumerate() {
             let wr = _mm512_set1_ps(*wi.add(r));
@@ -196,7 +209,7 @@ unsafe fn tile(x: *const f32, off: &[usize], w: *const f32, init: Init, y: *mut 
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn tile(_: *const f32, _: &[usize], _: *const f32, _: Init, _: *mut f32, _: usize) {
+unsafe fn tile<const V: usize>(_: *const f32, _: &[usize], _: *const f32, _: Init, _: *mut f32, _: usize) {
     unreachable!("the direct convolution runs only where the CPU has AVX-512")
 }
 
@@ -263,25 +276,26 @@ unsafe fn col2im_gather_avx512(g: &Geom, dcol: *const f32, dx: *mut f32) {
     }
 }
 
-/// Input channels per dx tile, and its vectors of 16 positions.
+/// Input channels per dx tile.
 const DX_R: usize = 4;
-const DX_V: usize = 3;
 
 /// The plan of one "same" stride-1 convolution's input gradient without dcol.
 ///
 /// The path it replaces computes dcol = wᵀ · dy_b with the gemm (each entry one FMA chain
 /// over C_out from 0: C_out is a single k-block) and folds dcol onto dx_b (`col2im`: each dx
 /// entry is 0 plus its taps' entries in (ki, kj) order). Here each tap's chain is computed in
-/// registers and added at once: dx_b's positions run flat (q = ih·W + iw, 48 per tile), and tap
+/// registers and added at once: dx_b's positions run flat (q = ih·W + iw, 32 or 48 per tile), and tap
 /// t = (ki, kj) reads dy_b at the constant offset q + (p − ki)·W + (p − kj), masked per lane
 /// where the window leaves the image (a masked lane's chain is +0, which changes no sum).
-/// 4 input channels share each load of dy: per tap and output channel, 3 loads, 4 broadcast
-/// weights, 12 FMAs.
+/// 4 input channels share each load of dy: per tap and output channel, V loads, 4 broadcast
+/// weights, 4·V FMAs.
 pub(super) struct Dx {
     /// per tap, the offset (p − ki)·W + (p − kj)
     d: Vec<isize>,
-    /// per tile and tap, the lane masks of its 3 vectors
-    masks: Vec<[u16; DX_V]>,
+    /// per tile and tap, the lane masks of its V vectors
+    masks: Vec<u16>,
+    /// zmm vectors per tile
+    v: usize,
 }
 
 impl Dx {
@@ -305,10 +319,11 @@ impl Dx {
         let (p, h, w) = (g.pad as isize, g.h as isize, g.w as isize);
         let mut d = Vec::with_capacity(taps);
         let mut masks = vec![];
-        for q0 in (0..n).step_by(16 * DX_V) {
+        let vt = vectors_per_tile(n);
+        for q0 in (0..n).step_by(16 * vt) {
             for ki in 0..g.kh as isize {
                 for kj in 0..g.kw as isize {
-                    let mut m = [0u16; DX_V];
+                    let mut m = vec![0u16; vt];
                     for (v, m_v) in m.iter_mut().enumerate() {
                         for l in 0..16 {
                             let q = (q0 + 16 * v + l) as isize;
@@ -319,14 +334,14 @@ impl Dx {
                             }
                         }
                     }
-                    masks.push(m);
+                    masks.extend(m);
                     if q0 == 0 {
                         d.push((p - ki) * w + (p - kj));
                     }
                 }
             }
         }
-        Some(Self { d, masks })
+        Some(Self { d, masks, v: vt })
     }
 
     /// w (C_out, K) regrouped for the tiles: (C_in / 4, taps, C_out, 4).
@@ -347,67 +362,66 @@ impl Dx {
         let (n, taps) = (g.n(), g.kh * g.kw);
         assert!(dy_b.len() >= g.c_out * n && dx_b.len() >= g.c_in * n && wk.len() >= g.c_out * g.k());
         for cb in 0..g.c_in / DX_R {
-            for (ti, q0) in (0..n).step_by(16 * DX_V).enumerate() {
-                let masks = &self.masks[ti * taps..][..taps];
+            for (ti, q0) in (0..n).step_by(16 * self.v).enumerate() {
+                let masks = &self.masks[ti * taps * self.v..][..taps * self.v];
                 // SAFETY: Dx::new checked the CPU has AVX-512; the loads of dy are masked to
                 // its rows (a masked lane is not read), the stores to the tile's positions < N
                 unsafe {
-                    dx_tile(
+                    let (dy, w, dx) = (
                         dy_b.as_ptr().add(q0),
-                        n,
-                        g.c_out,
-                        &self.d,
-                        masks,
                         wk[cb * taps * g.c_out * DX_R..].as_ptr(),
                         dx_b.as_mut_ptr().add(cb * DX_R * n + q0),
-                        n - q0,
-                    )
+                    );
+                    match self.v {
+                        3 => dx_tile::<3>(dy, n, g.c_out, &self.d, masks, w, dx, n - q0),
+                        _ => dx_tile::<2>(dy, n, g.c_out, &self.d, masks, w, dx, n - q0),
+                    }
                 }
             }
         }
     }
 }
 
-/// 4 input channels × 48 positions of dx: per tap in order, one FMA chain over the output
+/// 4 input channels × 16·V positions of dx: per tap in order, one FMA chain over the output
 /// channels from 0, added onto the sums. `dy` is dy_b at the tile's first position (rows of
 /// `n`), `w` the packed weights of the 4 channels, `dx` the first channel's first position.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn dx_tile(
+unsafe fn dx_tile<const V: usize>(
     dy: *const f32,
     n: usize,
     c_out: usize,
     d: &[isize],
-    masks: &[[u16; DX_V]],
+    masks: &[u16],
     w: *const f32,
     dx: *mut f32,
     left: usize,
 ) {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); DX_V]; DX_R];
-    for (t, (&dt, m)) in d.iter().zip(masks).enumerate() {
+    let mut acc = [[_mm512_setzero_ps(); V]; DX_R];
+    for (t, (&dt, m)) in d.iter().zip(masks.chunks(V)).enumerate() {
         if m.iter().all(|&mv| mv == 0) {
             continue; // every chain +0: nothing changes
         }
-        let mut chain = [[_mm512_setzero_ps(); DX_V]; DX_R];
+        let mut chain = [[_mm512_setzero_ps(); V]; DX_R];
         let wt = w.add(t * c_out * DX_R);
         for o in 0..c_out {
             let src = dy.wrapping_offset((o * n) as isize + dt);
-            let mut v = [_mm512_setzero_ps(); DX_V];
+            let mut v = [_mm512_setzero_ps(); V];
             for (j, v_j) in v.iter_mut().enumerate() {
                 *v_j = _mm512_maskz_loadu_ps(m[j], src.wrapping_add(16 * j));
             }
             let wo = wt.add(o * DX_R);
             for (r, chain_r) in chain.iter_mut().enumerate() {
                 let wr = _mm512_set1_ps(*wo.add(r));
-                for j in 0..DX_V {
+                for j in 0..V {
                     chain_r[j] = _mm512_fmadd_ps(wr, v[j], chain_r[j]);
                 }
             }
         }
         for (acc_r, chain_r) in acc.iter_mut().zip(&chain) {
-            for j in 0..DX_V {
+            for j in 0..V {
                 acc_r[j] = _mm512_add_ps(acc_r[j], chain_r[j]);
             }
         }
@@ -423,12 +437,12 @@ unsafe fn dx_tile(
 
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
-unsafe fn dx_tile(
+unsafe fn dx_tile<const V: usize>(
     _: *const f32,
     _: usize,
     _: usize,
     _: &[isize],
-    _: &[[u16; DX_V]],
+    _: &[u16],
     _: *const f32,
     _: *mut f32,
     _: usize,
@@ -632,6 +646,13 @@ mod tests {
     use super::super::conv2d::{backward, forward, Geom};
     use super::*;
     use candle_core::{DType, Device, Tensor};
+
+    /// Both tile widths run in the test below: the U-Net's 7x7 maps take tiles of 2 vectors
+    /// (forward: 7·9 = 63 padded positions; dx: 49), the 14x14 and 28x28 ones tiles of 3.
+    #[test]
+    fn tile_widths_follow_the_map() {
+        assert_eq!([63, 49, 14 * 16, 196, 28 * 30, 784].map(vectors_per_tile), [2, 2, 3, 3, 3, 3]);
+    }
 
     /// The fast paths (this kernel, and the 1x1 convolutions that skip the col copies) against
     /// im2col + gemm for every shape: the same bits, forward and all three gradients. The
