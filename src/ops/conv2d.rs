@@ -16,6 +16,10 @@
 //! gemms) rather than kept alive between the passes. Work is split over the batch with rayon;
 //! each worker owns its col buffer and, in the backward, each fixed-size chunk of the batch its own
 //! dw/db partial sums (`BWD_CHUNK`: the sums do not depend on the thread count).
+//!
+//! On AVX-512, stride-1 convolutions skip the copies: `conv2d_direct`'s kernels read x (padded)
+//! in place for y and dw, and sum dx's taps in registers, computing bitwise what im2col + gemm
+//! computes here (`forward` and `backward` take `fast: false` to run this path for the tests).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
@@ -291,9 +295,9 @@ fn col2im(g: &Geom, dcol: &[f32], dx_b: &mut [f32]) {
 /// `col2im` for stride 1: on AVX-512 gathered (`conv2d_direct::col2im_gather`), else onto a
 /// zero-padded copy of dx_b (C_in, H + 2p, W + 2p): every output row of a tap adds onto one
 /// contiguous run, with no test for the padding (what lands there is dropped), then the
-/// interior is copied out. Each entry of dx_b gets the additions `col2im`
-/// makes, in its order, from the same 0; dx_b is overwritten (it must be zeros, as `col2im`
-/// leaves it for a fresh buffer).
+/// interior is copied out. Each entry of dx_b gets the additions `col2im` makes, in its order,
+/// from the same 0; dx_b is overwritten (it must be zeros, as `col2im` leaves it for a fresh
+/// buffer).
 fn col2im_padded(g: &Geom, dcol: &[f32], dx_b: &mut [f32], buf: &mut Vec<f32>) {
     debug_assert_eq!(g.stride, 1);
     if super::conv2d_direct::col2im_gather(g, dcol, dx_b).is_some() {
