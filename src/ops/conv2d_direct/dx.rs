@@ -13,9 +13,9 @@ const DX_R: usize = 4;
 /// The path it replaces computes dcol = wᵀ · dy_b with the gemm (each entry one FMA chain
 /// over C_out from 0: C_out is a single k-block) and folds dcol onto dx_b (`col2im`: each dx
 /// entry is 0 plus its taps' entries in (ki, kj) order). Here each tap's chain is computed in
-/// registers and added at once: dx_b's positions run flat (q = ih·W + iw, 32 or 48 per tile), and tap
-/// t = (ki, kj) reads dy_b at the constant offset q + (p − ki)·W + (p − kj), masked per lane
-/// where the window leaves the image (a masked lane's chain is +0, which changes no sum).
+/// registers and added at once: dx_b's positions run flat (q = ih·W + iw, 32 or 48 per tile),
+/// and tap t = (ki, kj) reads dy_b at the constant offset q + (p − ki)·W + (p − kj), masked per
+/// lane where the window leaves the image (a masked lane's chain is +0, which changes no sum).
 /// 4 input channels share each load of dy: per tap and output channel, V loads, 4 broadcast
 /// weights, 4·V FMAs.
 pub(in crate::ops) struct Dx {

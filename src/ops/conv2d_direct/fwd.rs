@@ -1,5 +1,5 @@
 //! The forward pass of a stride-1 convolution without im2col, on AVX-512, giving bitwise the
-//! values of the im2col + gemm path it replaces (`conv2d::forward`; see the module above).
+//! values of the im2col + gemm path it replaces (`conv2d::forward`; the rules in `conv2d_direct`'s note).
 //!
 //! Why bitwise: every calibrated run of a conv milestone (lenet … diffusion) must replay to the
 //! bits its `info` quotes, so the faster path may not reorder a single sum. The gemm crate,
@@ -19,6 +19,7 @@
 //!
 //! The shapes where the gemm crate takes another road (gemv for N or C_out of 1, its short
 //! kernels for k ≤ 2 or tiny outputs) keep the im2col path: `Fwd::new` says None.
+
 use super::{avx512, gemm_kc, vectors_per_tile};
 use crate::ops::conv2d::Geom;
 
