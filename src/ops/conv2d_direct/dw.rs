@@ -63,12 +63,7 @@ impl Dw {
     /// The scratch's dw += this sample's chains.
     pub(in crate::ops) fn sample(&self, g: &Geom, x_b: &[f32], dy_b: &[f32], s: &mut DwScratch) {
         let (n, c_out) = (g.n(), g.c_out);
-        for c in 0..g.c_in {
-            for ih in 0..g.h {
-                let dst = c * self.plane + (ih + g.pad) * self.wp + g.pad;
-                s.xpad[dst..dst + g.w].copy_from_slice(&x_b[(c * g.h + ih) * g.w..][..g.w]);
-            }
-        }
+        super::pad_into(g, x_b, self.wp, self.plane, &mut s.xpad);
         for (o, row) in dy_b.chunks(n).enumerate() {
             for (j, &v) in row.iter().enumerate() {
                 s.dyt[j * c_out + o] = v;
@@ -80,6 +75,11 @@ impl Dw {
             let mut c = 0;
             while c < g.c_in {
                 let two = !wide && c + 1 < g.c_in;
+                let tile = match (wide, two) {
+                    (true, _) => dw_tile::<2, 1>,
+                    (false, true) => dw_tile::<1, 2>,
+                    (false, false) => dw_tile::<1, 1>,
+                };
                 for &(n0, n1) in &self.nblocks {
                     let (x, dy, dw) =
                         (&s.xpad[c * self.plane..], &s.dyt[n0 * c_out + o0..], &mut s.dwt[c * 9 * c_out + o0..]);
@@ -87,37 +87,7 @@ impl Dw {
                     // SAFETY: Dw::new checked the CPU has AVX-512; every read is inside x_pad's
                     // planes c (and c + 1) and dy's rows n0..n1, every write inside dw's rows of
                     // those channels' taps (lanes o0..o0 + 16·VO of C_out)
-                    unsafe {
-                        match (wide, two) {
-                            (true, _) => dw_tile::<2, 1>(
-                                x.as_ptr(),
-                                self.plane,
-                                self.wp,
-                                qn,
-                                dy.as_ptr(),
-                                c_out,
-                                dw.as_mut_ptr(),
-                            ),
-                            (false, true) => dw_tile::<1, 2>(
-                                x.as_ptr(),
-                                self.plane,
-                                self.wp,
-                                qn,
-                                dy.as_ptr(),
-                                c_out,
-                                dw.as_mut_ptr(),
-                            ),
-                            (false, false) => dw_tile::<1, 1>(
-                                x.as_ptr(),
-                                self.plane,
-                                self.wp,
-                                qn,
-                                dy.as_ptr(),
-                                c_out,
-                                dw.as_mut_ptr(),
-                            ),
-                        }
-                    }
+                    unsafe { tile(x.as_ptr(), self.plane, self.wp, qn, dy.as_ptr(), c_out, dw.as_mut_ptr()) }
                 }
                 c += if two { 2 } else { 1 };
             }

@@ -97,12 +97,7 @@ impl Fwd {
     ) {
         let (xpad, ypad) = s;
         // the interior; the border (and the tail) stay the zeros `scratch` wrote
-        for c in 0..g.c_in {
-            for ih in 0..g.h {
-                let dst = (c * self.plane) + (ih + g.pad) * self.wp + g.pad;
-                xpad[dst..dst + g.w].copy_from_slice(&x_b[(c * g.h + ih) * g.w..][..g.w]);
-            }
-        }
+        super::pad_into(g, x_b, self.wp, self.plane, xpad);
         let k = g.k();
         for ob in 0..g.c_out / R {
             let w_ob = &wk[ob * k * R..][..k * R];

@@ -26,6 +26,8 @@ pub(super) use dw::{Dw, DwScratch};
 pub(super) use dx::{col2im_gather, Dx};
 pub(super) use fwd::Fwd;
 
+use crate::ops::conv2d::Geom;
+
 /// zmm vectors per tile for `n` positions: 3, unless tiles of 3 compute over 16 more past the
 /// end than tiles of 2 (a 7x7 map, 63 padded positions: 96 on tiles of 3, 64 on tiles of 2).
 fn vectors_per_tile(n: usize) -> usize {
@@ -50,4 +52,15 @@ fn gemm_kc(m: usize, n: usize, k: usize) -> usize {
 /// Whether the direct kernels run here: the CPU has AVX-512 and DLHIST_SIMD does not cap it.
 fn avx512() -> bool {
     super::cpu::simd_level() == super::cpu::SimdLevel::Avx512
+}
+
+/// x_b (C_in, H, W) into the interior of `xpad`'s planes (C_in, H + 2p, Wp); the border is left
+/// as it is (the zeros the scratch was made with).
+fn pad_into(g: &Geom, x_b: &[f32], wp: usize, plane: usize, xpad: &mut [f32]) {
+    for c in 0..g.c_in {
+        for ih in 0..g.h {
+            let dst = c * plane + (ih + g.pad) * wp + g.pad;
+            xpad[dst..dst + g.w].copy_from_slice(&x_b[(c * g.h + ih) * g.w..][..g.w]);
+        }
+    }
 }
