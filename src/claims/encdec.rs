@@ -3,7 +3,7 @@
 //! for two tasks (test BLEU and provenance accuracy). On the synthetic fallback (the verse pairs
 //! not fetched) they are not checked (`replay` reports SKIP) and say so, as the translation claims do.
 
-use super::{metric, ClaimCtx, Verdict};
+use super::{metric, train_seconds, update_ms, ClaimCtx, Verdict};
 use crate::engine::runner::Summary;
 
 /// The transformer must beat attention's test BLEU by at least this much: about half the gain
@@ -21,39 +21,19 @@ pub const T5_ACC: f64 = 0.54;
 // the verse-pair fallback check and verdict are translate's (same data, same words)
 use super::translate::verdict;
 
-/// Seconds of training per epoch: the mean time of the logged updates (metrics.jsonl's `ms`,
-/// forward + backward + optimizer, every `log_every`-th update; evaluation and checkpoints
-/// excluded) times the updates per epoch.
+/// Seconds of training per epoch: the run's training time (`train_seconds`: the mean logged
+/// update time times the updates; evaluation and checkpoints excluded) over its epochs.
 pub fn epoch_seconds(s: &Summary) -> anyhow::Result<f64> {
-    let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let ms: Vec<f64> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["split"] == "train")
-        .filter_map(|v| v["ms"].as_f64())
-        .collect();
-    if ms.is_empty() || s.epochs <= 0.0 {
-        anyhow::bail!("run {} logged no update times", s.name);
+    if s.epochs <= 0.0 {
+        anyhow::bail!("run {} made no updates, so it has no time per epoch", s.name);
     }
-    let per_epoch = s.steps as f64 / s.epochs;
-    Ok(ms.iter().sum::<f64>() / ms.len() as f64 * per_epoch / 1e3)
+    Ok(train_seconds(s)? / s.epochs)
 }
 
 /// The median time of the logged updates in milliseconds (shown beside the claim's mean: on a
 /// shared machine the mean carries the other jobs' spikes).
 pub fn median_update_ms(s: &Summary) -> anyhow::Result<f64> {
-    let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let mut ms: Vec<f64> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["split"] == "train")
-        .filter_map(|v| v["ms"].as_f64())
-        .collect();
-    if ms.is_empty() {
-        anyhow::bail!("run {} logged no update times", s.name);
-    }
+    let mut ms = update_ms(s)?;
     ms.sort_by(f64::total_cmp);
     let n = ms.len();
     Ok(if n % 2 == 1 { ms[n / 2] } else { (ms[n / 2 - 1] + ms[n / 2]) / 2.0 })

@@ -121,16 +121,39 @@ pub fn first_eval_step(s: &Summary, key: &str, reached: impl Fn(f64) -> bool) ->
 
 /// The validation lines of the run's metrics.jsonl (one per evaluation, in order).
 pub fn val_lines(s: &Summary) -> anyhow::Result<Vec<serde_json::Value>> {
+    split_lines(s, "val")
+}
+
+/// The lines of the run's metrics.jsonl whose `split` is `split`, in order.
+fn split_lines(s: &Summary, split: &str) -> anyhow::Result<Vec<serde_json::Value>> {
     let path = std::path::Path::new(&s.run_dir).join("metrics.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let mut out = vec![];
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line)?;
-        if v["split"] == "val" {
+        if v["split"] == split {
             out.push(v);
         }
     }
     Ok(out)
+}
+
+/// The logged update times of a run in ms (metrics.jsonl's `ms` on its training lines: forward,
+/// backward and optimizer of every `log_every`-th update; evaluations and checkpoints excluded).
+pub fn update_ms(s: &Summary) -> anyhow::Result<Vec<f64>> {
+    let ms: Vec<f64> = split_lines(s, "train")?.iter().filter_map(|v| v["ms"].as_f64()).collect();
+    if ms.is_empty() {
+        anyhow::bail!("run {} logged no update times", s.name);
+    }
+    Ok(ms)
+}
+
+/// A run's training time in seconds: its mean logged update time times its updates. Unlike the
+/// wall time it leaves out evaluations and checkpoints, which differ between milestones (the GAN
+/// samples and scores 1,000 images every 500 updates).
+pub fn train_seconds(s: &Summary) -> anyhow::Result<f64> {
+    let ms = update_ms(s)?;
+    Ok(ms.iter().sum::<f64>() / ms.len() as f64 * s.steps as f64 / 1e3)
 }
 
 /// A claim check: trains what it needs through the context and measures the claim.
