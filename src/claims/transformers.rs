@@ -40,7 +40,6 @@ pub fn claim_gpt(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
 pub const LADDER: [&str; 3] = ["gpt-xs", "gpt-s", "gpt-m"];
 
 /// (label, parameters, val loss) of each run, and the power law fitted through them.
-/// (label, parameters, val loss) of each run, and the power law through them.
 type Fit = (Vec<(String, f64, f64)>, Option<PowerLaw>);
 
 fn fit(runs: &[(String, &Summary)]) -> anyhow::Result<Fit> {
@@ -55,8 +54,8 @@ fn fit(runs: &[(String, &Summary)]) -> anyhow::Result<Fit> {
 fn describe(pts: &[(String, f64, f64)], law: Option<PowerLaw>) -> String {
     let rows: Vec<String> = pts.iter().map(|(l, n, v)| format!("{l} {n:.0} parameters: {v:.4}")).collect();
     let fit = match law {
-        Some(f) => format!("power law: val loss = {:.3}·N^(−{:.4}) (R² {:.3})", f.a, f.alpha, f.r2),
-        None => "no power law: the runs need at least two distinct sizes".into(),
+        Some(f) => format!("power law: val loss = {} (R² {:.3})", f.formula("N"), f.r2),
+        None => "no power law: the fit needs at least two distinct sizes and finite, positive val losses".into(),
     };
     format!("val loss {}; {fit}", rows.join(", "))
 }
@@ -99,10 +98,9 @@ pub fn scaling_analysis(results: &[(String, Summary)]) -> anyhow::Result<StudyAn
     if let Some(f) = compute_law {
         let flops: Vec<String> = by_flops.iter().map(|(l, c, _)| format!("{l} {:.3e}", c)).collect();
         text.push_str(&format!(
-            "\ntraining FLOPs {}; against compute: val loss = {:.3}·C^(−{:.4}) (R² {:.3})",
+            "\ntraining FLOPs {}; against compute: val loss = {} (R² {:.3})",
             flops.join(", "),
-            f.a,
-            f.alpha,
+            f.formula("C"),
             f.r2
         ));
         let (lo, hi) = by_flops.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
@@ -114,7 +112,7 @@ pub fn scaling_analysis(results: &[(String, Summary)]) -> anyhow::Result<StudyAn
                 y_label: "val loss (nats/char)".into(),
                 points: by_flops.clone(),
                 line: [lo / 1.5, hi * 1.5].iter().map(|&x| (x, f.at(x))).collect(),
-                line_label: format!("{:.3}·C^(−{:.4}), R² {:.3}", f.a, f.alpha, f.r2),
+                line_label: format!("{}, R² {:.3}", f.formula("C"), f.r2),
             },
         ));
     }
@@ -129,7 +127,7 @@ pub fn scaling_analysis(results: &[(String, Summary)]) -> anyhow::Result<StudyAn
                 y_label: "val loss (nats/char)".into(),
                 points: pts.clone(),
                 line,
-                line_label: format!("{:.3}·N^(−{:.4}), R² {:.3}", f.a, f.alpha, f.r2),
+                line_label: format!("{}, R² {:.3}", f.formula("N"), f.r2),
             },
         ));
     }

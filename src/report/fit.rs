@@ -15,6 +15,13 @@ impl PowerLaw {
     pub fn at(&self, x: f64) -> f64 {
         self.a * x.powf(-self.alpha)
     }
+
+    /// "a·X^(−α)" with `x` for X: the exponent's sign as fitted, so a loss that rises with X
+    /// reads X^(+0.0123), not X^(−-0.0123).
+    pub fn formula(&self, x: &str) -> String {
+        let sign = if self.alpha >= 0.0 { '−' } else { '+' };
+        format!("{:.3}·{x}^({sign}{:.4})", self.a, self.alpha.abs())
+    }
 }
 
 /// The least-squares power law through `points` (x, y); None unless there are at least two
@@ -51,8 +58,11 @@ mod tests {
         let e = std::f64::consts::E;
         let f = power_law(&[(1.0, e), (e, 1.0), (e * e, e * e)]).unwrap();
         assert!((f.alpha + 0.5).abs() < 1e-12 && (f.r2 - 0.25).abs() < 1e-12, "{f:?}");
-        // rising data has a negative exponent
-        assert!(power_law(&[(1.0, 1.0), (2.0, 2.0)]).unwrap().alpha < 0.0);
+        // rising data has a negative exponent, and the formula says so with one sign
+        let rising = power_law(&[(1.0, 1.0), (2.0, 2.0)]).unwrap();
+        assert!(rising.alpha < 0.0);
+        assert_eq!(rising.formula("N"), "1.000·N^(+1.0000)");
+        assert_eq!(PowerLaw { a: 4.419, alpha: 0.0641, r2: 1.0 }.formula("C"), "4.419·C^(−0.0641)");
     }
 
     #[test]
