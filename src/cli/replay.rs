@@ -201,7 +201,19 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
         for n in &a.names {
             let e = registry::get(n)?;
             if e.claim.is_none() {
-                return Err(DlError::Usage(format!("`{n}` has no claim to replay yet; see `dlhist info {n}`")).into());
+                // a stage or variant (gpt-s, t5-pretrain, sft): its study's claims use its runs
+                let checked: Vec<&str> =
+                    entries().iter().filter(|x| x.study == e.study && x.claim.is_some()).map(|x| x.name).collect();
+                let why = if checked.is_empty() {
+                    format!("`{n}` has no claim to replay; see `dlhist info {n}`")
+                } else {
+                    format!(
+                        "`{n}` has no claim of its own: its runs serve the claims of study `{}`, which `dlhist replay {}` checks",
+                        e.study,
+                        checked.join(" ")
+                    )
+                };
+                return Err(DlError::Usage(why).into());
             }
             v.push(e);
         }
@@ -303,7 +315,12 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
                 Ok(v) => (claim.metric, v),
                 Err(err) => (
                     claim.metric,
-                    Verdict { value: f64::NAN, threshold: f64::NAN, pass: false, detail: format!("error: {err:#}") },
+                    Verdict {
+                        value: f64::NAN,
+                        threshold: f64::NAN,
+                        pass: false,
+                        detail: format!("{}{err:#}", verdict::ERROR),
+                    },
                 ),
             },
         };

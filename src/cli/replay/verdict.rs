@@ -97,9 +97,14 @@ pub fn smoke_verdict(used: &[Summary], claim: &anyhow::Result<Verdict>) -> Verdi
     Verdict { value: after, threshold: before, pass, detail: format!("pipeline: {}; {measured}", runs.join("; ")) }
 }
 
-/// PASS, FAIL or SKIP: a claim whose runs fell back (or that says it was not checked) is skipped.
+/// How the detail of a claim whose check returned an error begins.
+pub const ERROR: &str = "error: ";
+
+/// PASS, FAIL or SKIP: a claim whose runs fell back (or that says it was not checked) is skipped;
+/// one whose check failed with an error stays a FAIL even then, so a crash is not hidden as SKIP.
 pub fn status(budget: Budget, v: &mut Verdict, fallbacks: &[Fallback]) -> &'static str {
-    if budget == Budget::Full && !fallbacks.is_empty() && !is_not_checked(v) {
+    let errored = v.detail.starts_with(ERROR);
+    if budget == Budget::Full && !fallbacks.is_empty() && !is_not_checked(v) && !errored {
         let fb = &fallbacks[0];
         let sets: BTreeSet<&str> = fallbacks.iter().flat_map(|f| f.sets.iter().map(String::as_str)).collect();
         let sets: Vec<&str> = sets.into_iter().collect();
@@ -191,9 +196,13 @@ mod tests {
         assert!(claims::is_not_checked(&v) && v.detail.contains("measured there: test accuracy 99%"), "{}", v.detail);
         // at smoke budget the data does not matter: only the pipeline is checked
         let mut v = Verdict { value: 1.0, threshold: 2.0, pass: true, detail: String::new() };
-        assert_eq!(status(Budget::Smoke, &mut v, &[fb]), "pass");
+        assert_eq!(status(Budget::Smoke, &mut v, std::slice::from_ref(&fb)), "pass");
         let mut v = claims::not_checked("the analogy questions are not fetched");
         assert_eq!(status(Budget::Full, &mut v, &[]), "skip");
+        // a check that errored on fallback data is a FAIL with its error, not a SKIP
+        let mut v = Verdict { value: f64::NAN, threshold: f64::NAN, pass: false, detail: format!("{ERROR}no val_fd") };
+        assert_eq!(status(Budget::Full, &mut v, std::slice::from_ref(&fb)), "fail");
+        assert_eq!(v.detail, "error: no val_fd");
     }
 
     #[test]
