@@ -34,6 +34,12 @@ fn every_subcommand_help_shows_an_examples_section() {
             out.stdout
         );
     }
+    for c in [["data", "status"], ["data", "verify"], ["data", "fetch"], ["runs", "prune"]] {
+        let out = sb.run(&[c[0], c[1], "--help"]);
+        out.ok();
+        let line = format!("dlhist {} {}", c[0], c[1]);
+        assert!(out.stdout.contains("Examples:") && out.stdout.contains(&line), "`{line} --help`:\n{}", out.stdout);
+    }
 }
 
 #[test]
@@ -270,6 +276,10 @@ fn a_set_value_of_the_wrong_type_is_rejected_with_an_example() {
     assert_failed(&sb, &out, 2, &["key=value"]);
     let out = sb.run(&["train", "mlp", "--set", "train.optimizer=adamx"]);
     assert_failed(&sb, &out, 2, &["adamx", "adam"]);
+    // a value the experiment rejects (an unknown dataset) fails before training is announced
+    let out = sb.run(&["train", "mlp", "--set", "data.dataset=mnits"]);
+    assert_failed(&sb, &out, 2, &["unknown image dataset `mnits`", "mnist"]);
+    assert!(!out.stderr.contains("training mlp on"), "{}", out.stderr);
 }
 
 #[test]
@@ -801,4 +811,22 @@ fn data_verify_catches_a_fetched_file_that_does_not_match_its_checksum() {
     std::fs::write(&p, b"not mnist").unwrap();
     let out = sb.run(&["--json", "data", "verify"]);
     out.expect_code(1).stderr_says(&["MISMATCH", "dlhist data fetch"]);
+}
+
+#[test]
+fn replaying_a_stage_without_a_claim_names_the_replay_that_uses_its_runs() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["replay", "gpt-s"]);
+    assert_failed(&sb, &out, 2, &["`gpt-s` has no claim of its own", "dlhist replay gpt-xs"]);
+    let out = sb.run(&["replay", "t5-pretrain"]);
+    assert_failed(&sb, &out, 2, &["study `text-to-text`", "dlhist replay t5"]);
+}
+
+#[test]
+fn a_missing_replay_file_and_a_zero_trial_count_are_usage_errors_that_say_what_to_pass() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["history", "--replay", sb.path("none.json").to_str().unwrap()]);
+    assert_failed(&sb, &out, 2, &["no such file", "dlhist replay --json > replay.json"]);
+    let out = sb.run(&["bench", "mlp", "--trials", "0"]);
+    assert_failed(&sb, &out, 2, &["takes a positive number, got 0"]);
 }

@@ -14,6 +14,9 @@ fn lora_without_a_gpt_run_says_to_train_one() {
     let out = sb.run(&["train", "lora", "--steps", "2"]);
     out.expect_code(1).stderr_says(&["no checkpoint", "dlhist train gpt"]);
     sb.assert_no_complete_run();
+    // sampling a lora that was never trained names both steps, in order
+    let out = sb.run(&["sample", "lora"]);
+    out.expect_code(1).stderr_says(&["no finished `lora` run", "dlhist train gpt && dlhist train lora"]);
 }
 
 #[test]

@@ -22,11 +22,11 @@ pub struct Args {
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,
     /// timed trials per workload (and per op); the median is reported
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-    pub trials: u64,
+    #[arg(long, default_value_t = 5, value_parser = super::sample::positive, allow_hyphen_values = true)]
+    pub trials: usize,
     /// training steps (op calls) per trial [default: as many as take about 1 s (0.2 s per op)]
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub steps: Option<u64>,
+    #[arg(long, value_parser = super::sample::positive, allow_hyphen_values = true)]
+    pub steps: Option<usize>,
     /// also time every fused op against its composed reference: time and peak extra memory (on
     /// a GPU: each CUDA kernel against candle's composed ops, with achieved TFLOP/s or GB/s)
     #[arg(long)]
@@ -132,8 +132,8 @@ fn mib(bytes: usize) -> String {
 
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let chosen = select(&a.workloads)?;
-    let trials = a.trials as usize;
-    let steps = a.steps.map(|s| s as usize);
+    let trials = a.trials;
+    let steps = a.steps;
     let dev = super::common::device(&a.device)?;
     let on = crate::device::describe(&dev);
     let mut rows = vec![];

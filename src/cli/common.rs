@@ -171,12 +171,29 @@ pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {
 }
 
 /// "Train one first: dlhist train NAME (about N on 2 cores)", with the duration where the
-/// registry knows it.
+/// registry knows it; for a preset that starts from another milestone's newest run
+/// (`train.init_from = "t5-pretrain"`) and finds none, both commands in order.
 pub fn train_hint(name: &str) -> String {
-    match registry::train_time(name) {
-        Some(t) => format!("Train one first: dlhist train {name} (about {t} on 2 cores)"),
-        None => format!("Train one first: dlhist train {name}"),
+    let about = |n: &str| registry::train_time(n).map(|t| format!(" (about {t} on 2 cores)")).unwrap_or_default();
+    if let Some(base) = preset_base(name) {
+        if !runs_of(&base).iter().any(RunDir::is_complete) {
+            let took = registry::train_time(&base)
+                .map(|t| format!("; `{base}` takes about {t} on 2 cores"))
+                .unwrap_or_default();
+            return format!(
+                "Train them first: dlhist train {base} && dlhist train {name} (`{name}` starts from the newest finished `{base}` run, and there is none{took})"
+            );
+        }
     }
+    format!("Train one first: dlhist train {name}{}", about(name))
+}
+
+/// The milestone whose newest run `name`'s preset starts from (its `train.init_from`, when that
+/// names a milestone rather than a run directory).
+fn preset_base(name: &str) -> Option<String> {
+    let preset: toml::Table = registry::get(name).ok()?.preset.parse().ok()?;
+    let base = preset.get("train")?.get("init_from")?.as_str()?;
+    registry::get(base).ok().map(|e| e.name.to_string())
 }
 
 /// The run a milestone needs (`Experiment::needs`): the newest finished run of `need.milestone`
@@ -233,10 +250,29 @@ pub struct Ui {
 
 /// Builds and trains `res` into `dir`; prints the data notice once.
 pub fn train_run(res: &Resolved, dir: RunDir, resume: bool, device: &Device, ui: Ui) -> anyhow::Result<Summary> {
-    let mut exp = res.build(device)?;
+    let exp = build_for_training(res, device)?;
+    train_built(res, exp, dir, resume, device, ui)
+}
+
+/// The experiment of `res`, built (which checks the config's values, e.g. the dataset's name,
+/// before anything is announced or written), with its data notice printed.
+pub fn build_for_training(res: &Resolved, device: &Device) -> anyhow::Result<Box<dyn Experiment>> {
+    let exp = res.build(device)?;
     if let Some(n) = exp.data_notice() {
         eprintln!("{n}");
     }
+    Ok(exp)
+}
+
+/// Trains `exp` (from `build_for_training`) into `dir`, with the runs it needs.
+pub fn train_built(
+    res: &Resolved,
+    mut exp: Box<dyn Experiment>,
+    dir: RunDir,
+    resume: bool,
+    device: &Device,
+    ui: Ui,
+) -> anyhow::Result<Summary> {
     attach_needs(exp.as_mut(), device, ui)?;
     let spec = RunSpec {
         name: res.entry.name,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// Train variants of one study under the same data, seed and budget; print a table and plot the curves
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json\n  dlhist compare relu gelu --x flops          # the curves against training FLOPs (or --x seconds)\n  dlhist compare gpt-xs gpt-s gpt-m          # also fits val loss = a·N^(−α) and plots it (scaling.png)"
+    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json\n  dlhist compare relu gelu --x flops          # the curves against training FLOPs (or --x seconds)\n  dlhist compare gpt-xs gpt-s gpt-m          # fits val loss = a·N^(−α); scaling.png"
 )]
 pub struct Args {
     /// two or more variants of one study (see `dlhist list`)

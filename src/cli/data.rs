@@ -8,12 +8,19 @@ use crate::report::table::Table;
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum Action {
     /// what each dataset is, where it comes from, and whether it is present (default)
+    #[command(after_help = "Examples:\n  dlhist data status\n  dlhist data status --json")]
     Status,
     /// recompute the sha256 of every fetched file and compare with data/checksums.sha256
+    #[command(
+        after_help = "Examples:\n  dlhist data verify\n  dlhist data verify --json   # one row per dataset: name, state (ok, absent, MISMATCH), problems"
+    )]
     Verify,
     /// fetch datasets with scripts/fetch-data.sh (compiled in; the same as `make data`)
+    #[command(
+        after_help = "The sets: mnist, fashion, shakespeare, sotu, verses, emoji, analogy (`dlhist data` says what each is and where it comes from; digits8 and moby are built in).\n\nExamples:\n  dlhist data fetch               # all of them, about 90 MB\n  dlhist data fetch mnist fashion"
+    )]
     Fetch {
-        /// sets to fetch (default: all)
+        /// sets to fetch (default: all): mnist, fashion, shakespeare, sotu, verses, emoji, analogy
         sets: Vec<String>,
     },
 }

@@ -51,6 +51,12 @@ pub fn read_replay(path: &Path) -> Result<BTreeMap<String, String>, DlError> {
         message: format!("{message}. Pass the output of `dlhist replay --json > replay.json` (an array of rows, each with `name` and `status`)"),
     }
     };
+    if !path.is_file() {
+        return Err(DlError::Usage(format!(
+            "--replay {}: no such file. Pass the output of `dlhist replay --json > replay.json`, or leave --replay out for the newest recorded replay",
+            path.display()
+        )));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON ({e})")))?;
     let rows = v.as_array().ok_or_else(|| bad("not an array".into()))?;

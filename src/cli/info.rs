@@ -39,12 +39,20 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         println!("Claim: {}.\nMetric: {}. `dlhist replay {}` checks it (full budget; --budget smoke only checks the pipeline).", c.text, c.metric, e.name);
         println!("{}\n", textwrap(&seeds_text, 96));
     }
-    println!(
-        "Study `{}`: {}. `dlhist compare {}` runs them side by side.\n",
-        e.study,
-        variants.join(", "),
-        variants.join(" ")
-    );
+    if variants.len() > 1 {
+        println!(
+            "Study `{}`: {}. `dlhist compare {}` runs them side by side.\n",
+            e.study,
+            variants.join(", "),
+            variants.join(" ")
+        );
+    } else {
+        // `compare` needs two variants: a study of one has nothing to set beside it
+        println!(
+            "Study `{}`: {} alone; `dlhist compare {} {}:KEY=VALUE` sets it beside a variant with overrides.\n",
+            e.study, e.name, e.name, e.name
+        );
+    }
     println!(
         "Default config (experiments/{}.toml over the milestone defaults; change any key with --set KEY=VALUE):\n",
         e.name

@@ -16,6 +16,9 @@ use std::time::UNIX_EPOCH;
 pub enum Action {
     /// delete runs: all but the newest N of each milestone (--keep N), or those last written
     /// before a date (--older-than YYYY-MM-DD); with both, only runs that both select
+    #[command(
+        after_help = "Examples:\n  dlhist runs prune --keep 3 --dry-run          # list what would go\n  dlhist runs prune --keep 3\n  dlhist runs prune mlp --older-than 2026-11-01"
+    )]
     Prune(PruneArgs),
 }
 

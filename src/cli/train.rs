@@ -104,6 +104,8 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         }
         (res, rd)
     };
+    // built before the announcement, so a bad value (`--set data.dataset=mnits`) fails first
+    let exp = common::build_for_training(&res, &device)?;
     let t = &res.train;
     let budget = if t.steps > 0 { format!("{} steps", t.steps) } else { format!("{} epochs", t.epochs) };
     eprintln!(
@@ -116,7 +118,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         fmt_number(t.lr),
         rd.0.display()
     );
-    let s = common::train_run(&res, rd, a.resume, &device, Ui { progress: !json, echo: !json })?;
+    let s = common::train_built(&res, exp, rd, a.resume, &device, Ui { progress: !json, echo: !json })?;
     if let Some(w) = loss_rose(&s) {
         eprintln!("{w}");
     }

@@ -42,7 +42,7 @@ pub fn entries() -> Vec<Entry> {
         paper: "Krizhevsky, Sutskever & Hinton, NIPS 2012 (the tanh baseline of its Figure 1)",
         study: "alexnet",
         family: &alexnet::FAMILY,
-        summary: "the same mini AlexNet with tanh units (the baseline of the paper's Figure 1)",
+        summary: "the tanh baseline of Figure 1's 4-layer net: tanh takes at least twice ReLU's updates to a training-error level",
         info: ALEXNET_INFO,
         preset: preset!("alexnet-tanh"),
         smoke: smoke!("alexnet-tanh"),

@@ -3,25 +3,53 @@
 //! (about 5 min on 2 cores)"). Entries without a measured time get the command alone.
 
 /// (name, duration in words), measured with `dlhist --threads 2 train NAME` (after `make data`);
-/// the generative ones (training and the final FD; gan, diffusion and ddpm from the 3-seed
-/// replays of 2026-12-06, per seed, on a machine running 1.9x slower than usual) are upper
-/// bounds; diffusion-cfg is estimated as diffusion.
+/// the generative ones (training and the final FD) per seed from the replay of 2026-12-06 10:46
+/// (a quiet machine: gan 517–581 s, diffusion and ddpm 4.5–5 min with their FD sampling, clip
+/// 58 s, dalle2 130 s plus the clip and lenet it needs); diffusion-cfg is estimated as diffusion.
 const TIMES: &[(&str, &str)] = &[
     ("mlp", "10 s"),
     ("cnn", "12 s"),
     ("lenet", "12 s"),
     ("rnn", "15 s"),
-    ("clip", "35 s"),
+    ("clip", "1 min"),
     ("dalle", "6 min, with the vq-vae, lenet and clip it needs"),
-    ("dalle2", "5 min, with the clip and lenet it needs"),
+    ("dalle2", "4 min, with the clip and lenet it needs"),
     ("gan", "9 min"),
-    ("diffusion", "7 min"),
-    ("ddpm", "7 min"),
-    ("ddpm-cosine", "7 min"),
-    ("diffusion-cfg", "7 min"),
+    ("diffusion", "5 min"),
+    ("ddpm", "5 min"),
+    ("ddpm-cosine", "5 min"),
+    ("diffusion-cfg", "5 min"),
+    // from the runs' times that `dlhist info NAME` quotes (2026-12-04/05, some under load,
+    // rounded up); the transformer family's are per run, without the run they start from
+    ("unet", "1 min"),
+    ("attention", "1 min"),
+    ("transformer", "2 min"),
+    ("gpt", "1 min"),
+    ("gpt-xs", "5 s"),
+    ("gpt-s", "15 s"),
+    ("gpt-m", "1 min"),
+    ("lora", "30 s"),
+    ("full-finetune", "30 s"),
+    ("bert-pretrain", "4 min"),
+    ("roberta-pretrain", "4 min"),
+    ("vit", "90 s"),
+    ("rlhf", "2 min, with the sft and reward-model runs it needs"),
+    ("vae", "2 min"),
+    ("vq-vae", "1 min"),
 ];
 
 /// The measured training time of `name` at its preset, if there is one.
 pub fn train_time(name: &str) -> Option<&'static str> {
     TIMES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_timed_name_is_a_milestone_and_named_once() {
+        for (i, (name, _)) in super::TIMES.iter().enumerate() {
+            assert!(crate::registry::get(name).is_ok(), "{name} is not a milestone");
+            assert!(!super::TIMES[..i].iter().any(|(n, _)| n == name), "{name} is timed twice");
+        }
+    }
 }
