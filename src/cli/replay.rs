@@ -201,14 +201,14 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
         for n in &a.names {
             let e = registry::get(n)?;
             if e.claim.is_none() {
-                // a stage or variant (gpt-s, t5-pretrain, sft): its study's claims use its runs
+                // a stage or variant (gpt-s, t5-pretrain, sft, diffusion-cfg): name its study's claims
                 let checked: Vec<&str> =
                     entries().iter().filter(|x| x.study == e.study && x.claim.is_some()).map(|x| x.name).collect();
                 let why = if checked.is_empty() {
                     format!("`{n}` has no claim to replay; see `dlhist info {n}`")
                 } else {
                     format!(
-                        "`{n}` has no claim of its own: its runs serve the claims of study `{}`, which `dlhist replay {}` checks",
+                        "`{n}` has no claim of its own; the claims of its study `{}` are checked by `dlhist replay {}` (see `dlhist info {n}`)",
                         e.study,
                         checked.join(" ")
                     )
