@@ -244,6 +244,12 @@ pub trait Experiment {
     fn sample_options(&self) -> &'static [SampleOpt] {
         &[]
     }
+    /// A variant of this milestone that takes sample options this one does not, for the refusal
+    /// to name: (those options, the variant's name, an example of its `sample` arguments), e.g.
+    /// unconditional diffusion: (--prompt --guidance, "diffusion-cfg", "--prompt 7 --guidance 3").
+    fn sample_variant(&self) -> Option<(&'static [SampleOpt], &'static str, &'static str)> {
+        None
+    }
     /// Samples, predictions or generations, where the milestone has something to show.
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let _ = (req, rng);

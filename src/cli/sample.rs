@@ -150,23 +150,30 @@ fn request(a: &Args) -> anyhow::Result<SampleRequest> {
     })
 }
 
-/// Refuses options the milestone does not take, naming those it does.
-fn check_options(name: &str, takes: &[SampleOpt], req: &SampleRequest) -> Result<(), DlError> {
+/// A variant's sample options, name and example arguments (`Experiment::sample_variant`).
+type Variant<'a> = (&'a [SampleOpt], &'a str, &'a str);
+
+/// Refuses options the milestone does not take, naming those it does, and the variant that takes
+/// them where there is one, with the commands that train and sample it.
+fn check_options(name: &str, takes: &[SampleOpt], variant: Option<Variant>, req: &SampleRequest) -> Result<(), DlError> {
     if takes.is_empty() {
         return Err(DlError::Usage(format!(
             "`{name}` has nothing to sample; try `dlhist eval {name}` for its metrics"
         )));
     }
-    let bad: Vec<&str> = req.given().into_iter().filter(|o| !takes.contains(o)).map(|o| o.flag()).collect();
+    let bad: Vec<SampleOpt> = req.given().into_iter().filter(|o| !takes.contains(o)).collect();
     if bad.is_empty() {
         return Ok(());
     }
-    let list: Vec<&str> = takes.iter().map(|o| o.flag()).collect();
-    Err(DlError::Usage(format!(
-        "`{name}` does not take {}; {name} takes {} (and --out)",
-        bad.join(", "),
-        list.join(", ")
-    )))
+    let flags = |os: &[SampleOpt]| os.iter().map(|o| o.flag()).collect::<Vec<_>>().join(", ");
+    let there = match variant {
+        Some((opts, v, example)) if bad.iter().any(|o| opts.contains(o)) => {
+            let about = crate::registry::train_time(v).map(|t| format!(" (about {t} on 2 cores)")).unwrap_or_default();
+            format!("; its variant `{v}` takes {}: `dlhist train {v}`{about}, then `dlhist sample {v} {example}`", flags(opts))
+        }
+        _ => String::new(),
+    };
+    Err(DlError::Usage(format!("`{name}` does not take {}; {name} takes {} (and --out){there}", flags(&bad), flags(takes))))
 }
 
 /// Where picture `name` goes: `--out FILE.png` (FILE-NAME.png when there are several), else
@@ -187,7 +194,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let device = common::device(&a.device)?;
     let (res, rd) = super::pick::pick(a.target.as_deref(), a.run.as_deref())?;
     let mut exp = common::load_trained(&res, &rd, &device)?;
-    check_options(res.entry.name, exp.sample_options(), &req)?;
+    check_options(res.entry.name, exp.sample_options(), exp.sample_variant(), &req)?;
     let (bar, progress) = progress_bar(!json);
     req.progress = progress;
     let data_note = data_note(exp.as_ref(), &rd);
@@ -241,11 +248,26 @@ mod tests {
     #[test]
     fn an_option_the_milestone_does_not_take_is_an_error_that_lists_what_it_takes() {
         let req = SampleRequest { prompt: Some("x".into()), n: Some(3), ..Default::default() };
-        let e = check_options("mlp", &[SampleOpt::N, SampleOpt::Seed], &req).unwrap_err().to_string();
+        let e = check_options("mlp", &[SampleOpt::N, SampleOpt::Seed], None, &req).unwrap_err().to_string();
         assert!(e.contains("`mlp` does not take --prompt; mlp takes --n, --seed"), "{e}");
-        assert!(check_options("mlp", &[SampleOpt::N, SampleOpt::Prompt], &req).is_ok());
-        let e = check_options("depth", &[], &SampleRequest::default()).unwrap_err().to_string();
+        assert!(check_options("mlp", &[SampleOpt::N, SampleOpt::Prompt], None, &req).is_ok());
+        let e = check_options("depth", &[], None, &SampleRequest::default()).unwrap_err().to_string();
         assert!(e.contains("nothing to sample"), "{e}");
+    }
+
+    #[test]
+    fn a_refused_option_that_a_variant_takes_names_the_variant() {
+        let variant: Option<Variant> = Some((&[SampleOpt::Prompt, SampleOpt::Guidance], "diffusion-cfg", "--prompt 7"));
+        let req = SampleRequest { prompt: Some("7".into()), ..Default::default() };
+        let e = check_options("diffusion", &[SampleOpt::N], variant, &req).unwrap_err().to_string();
+        assert!(
+            e.contains("; its variant `diffusion-cfg` takes --prompt, --guidance: `dlhist train diffusion-cfg` (about ")
+                && e.ends_with("then `dlhist sample diffusion-cfg --prompt 7`"),
+            "{e}"
+        );
+        let frames = SampleRequest { frames: true, ..Default::default() };
+        let e = check_options("u", &[SampleOpt::N], variant, &frames).unwrap_err().to_string();
+        assert!(!e.contains("variant"), "an option no variant takes names none: {e}");
     }
 
     #[test]

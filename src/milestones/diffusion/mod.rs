@@ -285,6 +285,11 @@ impl Experiment for Diffusion {
         }
     }
 
+    fn sample_variant(&self) -> Option<(&'static [SampleOpt], &'static str, &'static str)> {
+        let cond: &'static [SampleOpt] = &[SampleOpt::Prompt, SampleOpt::Guidance];
+        (!self.cfg.model.conditional).then_some((cond, "diffusion-cfg", "--prompt 7 --guidance 3"))
+    }
+
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let n = req.n_or(64);
         let how = self.how(req)?;
