@@ -16,13 +16,21 @@ pub struct Plan {
     pub seeds: usize,
     /// the calibration that chose `seeds`: margin and spread across seeds, or why one seed
     pub calibration: &'static str,
+    /// one seed only because three take longer than the claim's time cap, though the
+    /// calibration's margin is under 3 seed sd: each verdict at one seed says so
+    pub over_cap: bool,
 }
 
 /// What an entry without a row below gets: one seed, a minute.
 const DEFAULT_SECONDS: f64 = 60.0;
 
 const fn p(name: &'static str, seconds: f64, seeds: usize, calibration: &'static str) -> Plan {
-    Plan { name, seconds, seeds, calibration }
+    Plan { name, seconds, seeds, calibration, over_cap: false }
+}
+
+/// One seed because three would take longer than the claim's time cap (the rule below).
+const fn capped(name: &'static str, seconds: f64, calibration: &'static str) -> Plan {
+    Plan { name, seconds, seeds: 1, calibration, over_cap: true }
 }
 
 /// One seed, not calibrated across seeds yet.
@@ -32,7 +40,11 @@ const ONE: &str = "";
 // standard deviations (measured with `dlhist --threads 2 replay --seeds 3 NAME --json`,
 // 2026-12-05, the machine loaded by other jobs: seconds are upper bounds), and three where it is
 // not. At three seeds the verdict compares the means; where even that margin is within the
-// spread, the verdict says so.
+// spread, the verdict says so. Since 2026-12-06 the claims of the modern half have a time cap
+// (each claim's replay at most 5 minutes on 2 cores, the diffusion claims 10): a claim whose
+// three seeds take longer runs one (`capped`), and its verdict says that one seed may not decide
+// it and that `--seeds 3` gives the means. Its seconds are then one seed's: the three-seed
+// replay's divided by three unless a one-seed replay measured them.
 
 /// Every claim's plan, in catalogue order. Seconds: sections 1-3 from one replay at their
 /// default seeds on 2026-12-05 (`dlhist --threads 2 replay <the 36 names> --json`, 21 min 37 s of
@@ -88,28 +100,30 @@ const PLANS: &[Plan] = &[
     p("attention", 99.4, 3, "3 seeds: margin +1.96 BLEU on long sources (mean 7.19 vs 5.23 needed), seed sd 2.58: 0.8x, within noise (seeds 9.85, 7.15, 4.57: one of three fails)"),
     p("gpt", 34.6, 1, "3 seeds: val loss 1.8526, 1.8365, 1.8358 against ≤ 1.93: margin −0.077, seed sd 0.0095: 8.1x (the time half is not a seed effect: 62.4 s of training per seed on 2026-12-05's machine, which ran 1.69x slow, against ≤ 34 s; FAIL there)"),
     p("gpt-xs", 108.4, 1, "3 seeds: power-law exponent 0.0641, 0.0668, 0.0627 against > 0 (each larger model lower at every seed): margin +0.065, seed sd 0.0021: 31x"),
-    p("lora", 336.3, 1, "3 seeds: LoRA's val loss 1.0894, 1.1016, 1.0941x full fine-tuning's against ≤ 1.05x (1.49% of the parameters trainable at every seed): margin +0.045, seed sd 0.0061: 7.3x, a FAIL at any seed"),
+    p("lora", 138.4, 1, "3 seeds: LoRA's val loss 1.0894, 1.1016, 1.0941x full fine-tuning's against ≤ 1.05x (1.49% of the parameters trainable at every seed): margin +0.045, seed sd 0.0061: 7.3x, a FAIL at any seed"),
     p("rlhf", 106.0, 1, "3 seeds: the labeler's score rises −0.97, −0.58, −0.59 against ≥ +0.5 (KL far above 4 nats): margin −1.21, seed sd 0.22: 5.5x, a FAIL at any seed"),
-    p("transformer", 547.0, 3, "3 seeds: test BLEU 13.34, 12.64, 12.95 against attention's 10.08, 7.71, 5.11: margin +3.84 over the +1.5 needed, seed sd of the difference 2.32: 1.7x, so three seeds (the claim FAILs on its time half at every seed: 1.11x attention's time per epoch against below 1x, not a seed effect)"),
-    p("t5", 584.0, 3, "3 seeds: test BLEU 6.05, 10.99, 9.93 against ≥ 3: the preset seed's margin +3.05 is 1.2 seed sd (2.60), so three seeds; the mean's margin +5.99 is 2.3 sd (provenance accuracy above its 54% at every seed)"),
-    // bert and roberta: 3 seeds since 2026-12-05 (`replay --seeds 3 bert roberta`, 28 min 30 s,
-    // the machine slowed and briefly shared with a build); the seconds are that replay's
-    p("bert", 1009.0, 3, "3 seeds: pretrained fine-tunes to 92.72%, 92.75%, 92.87% against scratch's +5 points (87.43%, 88.13%, 87.20% needed): margin +0.052, seed sd 0.0053: 9.8x; three seeds because roberta, which shares its runs, needs them"),
-    p("roberta", 700.0, 3, "3 seeds: roberta 92.67%, 92.45%, 92.93% against bert's 92.72%, 92.75%, 92.87%: margin −0.0009, seed sd 0.0019: 0.5x, within noise (one seed of three passes)"),
+    capped("transformer", 182.3, "3 seeds: test BLEU 13.34, 12.64, 12.95 against attention's 10.08, 7.71, 5.11: margin +3.84 over the +1.5 needed, seed sd of the difference 2.32: 1.7x, so three seeds (the claim FAILs on its time half at every seed: 1.11x attention's time per epoch against below 1x, not a seed effect); one seed by default since 2026-12-06: three took 547 s, over the 5-minute cap (182 s a seed)"),
+    capped("t5", 194.7, "3 seeds: test BLEU 6.05, 10.99, 9.93 against ≥ 3: the preset seed's margin +3.05 is 1.2 seed sd (2.60), so three seeds; the mean's margin +5.99 is 2.3 sd (provenance accuracy above its 54% at every seed); one seed by default since 2026-12-06: three took 584 s, over the 5-minute cap (195 s a seed)"),
+    // bert and roberta: 3 seeds from 2026-12-05 (`replay --seeds 3 bert roberta`, 28 min 30 s,
+    // the machine slowed and briefly shared with a build) to 2026-12-06; one seed since, and the
+    // seconds are one seed's, from `dlhist --threads 2 replay --seeds 1 bert roberta lora`
+    // (2026-12-06 14:03, a quiet machine, the same values), as are lora's
+    p("bert", 303.5, 1, "3 seeds: pretrained fine-tunes to 92.72%, 92.75%, 92.87% against scratch's +5 points (87.43%, 88.13%, 87.20% needed): margin +0.052, seed sd 0.0053: 9.8x; one seed since 2026-12-06 (three took 1,009 s, over the 5-minute cap), so roberta, which shares its runs, runs one too"),
+    capped("roberta", 281.5, "3 seeds: roberta 92.67%, 92.45%, 92.93% against bert's 92.72%, 92.75%, 92.87%: margin −0.0009, seed sd 0.0019: 0.5x, within noise (one seed of three passes); one seed by default since 2026-12-06: three took 700 s, over the 5-minute cap (282 s a seed)"),
     p("vit", 147.6, 1, "3 seeds: test accuracy gap with all images 0.89, 0.43, 0.35 points against at most half the 1,000-image gap (3.95 points at the preset seed): margin −0.034, seed sd 0.0029: 12x"),
     p("vae", 128.0, 1, "3 seeds: test −ELBO 95.39, 95.17, 95.85 nats against ≤ 100: margin −4.53, seed sd 0.35: 13x"),
     p("vq-vae", 66.3, 1, "3 seeds: 100% of the 128 codes in use at every seed against ≥ 90%: margin 0.10, seed sd 0"),
     p("vq-vae-plain", 140.9, 1, "3 seeds: codebook usage without the remedies 45.3%, 43.8%, 39.8% against at most vq-vae's 100% − 20 points: margin −0.37, seed sd 0.028: 13x"),
-    // gan, diffusion, ddpm: 3 seeds since 2026-12-06 (`replay --seeds 3 gan diffusion ddpm
-    // ddpm-cosine`, 1 h 16 min on a machine running 1.9x slower than README's Performance table,
-    // builds beside it at times). gan and diffusion again after the GAN's step changed (fused
-    // LeakyReLU, D's two passes as one): `replay --seeds 3 gan diffusion`, 47 min 10 s, the same
-    // machine, quiet. The seconds are those of the later replay named above PLANS (2026-12-06
-    // 10:46, the direct convolutions), per claim at 3 seeds, with the same values
-    p("gan", 1628.7, 3, "3 seeds (2026-12-06, the fused step): final/step-500 validation FD 0.0510, 0.0717, 0.0577 against ≤ 0.5: margin −0.441, seed sd 0.011: 42x; three seeds because diffusion, which shares its runs, needs them"),
-    p("diffusion", 880.6, 3, "3 seeds (2026-12-06, the GAN's fused step): test FD diffusion 55.12, 32.60, 35.32 against the GAN's 30.54, 40.28, 27.67: differences −24.6, +7.7, −7.7, margin −8.2, seed sd 16.1: 0.5x, within noise (one seed of three passes; with the GAN's earlier step a FAIL at every seed, margin −14.2, sd 9.2)"),
-    p("ddpm", 888.4, 3, "3 seeds (2026-12-06): test FD cosine 55.12, 32.60, 35.32 against linear 34.23, 35.77, 30.44: margin −7.5, seed sd 12.2: 0.6x, within noise (one seed of three passes)"),
-    p("ddpm-cosine", 0.0, 3, "shares ddpm's runs and its calibration (2026-12-06): 3 seeds, margin −7.5 FD within the seed sd 12.2"),
+    // gan and diffusion: since 2026-12-06 13:33 the GAN trains 8,000 updates (was 18,000; see
+    // `dlhist info gan`), calibrated with `dlhist --threads 2 replay --seeds 3 gan diffusion`
+    // (29 min 32 s, a quiet machine); the seconds are one seed's: gan's at 3 seeds (725.9 s, the
+    // lenet for FD trained once) less its runs at seeds 2 and 3, diffusion's (1,046.4 s) over
+    // three. ddpm: `replay --seeds 3 gan diffusion ddpm ddpm-cosine` (1 h 16 min, 2026-12-06,
+    // slowed) and the replay named above PLANS (10:46), per seed
+    p("gan", 248.7, 1, "3 seeds (2026-12-06, 8,000 updates): final/step-500 validation FD 0.1207, 0.1452, 0.1491 against ≤ 0.5: margin −0.363, seed sd 0.015: 24x (at 18,000 updates, the fused step: 0.0510, 0.0717, 0.0577, 42x)"),
+    capped("diffusion", 348.8, "3 seeds (2026-12-06, the GAN at 8,000 updates): test FD diffusion 55.12, 32.60, 35.32 against the GAN's 80.39, 84.18, 84.49: differences +25.3, +51.6, +49.2, margin +42.0, seed sd 14.5: 2.9x; the GAN trained 0.914, 0.986 and 0.896 of diffusion's time, so seed 3 FAILs the equal-time condition (≥ 0.9) by 0.4% while the means pass (0.93); one seed by default since three take 1,772 s with the GAN's runs, over the diffusion claims' 10-minute cap (at 18,000 GAN updates: margin −8.2, seed sd 16.1, within noise, one seed of three passing)"),
+    capped("ddpm", 296.1, "3 seeds (2026-12-06): test FD cosine 55.12, 32.60, 35.32 against linear 34.23, 35.77, 30.44: margin −7.5, seed sd 12.2: 0.6x, within noise (one seed of three passes); one seed by default since 2026-12-06: three took 888 s, over the diffusion claims' 10-minute cap (296 s a seed)"),
+    capped("ddpm-cosine", 0.0, "shares ddpm's runs and its calibration (2026-12-06): 3 seeds, margin −7.5 FD within the seed sd 12.2; one seed by default since 2026-12-06, as ddpm"),
     p("clip", 58.6, 1, "3 seeds: the smaller of the two multiples of chance 8.92x, 8.28x, 8.31x against ≥ 5x: margin +3.92, seed sd 0.36: 10.9x"),
     p("dalle", 282.6, 1, "3 seeds: lenet labels 90.0%, 88.5%, 89.5% of the images drawn for the ten prompts as prompted against ≥ 50%: margin +0.39, seed sd 0.0076: 51x"),
     p("dalle2", 139.9, 1, "3 seeds: lenet labels 25%, 31%, 27% of the drawn images as prompted against ≥ 50%: margin −0.22, seed sd 0.031: 7.3x, a FAIL at any seed"),
@@ -119,13 +133,23 @@ const PLANS: &[Plan] = &[
 pub fn plan(name: &str) -> Plan {
     match PLANS.iter().find(|p| p.name == name) {
         Some(p) => Plan { ..*p },
-        None => Plan { name: "", seconds: DEFAULT_SECONDS, seeds: 1, calibration: ONE },
+        None => Plan { name: "", seconds: DEFAULT_SECONDS, seeds: 1, calibration: ONE, over_cap: false },
     }
 }
 
 /// The default number of seeds of claim `name`.
 pub fn default_seeds(name: &str) -> usize {
     plan(name).seeds
+}
+
+/// What a verdict at one seed of a `capped` claim adds: that its calibration's margin was under
+/// 3 seed sd, so this seed alone may not decide it (None for any other claim).
+pub fn one_seed_caveat(name: &str) -> Option<String> {
+    plan(name).over_cap.then(|| {
+        format!(
+            "one seed by default, since three take longer than the claim's time cap: at 3 seeds the calibration's margin was under 3 seed sd (`dlhist info {name}`), so one seed may not decide it; `dlhist replay --seeds 3 {name}` compares the means"
+        )
+    })
 }
 
 /// The studies among `names`, longest first by recorded seconds (ties by study name), each as
@@ -217,7 +241,11 @@ mod tests {
             let e = registry::get(p.name).unwrap_or_else(|_| panic!("plan `{}` names no entry", p.name));
             assert!(e.claim.is_some(), "plan `{}`: no claim", p.name);
             assert!(p.seeds >= 1);
+            assert!(!p.over_cap || p.seeds == 1, "plan `{}`: capped at one seed", p.name);
+            assert_eq!(one_seed_caveat(p.name).is_some(), p.over_cap, "{}", p.name);
         }
+        assert!(one_seed_caveat("ddpm").unwrap().contains("--seeds 3 ddpm"));
+        assert_eq!(one_seed_caveat("mlp"), None, "a claim whose one seed is calibrated adds nothing");
         assert_eq!(parse_shard("2/3"), Ok((2, 3)));
         for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
             assert!(parse_shard(bad).is_err(), "{bad}");

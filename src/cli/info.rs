@@ -65,7 +65,11 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
 
 /// How many seeds the claim's replay runs by default, and the calibration that chose it.
 fn seeds(p: &crate::claims::plan::Plan) -> String {
-    let runs = if p.seeds == 1 { "one".to_string() } else { format!("{} (the verdict compares the means)", p.seeds) };
+    let runs = match p.seeds {
+        1 if p.over_cap => "one, because three take longer than the claim's time cap (5 minutes on 2 cores, a diffusion claim 10), although the margin below is under 3 seed sd, so one seed may not decide it (`--seeds 3` compares the means)".to_string(),
+        1 => "one".to_string(),
+        n => format!("{n} (the verdict compares the means)"),
+    };
     let why = if p.calibration.is_empty() {
         "not calibrated across seeds yet (`dlhist replay --seeds 3 NAME` measures the spread)".to_string()
     } else {

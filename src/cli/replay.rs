@@ -327,6 +327,8 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
         let spread = seeds::Spread::of(&per_seed, &passes, &v, n);
         if n > 1 && a.budget == Budget::Full {
             v.detail = format!("{}; {}", v.detail, spread.words());
+        } else if let (1, Budget::Full, Some(caveat)) = (n, a.budget, claims::plan::one_seed_caveat(e.name)) {
+            v.detail = format!("{}; {caveat}", v.detail);
         }
         let st = status(a.budget, &mut v, &ctx.fallbacks);
         let sets: BTreeSet<&str> = ctx.fallbacks.iter().flat_map(|f| f.sets.iter().map(String::as_str)).collect();
