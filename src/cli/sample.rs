@@ -155,7 +155,12 @@ type Variant<'a> = (&'a [SampleOpt], &'a str, &'a str);
 
 /// Refuses options the milestone does not take, naming those it does, and the variant that takes
 /// them where there is one, with the commands that train and sample it.
-fn check_options(name: &str, takes: &[SampleOpt], variant: Option<Variant>, req: &SampleRequest) -> Result<(), DlError> {
+fn check_options(
+    name: &str,
+    takes: &[SampleOpt],
+    variant: Option<Variant>,
+    req: &SampleRequest,
+) -> Result<(), DlError> {
     if takes.is_empty() {
         return Err(DlError::Usage(format!(
             "`{name}` has nothing to sample; try `dlhist eval {name}` for its metrics"
@@ -169,11 +174,18 @@ fn check_options(name: &str, takes: &[SampleOpt], variant: Option<Variant>, req:
     let there = match variant {
         Some((opts, v, example)) if bad.iter().any(|o| opts.contains(o)) => {
             let about = crate::registry::train_time(v).map(|t| format!(" (about {t} on 2 cores)")).unwrap_or_default();
-            format!("; its variant `{v}` takes {}: `dlhist train {v}`{about}, then `dlhist sample {v} {example}`", flags(opts))
+            format!(
+                "; its variant `{v}` takes {}: `dlhist train {v}`{about}, then `dlhist sample {v} {example}`",
+                flags(opts)
+            )
         }
         _ => String::new(),
     };
-    Err(DlError::Usage(format!("`{name}` does not take {}; {name} takes {} (and --out){there}", flags(&bad), flags(takes))))
+    Err(DlError::Usage(format!(
+        "`{name}` does not take {}; {name} takes {} (and --out){there}",
+        flags(&bad),
+        flags(takes)
+    )))
 }
 
 /// Where picture `name` goes: `--out FILE.png` (FILE-NAME.png when there are several), else
@@ -261,8 +273,9 @@ mod tests {
         let req = SampleRequest { prompt: Some("7".into()), ..Default::default() };
         let e = check_options("diffusion", &[SampleOpt::N], variant, &req).unwrap_err().to_string();
         assert!(
-            e.contains("; its variant `diffusion-cfg` takes --prompt, --guidance: `dlhist train diffusion-cfg` (about ")
-                && e.ends_with("then `dlhist sample diffusion-cfg --prompt 7`"),
+            e.contains(
+                "; its variant `diffusion-cfg` takes --prompt, --guidance: `dlhist train diffusion-cfg` (about "
+            ) && e.ends_with("then `dlhist sample diffusion-cfg --prompt 7`"),
             "{e}"
         );
         let frames = SampleRequest { frames: true, ..Default::default() };
