@@ -309,6 +309,8 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
         }
         ctx.seed = 0;
         let seconds = t0.elapsed().as_secs_f64();
+        // a real check on the real data: a caveat about its seeds applies
+        let measured = result.as_ref().is_ok_and(|v| !claims::is_not_checked(v)) && ctx.fallbacks.is_empty();
         let (metric, mut v) = match a.budget {
             Budget::Smoke => ("val_loss (final < initial)", smoke_verdict(&ctx.used, &result)),
             Budget::Full => match result {
@@ -327,7 +329,9 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
         let spread = seeds::Spread::of(&per_seed, &passes, &v, n);
         if n > 1 && a.budget == Budget::Full {
             v.detail = format!("{}; {}", v.detail, spread.words());
-        } else if let (1, Budget::Full, Some(caveat)) = (n, a.budget, claims::plan::one_seed_caveat(e.name)) {
+        } else if let (1, Budget::Full, true, Some(caveat)) =
+            (n, a.budget, measured, claims::plan::one_seed_caveat(e.name))
+        {
             v.detail = format!("{}; {caveat}", v.detail);
         }
         let st = status(a.budget, &mut v, &ctx.fallbacks);
