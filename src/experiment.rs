@@ -22,6 +22,10 @@ pub enum Split {
     Test,
 }
 
+/// A variant of a milestone that takes sample options the milestone does not: those options, the
+/// variant's name, and an example of its `sample` arguments (`Experiment::sample_variant`).
+pub type SampleVariant = (&'static [SampleOpt], &'static str, &'static str);
+
 /// An option of `dlhist sample`. Each milestone says which it takes
 /// ([`Experiment::sample_options`]); passing another is an error that lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,7 +251,7 @@ pub trait Experiment {
     /// A variant of this milestone that takes sample options this one does not, for the refusal
     /// to name: (those options, the variant's name, an example of its `sample` arguments), e.g.
     /// unconditional diffusion: (--prompt --guidance, "diffusion-cfg", "--prompt 7 --guidance 3").
-    fn sample_variant(&self) -> Option<(&'static [SampleOpt], &'static str, &'static str)> {
+    fn sample_variant(&self) -> Option<SampleVariant> {
         None
     }
     /// Samples, predictions or generations, where the milestone has something to show.

@@ -174,7 +174,6 @@ pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {
 /// registry knows it; for a preset that starts from another milestone's newest run
 /// (`train.init_from = "t5-pretrain"`) and finds none, both commands in order.
 pub fn train_hint(name: &str) -> String {
-    let about = |n: &str| registry::train_time(n).map(|t| format!(" (about {t} on 2 cores)")).unwrap_or_default();
     if let Some(base) = preset_base(name) {
         if !runs_of(&base).iter().any(RunDir::is_complete) {
             let took = registry::train_time(&base)
@@ -185,7 +184,12 @@ pub fn train_hint(name: &str) -> String {
             );
         }
     }
-    format!("Train one first: dlhist train {name}{}", about(name))
+    format!("Train one first: dlhist train {name}{}", about_time(name))
+}
+
+/// " (about N on 2 cores)" where the registry knows how long `dlhist train NAME` takes, else "".
+pub fn about_time(name: &str) -> String {
+    registry::train_time(name).map(|t| format!(" (about {t} on 2 cores)")).unwrap_or_default()
 }
 
 /// The milestone whose newest run `name`'s preset starts from (its `train.init_from`, when that

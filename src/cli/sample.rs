@@ -3,7 +3,7 @@
 
 use super::common::{self, print_json};
 use crate::error::DlError;
-use crate::experiment::{Progress, SampleOpt, SampleRequest};
+use crate::experiment::{Progress, SampleOpt, SampleRequest, SampleVariant};
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
 
@@ -150,15 +150,12 @@ fn request(a: &Args) -> anyhow::Result<SampleRequest> {
     })
 }
 
-/// A variant's sample options, name and example arguments (`Experiment::sample_variant`).
-type Variant<'a> = (&'a [SampleOpt], &'a str, &'a str);
-
 /// Refuses options the milestone does not take, naming those it does, and the variant that takes
 /// them where there is one, with the commands that train and sample it.
 fn check_options(
     name: &str,
     takes: &[SampleOpt],
-    variant: Option<Variant>,
+    variant: Option<SampleVariant>,
     req: &SampleRequest,
 ) -> Result<(), DlError> {
     if takes.is_empty() {
@@ -173,7 +170,7 @@ fn check_options(
     let flags = |os: &[SampleOpt]| os.iter().map(|o| o.flag()).collect::<Vec<_>>().join(", ");
     let there = match variant {
         Some((opts, v, example)) if bad.iter().any(|o| opts.contains(o)) => {
-            let about = crate::registry::train_time(v).map(|t| format!(" (about {t} on 2 cores)")).unwrap_or_default();
+            let about = common::about_time(v);
             format!(
                 "; its variant `{v}` takes {}: `dlhist train {v}`{about}, then `dlhist sample {v} {example}`",
                 flags(opts)
@@ -269,7 +266,8 @@ mod tests {
 
     #[test]
     fn a_refused_option_that_a_variant_takes_names_the_variant() {
-        let variant: Option<Variant> = Some((&[SampleOpt::Prompt, SampleOpt::Guidance], "diffusion-cfg", "--prompt 7"));
+        let variant: Option<SampleVariant> =
+            Some((&[SampleOpt::Prompt, SampleOpt::Guidance], "diffusion-cfg", "--prompt 7"));
         let req = SampleRequest { prompt: Some("7".into()), ..Default::default() };
         let e = check_options("diffusion", &[SampleOpt::N], variant, &req).unwrap_err().to_string();
         assert!(

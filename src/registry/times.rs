@@ -4,8 +4,9 @@
 
 /// (name, duration in words), measured with `dlhist --threads 2 train NAME` (after `make data`);
 /// the generative ones (training and the final FD) per seed from the replay of 2026-12-06 10:46
-/// (a quiet machine: gan 517–581 s at 18,000 updates, 223–242 s at 8,000 on 2026-12-06 13:33, diffusion and ddpm 4.5–5 min with their FD sampling, clip
-/// 58 s, dalle2 130 s plus the clip and lenet it needs); diffusion-cfg is estimated as diffusion.
+/// (a quiet machine: gan 517–581 s at 18,000 updates, 223–242 s at 8,000 on 2026-12-06 13:33,
+/// diffusion and ddpm 4.5–5 min with their FD sampling, clip 58 s, dalle2 130 s plus the clip and
+/// lenet it needs); diffusion-cfg is estimated as diffusion.
 const TIMES: &[(&str, &str)] = &[
     ("mlp", "10 s"),
     ("cnn", "12 s"),

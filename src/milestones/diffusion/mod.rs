@@ -18,7 +18,9 @@ use crate::config::TrainConfig;
 use crate::data::batch::EpochSampler;
 use crate::data::vision::Splits;
 use crate::error::DlError;
-use crate::experiment::{Experiment, Metrics, Need, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{
+    Experiment, Metrics, Need, SampleOpt, SampleOut, SampleRequest, SampleVariant, Split, TrainOut,
+};
 use crate::nn::time_unet::{time_unet, TimeUNet, TimeUNetCfg};
 use crate::params::Params;
 use crate::picture::{Image, Picture};
@@ -285,7 +287,7 @@ impl Experiment for Diffusion {
         }
     }
 
-    fn sample_variant(&self) -> Option<(&'static [SampleOpt], &'static str, &'static str)> {
+    fn sample_variant(&self) -> Option<SampleVariant> {
         let cond: &'static [SampleOpt] = &[SampleOpt::Prompt, SampleOpt::Guidance];
         (!self.cfg.model.conditional).then_some((cond, "diffusion-cfg", "--prompt 7 --guidance 3"))
     }
