@@ -141,7 +141,15 @@ fn split_lines(s: &Summary, split: &str) -> anyhow::Result<Vec<serde_json::Value
 /// The logged update times of a run in ms (metrics.jsonl's `ms` on its training lines: forward,
 /// backward and optimizer of every `log_every`-th update; evaluations and checkpoints excluded).
 pub fn update_ms(s: &Summary) -> anyhow::Result<Vec<f64>> {
-    let ms: Vec<f64> = split_lines(s, "train")?.iter().filter_map(|v| v["ms"].as_f64()).collect();
+    Ok(update_times(s)?.into_iter().map(|(_, ms)| ms).collect())
+}
+
+/// (step, milliseconds an update) of every training line of the run's metrics.jsonl, in order.
+pub fn update_times(s: &Summary) -> anyhow::Result<Vec<(usize, f64)>> {
+    let ms: Vec<(usize, f64)> = split_lines(s, "train")?
+        .iter()
+        .filter_map(|v| Some((v["step"].as_u64()? as usize, v["ms"].as_f64()?)))
+        .collect();
     if ms.is_empty() {
         anyhow::bail!("run {} logged no update times", s.name);
     }
