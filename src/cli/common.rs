@@ -145,7 +145,7 @@ pub fn new_run_id() -> String {
     format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}", rem / 3600, (rem % 3600) / 60, rem % 60, std::process::id())
 }
 
-pub use crate::engine::runs::{runs_of, runs_root};
+pub use crate::engine::runs::{also_searched, runs_of, runs_root};
 
 /// A NAME (its newest finished run) or a RUN_DIR path.
 pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {
@@ -211,7 +211,8 @@ fn needed_run(need: &Need, device: &Device, ui: Ui) -> anyhow::Result<RunDir> {
     let same = |rd: &RunDir| {
         rd.is_complete() && std::fs::read_to_string(rd.config()).is_ok_and(|t| body(&t) == body(&res.text))
     };
-    if let Some(rd) = runs_of(entry.name).into_iter().find(same) {
+    // a replay's own runs first (this build trained them), then the runs root's
+    if let Some(rd) = also_searched().into_iter().chain(runs_of(entry.name)).find(same) {
         return Ok(rd);
     }
     let rd = RunDir(runs_root().join(entry.name).join(new_run_id()));
@@ -337,4 +338,34 @@ pub fn load_trained(res: &Resolved, rd: &RunDir, device: &Device) -> anyhow::Res
 /// Prints `value` as JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A need is met by a finished run with the same resolved config in a folder a replay
+    /// added (`also_search`), before anything is trained: `dalle` in a replay reuses the
+    /// `vq-vae` and `clip` runs of their own claims.
+    #[test]
+    fn a_needed_run_is_found_among_a_replays_own_runs() {
+        let root = std::env::temp_dir().join(format!("dlhist-also-{}", std::process::id()));
+        let need =
+            Need { key: "judge", milestone: "lenet".into(), sets: vec!["train.steps=7".into()], why: "a test".into() };
+        let res = resolve(
+            registry::get("lenet").unwrap(),
+            false,
+            &ConfigArgs { sets: need.sets.clone(), ..Default::default() },
+        )
+        .unwrap();
+        let run = RunDir(root.join("lenet_train_steps_7"));
+        std::fs::create_dir_all(&run.0).unwrap();
+        std::fs::write(run.config(), runner::config_file_text(&res.text, "mnist", None)).unwrap();
+        std::fs::write(run.summary(), "{}").unwrap();
+        std::fs::write(run.model(), "").unwrap();
+        crate::engine::runs::also_search(&root);
+        let found = needed_run(&need, &Device::Cpu, Ui { progress: false, echo: false }).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(found.0, run.0, "the replay's finished run, not a new one");
+    }
 }

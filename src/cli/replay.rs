@@ -250,6 +250,8 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
             (d.clone(), TempRuns(Some(d)))
         }
     };
+    // a need of a claim (dalle's vq-vae and clip) reuses a run an earlier claim trained here
+    crate::engine::runs::also_search(&out);
     let budget_name = a.budget.name();
     let mut ctx = Ctx {
         budget: a.budget,

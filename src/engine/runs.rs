@@ -164,6 +164,30 @@ pub fn runs_root() -> PathBuf {
     std::env::var("DLHIST_RUNS").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("checkpoints"))
 }
 
+/// Folders of run directories searched besides the runs root for a needed run (`also_search`).
+static ALSO: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds `dir`, a folder whose subfolders are run directories, to those searched for a run a
+/// milestone needs: `replay` adds its own, so a need that a claim's run already met is not
+/// trained again (`dalle` needs the `vq-vae` and `clip` runs that their own claims trained).
+pub fn also_search(dir: &Path) {
+    ALSO.lock().unwrap_or_else(|e| e.into_inner()).push(dir.to_path_buf());
+}
+
+/// The run directories of the folders `also_search` added, in order.
+pub fn also_searched() -> Vec<RunDir> {
+    let roots = ALSO.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut out = vec![];
+    for root in roots {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("config.toml").is_file()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        out.extend(dirs.into_iter().map(RunDir));
+    }
+    out
+}
+
 /// Run directories of milestone `name` under the runs root, newest first.
 pub fn runs_of(name: &str) -> Vec<RunDir> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_root().join(name))

@@ -5,6 +5,7 @@
 /// (name, duration in words), measured with `dlhist --threads 2 train NAME` (after `make data`);
 /// the generative ones (training and the final FD) per seed from the replay of 2026-12-06 10:46
 /// (a quiet machine: gan 517–581 s at 18,000 updates, 223–242 s at 8,000 on 2026-12-06 13:33,
+/// 261–279 s at 9,000 at 17:21, plus about 25 s for the lenet of its FD on a fresh machine;
 /// diffusion and ddpm 4.5–5 min with their FD sampling, clip 58 s, dalle2 130 s plus the clip and
 /// lenet it needs); diffusion-cfg is estimated as diffusion.
 const TIMES: &[(&str, &str)] = &[
@@ -15,7 +16,7 @@ const TIMES: &[(&str, &str)] = &[
     ("clip", "1 min"),
     ("dalle", "6 min, with the vq-vae, lenet and clip it needs"),
     ("dalle2", "4 min, with the clip and lenet it needs"),
-    ("gan", "4 min"),
+    ("gan", "5 min, with the lenet it needs"),
     ("diffusion", "5 min"),
     ("ddpm", "5 min"),
     ("ddpm-cosine", "5 min"),
