@@ -128,6 +128,7 @@ fn gan_curve(g: &Summary, total_secs: f64) -> anyhow::Result<Vec<GanEval>> {
 fn gan_point(curve: &[GanEval], secs: f64) -> Option<GanEval> {
     curve.iter().find(|e| e.secs >= secs).or(curve.last()).copied()
 }
+
 pub fn claim_ddpm_cosine(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let (lin, cos) = (ctx.run("ddpm", &[])?, ctx.run("diffusion", &[])?);
     let (lf, cf) = (metric(&lin, "test_fd")?, metric(&cos, "test_fd")?);

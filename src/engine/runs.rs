@@ -177,24 +177,21 @@ pub fn also_search(dir: &Path) {
 /// The run directories of the folders `also_search` added, in order.
 pub fn also_searched() -> Vec<RunDir> {
     let roots = ALSO.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut out = vec![];
-    for root in roots {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("config.toml").is_file()).collect())
-            .unwrap_or_default();
-        dirs.sort();
-        out.extend(dirs.into_iter().map(RunDir));
-    }
-    out
+    roots.iter().flat_map(|r| run_dirs_in(r)).map(RunDir).collect()
+}
+
+/// The subfolders of `root` that hold a config.toml, sorted by name (ids sort by time).
+fn run_dirs_in(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("config.toml").is_file()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
 }
 
 /// Run directories of milestone `name` under the runs root, newest first.
 pub fn runs_of(name: &str) -> Vec<RunDir> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_root().join(name))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("config.toml").is_file()).collect())
-        .unwrap_or_default();
-    dirs.sort();
-    dirs.into_iter().rev().map(RunDir).collect()
+    run_dirs_in(&runs_root().join(name)).into_iter().rev().map(RunDir).collect()
 }
 
 /// The run that `train.init_from = "<target>"` names: a run directory, or a milestone name
