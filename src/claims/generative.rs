@@ -62,8 +62,8 @@ pub fn claim_diffusion(ctx: &mut dyn ClaimCtx) -> anyhow::Result<Verdict> {
     let df = metric(&d, "test_fd")?;
     // training time, evaluations and checkpoints left out: the GAN samples and scores 2,000
     // images every 500 updates, diffusion only at the end
-    let (gt, dt) = (train_seconds(&g)?, train_seconds(&d)?);
-    let curve = gan_curve(&g, gt)?;
+    let dt = train_seconds(&d)?;
+    let (curve, gt) = gan_curve(&g)?;
     let at = gan_point(&curve, dt).expect("gan_curve gives at least the final evaluation");
     let equal = at.secs >= EQUAL_TIME * dt;
     let when = if at.secs >= dt {
@@ -102,13 +102,15 @@ struct GanEval {
 
 /// The GAN's evaluations after step 0 with their test FD (`fd_test`, logged at every
 /// evaluation) and training time (the mean logged update time up to the step, times the step);
-/// a run without `fd_test` (trained before it was logged) gives its final test FD alone.
-fn gan_curve(g: &Summary, total_secs: f64) -> anyhow::Result<Vec<GanEval>> {
+/// a run without `fd_test` (trained before it was logged) gives its final test FD alone. With
+/// the run's whole training time (`train_seconds`, from the same lines).
+fn gan_curve(g: &Summary) -> anyhow::Result<(Vec<GanEval>, f64)> {
     let times = update_times(g)?;
     let secs_at = |step: usize| {
         let ms: Vec<f64> = times.iter().filter(|(st, _)| *st <= step).map(|(_, ms)| *ms).collect();
         ms.iter().sum::<f64>() / ms.len().max(1) as f64 * step as f64 / 1e3
     };
+    let total_secs = secs_at(g.steps);
     let mut curve: Vec<GanEval> = val_lines(g)?
         .iter()
         .filter_map(|v| Some((v["step"].as_u64()? as usize, v["fd_test"].as_f64()?)))
@@ -118,7 +120,7 @@ fn gan_curve(g: &Summary, total_secs: f64) -> anyhow::Result<Vec<GanEval>> {
     if curve.is_empty() {
         curve.push(GanEval { step: g.steps, fd: metric(g, "test_fd")?, secs: total_secs });
     }
-    Ok(curve)
+    Ok((curve, total_secs))
 }
 
 /// The GAN evaluation to compare diffusion with: the first whose training time reaches

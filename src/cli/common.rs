@@ -4,6 +4,7 @@
 use crate::config::TrainConfig;
 use crate::config::{config_hash, layered, merge, parse_toml, Layer};
 use crate::engine::runner::{self, RunDir, RunSpec, Summary};
+use crate::engine::runs::also_searched;
 use crate::error::DlError;
 use crate::experiment::{Experiment, Need};
 use crate::registry::{self, Entry};
@@ -145,7 +146,7 @@ pub fn new_run_id() -> String {
     format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}", rem / 3600, (rem % 3600) / 60, rem % 60, std::process::id())
 }
 
-pub use crate::engine::runs::{also_searched, runs_of, runs_root};
+pub use crate::engine::runs::{runs_of, runs_root};
 
 /// A NAME (its newest finished run) or a RUN_DIR path.
 pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {
