@@ -148,12 +148,13 @@ struct StepCtx<'a> {
     not_finite: Option<String>,
 }
 
-/// Global L2 norm of the gradients of `vars`, as f64.
+/// Global L2 norm of the gradients of `vars`, as f64 (each gradient's Σg² in f32, as candle's
+/// `sqr().sum_all()` gives it, in one pass).
 fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> candle_core::Result<f64> {
     let mut total = 0f64;
     for (_, v) in vars {
         if let Some(g) = grads.get(v.as_tensor()) {
-            total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            total += crate::ops::sum_squares::sum_squares(g)? as f64;
         }
     }
     Ok(total.sqrt())

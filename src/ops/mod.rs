@@ -35,6 +35,7 @@ pub mod relu;
 #[cfg(test)]
 mod simd_levels;
 pub mod small_gemm;
+pub mod sum_squares;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod upsample;
