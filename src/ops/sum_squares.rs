@@ -95,7 +95,7 @@ mod tests {
     }
 
     #[test]
-    fn both_orders_are_the_ones_candle_uses_and_they_differ() {
+    fn the_blocked_and_in_order_sums_round_differently() {
         // the two paths are not interchangeable: on these values they round differently, so
         // the test above checks the path this CPU takes, not a sum that ignores order
         let v: Vec<f32> = (0..1000).map(|i| 1.0 + (i as f32) * 1e-3 + if i % 3 == 0 { 1e3 } else { 0.0 }).collect();
