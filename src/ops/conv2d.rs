@@ -26,7 +26,7 @@ use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape,
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::conv2d_direct::{Dw, DwScratch, Dx, Fwd};
+use super::conv2d_direct::{dy_pass, Dw, DwScratch, Dx, Fwd};
 
 /// y = conv2d(x, w) + b with square stride and zero padding, dilation 1, one group.
 /// x (B, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out) -> (B, C_out, H_out, W_out). f32 on CPU.
@@ -466,15 +466,20 @@ pub(super) fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 
         let mut db = vec![0f32; if need_db { c_out } else { 0 }];
         for bi in ci * chunk..((ci + 1) * chunk).min(g.b) {
             let dy_b = &dy[bi * c_out * n..][..c_out * n]; // (C_out, N)
-            if need_db {
-                for (d, row) in db.iter_mut().zip(dy_b.chunks(n)) {
-                    *d += row.iter().sum::<f32>();
-                }
-            }
+            let db_b = need_db.then_some(&mut db[..]);
             let x_b = &x[bi * g.x_len()..][..g.x_len()];
             if let (Some(d), Some(s)) = (&direct_dw, dw_scratch.as_mut()) {
-                d.sample(g, x_b, dy_b, s);
-            } else if need_dw {
+                d.sample(g, x_b, dy_b, s, db_b); // db from its pass over dy_b
+            } else if let Some(db) = db_b {
+                if fast {
+                    dy_pass(dy_b, c_out, n, None, Some(db)); // the bits of the loop below, 16 rows at once
+                } else {
+                    for (d, row) in db.iter_mut().zip(dy_b.chunks(n)) {
+                        *d += row.iter().sum::<f32>();
+                    }
+                }
+            }
+            if direct_dw.is_none() && need_dw {
                 let col: &[f32] = if pointwise {
                     x_b
                 } else {

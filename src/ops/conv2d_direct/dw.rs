@@ -60,15 +60,19 @@ impl Dw {
         }
     }
 
-    /// The scratch's dw += this sample's chains.
-    pub(in crate::ops) fn sample(&self, g: &Geom, x_b: &[f32], dy_b: &[f32], s: &mut DwScratch) {
+    /// The scratch's dw += this sample's chains, and db += its rows' sums where given (from the
+    /// same pass over dy_b that transposes it, `dy_pass`).
+    pub(in crate::ops) fn sample(
+        &self,
+        g: &Geom,
+        x_b: &[f32],
+        dy_b: &[f32],
+        s: &mut DwScratch,
+        db: Option<&mut [f32]>,
+    ) {
         let (n, c_out) = (g.n(), g.c_out);
         super::pad_into(g, x_b, self.wp, self.plane, &mut s.xpad);
-        for (o, row) in dy_b.chunks(n).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                s.dyt[j * c_out + o] = v;
-            }
-        }
+        super::dy_pass(dy_b, c_out, n, Some(&mut s.dyt), db);
         let mut o0 = 0;
         while o0 < c_out {
             let wide = c_out - o0 >= 32;

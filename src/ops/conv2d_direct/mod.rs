@@ -18,12 +18,14 @@
 
 mod dw;
 mod dx;
+mod dy;
 mod fwd;
 #[cfg(test)]
 mod tests;
 
 pub(super) use dw::{Dw, DwScratch};
 pub(super) use dx::{col2im_gather, Dx};
+pub(super) use dy::dy_pass;
 pub(super) use fwd::Fwd;
 
 use crate::ops::conv2d::Geom;
