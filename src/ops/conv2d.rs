@@ -27,6 +27,8 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::conv2d_direct::{dy_pass, Dw, DwScratch, Dx, Fwd};
+use super::cpu;
+use std::mem::MaybeUninit;
 
 /// y = conv2d(x, w) + b with square stride and zero padding, dilation 1, one group.
 /// x (B, C_in, H, W), w (C_out, C_in, kH, kW), b (C_out) -> (B, C_out, H_out, W_out). f32 on CPU.
@@ -375,15 +377,17 @@ fn sgemm(dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat, par: Parallelism
 /// `fast` false: im2col and the gemm for every shape (the tests' baseline for the fast paths).
 pub(super) fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, fast: bool) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
-    let mut y = vec![0f32; g.b * g.c_out * n];
     let direct = Fwd::new(g).filter(|_| fast && g.b >= rayon::current_num_threads());
     if let Some(d) = direct {
         let wk = d.pack_weights(g, w);
+        let mut y = cpu::uninit(g.b * g.c_out * n); // no zero fill: each sample's y_b is written in full
         y.par_chunks_mut(g.c_out * n)
             .zip(x.par_chunks(g.x_len()))
             .for_each_init(|| d.scratch(g), |s, (y_b, x_b)| d.sample(g, x_b, &wk, bias, y_b, s));
-        return y;
+        // SAFETY: the chunks cover y, and `Fwd::sample` writes every entry of its y_b
+        return unsafe { cpu::assume_init(y) };
     }
+    let mut y = vec![0f32; g.b * g.c_out * n];
     let par = g.gemm_par(g.b);
     let pointwise = fast && g.pointwise();
     y.par_chunks_mut(g.c_out * n).zip(x.par_chunks(g.x_len())).for_each_init(
@@ -460,7 +464,7 @@ pub(super) fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 
     };
 
     // the samples of chunk `ci`, writing dx into `dx_chunk` (the chunk's slice of dx)
-    let work = |sc: &mut Scratch, ci: usize, mut dx_chunk: Option<&mut [f32]>| {
+    let work = |sc: &mut Scratch, ci: usize, mut dx_chunk: Option<&mut [MaybeUninit<f32>]>| {
         let Scratch { col, dcol, dx_pad, dw: dw_scratch } = sc;
         let mut dw = vec![0f32; if need_dw { c_out * k } else { 0 }];
         let mut db = vec![0f32; if need_db { c_out } else { 0 }];
@@ -495,8 +499,12 @@ pub(super) fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 
                 let rhs = Mat { data: dy_b, rows: c_out, cols: n, rs: n, cs: 1 }; // (C_out, N)
                 let dx_b = &mut dx_chunk[(bi - ci * chunk) * g.x_len()..][..g.x_len()];
                 if let (Some(d), Some(wk)) = (&direct_dx, &w_dx) {
-                    d.sample(g, wk, dy_b, dx_b);
-                } else if pointwise {
+                    d.sample(g, wk, dy_b, dx_b); // writes all of dx_b
+                    continue;
+                }
+                // the other paths add onto zeros
+                let dx_b = cpu::zero_init(dx_b);
+                if pointwise {
                     // onto the zeros of dx_b: 0 + dcol, as col2im adds it (the same bits, -0 included)
                     sgemm(dx_b, true, lhs, rhs, par);
                 } else if let Some(cb) = g.dx_channel_block().filter(|_| fast) {
@@ -527,13 +535,14 @@ pub(super) fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 
     };
 
     let (dx, partials): (_, Vec<_>) = if need_dx {
-        let mut dx = vec![0f32; g.b * g.x_len()];
+        let mut dx = cpu::uninit(g.b * g.x_len()); // zeroed (where needed) per sample by `work`
         let partials = dx
             .par_chunks_mut(chunk * g.x_len())
             .enumerate()
             .map_init(scratch, |s, (ci, d)| work(s, ci, Some(d)))
             .collect();
-        (Some(dx), partials)
+        // SAFETY: the chunks cover dx, and `work` writes every sample's dx_b in full
+        (Some(unsafe { cpu::assume_init(dx) }), partials)
     } else {
         (None, (0..n_chunks).into_par_iter().map_init(scratch, |s, ci| work(s, ci, None)).collect())
     };

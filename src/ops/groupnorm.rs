@@ -259,14 +259,16 @@ impl CustomOp3 for GroupNorm {
         let gamma = cpu::cpu_f32(s2, l2, NAME)?;
         let beta = cpu::cpu_f32(s3, l3, NAME)?;
         let row = g.row();
-        let mut y = vec![0f32; x.len()];
+        // zeroed by each chunk's own thread, not all by calloc on this one while the others wait
+        let mut y = cpu::uninit(x.len());
         cpu::for_row_chunks(&mut y, row, |r0, y| {
-            for (i, yr) in y.chunks_exact_mut(row).enumerate() {
+            for (i, yr) in cpu::zero_init(y).chunks_exact_mut(row).enumerate() {
                 let xr = &x[(r0 + i) * row..(r0 + i + 1) * row];
                 forward_sample_simd(xr, gamma, beta, g.groups, g.s, self.eps, self.silu, yr);
             }
         });
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        // SAFETY: the chunks cover y, and each was zeroed
+        Ok((CpuStorage::F32(unsafe { cpu::assume_init(y) }), l1.shape().clone()))
     }
 
     fn bwd(
@@ -288,7 +290,7 @@ impl CustomOp3 for GroupNorm {
         let gv = cpu::storage_f32(&gs, gl, NAME)?;
         let bv = cpu::storage_f32(&bs, bl, NAME)?;
         let dyv = cpu::storage_f32(&ds, dl, NAME)?;
-        let mut dx = vec![0f32; xv.len()];
+        let mut dx = cpu::uninit(xv.len()); // zeroed per chunk, as y in the forward
         let rpt = cpu::rows_per_task(row);
         // each chunk of samples returns its partial Σ dz, Σ dz·x̂ (2·C), added in chunk order
         let parts: Vec<Vec<f32>> = dx
@@ -296,7 +298,7 @@ impl CustomOp3 for GroupNorm {
             .enumerate()
             .map(|(t, dxc)| {
                 let mut acc = vec![0f32; 2 * g.c];
-                for (i, dxr) in dxc.chunks_exact_mut(row).enumerate() {
+                for (i, dxr) in cpu::zero_init(dxc).chunks_exact_mut(row).enumerate() {
                     let r = t * rpt + i;
                     let (xr, dyr) = (&xv[r * row..(r + 1) * row], &dyv[r * row..(r + 1) * row]);
                     backward_sample_simd(xr, dyr, gv, bv, g.groups, g.s, self.eps, self.silu, dxr, &mut acc);
@@ -305,6 +307,8 @@ impl CustomOp3 for GroupNorm {
             })
             .collect();
         let sums = cpu::reduce_partials(parts);
+        // SAFETY: the chunks cover dx, and each was zeroed
+        let dx = unsafe { cpu::assume_init(dx) };
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), dev)?),

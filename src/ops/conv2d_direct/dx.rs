@@ -4,6 +4,7 @@
 
 use super::{avx512, vectors_per_tile};
 use crate::ops::conv2d::Geom;
+use std::mem::MaybeUninit;
 
 /// Input channels per dx tile.
 const DX_R: usize = 4;
@@ -86,8 +87,9 @@ impl Dx {
         wk
     }
 
-    /// dx_b (C_in, N), overwritten, from dy_b (C_out, N); `wk` from `pack_weights`.
-    pub(in crate::ops) fn sample(&self, g: &Geom, wk: &[f32], dy_b: &[f32], dx_b: &mut [f32]) {
+    /// dx_b (C_in, N), every entry written (it may be uninitialised), from dy_b (C_out, N);
+    /// `wk` from `pack_weights`.
+    pub(in crate::ops) fn sample(&self, g: &Geom, wk: &[f32], dy_b: &[f32], dx_b: &mut [MaybeUninit<f32>]) {
         let (n, taps) = (g.n(), g.kh * g.kw);
         assert!(dy_b.len() >= g.c_out * n && dx_b.len() >= g.c_in * n && wk.len() >= g.c_out * g.k());
         for cb in 0..g.c_in / DX_R {
@@ -99,7 +101,7 @@ impl Dx {
                     let (dy, w, dx) = (
                         dy_b.as_ptr().add(q0),
                         wk[cb * taps * g.c_out * DX_R..].as_ptr(),
-                        dx_b.as_mut_ptr().add(cb * DX_R * n + q0),
+                        dx_b.as_mut_ptr().cast::<f32>().add(cb * DX_R * n + q0),
                     );
                     match self.v {
                         3 => dx_tile::<3>(dy, n, g.c_out, &self.d, masks, w, dx, n - q0),

@@ -22,6 +22,7 @@
 
 use super::{avx512, gemm_kc, vectors_per_tile};
 use crate::ops::conv2d::Geom;
+use std::mem::MaybeUninit;
 
 /// Output channels per tile (C_out must be a multiple).
 const R: usize = 8;
@@ -85,14 +86,15 @@ impl Fwd {
         (vec![0f32; g.c_in * self.plane + 16 * V_MAX + g.kw], vec![0f32; g.c_out * self.q])
     }
 
-    /// y_b (C_out, N) for one sample x_b (C_in, H, W); `wk` from `pack_weights`.
+    /// y_b (C_out, N) for one sample x_b (C_in, H, W), every entry written (y_b may be
+    /// uninitialised); `wk` from `pack_weights`.
     pub(in crate::ops) fn sample(
         &self,
         g: &Geom,
         x_b: &[f32],
         wk: &[f32],
         bias: Option<&[f32]>,
-        y_b: &mut [f32],
+        y_b: &mut [MaybeUninit<f32>],
         s: &mut (Vec<f32>, Vec<f32>),
     ) {
         let (xpad, ypad) = s;
@@ -123,10 +125,13 @@ impl Fwd {
             }
         }
         // drop the junk columns
+        assert!(y_b.len() >= g.c_out * g.n());
         for o in 0..g.c_out {
             for oh in 0..g.h_out {
-                y_b[(o * g.h_out + oh) * g.w_out..][..g.w_out]
-                    .copy_from_slice(&ypad[o * self.q + oh * self.wp..][..g.w_out]);
+                let dst = &mut y_b[(o * g.h_out + oh) * g.w_out..][..g.w_out];
+                for (d, &v) in dst.iter_mut().zip(&ypad[o * self.q + oh * self.wp..][..g.w_out]) {
+                    d.write(v);
+                }
             }
         }
     }

@@ -164,22 +164,6 @@ pub(super) unsafe fn to_lanes(src: &[f32], src_rs: usize, n: usize, bsz: usize, 
     }
 }
 
-/// A buffer of `n` floats that is not zeroed: the op's big buffers are written in full anyway,
-/// and zeroing them (calloc on reused heap memory) cost a memset pass over ~20 MB per call.
-pub(super) fn uninit(n: usize) -> Vec<MaybeUninit<f32>> {
-    let mut v = Vec::with_capacity(n);
-    // SAFETY: MaybeUninit needs no initialisation.
-    unsafe { v.set_len(n) };
-    v
-}
-
-/// The buffer as plain floats.
-/// SAFETY: every element of `v` has been written.
-pub(super) unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
-    let mut v = std::mem::ManuallyDrop::new(v);
-    Vec::from_raw_parts(v.as_mut_ptr() as *mut f32, v.len(), v.capacity())
-}
-
 /// `Ptr` to a buffer's first element.
 pub(super) fn ptr_of(v: &mut [MaybeUninit<f32>]) -> Ptr {
     Ptr(v.as_mut_ptr() as *mut f32)

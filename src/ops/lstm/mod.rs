@@ -40,6 +40,7 @@
 
 use super::cpu;
 use super::cpu::SimdLevel;
+use super::cpu::{assume_init, uninit};
 use super::small_gemm::{self, StepQueue, TileFn, LANE_BLOCK, MAX_LANES, R};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -50,10 +51,7 @@ mod problem;
 #[cfg(test)]
 mod tests;
 
-use lanes::{
-    assume_init, from_lanes, gates_bwd, gates_fwd, prefetch_l2, ptr_of, run_threads, to_lanes, uninit, zero_row_tails,
-    Ptr,
-};
+use lanes::{from_lanes, gates_bwd, gates_fwd, prefetch_l2, ptr_of, run_threads, to_lanes, zero_row_tails, Ptr};
 pub use problem::benches;
 
 /// The fused LSTM over a sequence. x (B, T, D), w_ih (4H, D), w_hh (4H, H), b (4H), h0 and c0
