@@ -39,7 +39,9 @@ pub fn uninit(n: usize) -> Vec<MaybeUninit<f32>> {
 }
 
 /// The buffer as plain floats.
-/// SAFETY: every element of `v` has been written.
+///
+/// # Safety
+/// Every element of `v` has been written.
 pub unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     let mut v = std::mem::ManuallyDrop::new(v);
     Vec::from_raw_parts(v.as_mut_ptr() as *mut f32, v.len(), v.capacity())
