@@ -500,31 +500,31 @@ pub(super) fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need: [bool; 
                 let dx_b = &mut dx_chunk[(bi - ci * chunk) * g.x_len()..][..g.x_len()];
                 if let (Some(d), Some(wk)) = (&direct_dx, &w_dx) {
                     d.sample(g, wk, dy_b, dx_b); // writes all of dx_b
-                    continue;
-                }
-                // the other paths add onto zeros
-                let dx_b = cpu::zero_init(dx_b);
-                if pointwise {
-                    // onto the zeros of dx_b: 0 + dcol, as col2im adds it (the same bits, -0 included)
-                    sgemm(dx_b, true, lhs, rhs, par);
-                } else if let Some(cb) = g.dx_channel_block().filter(|_| fast) {
-                    // cb input channels at a time, so that their rows of dcol are still in L2 when
-                    // they are folded (the whole of dcol is 1.4 MB for the U-Net's 48-channel layer).
-                    // Each dcol entry is the same sum over C_out (its one k-block), and each dx
-                    // entry gets the same additions in the same order.
-                    let taps = g.kh * g.kw;
-                    for c0 in (0..g.c_in).step_by(cb) {
-                        let c1 = (c0 + cb).min(g.c_in);
-                        let rows = (c1 - c0) * taps;
-                        let lhs = Mat { data: &w[c0 * taps..], rows, cols: c_out, rs: 1, cs: k }; // rows of wᵀ
-                        let rhs = Mat { data: dy_b, rows: c_out, cols: n, rs: n, cs: 1 }; // (C_out, N)
-                        sgemm(&mut dcol[..rows * n], false, lhs, rhs, par);
-                        let gb = Geom { c_in: c1 - c0, ..*g };
-                        col2im_padded(&gb, &dcol[..rows * n], &mut dx_b[c0 * g.h * g.w..c1 * g.h * g.w], dx_pad);
-                    }
                 } else {
-                    sgemm(dcol, false, lhs, rhs, par);
-                    col2im(g, dcol, dx_b);
+                    // the other paths add onto zeros
+                    let dx_b = cpu::zero_init(dx_b);
+                    if pointwise {
+                        // onto the zeros of dx_b: 0 + dcol, as col2im adds it (the same bits, -0 included)
+                        sgemm(dx_b, true, lhs, rhs, par);
+                    } else if let Some(cb) = g.dx_channel_block().filter(|_| fast) {
+                        // cb input channels at a time, so that their rows of dcol are still in L2 when
+                        // they are folded (the whole of dcol is 1.4 MB for the U-Net's 48-channel layer).
+                        // Each dcol entry is the same sum over C_out (its one k-block), and each dx
+                        // entry gets the same additions in the same order.
+                        let taps = g.kh * g.kw;
+                        for c0 in (0..g.c_in).step_by(cb) {
+                            let c1 = (c0 + cb).min(g.c_in);
+                            let rows = (c1 - c0) * taps;
+                            let lhs = Mat { data: &w[c0 * taps..], rows, cols: c_out, rs: 1, cs: k }; // rows of wᵀ
+                            let rhs = Mat { data: dy_b, rows: c_out, cols: n, rs: n, cs: 1 }; // (C_out, N)
+                            sgemm(&mut dcol[..rows * n], false, lhs, rhs, par);
+                            let gb = Geom { c_in: c1 - c0, ..*g };
+                            col2im_padded(&gb, &dcol[..rows * n], &mut dx_b[c0 * g.h * g.w..c1 * g.h * g.w], dx_pad);
+                        }
+                    } else {
+                        sgemm(dcol, false, lhs, rhs, par);
+                        col2im(g, dcol, dx_b);
+                    }
                 }
             }
         }
