@@ -16,40 +16,37 @@ pub(in crate::ops) fn dy_pass(
     c_out: usize,
     n: usize,
     mut dyt: Option<&mut [f32]>,
-    db: Option<&mut [f32]>,
+    mut db: Option<&mut [f32]>,
 ) {
     assert!(dy_b.len() >= c_out * n && dyt.as_ref().is_none_or(|t| t.len() >= c_out * n));
     assert!(db.as_ref().is_none_or(|d| d.len() >= c_out));
     // `iter().sum()` folds from this (it has been -0.0 or 0.0 across Rust versions)
     let init = std::iter::empty::<f32>().sum::<f32>();
-    let mut sums = vec![init; c_out];
     let mut o0 = 0;
-    if avx512() {
-        while o0 + 16 <= c_out {
+    while o0 < c_out {
+        let rows = (c_out - o0).min(16);
+        let mut sums = [init; 16]; // this block's rows' chains
+        if rows == 16 && avx512() {
             let t = dyt.as_deref_mut().map_or(std::ptr::null_mut(), |t| t[o0..].as_mut_ptr());
             // SAFETY: AVX-512 checked; the reads stay in rows o0..o0 + 16 of dy_b, the writes
             // (when t is not null) in lanes o0..o0 + 16 of dyt's N rows (lengths asserted above)
-            unsafe { block16(dy_b[o0 * n..].as_ptr(), n, t, c_out, &mut sums[o0..o0 + 16]) };
-            o0 += 16;
-        }
-    }
-    // the rows left: up to 16 independent chains at a time
-    while o0 < c_out {
-        let rows = (c_out - o0).min(16);
-        let s = &mut sums[o0..o0 + rows];
-        for j in 0..n {
-            for (l, s) in s.iter_mut().enumerate() {
-                let v = dy_b[(o0 + l) * n + j];
-                *s += v;
-                if let Some(t) = dyt.as_deref_mut() {
-                    t[j * c_out + o0 + l] = v;
+            unsafe { block16(dy_b[o0 * n..].as_ptr(), n, t, c_out, &mut sums) };
+        } else {
+            // up to 16 independent scalar chains
+            for j in 0..n {
+                for (l, s) in sums[..rows].iter_mut().enumerate() {
+                    let v = dy_b[(o0 + l) * n + j];
+                    *s += v;
+                    if let Some(t) = dyt.as_deref_mut() {
+                        t[j * c_out + o0 + l] = v;
+                    }
                 }
             }
         }
+        if let Some(db) = db.as_deref_mut() {
+            db[o0..o0 + rows].iter_mut().zip(&sums).for_each(|(d, s)| *d += s);
+        }
         o0 += rows;
-    }
-    if let Some(db) = db {
-        db.iter_mut().zip(&sums).for_each(|(d, s)| *d += s);
     }
 }
 
@@ -57,7 +54,7 @@ pub(in crate::ops) fn dy_pass(
 /// rows of `c_out`) unless it is null, and each row's entries added in order onto `sums`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn block16(dy: *const f32, n: usize, dyt: *mut f32, c_out: usize, sums: &mut [f32]) {
+unsafe fn block16(dy: *const f32, n: usize, dyt: *mut f32, c_out: usize, sums: &mut [f32; 16]) {
     use std::arch::x86_64::*;
     let mut acc = _mm512_loadu_ps(sums.as_ptr()); // lane l: row l's chain
     let mut j0 = 0;
@@ -122,7 +119,7 @@ unsafe fn transpose16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64:
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn block16(_: *const f32, _: usize, _: *mut f32, _: usize, _: &mut [f32]) {
+unsafe fn block16(_: *const f32, _: usize, _: *mut f32, _: usize, _: &mut [f32; 16]) {
     unreachable!("the direct convolution runs only where the CPU has AVX-512")
 }
 
