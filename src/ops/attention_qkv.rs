@@ -202,15 +202,16 @@ impl CustomOp1 for PackedAttention {
         let d = Dims::of(l.shape(), self.n_head)?;
         let qkv = cpu::cpu_f32(s, l, "attention_qkv")?;
         let c3 = 3 * d.c;
-        let mut y = vec![0f32; d.b * d.t * d.c]; // (B, T, C)
-        let y_out = Out(y.as_mut_ptr());
+        // (B, T, C), not zeroed: the tasks' scatters write every entry (H heads of Dh columns)
+        let mut y = cpu::uninit(d.b * d.t * d.c);
+        let y_out = Out(y.as_mut_ptr().cast());
         // one task per (b, h): gather q, k, v (T rows each), attend, scatter O into y's columns
         let saved = match &self.kernels {
             Kernels::Flash(flash) => {
                 let tdh = d.t * d.dh;
-                let mut lse = vec![0f32; d.b * d.h * d.t]; // (B, H, T)
+                let mut lse = cpu::uninit(d.b * d.h * d.t); // (B, H, T), zeroed by each task
                 lse.par_chunks_mut(d.t).enumerate().for_each(|(bh, lse_bh)| {
-                    let at = (bh / d.h, bh % d.h);
+                    let (at, lse_bh) = ((bh / d.h, bh % d.h), cpu::zero_init(lse_bh));
                     let mut buf = vec![0f32; 3 * tdh]; // q, k, v: (T, Dh) each
                     for (i, x) in buf.chunks_exact_mut(tdh).enumerate() {
                         d.gather(qkv, c3, at, i * d.c, x, d.dh);
@@ -221,13 +222,14 @@ impl CustomOp1 for PackedAttention {
                     // SAFETY: y holds B·T·C floats; this task alone writes head hh of batch row bi.
                     unsafe { d.scatter(&o, d.dh, y_out, d.c, at, 0) };
                 });
-                lse
+                // SAFETY: every chunk was zeroed by its task
+                unsafe { cpu::assume_init(lse) }
             }
             Kernels::Small(small) => {
                 let (tdp, pl) = (d.t * small.dp, SmallAttention::p_len(d.t));
-                let mut p = vec![0f32; d.b * d.h * pl]; // (B, H, T, TP)
+                let mut p = cpu::uninit(d.b * d.h * pl); // (B, H, T, TP), zeroed by each task
                 p.par_chunks_mut(pl).enumerate().for_each(|(bh, p_bh)| {
-                    let at = (bh / d.h, bh % d.h);
+                    let (at, p_bh) = ((bh / d.h, bh % d.h), cpu::zero_init(p_bh));
                     let mut buf = vec![0f32; 4 * tdp]; // q, k, v, o: (T, DP) each, zero pad
                     let (ins, o) = buf.split_at_mut(3 * tdp);
                     for (i, x) in ins.chunks_exact_mut(tdp).enumerate() {
@@ -238,10 +240,13 @@ impl CustomOp1 for PackedAttention {
                     // SAFETY: as above
                     unsafe { d.scatter(o, small.dp, y_out, d.c, at, 0) };
                 });
-                p
+                // SAFETY: as for lse
+                unsafe { cpu::assume_init(p) }
             }
         };
         let _ = self.saved.set(saved);
+        // SAFETY: the B·H tasks wrote all of y (above)
+        let y = unsafe { cpu::assume_init(y) };
         Ok((CpuStorage::F32(y), Shape::from((d.b, d.t, d.c))))
     }
 
@@ -272,8 +277,9 @@ impl CustomOp1 for PackedAttention {
         }
         let [qkv, y, dy] = [slices[0], slices[1], slices[2]];
         let c3 = 3 * d.c;
-        let mut dqkv = vec![0f32; d.b * d.t * c3]; // (B, T, 3C)
-        let d_out = Out(dqkv.as_mut_ptr());
+        // (B, T, 3C), not zeroed: each task scatters dq, dk and dv of its head, which covers it
+        let mut dqkv = cpu::uninit(d.b * d.t * c3);
+        let d_out = Out(dqkv.as_mut_ptr().cast());
         // rows of `stride` floats (Dh, or DP for the small kernels)
         let stride = match &self.kernels {
             Kernels::Flash(_) => d.dh,
@@ -310,6 +316,8 @@ impl CustomOp1 for PackedAttention {
                 unsafe { d.scatter(g, stride, d_out, c3, at, i * d.c) };
             }
         });
+        // SAFETY: the B·H tasks wrote all of dqkv (above)
+        let dqkv = unsafe { cpu::assume_init(dqkv) };
         Ok(Some(Tensor::from_vec(dqkv, (d.b, d.t, c3), &Device::Cpu)?))
     }
 }

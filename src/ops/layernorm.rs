@@ -139,19 +139,21 @@ impl CustomOp3 for LayerNorm {
         let beta = cpu::cpu_f32(s3, l3, NAME)?; // (C,)
         let c = gamma.len();
         let rows = x.len() / c; // c ≥ 1, checked by the wrapper
-        let mut y = vec![0f32; x.len()];
+        let mut y = cpu::uninit(x.len()); // zeroed chunk by chunk by the thread that fills it
         let mut stats = vec![(0f32, 0f32); rows];
         let rpt = cpu::rows_per_task(c);
         if rows <= rpt {
-            forward_rows_simd(x, gamma, beta, self.eps, &mut y, &mut stats);
+            forward_rows_simd(x, gamma, beta, self.eps, cpu::zero_init(&mut y), &mut stats);
         } else {
             use rayon::prelude::*;
             // chunks of x, y and stats cover the same rows
             y.par_chunks_mut(rpt * c)
                 .zip(stats.par_chunks_mut(rpt))
                 .zip(x.par_chunks(rpt * c))
-                .for_each(|((y, st), x)| forward_rows_simd(x, gamma, beta, self.eps, y, st));
+                .for_each(|((y, st), x)| forward_rows_simd(x, gamma, beta, self.eps, cpu::zero_init(y), st));
         }
+        // SAFETY: every chunk of y was zeroed
+        let y = unsafe { cpu::assume_init(y) };
         if self.stats.set(stats).is_err() {
             bail!("{NAME}: forward ran twice on one op");
         }
@@ -197,14 +199,16 @@ impl CustomOp3 for LayerNorm {
         let xv = cpu::storage_f32(&xs, xl, NAME)?;
         let gv = cpu::storage_f32(&gs, gl, NAME)?;
         let dyv = cpu::storage_f32(&ds, dl, NAME)?;
-        let mut dx = vec![0f32; xv.len()];
+        let mut dx = cpu::uninit(xv.len()); // zeroed chunk by chunk by the thread that fills it
         // per-chunk partial (dγ, dβ), summed in chunk order
         let parts = cpu::map_row_chunks(&mut dx, c, |r0, dx| {
             let (lo, hi) = (r0 * c, r0 * c + dx.len());
             let mut acc = vec![0f32; 2 * c];
-            backward_rows_simd(&xv[lo..hi], &dyv[lo..hi], gv, &stats[r0..hi / c], dx, &mut acc);
+            backward_rows_simd(&xv[lo..hi], &dyv[lo..hi], gv, &stats[r0..hi / c], cpu::zero_init(dx), &mut acc);
             acc
         });
+        // SAFETY: every chunk of dx was zeroed
+        let dx = unsafe { cpu::assume_init(dx) };
         let dg_db = cpu::reduce_partials(parts);
         let dev = x.device();
         let dx = Tensor::from_vec(dx, x.shape(), dev)?;

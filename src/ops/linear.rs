@@ -277,16 +277,18 @@ impl LinearAct {
             }
             Act::Gelu | Act::GeluErf => {
                 let erf = self.act == Act::GeluErf;
-                let mut y = vec![0f32; n * m];
+                let mut y = cpu::uninit(n * m); // zeroed chunk by chunk by the thread that fills it
                 let rpt = cpu::rows_per_task(m);
                 if n <= rpt {
-                    bias_gelu_simd(&mut z, b, &mut y, m, erf);
+                    bias_gelu_simd(&mut z, b, cpu::zero_init(&mut y), m, erf);
                 } else {
                     use rayon::prelude::*;
                     z.par_chunks_mut(rpt * m)
                         .zip(y.par_chunks_mut(rpt * m))
-                        .for_each(|(z, y)| bias_gelu_simd(z, b, y, m, erf));
+                        .for_each(|(z, y)| bias_gelu_simd(z, b, cpu::zero_init(y), m, erf));
                 }
+                // SAFETY: every chunk of y was zeroed
+                let y = unsafe { cpu::assume_init(y) };
                 // z now holds gelu'(z)
                 if self.grad.set(z).is_err() {
                     bail!("{NAME}: forward ran twice on one op");
@@ -330,7 +332,8 @@ impl LinearAct {
                 None => bail!("{NAME}: backward before forward"),
             },
         };
-        let mut dz_own = if self.act == Act::Identity { vec![] } else { vec![0f32; n * m] };
+        // zeroed chunk by chunk by the thread that fills it
+        let mut dz_own = cpu::uninit(if self.act == Act::Identity { 0 } else { n * m });
         let db = if m == 0 || (self.act == Act::Identity && !need_db) {
             // (for the other activations dz is needed anyway, and db comes with it)
             vec![]
@@ -356,11 +359,13 @@ impl LinearAct {
             let parts = cpu::map_row_chunks(&mut dz_own, m, |r0, dz| {
                 let (lo, hi) = (r0 * m, r0 * m + dz.len());
                 let mut db = vec![0f32; m];
-                act_grad_simd(act, &dyv[lo..hi], &aux[lo..hi], dz, &mut db, m);
+                act_grad_simd(act, &dyv[lo..hi], &aux[lo..hi], cpu::zero_init(dz), &mut db, m);
                 db
             });
             cpu::reduce_partials(parts)
         };
+        // SAFETY: empty for identity; otherwise m ≥ 1 and every chunk of dz was zeroed above
+        let dz_own = unsafe { cpu::assume_init(dz_own) };
         let dz: &[f32] = if self.act == Act::Identity { dyv } else { &dz_own };
 
         let dev = x.device();
