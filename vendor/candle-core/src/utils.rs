@@ -325,6 +325,20 @@ impl BarrierPool {
             f(0..n_items);
             return;
         }
+        // dlhist: a pool without workers of its own (CANDLE_NUM_THREADS=1, which dlhist sets so
+        // that its spinning workers do not fight rayon's for the cores) ran every chunk on the
+        // calling thread while the other cores idled. Called from a worker of a rayon pool of
+        // several threads, it hands one contiguous range per thread to that pool instead. Each
+        // item is computed alone, so the values do not depend on the split.
+        if self.threads.is_empty() && rayon::current_thread_index().is_some() {
+            let n = rayon::current_num_threads();
+            if n > 1 && n_items > 1 {
+                use rayon::prelude::*;
+                let per = n_items.div_ceil(n);
+                (0..n_items.div_ceil(per)).into_par_iter().for_each(|i| f(i * per..n_items.min((i + 1) * per)));
+                return;
+            }
+        }
         let n_threads = self.threads.len() + 1;
         // ~8 grabs per thread amortizes cursor contention while keeping tail imbalance small
         let chunk = n_items.div_ceil(n_threads * 8).max(1);
