@@ -200,7 +200,7 @@ impl CustomOp3 for LayerNorm {
         let gv = cpu::storage_f32(&gs, gl, NAME)?;
         let dyv = cpu::storage_f32(&ds, dl, NAME)?;
         let mut dx = cpu::uninit(xv.len()); // zeroed chunk by chunk by the thread that fills it
-        // per-chunk partial (dγ, dβ), summed in chunk order
+                                            // per-chunk partial (dγ, dβ), summed in chunk order
         let parts = cpu::map_row_chunks(&mut dx, c, |r0, dx| {
             let (lo, hi) = (r0 * c, r0 * c + dx.len());
             let mut acc = vec![0f32; 2 * c];
