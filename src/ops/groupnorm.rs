@@ -21,6 +21,7 @@
 use super::cpu;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 /// Group norm of `x` (B, C, ...) in `groups` groups with gain `gamma` (C) and bias `beta` (C),
 /// followed by SiLU when `silu`. f32 on the CPU.
@@ -36,7 +37,7 @@ pub fn group_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, groups: usize, eps:
     super::arg(&x.contiguous()?).apply_op3(
         &super::arg(&gamma.contiguous()?),
         &super::arg(&beta.contiguous()?),
-        GroupNorm { g, eps: eps as f32, silu },
+        GroupNorm { g, eps: eps as f32, silu, stats: OnceLock::new() },
     )
 }
 
@@ -105,6 +106,10 @@ struct GroupNorm {
     g: Geom,
     eps: f32,
     silu: bool,
+    /// (μ, rstd) of each (sample, group), (B·G), saved by the forward for the backward: it
+    /// recomputed them from x, two more passes over x (the same values: the same sums in the
+    /// same order)
+    stats: OnceLock<Vec<(f32, f32)>>,
 }
 
 /// (μ, rstd) of one group's values, summed in 8 lanes and f64.
@@ -125,8 +130,10 @@ fn stats(v: &[f32], eps: f32) -> (f32, f32) {
     (mean, (1.0 / (var + eps as f64).sqrt()) as f32)
 }
 
-/// One sample's forward: y = act(x·scale_c + shift_c) per group and channel.
+/// One sample's forward: y = act(x·scale_c + shift_c) per group and channel; each group's
+/// (μ, rstd) into `st` (G).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn forward_sample(
     x: &[f32],
     gamma: &[f32],
@@ -136,11 +143,13 @@ fn forward_sample(
     eps: f32,
     silu: bool,
     y: &mut [f32],
+    st: &mut [(f32, f32)],
 ) {
     let cg = gamma.len() / groups;
     let n = cg * s;
     for k in 0..groups {
         let (mu, rstd) = stats(&x[k * n..(k + 1) * n], eps);
+        st[k] = (mu, rstd);
         for c in k * cg..(k + 1) * cg {
             let scale = gamma[c] * rstd;
             let shift = beta[c] - mu * scale;
@@ -159,9 +168,11 @@ fn forward_sample(
     }
 }
 cpu::simd!(forward_sample_simd, forward_sample,
-    (x: &[f32], gamma: &[f32], beta: &[f32], groups: usize, s: usize, eps: f32, silu: bool, y: &mut [f32]));
+    (x: &[f32], gamma: &[f32], beta: &[f32], groups: usize, s: usize, eps: f32, silu: bool, y: &mut [f32],
+     st: &mut [(f32, f32)]));
 
-/// One sample's backward: writes dx and adds Σ dz (first C) and Σ dz·x̂ (last C) to `acc`.
+/// One sample's backward, given its groups' (μ, rstd) `st` (G) from the forward: writes dx and
+/// adds Σ dz (first C) and Σ dz·x̂ (last C) to `acc`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn backward_sample(
@@ -169,18 +180,17 @@ fn backward_sample(
     dy: &[f32],
     gamma: &[f32],
     beta: &[f32],
-    groups: usize,
+    st: &[(f32, f32)],
     s: usize,
-    eps: f32,
     silu: bool,
     dx: &mut [f32],
     acc: &mut [f32],
 ) {
     let c_all = gamma.len();
+    let groups = st.len();
     let cg = c_all / groups;
     let n = cg * s;
-    for k in 0..groups {
-        let (mu, rstd) = stats(&x[k * n..(k + 1) * n], eps);
+    for (k, &(mu, rstd)) in st.iter().enumerate() {
         // pass 1: dz into dx; the group's Σ g and Σ g·x̂; the channel sums
         let (mut sum_g, mut sum_gx) = (0f32, 0f32);
         for c in k * cg..(k + 1) * cg {
@@ -237,7 +247,7 @@ fn backward_sample(
     }
 }
 cpu::simd!(backward_sample_simd, backward_sample,
-    (x: &[f32], dy: &[f32], gamma: &[f32], beta: &[f32], groups: usize, s: usize, eps: f32, silu: bool,
+    (x: &[f32], dy: &[f32], gamma: &[f32], beta: &[f32], st: &[(f32, f32)], s: usize, silu: bool,
      dx: &mut [f32], acc: &mut [f32]));
 
 impl CustomOp3 for GroupNorm {
@@ -261,12 +271,19 @@ impl CustomOp3 for GroupNorm {
         let row = g.row();
         // zeroed by each chunk's own thread, not all by calloc on this one while the others wait
         let mut y = cpu::uninit(x.len());
-        cpu::for_row_chunks(&mut y, row, |r0, y| {
-            for (i, yr) in cpu::zero_init(y).chunks_exact_mut(row).enumerate() {
-                let xr = &x[(r0 + i) * row..(r0 + i + 1) * row];
-                forward_sample_simd(xr, gamma, beta, g.groups, g.s, self.eps, self.silu, yr);
+        let mut stats = vec![(0f32, 0f32); g.b * g.groups]; // (B, G)
+        let rpt = cpu::rows_per_task(row);
+        // chunks of rpt samples: of y, of stats and of x cover the same samples
+        y.par_chunks_mut(rpt * row).zip(stats.par_chunks_mut(rpt * g.groups)).enumerate().for_each(|(t, (y, st))| {
+            let rows = cpu::zero_init(y).chunks_exact_mut(row).zip(st.chunks_exact_mut(g.groups));
+            for (i, (yr, sr)) in rows.enumerate() {
+                let xr = &x[(t * rpt + i) * row..(t * rpt + i + 1) * row];
+                forward_sample_simd(xr, gamma, beta, g.groups, g.s, self.eps, self.silu, yr, sr);
             }
         });
+        if self.stats.set(stats).is_err() {
+            bail!("{NAME}: forward ran twice on one op");
+        }
         // SAFETY: the chunks cover y, and each was zeroed
         Ok((CpuStorage::F32(unsafe { cpu::assume_init(y) }), l1.shape().clone()))
     }
@@ -281,6 +298,7 @@ impl CustomOp3 for GroupNorm {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = self.g;
         let row = g.row();
+        let Some(stats) = self.stats.get() else { bail!("{NAME}: backward before forward") };
         let dy = grad_res.contiguous()?;
         let (xs, xl) = x.storage_and_layout();
         let (gs, gl) = gamma.storage_and_layout();
@@ -301,7 +319,8 @@ impl CustomOp3 for GroupNorm {
                 for (i, dxr) in cpu::zero_init(dxc).chunks_exact_mut(row).enumerate() {
                     let r = t * rpt + i;
                     let (xr, dyr) = (&xv[r * row..(r + 1) * row], &dyv[r * row..(r + 1) * row]);
-                    backward_sample_simd(xr, dyr, gv, bv, g.groups, g.s, self.eps, self.silu, dxr, &mut acc);
+                    let st = &stats[r * g.groups..(r + 1) * g.groups];
+                    backward_sample_simd(xr, dyr, gv, bv, st, g.s, self.silu, dxr, &mut acc);
                 }
                 acc
             })
