@@ -76,9 +76,10 @@ fn main() {
     // second pool, the "barrier pool", whose workers spin ~25k rounds after every op and whose
     // caller spins until they finish. Beside rayon's pool (matmuls and our fused ops) that puts
     // up to four busy threads on two cores: perf showed 30% of a gpt step spinning, and under
-    // load steps ran 2-3x slower. One candle thread runs those ops inline on the calling thread
-    // and leaves all cores to rayon (measured: mlp 16.9 -> 5.1 ms, gpt 593 -> 258 ms, lenet
-    // 26.9 -> 8.1 ms, a loaded machine). CANDLE_NUM_THREADS, if set, still wins.
+    // load steps ran 2-3x slower. With one candle thread the pool has no workers, and our
+    // candle-core patch (vendor/candle-core/src/utils.rs) hands those ops' chunks to rayon's pool
+    // instead (measured without workers: mlp 16.9 -> 5.1 ms, gpt 593 -> 258 ms, lenet 26.9 -> 8.1
+    // ms, a loaded machine). CANDLE_NUM_THREADS, if set, still wins.
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
