@@ -273,8 +273,9 @@ impl CustomOp3 for GroupNorm {
         let mut y = cpu::uninit(x.len());
         let mut stats = vec![(0f32, 0f32); g.b * g.groups]; // (B, G)
         let rpt = cpu::rows_per_task(row);
-        // chunks of rpt samples: of y, of stats and of x cover the same samples
-        y.par_chunks_mut(rpt * row).zip(stats.par_chunks_mut(rpt * g.groups)).enumerate().for_each(|(t, (y, st))| {
+        // chunks of rpt samples: of y, of stats and of x cover the same samples (max(1): an empty
+        // x, whose samples hold no values, has no chunks)
+        y.par_chunks_mut((rpt * row).max(1)).zip(stats.par_chunks_mut(rpt * g.groups)).enumerate().for_each(|(t, (y, st))| {
             let rows = cpu::zero_init(y).chunks_exact_mut(row).zip(st.chunks_exact_mut(g.groups));
             for (i, (yr, sr)) in rows.enumerate() {
                 let xr = &x[(t * rpt + i) * row..(t * rpt + i + 1) * row];
@@ -312,7 +313,7 @@ impl CustomOp3 for GroupNorm {
         let rpt = cpu::rows_per_task(row);
         // each chunk of samples returns its partial Σ dz, Σ dz·x̂ (2·C), added in chunk order
         let parts: Vec<Vec<f32>> = dx
-            .par_chunks_mut(rpt * row)
+            .par_chunks_mut((rpt * row).max(1))
             .enumerate()
             .map(|(t, dxc)| {
                 let mut acc = vec![0f32; 2 * g.c];
@@ -325,7 +326,8 @@ impl CustomOp3 for GroupNorm {
                 acc
             })
             .collect();
-        let sums = cpu::reduce_partials(parts);
+        // an empty x has no chunks, and its dγ, dβ are zeros
+        let sums = if parts.is_empty() { vec![0f32; 2 * g.c] } else { cpu::reduce_partials(parts) };
         // SAFETY: the chunks cover dx, and each was zeroed
         let dx = unsafe { cpu::assume_init(dx) };
         let dev = x.device();
@@ -401,6 +403,23 @@ mod tests {
             check(&[3, 6, 5, 7], 3, silu, 2)?; // groups of 2 channels, odd sides
             check(&[2, 4, 3, 3], 1, silu, 3)?; // one group: layer norm over (C, H, W)
             check(&[2, 4, 3, 3], 4, silu, 4)?; // a group per channel: instance norm
+        }
+        Ok(())
+    }
+
+    /// No samples, or samples of no values: an empty y, and gradients of zeros (both panicked
+    /// before: chunks of zero length, and no partial sums to add).
+    #[test]
+    fn an_empty_input_gives_empty_outputs_and_zero_gradients() -> Result<()> {
+        for dims in [[0, 4, 3, 3], [2, 4, 0, 3]] {
+            let x = candle_core::Var::from_tensor(&Tensor::zeros(&dims, DType::F32, &candle_core::Device::Cpu)?)?;
+            let gamma = candle_core::Var::from_tensor(&Tensor::ones(4, DType::F32, &candle_core::Device::Cpu)?)?;
+            let beta = candle_core::Var::from_tensor(&Tensor::zeros(4, DType::F32, &candle_core::Device::Cpu)?)?;
+            let y = group_norm(&x, &gamma, &beta, 2, 1e-5, true)?;
+            assert_eq!(y.dims(), dims);
+            let grads = y.sum_all()?.backward()?;
+            let dg = grads.get(&gamma).expect("a gradient for gamma");
+            assert_eq!(dg.to_vec1::<f32>()?, vec![0.0; 4], "{dims:?}");
         }
         Ok(())
     }
