@@ -275,7 +275,8 @@ impl CustomOp3 for GroupNorm {
         let rpt = cpu::rows_per_task(row);
         // chunks of rpt samples: of y, of stats and of x cover the same samples (max(1): an empty
         // x, whose samples hold no values, has no chunks)
-        y.par_chunks_mut((rpt * row).max(1)).zip(stats.par_chunks_mut(rpt * g.groups)).enumerate().for_each(|(t, (y, st))| {
+        let chunks = y.par_chunks_mut((rpt * row).max(1)).zip(stats.par_chunks_mut(rpt * g.groups));
+        chunks.enumerate().for_each(|(t, (y, st))| {
             let rows = cpu::zero_init(y).chunks_exact_mut(row).zip(st.chunks_exact_mut(g.groups));
             for (i, (yr, sr)) in rows.enumerate() {
                 let xr = &x[(t * rpt + i) * row..(t * rpt + i + 1) * row];
