@@ -13,7 +13,7 @@
 //! position so far.
 
 use super::attention::{check_keys, FlashAttention, KeyRange, BLOCK};
-use super::cpu;
+use super::cpu::{self, Ptr};
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -108,7 +108,7 @@ impl Dims {
     unsafe fn scatter(
         &self,
         src: &[f32],
-        dst: Out,
+        dst: Ptr,
         (rows, width): (usize, usize),
         (bi, hh): (usize, usize),
         col: usize,
@@ -119,13 +119,6 @@ impl Dims {
         }
     }
 }
-
-/// A buffer that the (b, h) tasks write in disjoint columns.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: every task writes only its own (b, h) columns.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 struct CrossAttention {
     d: Dims,
@@ -147,7 +140,7 @@ impl CustomOp2 for CrossAttention {
         let (qdh, kdh) = (d.tq * d.dh, d.tk * d.dh);
         let mut y = vec![0f32; d.b * d.tq * d.c]; // (B, Tq, C)
         let mut lse = vec![0f32; d.b * d.h * d.tq]; // (B, H, Tq)
-        let y_out = Out(y.as_mut_ptr());
+        let y_out = Ptr(y.as_mut_ptr());
         lse.par_chunks_mut(d.tq).enumerate().for_each(|(bh, lse_bh)| {
             let at = (bh / d.h, bh % d.h);
             let mut buf = vec![0f32; 2 * qdh + 2 * kdh]; // q, O (Tq × Dh), k, v (Tk × Dh)
@@ -182,7 +175,7 @@ impl CustomOp2 for CrossAttention {
         let (qdh, kdh) = (d.tq * d.dh, d.tk * d.dh);
         let mut dq = vec![0f32; d.b * d.tq * d.c]; // (B, Tq, C)
         let mut dkv = vec![0f32; d.b * d.tk * 2 * d.c]; // (B, Tk, 2C)
-        let (dq_out, dkv_out) = (Out(dq.as_mut_ptr()), Out(dkv.as_mut_ptr()));
+        let (dq_out, dkv_out) = (Ptr(dq.as_mut_ptr()), Ptr(dkv.as_mut_ptr()));
         let (qshape, kvshape) = ((d.tq, d.c), (d.tk, 2 * d.c));
         (0..d.b * d.h).into_par_iter().for_each(|bh| {
             let at = (bh / d.h, bh % d.h);

@@ -13,7 +13,7 @@
 
 use super::attention::{FlashAttention, KeyRange, BLOCK};
 use super::attention_small::{self, SmallAttention};
-use super::cpu;
+use super::cpu::{self, Ptr};
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -149,13 +149,6 @@ struct PackedAttention {
     dev_lse: OnceLock<candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>>,
 }
 
-/// A buffer that the (b, h) tasks write in disjoint columns.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: every task writes only its own (b, h) columns.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
 /// The shapes of one call: B, T, C, H, Dh.
 #[derive(Clone, Copy)]
 struct Dims {
@@ -185,7 +178,7 @@ impl Dims {
 
     /// The inverse of `gather`, into a buffer of B·T·width floats.
     /// SAFETY: `dst` holds B·T·width floats and no other thread writes these columns.
-    unsafe fn scatter(&self, src: &[f32], stride: usize, dst: Out, width: usize, (bi, hh): (usize, usize), col: usize) {
+    unsafe fn scatter(&self, src: &[f32], stride: usize, dst: Ptr, width: usize, (bi, hh): (usize, usize), col: usize) {
         let base = bi * self.t * width + col + hh * self.dh;
         for (ti, row) in src.chunks_exact(stride).enumerate() {
             std::ptr::copy_nonoverlapping(row.as_ptr(), dst.0.add(base + ti * width), self.dh);
@@ -204,7 +197,7 @@ impl CustomOp1 for PackedAttention {
         let c3 = 3 * d.c;
         // (B, T, C), not zeroed: the tasks' scatters write every entry (H heads of Dh columns)
         let mut y = cpu::uninit(d.b * d.t * d.c);
-        let y_out = Out(y.as_mut_ptr().cast());
+        let y_out = Ptr(y.as_mut_ptr().cast());
         // one task per (b, h): gather q, k, v (T rows each), attend, scatter O into y's columns
         let saved = match &self.kernels {
             Kernels::Flash(flash) => {
@@ -279,7 +272,7 @@ impl CustomOp1 for PackedAttention {
         let c3 = 3 * d.c;
         // (B, T, 3C), not zeroed: each task scatters dq, dk and dv of its head, which covers it
         let mut dqkv = cpu::uninit(d.b * d.t * c3);
-        let d_out = Out(dqkv.as_mut_ptr().cast());
+        let d_out = Ptr(dqkv.as_mut_ptr().cast());
         // rows of `stride` floats (Dh, or DP for the small kernels)
         let stride = match &self.kernels {
             Kernels::Flash(_) => d.dh,

@@ -93,6 +93,19 @@ pub fn map_row_chunks<T: Send, R: Send>(
     }
 }
 
+/// `map_row_chunks` over a new buffer of `len` floats, each chunk zeroed by the thread about to
+/// fill it (see `uninit`): the filled buffer, and the partials in row order.
+pub fn map_zeroed_row_chunks<R: Send>(
+    len: usize,
+    row_len: usize,
+    f: impl Fn(usize, &mut [f32]) -> R + Sync,
+) -> (Vec<f32>, Vec<R>) {
+    let mut out = uninit(len);
+    let parts = map_row_chunks(&mut out, row_len, |r0, c| f(r0, zero_init(c)));
+    // SAFETY: the chunks cover `out`, and each was zeroed
+    (unsafe { assume_init(out) }, parts)
+}
+
 /// Sums equal-length partial vectors in order into the first one.
 pub fn reduce_partials(mut parts: Vec<Vec<f32>>) -> Vec<f32> {
     let mut acc = parts.remove(0);
@@ -151,10 +164,9 @@ unsafe fn sgemm_into(
     let threads = rayon::current_num_threads();
     if let Some(slabs) = column_slabs(m, n, k, rhs_cs, threads) {
         // one slab of columns per thread, each a one-thread product (see `column_slabs`)
-        let dst = SendPtr(dst);
+        let dst = Ptr(dst);
         use rayon::prelude::*;
         slabs.into_par_iter().for_each(|(j0, cols)| {
-            let dst = &dst;
             // SAFETY: columns j0..j0+cols of dst (row stride n) are this task's alone; rhs's
             // columns j0.. are in bounds (checked above for all n)
             unsafe {
@@ -163,7 +175,7 @@ unsafe fn sgemm_into(
                     m,
                     cols,
                     k,
-                    dst.0.add(j0),
+                    dst.at(j0),
                     n,
                     lhs.as_ptr(),
                     (lhs_rs, lhs_cs),
@@ -211,10 +223,23 @@ fn column_slabs(m: usize, n: usize, k: usize, rhs_cs: usize, threads: usize) -> 
     (slabs.len() > 1 && narrowest >= 16 && (m > 64 || narrowest > 64)).then_some(slabs)
 }
 
-/// A destination that may cross to rayon's threads (each task writes its own part of it).
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
+/// A buffer that parallel tasks write in disjoint parts (the products' column slabs, the
+/// attention's heads, the LSTM's threads).
+#[derive(Clone, Copy)]
+pub struct Ptr(pub *mut f32);
+// SAFETY: each user writes disjoint parts from its tasks (said where it writes).
+unsafe impl Send for Ptr {}
+unsafe impl Sync for Ptr {}
+
+impl Ptr {
+    /// The address `off` values in (a method, so that closures capture the whole `Ptr`).
+    ///
+    /// # Safety
+    /// `off` lies inside the buffer.
+    pub unsafe fn at(self, off: usize) -> *mut f32 {
+        self.0.add(off)
+    }
+}
 
 /// dst (m, n; row stride `dst_rs`) = lhs · rhs through the gemm crate.
 /// SAFETY: as `sgemm_into`, with the operands' extents checked by the caller.

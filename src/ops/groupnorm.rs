@@ -310,27 +310,19 @@ impl CustomOp3 for GroupNorm {
         let gv = cpu::storage_f32(&gs, gl, NAME)?;
         let bv = cpu::storage_f32(&bs, bl, NAME)?;
         let dyv = cpu::storage_f32(&ds, dl, NAME)?;
-        let mut dx = cpu::uninit(xv.len()); // zeroed per chunk, as y in the forward
-        let rpt = cpu::rows_per_task(row);
-        // each chunk of samples returns its partial Σ dz, Σ dz·x̂ (2·C), added in chunk order
-        let parts: Vec<Vec<f32>> = dx
-            .par_chunks_mut((rpt * row).max(1))
-            .enumerate()
-            .map(|(t, dxc)| {
-                let mut acc = vec![0f32; 2 * g.c];
-                for (i, dxr) in cpu::zero_init(dxc).chunks_exact_mut(row).enumerate() {
-                    let r = t * rpt + i;
-                    let (xr, dyr) = (&xv[r * row..(r + 1) * row], &dyv[r * row..(r + 1) * row]);
-                    let st = &stats[r * g.groups..(r + 1) * g.groups];
-                    backward_sample_simd(xr, dyr, gv, bv, st, g.s, self.silu, dxr, &mut acc);
-                }
-                acc
-            })
-            .collect();
-        // an empty x has no chunks, and its dγ, dβ are zeros
-        let sums = if parts.is_empty() { vec![0f32; 2 * g.c] } else { cpu::reduce_partials(parts) };
-        // SAFETY: the chunks cover dx, and each was zeroed
-        let dx = unsafe { cpu::assume_init(dx) };
+        // each chunk of samples returns its partial Σ dz, Σ dz·x̂ (2·C), added in chunk order (an
+        // empty x is one empty chunk: zeros)
+        let (dx, parts) = cpu::map_zeroed_row_chunks(xv.len(), row, |r0, dxc| {
+            let mut acc = vec![0f32; 2 * g.c];
+            for (i, dxr) in dxc.chunks_exact_mut(row.max(1)).enumerate() {
+                let r = r0 + i;
+                let (xr, dyr) = (&xv[r * row..(r + 1) * row], &dyv[r * row..(r + 1) * row]);
+                let st = &stats[r * g.groups..(r + 1) * g.groups];
+                backward_sample_simd(xr, dyr, gv, bv, st, g.s, self.silu, dxr, &mut acc);
+            }
+            acc
+        });
+        let sums = cpu::reduce_partials(parts);
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), dev)?),

@@ -199,16 +199,13 @@ impl CustomOp3 for LayerNorm {
         let xv = cpu::storage_f32(&xs, xl, NAME)?;
         let gv = cpu::storage_f32(&gs, gl, NAME)?;
         let dyv = cpu::storage_f32(&ds, dl, NAME)?;
-        let mut dx = cpu::uninit(xv.len()); // zeroed chunk by chunk by the thread that fills it
-                                            // per-chunk partial (dγ, dβ), summed in chunk order
-        let parts = cpu::map_row_chunks(&mut dx, c, |r0, dx| {
+        // dx, and per-chunk partial (dγ, dβ), summed in chunk order
+        let (dx, parts) = cpu::map_zeroed_row_chunks(xv.len(), c, |r0, dx| {
             let (lo, hi) = (r0 * c, r0 * c + dx.len());
             let mut acc = vec![0f32; 2 * c];
-            backward_rows_simd(&xv[lo..hi], &dyv[lo..hi], gv, &stats[r0..hi / c], cpu::zero_init(dx), &mut acc);
+            backward_rows_simd(&xv[lo..hi], &dyv[lo..hi], gv, &stats[r0..hi / c], dx, &mut acc);
             acc
         });
-        // SAFETY: every chunk of dx was zeroed
-        let dx = unsafe { cpu::assume_init(dx) };
         let dg_db = cpu::reduce_partials(parts);
         let dev = x.device();
         let dx = Tensor::from_vec(dx, x.shape(), dev)?;

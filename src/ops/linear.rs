@@ -332,8 +332,7 @@ impl LinearAct {
                 None => bail!("{NAME}: backward before forward"),
             },
         };
-        // zeroed chunk by chunk by the thread that fills it
-        let mut dz_own = cpu::uninit(if self.act == Act::Identity { 0 } else { n * m });
+        let mut dz_own = vec![]; // for identity dz is dy itself
         let db = if m == 0 || (self.act == Act::Identity && !need_db) {
             // (for the other activations dz is needed anyway, and db comes with it)
             vec![]
@@ -356,16 +355,15 @@ impl LinearAct {
             cpu::reduce_partials(parts)
         } else {
             let act = self.act;
-            let parts = cpu::map_row_chunks(&mut dz_own, m, |r0, dz| {
+            let parts;
+            (dz_own, parts) = cpu::map_zeroed_row_chunks(n * m, m, |r0, dz| {
                 let (lo, hi) = (r0 * m, r0 * m + dz.len());
                 let mut db = vec![0f32; m];
-                act_grad_simd(act, &dyv[lo..hi], &aux[lo..hi], cpu::zero_init(dz), &mut db, m);
+                act_grad_simd(act, &dyv[lo..hi], &aux[lo..hi], dz, &mut db, m);
                 db
             });
             cpu::reduce_partials(parts)
         };
-        // SAFETY: empty for identity; otherwise m ≥ 1 and every chunk of dz was zeroed above
-        let dz_own = unsafe { cpu::assume_init(dz_own) };
         let dz: &[f32] = if self.act == Act::Identity { dyv } else { &dz_own };
 
         let dev = x.device();

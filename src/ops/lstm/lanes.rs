@@ -6,20 +6,8 @@ use crate::ops::small_gemm::LANE_BLOCK;
 use crate::ops::vmath;
 use std::mem::MaybeUninit;
 
-/// A buffer that the recurrence's threads write in disjoint parts.
-#[derive(Clone, Copy)]
-pub(super) struct Ptr(pub(super) *mut f32);
-// SAFETY: the threads write disjoint ranges, ordered by the step queue.
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
-
-impl Ptr {
-    /// The address `off` values in (a method, so that closures capture the whole `Ptr`).
-    /// SAFETY: `off` lies inside the buffer.
-    pub(super) unsafe fn at(self, off: usize) -> *mut f32 {
-        self.0.add(off)
-    }
-}
+/// A buffer that the recurrence's threads write in disjoint ranges, ordered by the step queue.
+pub(super) use crate::ops::cpu::Ptr;
 
 /// Runs `work(tid, n)` on each of the n threads of rayon's global pool (RAYON_NUM_THREADS, set
 /// once by main), all at once: the step queue hands work between them, so they must run
