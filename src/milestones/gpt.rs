@@ -5,8 +5,8 @@
 //! (`charlm`). The `gpt` preset is nanoGPT's CPU recipe for Shakespeare (Karpathy 2023:
 //! 4 layers, 4 heads, 128 dims, block 64, batch 12, 2,000 iterations of AdamW with warmup and
 //! cosine decay, GPT-2's init); `gpt-xs`, `gpt-s`, `gpt-m` are a ladder of sizes trained on the
-//! same tokens (Kaplan et al. 2020's loss against parameters); `gpt-3min` is the best model this
-//! recipe trains in three minutes here. The `layernorm` study uses the same model.
+//! same tokens (Kaplan et al. 2020's loss against parameters); `gpt-3min` is the best of three
+//! configurations this recipe trains in three minutes here. The `layernorm` study uses the same model.
 
 use super::charlm::{CharModel, TextCfg, TrainForward};
 use super::{from_table, to_table, Family};

@@ -132,7 +132,7 @@ const TABLE: &[(&str, &[(Constraint, &str)])] = &[
     ("t5", &[(Architecture, "one text-to-text model and one loss for every task")]),
     ("t5-scratch", &[(Data, "the same two tasks without pre-training, its baseline")]),
     ("gpt", &[(Data, "next-token prediction turns raw text into supervision")]),
-    ("gpt-3min", &[(Compute, "a model sized to a three-minute compute budget")]),
+    ("gpt-3min", &[(Compute, "a recipe sized to a three-minute compute budget")]),
     ("gpt-xs", &[(Parameters, "the smallest rung of the scaling ladder")]),
     ("gpt-s", &[(Parameters, "the middle rung of the scaling ladder")]),
     (

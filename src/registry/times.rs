@@ -27,6 +27,7 @@ const TIMES: &[(&str, &str)] = &[
     ("attention", "1 min"),
     ("transformer", "2 min"),
     ("gpt", "1 min"),
+    ("gpt-3min", "3 min"),
     ("gpt-xs", "5 s"),
     ("gpt-s", "15 s"),
     ("gpt-m", "1 min"),
