@@ -45,6 +45,10 @@ pub enum DlError {
     #[error("cannot write the run directory {path}: {message}. Choose a writable location with --run-dir")]
     Unwritable { path: PathBuf, message: String },
 
+    /// A file or folder that `--out` names (a plot, a picture, a comparison's folder).
+    #[error("cannot write {path}: {message}. Choose another --out")]
+    OutputUnwritable { path: PathBuf, message: String },
+
     #[error("training diverged at step {step}: {what} is not finite. The last good checkpoint is {ckpt} (step {ckpt_step}). Continue from it with a lower learning rate or clipping: dlhist train {name} --resume --run-dir {run_dir} --set train.lr=... (or --set train.clip_grad_norm=1.0)")]
     Diverged { step: usize, what: String, ckpt: PathBuf, ckpt_step: usize, name: String, run_dir: String },
 
@@ -71,6 +75,17 @@ fn did_you_mean(s: &Option<String>) -> String {
 }
 
 impl DlError {
+    /// Writing `path`, an `--out` the user chose, failed with `message`; a folder that does not
+    /// exist is named as the cause (the plotting crate words it as a backend error).
+    pub fn output(path: &std::path::Path, message: String) -> Self {
+        let missing = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir());
+        let message = match missing {
+            Some(dir) => format!("the folder {} does not exist", dir.display()),
+            None => message,
+        };
+        DlError::OutputUnwritable { path: path.to_path_buf(), message }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             DlError::UnknownName { .. }
@@ -96,26 +111,40 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     err.chain().find_map(|e| e.downcast_ref::<DlError>()).map(DlError::exit_code).unwrap_or(1)
 }
 
-/// Levenshtein distance, for "did you mean" suggestions.
+/// Edit distance for "did you mean" suggestions: insertions, deletions, substitutions and swaps
+/// of two neighbouring characters ("gtp" is one edit from "gpt"), each costing 1 (the optimal
+/// string alignment distance).
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + (ca != cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // d[i][j]: distance between the first i characters of a and the first j of b
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]) as usize;
+            let mut best = sub.min(d[i - 1][j] + 1).min(d[i][j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
-/// The closest candidate, if it is close enough to be a plausible typo.
+/// The closest candidate, if it is close enough to be a plausible typo: case is ignored, and a
+/// name may be a third of its length (at least one edit) away, or contain or be contained in it.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let name = name.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, c)| *d <= 3.max(c.len() / 3) || c.contains(name) || name.contains(c))
+        .map(|c| (edit_distance(&name, &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= 1.max(c.chars().count() / 3) || c.contains(name.as_str()) || name.contains(*c))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.to_string())
 }
@@ -128,5 +157,10 @@ mod tests {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(closest("lstn", ["lstm", "mlp", "gelu"]), Some("lstm".into()));
         assert_eq!(closest("zzzzzzzz", ["mlp"]), None);
+        // a swap of neighbours is one edit, case does not count, and a short name must be close
+        assert_eq!(edit_distance("gtp", "gpt"), 1);
+        assert_eq!(closest("gtp", ["mlp", "gpt", "gan"]), Some("gpt".into()));
+        assert_eq!(closest("GPT", ["mlp", "gpt", "gan"]), Some("gpt".into()));
+        assert_eq!(closest("foo", ["moe", "mlp"]), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use dlhist::cli::{self, Cli};
-use dlhist::engine::runner::INTERRUPTED;
+use dlhist::engine::runner::{FINAL_EVALUATION, INTERRUPTED, TRAINING};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn physical_cores() -> usize {
@@ -72,6 +72,14 @@ fn main() {
         .or_else(|| std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()))
         .unwrap_or_else(physical_cores);
     std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads > logical {
+        // idle workers spin before they sleep (RAYON_SPIN_MS), so extra threads steal the cores
+        eprintln!(
+            "note: {threads} threads on {logical} logical cores: the extra ones only take turns with the others and slow every step down; use --threads {} or fewer",
+            physical_cores().min(logical)
+        );
+    }
     // candle 0.11.1 runs its elementwise ops (the gradient sums of backward among them) on a
     // second pool, the "barrier pool", whose workers spin ~25k rounds after every op and whose
     // caller spins until they finish. Beside rayon's pool (matmuls and our fused ops) that puts
@@ -88,6 +96,17 @@ fn main() {
     let _ = ctrlc::set_handler(|| {
         if PRESSES.fetch_add(1, Ordering::SeqCst) > 0 {
             eprintln!("\ninterrupted again: exiting without a checkpoint");
+            std::process::exit(130);
+        }
+        if TRAINING.load(Ordering::SeqCst) == 0 {
+            // a run's final evaluation: its checkpoint is written, so nothing is lost by quitting
+            let final_evaluation = FINAL_EVALUATION.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(hint) = final_evaluation {
+                eprintln!("\ninterrupted: {hint}");
+                std::process::exit(130);
+            }
+            // evaluating, sampling, between the runs of a comparison: nothing to save
+            eprintln!("\ninterrupted");
             std::process::exit(130);
         }
         eprintln!("\ninterrupt: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)");

@@ -181,6 +181,31 @@ fn runs_prune_keeps_the_newest_n_or_deletes_runs_older_than_a_date() {
     sb.run(&["runs", "prune", "--older-than", "last week"]).expect_code(2).stderr_says(&["YYYY-MM-DD"]);
 }
 
+#[test]
+fn runs_prune_counts_finished_runs_and_keeps_a_stopped_one_newer_than_them() {
+    let sb = Sandbox::new();
+    for _ in 0..3 {
+        sb.run(&["train", "backprop", "-c", &smoke("backprop")]).ok();
+        std::thread::sleep(std::time::Duration::from_millis(1100)); // distinct run ids and times
+    }
+    // the newest run stopped before its end: a checkpoint, no summary or model
+    let runs = sb.run(&["--json", "runs", "backprop"]).json();
+    let ids: Vec<String> = runs.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    let stopped = sb.runs.join(&ids[0]);
+    std::fs::remove_file(stopped.join("summary.json")).unwrap();
+    std::fs::remove_file(stopped.join("model.safetensors")).unwrap();
+    let dry = sb.run(&["--json", "runs", "prune", "--keep", "1", "--dry-run"]).json();
+    let removed: Vec<&str> = dry["removed"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        removed,
+        [ids[2].as_str()],
+        "the oldest finished run goes; the newest finished one and the stopped one newer than it stay"
+    );
+    // with no finished run newer than it, a stopped run is not counted as one of the N kept
+    sb.run(&["runs", "prune", "--keep", "0"]).ok();
+    assert_eq!(files_named(&sb.runs.join("backprop"), "config.toml").len(), 0, "--keep 0 deletes every run");
+}
+
 // ---------------------------------------------------------------- 3. the run directory describes the run
 
 #[test]
@@ -261,7 +286,7 @@ fn a_run_whose_loss_rose_ends_with_a_warning_and_a_huge_lr_prints_in_scientific_
     let out = sb.run(&["train", "mlp", "-c", &smoke("mlp"), "--set", "train.lr=1000"]);
     out.ok().stderr_says(&["lr 1000", "warning: the validation loss rose", "lower learning rate"]);
     let out = sb.run(&["train", "mlp", "-c", &smoke("mlp"), "--set", "train.lr=1e-7"]);
-    out.ok().stderr_says(&["Adam lr 1e-7 ->"]);
+    out.ok().stderr_says(&["adam lr 1e-7 ->"]);
     let out = sb.run(&["train", "mlp", "-c", &smoke("mlp")]);
     assert!(!out.ok().stderr.contains("warning"), "{}", out.stderr);
 }

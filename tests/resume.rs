@@ -162,3 +162,33 @@ fn resume_without_run_dir_continues_the_newest_unfinished_run() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["steps"], 60);
 }
+
+#[test]
+fn a_run_stopped_in_its_final_evaluation_resumes_to_that_evaluation_alone() {
+    // Ctrl-C during the final evaluation quits at once, leaving the last checkpoint at the end
+    // of the budget and no summary or model; resuming it evaluates and writes them
+    let sb = Sandbox::new();
+    let (a, b) = (sb.path("A"), sb.path("B"));
+    for d in [&a, &b] {
+        sb.run(&["train", "mlp", "-c", &smoke("mlp"), "--steps", "20", "--run-dir", d.to_str().unwrap()]).ok();
+    }
+    std::fs::remove_file(b.join("summary.json")).unwrap();
+    std::fs::remove_file(b.join("model.safetensors")).unwrap();
+    let out = sb.run(&["train", "mlp", "--resume", "--run-dir", b.to_str().unwrap()]);
+    out.ok();
+    assert!(out.stdout.contains("none now: its final evaluation"), "{}", out.stdout);
+    assert!(looks_complete(&b));
+    assert_same_tensors(&a.join("model.safetensors"), &b.join("model.safetensors"));
+    let summary = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap()
+    };
+    let (sa, sbm) = (summary(&a), summary(&b));
+    assert_eq!(sa["final"], sbm["final"]);
+    assert_eq!((sbm["steps"].as_u64(), sbm["session_steps"].as_u64()), (Some(20), Some(0)));
+    // the loss of its last log line: there are no steps of this session to average
+    assert!(sbm["train_loss"].as_f64().is_some_and(f64::is_finite), "{sbm}");
+    // a finished run is not evaluated again
+    sb.run(&["train", "mlp", "--resume", "--run-dir", b.to_str().unwrap()])
+        .expect_code(2)
+        .stderr_says(&["already at step 20", "--steps 40"]);
+}

@@ -40,12 +40,21 @@ fn idle_workers_spin_for_the_set_time_then_sleep() {
     // within the spin: both workers yield in a loop while the main thread sleeps. At full speed
     // that is 2 × 250 ms of CPU; a loaded machine gives less, but not below 50 ms
     let spinning = cpu_while_sleeping(Duration::from_millis(250));
-    assert!(work_ended.elapsed() < Duration::from_millis(390), "the first window overran the spin; the machine is too loaded to tell");
-    assert!(spinning >= Duration::from_millis(50), "idle workers used {spinning:?} of CPU in the 250 ms after work: they did not spin");
+    assert!(
+        work_ended.elapsed() < Duration::from_millis(390),
+        "the first window overran the spin; the machine is too loaded to tell"
+    );
+    assert!(
+        spinning >= Duration::from_millis(50),
+        "idle workers used {spinning:?} of CPU in the 250 ms after work: they did not spin"
+    );
 
     // well after the spin: both asleep, the process idle (upstream rayon's behaviour after it)
     std::thread::sleep(Duration::from_millis(400).saturating_sub(work_ended.elapsed()) + Duration::from_millis(100));
     let asleep = cpu_while_sleeping(Duration::from_millis(500));
-    assert!(asleep <= Duration::from_millis(40), "idle workers used {asleep:?} of CPU in 500 ms, long after their 400 ms spin: they never went to sleep");
+    assert!(
+        asleep <= Duration::from_millis(40),
+        "idle workers used {asleep:?} of CPU in 500 ms, long after their 400 ms spin: they never went to sleep"
+    );
     drop(pool);
 }

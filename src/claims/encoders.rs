@@ -188,6 +188,7 @@ mod tests {
                 run_dir: format!("pre/{name}"),
                 data: data.into(),
                 steps: 10,
+                session_steps: 10,
                 epochs: 1.0,
                 wall_s: 1.0,
                 steps_per_s: 1.0,

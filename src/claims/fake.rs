@@ -122,6 +122,7 @@ impl ClaimCtx for Fake {
             run_dir: dir.display().to_string(),
             data: r.data,
             steps: r.steps,
+            session_steps: r.steps,
             epochs: r.epochs,
             wall_s: r.wall_s,
             steps_per_s: 1.0,

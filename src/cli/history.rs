@@ -29,7 +29,8 @@ pub fn verdicts_dir() -> PathBuf {
     runs_root().join("replay")
 }
 
-/// The newest recorded replay: the last `verdicts-<date-time-pid>.json` by name, if any.
+/// The newest recorded replay at the full budget (the last `verdicts-<date-time-pid>.json` by
+/// name whose claims were checked), else the newest one at all, if any.
 fn newest_replay() -> Option<PathBuf> {
     let dir = verdicts_dir();
     let mut found: Vec<PathBuf> =
@@ -39,11 +40,19 @@ fn newest_replay() -> Option<PathBuf> {
         n.starts_with("verdicts-") && n.ends_with(".json")
     });
     found.sort();
-    found.pop()
+    let full = found.iter().rev().find(|p| read_replay(p).is_ok_and(|r| !r.smoke));
+    full.cloned().or_else(|| found.pop())
 }
 
-/// name -> status ("pass", "fail", "skip") of each row of a replay's JSON.
-pub fn read_replay(path: &Path) -> Result<BTreeMap<String, String>, DlError> {
+/// A replay's verdicts: name -> status ("pass", "fail", "skip"), and whether every row ran at
+/// the smoke budget (the pipelines ran; no claim was checked).
+pub struct Replay {
+    pub statuses: BTreeMap<String, String>,
+    pub smoke: bool,
+}
+
+/// The verdicts of a replay's JSON.
+pub fn read_replay(path: &Path) -> Result<Replay, DlError> {
     let bad = |message: String| {
         DlError::Malformed {
         what: "replay JSON",
@@ -61,6 +70,7 @@ pub fn read_replay(path: &Path) -> Result<BTreeMap<String, String>, DlError> {
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON ({e})")))?;
     let rows = v.as_array().ok_or_else(|| bad("not an array".into()))?;
     let mut out = BTreeMap::new();
+    let smoke = !rows.is_empty() && rows.iter().all(|r| r["budget"].as_str() == Some("smoke"));
     for (i, r) in rows.iter().enumerate() {
         let (Some(name), Some(status)) = (r["name"].as_str(), r["status"].as_str()) else {
             return Err(bad(format!("row {i} has no `name` and `status` strings")));
@@ -74,7 +84,7 @@ pub fn read_replay(path: &Path) -> Result<BTreeMap<String, String>, DlError> {
     if known == 0 {
         return Err(bad("no row names a milestone of `dlhist list`".into()));
     }
-    Ok(out)
+    Ok(Replay { statuses: out, smoke })
 }
 
 fn verdict(status: Option<&String>) -> Verdict {
@@ -88,17 +98,25 @@ fn verdict(status: Option<&String>) -> Verdict {
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     // No replay given and none recorded: the frame is still worth seeing, every mark grey.
     let replay = a.replay.clone().or_else(newest_replay);
-    let statuses = match &replay {
-        Some(p) => read_replay(p)?,
+    let (statuses, smoke) = match &replay {
+        Some(p) => {
+            let r = read_replay(p)?;
+            (r.statuses, r.smoke)
+        }
         None => {
             eprintln!(
                 "note: no replay of this checkout is recorded in {}, so every mark is grey (not run). To colour them, run one (`dlhist replay`, or `dlhist replay --json > r.json` and then `dlhist history --replay r.json`)",
                 verdicts_dir().display()
             );
-            BTreeMap::new()
+            (BTreeMap::new(), false)
         }
     };
-    let source = replay.as_ref().map_or("no replay (every mark grey)".to_string(), |p| p.display().to_string());
+    let source = match (&replay, smoke) {
+        (None, _) => "no replay (every mark grey)".to_string(),
+        (Some(p), false) => p.display().to_string(),
+        // a smoke replay's PASS says the pipeline ran, not that the claim held
+        (Some(p), true) => format!("{}, at the smoke budget: PASS = the pipeline ran, no claim checked", p.display()),
+    };
     let mut sorted: Vec<_> = entries().iter().collect();
     sorted.sort_by_key(|e| (e.year, e.name));
     let rows: Vec<Row> = Constraint::ALL
@@ -115,8 +133,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         })
         .collect();
     let title = format!("The history against its seven constraints: verdicts of {source}");
-    let (w, h) = history_png(&a.out, &title, &rows)
-        .map_err(|e| DlError::Unwritable { path: a.out.clone(), message: format!("{e:#}") })?;
+    let (w, h) = history_png(&a.out, &title, &rows).map_err(|e| DlError::output(&a.out, format!("{e:#}")))?;
     let status_of = |name: &str| statuses.get(name).map(String::as_str).unwrap_or("not run").to_string();
     if json {
         let rows: Vec<_> = rows
@@ -130,7 +147,9 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
                 serde_json::json!({"constraint": r.name, "kind": r.kind, "milestones": ms})
             })
             .collect();
-        print_json(&serde_json::json!({"replay": replay, "plot": a.out, "width": w, "height": h, "rows": rows}));
+        print_json(
+            &serde_json::json!({"replay": replay, "smoke": smoke, "plot": a.out, "width": w, "height": h, "rows": rows}),
+        );
     } else {
         let count = |v: Verdict| rows.iter().flat_map(|r| &r.marks).filter(|m| m.verdict == v).count();
         println!(

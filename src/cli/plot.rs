@@ -127,7 +127,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     if let (Some(t), Some(k)) = (&metric_title, &metric) {
         panels.push(Panel { title: t, x_label: "step", y_label: k, series: &other });
     }
-    panels_png(&out, &panels).map_err(|e| DlError::Unwritable { path: out.clone(), message: format!("{e:#}") })?;
+    panels_png(&out, &panels).map_err(|e| DlError::output(&out, format!("{e:#}")))?;
     if json {
         print_json(&serde_json::json!({
             "plot": out, "metric": metric,

@@ -14,7 +14,8 @@ use std::time::UNIX_EPOCH;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Action {
-    /// delete runs: all but the newest N of each milestone (--keep N), or those last written
+    /// delete runs: all but the newest N finished runs of each milestone and any unfinished run
+    /// newer than them (--keep N), or those last written
     /// before a date (--older-than YYYY-MM-DD); with both, only runs that both select
     #[command(
         after_help = "Examples:\n  dlhist runs prune --keep 3 --dry-run          # list what would go\n  dlhist runs prune --keep 3\n  dlhist runs prune mlp --older-than 2026-11-01"
@@ -26,7 +27,7 @@ pub enum Action {
 pub struct PruneArgs {
     /// only this milestone's runs
     pub name: Option<String>,
-    /// keep the newest N runs of each milestone
+    /// keep the newest N finished runs of each milestone (and unfinished ones newer than them)
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
     /// delete runs last written before this day (UTC)
@@ -218,7 +219,8 @@ fn list(name: Option<&str>, json: bool) -> anyhow::Result<()> {
         ]);
     }
     print!("{}", t.render());
-    println!("{} runs, {} under {}", rows.len(), size(total), runs_root().display());
+    let plural = if rows.len() == 1 { "" } else { "s" };
+    println!("{} run{plural}, {} under {}", rows.len(), size(total), runs_root().display());
     Ok(())
 }
 
@@ -232,16 +234,23 @@ fn prune(p: PruneArgs, json: bool) -> anyhow::Result<()> {
     };
     if p.keep.is_none() && cutoff.is_none() {
         return Err(DlError::Usage(
-            "runs prune needs --keep N (the newest N runs of each milestone stay) or --older-than YYYY-MM-DD".into(),
+            "runs prune needs --keep N (the newest N finished runs of each milestone stay) or --older-than YYYY-MM-DD"
+                .into(),
         )
         .into());
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
     let (mut removed, mut kept, mut freed) = (vec![], 0, 0);
     for f in all_runs().into_iter().filter(|f| p.name.as_deref().is_none_or(|n| f.milestone == n)) {
-        let rank = seen.entry(f.milestone.clone()).or_default();
-        *rank += 1;
-        let by_count = p.keep.map(|k| *rank > k);
+        // finished runs count toward N; an unfinished one (stopped, resumable) stays while it is
+        // newer than every finished run of its milestone, else it goes
+        let finished = seen.entry(f.milestone.clone()).or_default();
+        let by_count = if f.dir.is_complete() {
+            *finished += 1;
+            p.keep.map(|k| *finished > k)
+        } else {
+            p.keep.map(|k| k == 0 || *finished > 0)
+        };
         let age = f.dir.modified().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let by_date = cutoff.map(|c| age < c);
         if by_count.unwrap_or(true) && by_date.unwrap_or(true) {
@@ -266,7 +275,8 @@ fn prune(p: PruneArgs, json: bool) -> anyhow::Result<()> {
         print_json(&serde_json::json!({"removed": removed, "kept": kept, "freed_bytes": freed, "dry_run": p.dry_run}));
     } else {
         let verb = if p.dry_run { "would delete" } else { "deleted" };
-        println!("{verb} {} runs ({}); {kept} kept", removed.len(), size(freed));
+        let plural = if removed.len() == 1 { "" } else { "s" };
+        println!("{verb} {} run{plural} ({}); {kept} kept", removed.len(), size(freed));
     }
     Ok(())
 }

@@ -89,7 +89,7 @@ pub fn positive(s: &str) -> Result<usize, String> {
     match s.trim().parse::<i64>() {
         Ok(v) if v > 0 => Ok(v as usize),
         Ok(v) => Err(format!("takes a positive number, got {v}")),
-        Err(_) => Err(format!("takes a positive number, got `{s}`")),
+        Err(_) => Err(format!("takes a positive whole number, got `{s}`")),
     }
 }
 
@@ -223,19 +223,26 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let stamp = common::new_run_id();
     let saved = std::fs::create_dir_all(&dir).is_ok();
     let png_out = a.out.as_deref().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")));
+    if let (Some(p), true) = (png_out, out.pictures.is_empty()) {
+        return Err(DlError::Usage(format!(
+            "{} draws no picture, so there is nothing to write to {}. Leave out --out, or give a .txt path to save the text",
+            res.entry.name,
+            p.display()
+        ))
+        .into());
+    }
     let several = out.pictures.len() > 1;
     let mut written = vec![];
     for (name, pic) in &out.pictures {
         let path = picture_path(png_out, &dir, &stamp, name, several);
-        crate::report::png::write_png(&path, pic)
-            .map_err(|e| DlError::Unwritable { path: path.clone(), message: format!("{e:#}") })?;
+        crate::report::png::write_png(&path, pic).map_err(|e| DlError::output(&path, format!("{e:#}")))?;
         written.push(path);
     }
     if saved {
         let _ = std::fs::write(dir.join(format!("sample-{stamp}.txt")), text);
     }
     if let Some(p) = a.out.as_ref().filter(|_| png_out.is_none()) {
-        std::fs::write(p, text).map_err(|e| DlError::Unwritable { path: p.clone(), message: e.to_string() })?;
+        std::fs::write(p, text).map_err(|e| DlError::output(p, e.to_string()))?;
     }
     if json {
         print_json(&serde_json::json!({

@@ -1,7 +1,7 @@
 //! `dlhist train NAME`: train a milestone into a run directory.
 
 use super::common::{self, print_json, resolve, ConfigArgs, Resolved, Ui};
-use crate::config::{apply_set, diff_keys, merge, parse_toml};
+use crate::config::{apply_set, diff_keys, merge, parse_toml, ScheduleKind};
 use crate::engine::runner::{RunDir, Summary};
 use crate::error::DlError;
 use crate::registry;
@@ -83,7 +83,14 @@ fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
         .into());
     }
     // the runner rewrites config.toml once the checkpoint has loaded and the new budget is valid
-    Ok((Resolved::from_table(res.entry, t)?, rd))
+    let resolved = Resolved::from_table(res.entry, t)?;
+    let budget_changed = diff_keys(&res.table, &resolved.table).iter().any(|(k, _, _)| budget.contains(&k.as_str()));
+    if budget_changed && resolved.train.schedule == ScheduleKind::Cosine {
+        eprintln!(
+            "note: this run's cosine schedule is laid over its whole budget, so a new budget changes the learning rate from the next step on (after a finished run, it rises again): the weights will differ from a straight run of the new length. For that, start a new run with --steps"
+        );
+    }
+    Ok((resolved, rd))
 }
 
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
@@ -109,12 +116,13 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let t = &res.train;
     let budget = if t.steps > 0 { format!("{} steps", t.steps) } else { format!("{} epochs", t.epochs) };
     eprintln!(
-        "{} {} on {}: {budget}, batch {}, {:?} lr {} -> {}",
+        "{} {} on {}: {budget}, batch {}, {} lr {} -> {}",
         if a.resume { "resuming" } else { "training" },
         entry.name,
         crate::device::describe(&device),
         t.batch_size,
-        t.optimizer,
+        // as the config spells it (`adamw`)
+        format!("{:?}", t.optimizer).to_lowercase(),
         fmt_number(t.lr),
         rd.0.display()
     );
@@ -183,8 +191,14 @@ pub fn print_summary(s: &Summary) {
             println!("{label} {line}");
         }
     }
+    // after a resume the time and rate are this session's: say how many of the steps it ran
+    let session = match s.session_steps {
+        0 => ", none now: its final evaluation".to_string(),
+        n if n < s.steps => format!(", {n} of them now"),
+        _ => String::new(),
+    };
     println!(
-        "train loss {:.4}; {} steps ({:.1} epochs) in {:.1}s, {:.1} steps/s, {} params, {:.3} training GFLOP, {} threads",
+        "train loss {:.4}; {} steps ({:.1} epochs{session}) in {:.1}s, {:.1} steps/s, {} params, {:.3} training GFLOP, {} threads",
         s.train_loss,
         s.steps,
         s.epochs,

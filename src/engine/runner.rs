@@ -19,11 +19,58 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Set by the Ctrl-C handler; the loop checkpoints and stops at the next step boundary.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// How many training loops run now (in this process, or in the child processes of a replay's
+/// `--jobs` that it waits for): while any does, a first Ctrl-C lets them checkpoint and stop;
+/// when none does, the handler quits at once (nothing to save).
+pub static TRAINING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts in `TRAINING` while it lives.
+pub struct TrainingLoop;
+
+impl TrainingLoop {
+    pub fn start() -> Self {
+        TRAINING.fetch_add(1, Ordering::SeqCst);
+        TrainingLoop
+    }
+}
+
+impl Drop for TrainingLoop {
+    fn drop(&mut self) {
+        TRAINING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// While a run's final evaluation runs (its training done and checkpointed), how to finish it:
+/// the Ctrl-C handler then quits at once with this hint instead of waiting for the evaluation
+/// (the diffusion models' FD samples for a minute or more). None otherwise.
+pub static FINAL_EVALUATION: Mutex<Option<String>> = Mutex::new(None);
+
+/// Marks the final evaluation of a run for the Ctrl-C handler while it lives.
+struct FinalEvaluation;
+
+impl FinalEvaluation {
+    fn start(step: usize, name: &str, dir: &Path) -> Self {
+        let hint = format!(
+            "training had finished (step {step}, checkpoint written); its final evaluation was cut short. Evaluate it and write the model with: dlhist train {name} --resume --run-dir {}",
+            dir.display()
+        );
+        *FINAL_EVALUATION.lock().unwrap_or_else(|e| e.into_inner()) = Some(hint);
+        FinalEvaluation
+    }
+}
+
+impl Drop for FinalEvaluation {
+    fn drop(&mut self) {
+        *FINAL_EVALUATION.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
 
 pub use super::runs::RunDir;
 
@@ -34,6 +81,10 @@ pub struct Summary {
     pub run_dir: String,
     pub data: String,
     pub steps: usize,
+    /// the steps this session ran: `steps` less where a resume started (`wall_s` and
+    /// `steps_per_s` are this session's)
+    #[serde(default)]
+    pub session_steps: usize,
     pub epochs: f64,
     pub wall_s: f64,
     pub steps_per_s: f64,
@@ -125,6 +176,17 @@ fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
     }
     std::fs::write(path, out)?;
     Ok(())
+}
+
+/// The loss of the last train line of metrics.jsonl: a run resumed only for its final
+/// evaluation has no steps of its own to average.
+fn last_train_loss(path: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["split"] == "train")
+        .and_then(|v| v["loss"].as_f64())
 }
 
 /// What a run keeps besides its weights: optimizer groups, the EMA, where its frozen base
@@ -274,7 +336,8 @@ fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usi
         st.flops = ck.get("dlhist.flops").and_then(|s| s.parse().ok()).unwrap_or(0.0);
         let start = ck.get_u64("dlhist.step") as usize;
         truncate_metrics(&dir.metrics(), start).map_err(|e| unwritable(&dir.metrics(), e))?;
-        if start >= total {
+        // at its last step but not finished: stopped in its final evaluation, which runs now
+        if start > total || (start == total && dir.is_complete()) {
             anyhow::bail!(DlError::Usage(format!(
                 "the checkpoint is already at step {start}, and the budget is {total} steps; raise it above {start} to continue (e.g. --steps {})",
                 start * 2
@@ -375,6 +438,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
     let mut win = Window::default();
     let mut last_log = Instant::now();
     let mut step = start;
+    let training_loop = TrainingLoop::start();
     while step < total {
         if INTERRUPTED.load(Ordering::SeqCst) {
             bar.finish();
@@ -445,7 +509,9 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
     bar.finish();
     let wall = t0.elapsed().as_secs_f64();
     saver.checkpoint(exp, &st, step)?;
+    drop(training_loop);
 
+    let final_evaluation = FinalEvaluation::start(step, spec.name, &dir.0);
     let mut fin = prefixed("val", evaluate(exp, st.ema.as_ref(), Split::Val, tc.eval_heldout)?);
     if tc.eval_heldout {
         fin.extend(prefixed("test", evaluate(exp, st.ema.as_ref(), Split::Test, true)?));
@@ -457,19 +523,25 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
     append_line(&dir.metrics(), &line)?;
 
     saver.model(exp, &st, step)?;
+    drop(final_evaluation);
     let ran = (step - start).max(1);
     let summary = Summary {
         name: spec.name.into(),
         run_dir: dir.0.display().to_string(),
         data: exp.data_name(),
         steps: step,
+        session_steps: step - start,
         epochs: step as f64 / exp.steps_per_epoch().max(1) as f64,
         wall_s: wall,
-        steps_per_s: ran as f64 / wall.max(1e-9),
+        steps_per_s: if step > start { ran as f64 / wall.max(1e-9) } else { 0.0 },
         params: exp.params().count(),
         flops: st.flops,
         threads: threads(),
-        train_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
+        train_loss: if recent.is_empty() {
+            last_train_loss(&dir.metrics()).unwrap_or(f64::NAN)
+        } else {
+            recent.iter().sum::<f64>() / recent.len() as f64
+        },
         initial: st.initial,
         final_metrics: fin,
         config_hash: spec.config_hash.into(),
