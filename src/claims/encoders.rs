@@ -189,6 +189,7 @@ mod tests {
                 data: data.into(),
                 steps: 10,
                 session_steps: 10,
+                eval_s: 0.0,
                 epochs: 1.0,
                 wall_s: 1.0,
                 steps_per_s: 1.0,

@@ -123,6 +123,7 @@ impl ClaimCtx for Fake {
             data: r.data,
             steps: r.steps,
             session_steps: r.steps,
+            eval_s: 0.0,
             epochs: r.epochs,
             wall_s: r.wall_s,
             steps_per_s: 1.0,

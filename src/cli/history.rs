@@ -153,7 +153,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     } else {
         let count = |v: Verdict| rows.iter().flat_map(|r| &r.marks).filter(|m| m.verdict == v).count();
         println!(
-            "wrote {} ({w}x{h}): {} marks PASS, {} FAIL, {} not run, from {}",
+            "wrote {} ({w}x{h}): marks PASS {}, FAIL {}, not run {}, from {}",
             a.out.display(),
             count(Verdict::Pass),
             count(Verdict::Fail),

@@ -115,8 +115,12 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let exp = common::build_for_training(&res, &device)?;
     let t = &res.train;
     let budget = if t.steps > 0 { format!("{} steps", t.steps) } else { format!("{} epochs", t.epochs) };
+    let from = match rd.ckpt_step() {
+        Some(step) if a.resume => format!(" from step {step}"),
+        _ => String::new(),
+    };
     eprintln!(
-        "{} {} on {}: {budget}, batch {}, {} lr {} -> {}",
+        "{} {}{from} on {}: {budget}, batch {}, {} lr {} -> {}",
         if a.resume { "resuming" } else { "training" },
         entry.name,
         crate::device::describe(&device),
@@ -159,9 +163,11 @@ pub fn loss_rose(s: &Summary) -> Option<String> {
     let short = |x: f64| if x.abs() >= 1e5 { format!("{x:.2e}") } else { format!("{x:.4}") };
     (after > before).then(|| {
         format!(
-            "warning: the validation loss rose during training, from {} at step 0 to {} at the end: the run did not learn. Try a lower learning rate (--set train.lr=...)",
+            "warning: the validation loss rose during training, from {} at step 0 to {} at the end: the run did not learn. Try a lower learning rate (--set train.lr=...){}",
             short(before),
-            short(after)
+            short(after),
+            // a few steps of a deep net can end anywhere, whatever its lr
+            if s.steps < 100 { format!(", or more than {} steps", s.steps) } else { String::new() }
         )
     })
 }
@@ -198,11 +204,12 @@ pub fn print_summary(s: &Summary) {
         _ => String::new(),
     };
     println!(
-        "train loss {:.4}; {} steps ({:.1} epochs{session}) in {:.1}s, {:.1} steps/s, {} params, {:.3} training GFLOP, {} threads",
+        "train loss {:.4}; {} steps ({:.1} epochs{session}) in {:.1}s{}, {:.1} steps/s, {} params, {:.3} training GFLOP, {} threads",
         s.train_loss,
         s.steps,
         s.epochs,
         s.wall_s,
+        if s.eval_s >= 1.0 { format!(" (+ {:.1}s of final evaluation)", s.eval_s) } else { String::new() },
         s.steps_per_s,
         s.params,
         s.flops / 1e9,

@@ -85,6 +85,9 @@ pub struct Summary {
     /// `steps_per_s` are this session's)
     #[serde(default)]
     pub session_steps: usize,
+    /// seconds of the final evaluation, after `wall_s`
+    #[serde(default)]
+    pub eval_s: f64,
     pub epochs: f64,
     pub wall_s: f64,
     pub steps_per_s: f64,
@@ -512,6 +515,11 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
     drop(training_loop);
 
     let final_evaluation = FinalEvaluation::start(step, spec.name, &dir.0);
+    if spec.echo {
+        // some take a minute (the diffusion models' FD samples 1,000 images)
+        eprintln!("training done in {wall:.1}s; final evaluation (Ctrl-C stops it, --resume runs it later)");
+    }
+    let t_eval = Instant::now();
     let mut fin = prefixed("val", evaluate(exp, st.ema.as_ref(), Split::Val, tc.eval_heldout)?);
     if tc.eval_heldout {
         fin.extend(prefixed("test", evaluate(exp, st.ema.as_ref(), Split::Test, true)?));
@@ -522,6 +530,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
     }
     append_line(&dir.metrics(), &line)?;
 
+    let eval_s = t_eval.elapsed().as_secs_f64();
     saver.model(exp, &st, step)?;
     drop(final_evaluation);
     let ran = (step - start).max(1);
@@ -531,6 +540,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         data: exp.data_name(),
         steps: step,
         session_steps: step - start,
+        eval_s,
         epochs: step as f64 / exp.steps_per_epoch().max(1) as f64,
         wall_s: wall,
         steps_per_s: if step > start { ran as f64 / wall.max(1e-9) } else { 0.0 },
