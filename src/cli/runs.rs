@@ -42,13 +42,14 @@ pub struct PruneArgs {
 #[derive(clap::Args, Debug)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Runs live under $DLHIST_RUNS (default: ./checkpoints): NAME/ID from `train`, compare/ID/VARIANT from `compare`, replay/ID/… from `replay --keep`. An id (or its last part, or a unique start of it) is what `eval`, `sample` and `plot` take with --run.\n\nExamples:\n  dlhist runs\n  dlhist runs mlp --json\n  dlhist runs prune --keep 3 --dry-run\n  dlhist runs prune mlp --older-than 2026-11-01"
+    after_help = "Runs live under $DLHIST_RUNS (default: ./checkpoints): NAME/ID from `train`, compare/ID/VARIANT from `compare`, replay/ID/… from `replay --keep`. An id (or its last part, or a unique start of it) is what `eval`, `sample` and `plot` take with --run.\n\nExamples:\n  dlhist runs\n  dlhist runs mlp --json\n  dlhist runs lenet diffusion\n  dlhist runs prune --keep 3 --dry-run\n  dlhist runs prune mlp --older-than 2026-11-01"
 )]
 pub struct Args {
     #[command(subcommand)]
     pub action: Option<Action>,
-    /// only this milestone's runs
-    pub name: Option<String>,
+    /// only these milestones' runs
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 /// What `runs` says of one run directory.
@@ -166,13 +167,16 @@ fn check_name(name: Option<&str>) -> anyhow::Result<()> {
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     match a.action {
         Some(Action::Prune(p)) => prune(p, json),
-        None => list(a.name.as_deref(), json),
+        None => list(&a.names, json),
     }
 }
 
-fn list(name: Option<&str>, json: bool) -> anyhow::Result<()> {
-    check_name(name)?;
-    let runs = infos(name);
+fn list(names: &[String], json: bool) -> anyhow::Result<()> {
+    for n in names {
+        check_name(Some(n))?;
+    }
+    let mut runs = infos(None);
+    runs.retain(|r| names.is_empty() || names.contains(&r.found.milestone));
     let rows: Vec<serde_json::Value> = runs
         .iter()
         .map(|r| {
@@ -192,8 +196,13 @@ fn list(name: Option<&str>, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if rows.is_empty() {
-        let what = name.map(|n| format!("`{n}` runs")).unwrap_or("runs".into());
-        println!("no {what} under {} (train one: dlhist train {})", runs_root().display(), name.unwrap_or("mlp"));
+        let what = if names.is_empty() {
+            "runs".to_string()
+        } else {
+            format!("{} runs", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" or "))
+        };
+        let first = names.first().map_or("mlp", String::as_str);
+        println!("no {what} under {} (train one: dlhist train {first})", runs_root().display());
         return Ok(());
     }
     let mut t = Table::new(&["id", "milestone", "state", "steps", "kind", "data", "metric", "when (UTC)", "size"]);
