@@ -78,7 +78,7 @@ impl DlError {
     /// Writing `path`, an `--out` the user chose, failed with `message`; a folder that does not
     /// exist is named as the cause (the plotting crate words it as a backend error).
     pub fn output(path: &std::path::Path, message: String) -> Self {
-        let missing = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir());
+        let missing = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists());
         let message = match missing {
             Some(dir) => format!("the folder {} does not exist", dir.display()),
             None => message,

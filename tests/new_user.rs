@@ -182,26 +182,24 @@ fn runs_prune_keeps_the_newest_n_or_deletes_runs_older_than_a_date() {
 }
 
 #[test]
-fn runs_prune_counts_finished_runs_and_keeps_a_stopped_one_newer_than_them() {
+fn runs_prune_counts_finished_runs_and_keeps_a_stopped_one_unless_n_finished_are_newer() {
     let sb = Sandbox::new();
     for _ in 0..3 {
         sb.run(&["train", "backprop", "-c", &smoke("backprop")]).ok();
         std::thread::sleep(std::time::Duration::from_millis(1100)); // distinct run ids and times
     }
-    // the newest run stopped before its end: a checkpoint, no summary or model
+    // newest first: finished, stopped (a checkpoint, no summary or model), finished
     let runs = sb.run(&["--json", "runs", "backprop"]).json();
     let ids: Vec<String> = runs.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
-    let stopped = sb.runs.join(&ids[0]);
+    let stopped = sb.runs.join(&ids[1]);
     std::fs::remove_file(stopped.join("summary.json")).unwrap();
     std::fs::remove_file(stopped.join("model.safetensors")).unwrap();
-    let dry = sb.run(&["--json", "runs", "prune", "--keep", "1", "--dry-run"]).json();
-    let removed: Vec<&str> = dry["removed"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert_eq!(
-        removed,
-        [ids[2].as_str()],
-        "the oldest finished run goes; the newest finished one and the stopped one newer than it stay"
-    );
-    // with no finished run newer than it, a stopped run is not counted as one of the N kept
+    let removed = |keep: &str| -> Vec<String> {
+        let dry = sb.run(&["--json", "runs", "prune", "--keep", keep, "--dry-run"]).json();
+        dry["removed"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+    };
+    assert!(removed("2").is_empty(), "two finished runs and the stopped one between them all stay");
+    assert_eq!(removed("1"), [ids[1].clone(), ids[2].clone()], "one finished run is newer than the stopped one");
     sb.run(&["runs", "prune", "--keep", "0"]).ok();
     assert_eq!(files_named(&sb.runs.join("backprop"), "config.toml").len(), 0, "--keep 0 deletes every run");
 }

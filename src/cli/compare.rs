@@ -108,7 +108,8 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         runs.push((spec.clone(), resolve(entry, false, &cfg)?));
     }
     let out = a.out.clone().unwrap_or_else(|| common::runs_root().join("compare").join(common::new_run_id()));
-    std::fs::create_dir_all(&out).map_err(|e| DlError::output(&out, e.to_string()))?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| DlError::OutputUnwritable { path: out.clone(), message: e.to_string() })?;
 
     let mut results: Vec<(String, Summary)> = vec![];
     for (i, (label, res)) in runs.iter().enumerate() {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// Draw the milestones by year against the seven constraints, coloured by their replay verdicts
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "The verdicts come from a replay's JSON (`dlhist replay --json > replay.json`, or `--merge` of shards), else from the newest replay recorded under the runs root (every `dlhist replay` records its verdicts in <runs root>/replay/verdicts-<id>.json); with neither, every mark is grey. A milestone the replay did not check is grey.\n\nExamples:\n  dlhist history --out history.png\n  dlhist replay --budget smoke --json > r.json && dlhist history --replay r.json\n  dlhist history --replay r.json --json | jq '.rows[] | {constraint, n: (.milestones | length)}'"
+    after_help = "The verdicts come from a replay's JSON (`dlhist replay --json > replay.json`, or `--merge` of shards), else from the newest full-budget replay recorded under the runs root (every `dlhist replay` records its verdicts in <runs root>/replay/verdicts-<id>.json; a smoke replay's only where there is no full one, and the title says so: its PASS means the pipeline ran); with neither, every mark is grey. A milestone the replay did not check is grey.\n\nExamples:\n  dlhist history --out history.png\n  dlhist replay --budget smoke --json > r.json && dlhist history --replay r.json\n  dlhist history --replay r.json --json | jq '.rows[] | {constraint, n: (.milestones | length)}'"
 )]
 pub struct Args {
     /// the replay JSON whose verdicts colour the marks (default: the newest recorded replay)

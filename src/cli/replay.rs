@@ -193,6 +193,9 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
         let rows = merge::read(&a.merge)?;
         return finish(&rows, json, a.strict, None, true);
     }
+    // a first Ctrl-C stops the claims' runs at a checkpoint and the replay cleans up after them
+    // (its temporary runs, its --jobs children) rather than quitting at once
+    let _graceful = crate::engine::runner::TrainingLoop::start();
     let device = common::device(&a.device)?;
     let mut selected: Vec<_> = if a.names.is_empty() {
         entries().iter().filter(|e| e.claim.is_some()).collect()

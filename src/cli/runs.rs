@@ -14,8 +14,8 @@ use std::time::UNIX_EPOCH;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Action {
-    /// delete runs: all but the newest N finished runs of each milestone and any unfinished run
-    /// newer than them (--keep N), or those last written
+    /// delete runs: all but the newest N finished runs of each milestone and the unfinished runs
+    /// newer than the Nth (--keep N), or those last written
     /// before a date (--older-than YYYY-MM-DD); with both, only runs that both select
     #[command(
         after_help = "Examples:\n  dlhist runs prune --keep 3 --dry-run          # list what would go\n  dlhist runs prune --keep 3\n  dlhist runs prune mlp --older-than 2026-11-01"
@@ -27,7 +27,7 @@ pub enum Action {
 pub struct PruneArgs {
     /// only this milestone's runs
     pub name: Option<String>,
-    /// keep the newest N finished runs of each milestone (and unfinished ones newer than them)
+    /// keep the newest N finished runs of each milestone (and unfinished ones newer than the Nth)
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
     /// delete runs last written before this day (UTC)
@@ -251,14 +251,14 @@ fn prune(p: PruneArgs, json: bool) -> anyhow::Result<()> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let (mut removed, mut kept, mut freed) = (vec![], 0, 0);
     for f in all_runs().into_iter().filter(|f| p.name.as_deref().is_none_or(|n| f.milestone == n)) {
-        // finished runs count toward N; an unfinished one (stopped, resumable) stays while it is
-        // newer than every finished run of its milestone, else it goes
+        // finished runs count toward N; an unfinished one (stopped, resumable) stays unless N
+        // finished runs of its milestone are newer
         let finished = seen.entry(f.milestone.clone()).or_default();
         let by_count = if f.dir.is_complete() {
             *finished += 1;
             p.keep.map(|k| *finished > k)
         } else {
-            p.keep.map(|k| k == 0 || *finished > 0)
+            p.keep.map(|k| *finished >= k)
         };
         let age = f.dir.modified().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let by_date = cutoff.map(|c| age < c);

@@ -85,7 +85,12 @@ fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
     // the runner rewrites config.toml once the checkpoint has loaded and the new budget is valid
     let resolved = Resolved::from_table(res.entry, t)?;
     let budget_changed = diff_keys(&res.table, &resolved.table).iter().any(|(k, _, _)| budget.contains(&k.as_str()));
-    if budget_changed && resolved.train.schedule == ScheduleKind::Cosine {
+    // (said only where training goes on: a budget at or below the checkpoint's step is refused)
+    let goes_on = match (resolved.train.steps, rd.ckpt_step()) {
+        (steps, Some(at)) if steps > 0 => steps as u64 > at,
+        _ => true,
+    };
+    if budget_changed && goes_on && resolved.train.schedule == ScheduleKind::Cosine {
         eprintln!(
             "note: this run's cosine schedule is laid over its whole budget, so a new budget changes the learning rate from the next step on (after a finished run, it rises again): the weights will differ from a straight run of the new length. For that, start a new run with --steps"
         );

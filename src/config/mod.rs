@@ -143,18 +143,8 @@ fn tidy_serde_error(section: &str, raw: &str) -> (String, String) {
                 closest(bad, names.iter().copied()).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
             format!("unknown value `{bad}`{hint}; it takes one of {}", names.join(", "))
         }
-        None => {
-            // serde names Rust's types: "invalid value: integer `-3`, expected usize"
-            let msg = msg.replace('\n', " ");
-            match msg.strip_prefix("invalid value: ").and_then(|r| r.split_once(", expected ")) {
-                Some((got, ty))
-                    if ty.starts_with('u') && ty[1..].chars().all(|c| c.is_ascii_digit()) || ty == "usize" =>
-                {
-                    format!("takes a whole number of 0 or more, got {got}")
-                }
-                _ => msg,
-            }
-        }
+        // serde names Rust's types: "invalid value: integer `-3`, expected usize"
+        None => msg.replace('\n', " ").replace("expected usize", "expected a whole number of 0 or more"),
     };
     (context, message)
 }

@@ -26,9 +26,9 @@ use std::time::Instant;
 /// Set by the Ctrl-C handler; the loop checkpoints and stops at the next step boundary.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// How many training loops run now (in this process, or in the child processes of a replay's
-/// `--jobs` that it waits for): while any does, a first Ctrl-C lets them checkpoint and stop;
-/// when none does, the handler quits at once (nothing to save).
+/// How many training loops run now, counting a replay as one for its whole length (it cleans up
+/// its temporary runs at the end, and waits for the children of `--jobs`): while any does, a
+/// first Ctrl-C lets them checkpoint and stop; when none does, the handler quits at once.
 pub static TRAINING: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts in `TRAINING` while it lives.
@@ -160,7 +160,7 @@ fn unwritable(path: &Path, e: impl std::fmt::Display) -> DlError {
 }
 
 /// Keeps only metrics lines at or before `step` (a resumed run rewrites what came after).
-fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
+fn truncate_metrics(path: &Path, step: usize, final_val: bool) -> anyhow::Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
@@ -169,6 +169,7 @@ fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
         .filter(|l| {
             serde_json::from_str::<serde_json::Value>(l)
                 .ok()
+                .filter(|v| !(final_val && v["split"] == "val" && v["step"].as_u64() == Some(step as u64)))
                 .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
                 .is_some_and(|s| s as usize <= step)
         })
@@ -177,8 +178,17 @@ fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
     if !out.is_empty() {
         out.push('\n');
     }
-    std::fs::write(path, out)?;
+    write_atomic(path, &out)?;
     Ok(())
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so that a process stopped
+/// mid-write (Ctrl-C quits at once outside training) leaves the old file or the new one.
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The loss of the last train line of metrics.jsonl: a run resumed only for its final
@@ -338,7 +348,8 @@ fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usi
         st.initial = ck.get("dlhist.initial").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         st.flops = ck.get("dlhist.flops").and_then(|s| s.parse().ok()).unwrap_or(0.0);
         let start = ck.get_u64("dlhist.step") as usize;
-        truncate_metrics(&dir.metrics(), start).map_err(|e| unwritable(&dir.metrics(), e))?;
+        // a run stopped in its final evaluation may have written that evaluation's line: it runs again
+        truncate_metrics(&dir.metrics(), start, start == total).map_err(|e| unwritable(&dir.metrics(), e))?;
         // at its last step but not finished: stopped in its final evaluation, which runs now
         if start > total || (start == total && dir.is_complete()) {
             anyhow::bail!(DlError::Usage(format!(
@@ -346,12 +357,17 @@ fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usi
                 start * 2
             )));
         }
-        // the budget may have been raised (--steps): the run directory's config says so from now on
-        std::fs::write(
-            dir.config(),
-            config_file_text(spec.config_text, &exp.data_name(), exp.data_notice().as_deref()),
+        // the budget may have been raised (--steps): the run directory's config says so from now
+        // on, and a finished run's summary, of the old budget, goes (its model is rewritten at
+        // the end), so that the run reads as unfinished until then
+        write_atomic(
+            &dir.config(),
+            &config_file_text(spec.config_text, &exp.data_name(), exp.data_notice().as_deref()),
         )
         .map_err(|e| unwritable(&dir.config(), e))?;
+        if dir.summary().exists() {
+            std::fs::remove_file(dir.summary()).map_err(|e| unwritable(&dir.summary(), e))?;
+        }
         return Ok((st, start));
     }
     std::fs::create_dir_all(&dir.0).map_err(|e| unwritable(&dir.0, e))?;
@@ -513,6 +529,16 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
     let wall = t0.elapsed().as_secs_f64();
     saver.checkpoint(exp, &st, step)?;
     drop(training_loop);
+    // a Ctrl-C during that last checkpoint: stop before the evaluation, as the hint below says
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(DlError::Interrupted {
+            step,
+            ckpt: dir.ckpt(),
+            name: spec.name.into(),
+            run_dir: dir.0.display().to_string(),
+        }
+        .into());
+    }
 
     let final_evaluation = FinalEvaluation::start(step, spec.name, &dir.0);
     if spec.echo {
@@ -532,7 +558,6 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
 
     let eval_s = t_eval.elapsed().as_secs_f64();
     saver.model(exp, &st, step)?;
-    drop(final_evaluation);
     let ran = (step - start).max(1);
     let summary = Summary {
         name: spec.name.into(),
@@ -559,6 +584,9 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         init_from: st.init,
     };
     let text = serde_json::to_string_pretty(&summary_file(&summary, exp.data_notice()))?;
-    std::fs::write(dir.summary(), text).with_context(|| format!("writing {}", dir.summary().display()))?;
+    write_atomic(&dir.summary(), &text).with_context(|| format!("writing {}", dir.summary().display()))?;
+    // until summary.json is there the run reads as unfinished, so a Ctrl-C until now could point
+    // at --resume
+    drop(final_evaluation);
     Ok(summary)
 }

@@ -58,9 +58,7 @@ pub fn run(
     let done = Mutex::new(Vec::<Done>::new());
     let parts = Mutex::new(Vec::<Part>::new());
     // one worker per job: each takes the next study when its child has ended (a child killed by
-    // Ctrl-C ends its worker's loop with the rest of the process group). While they run, a first
-    // Ctrl-C waits for the children to checkpoint rather than quitting over them.
-    let _children_train = crate::engine::runner::TrainingLoop::start();
+    // Ctrl-C ends its worker's loop with the rest of the process group).
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
