@@ -55,6 +55,10 @@ pub enum DlError {
     #[error("interrupted at step {step}; checkpoint written to {ckpt}. Continue with: dlhist train {name} --resume --run-dir {run_dir}")]
     Interrupted { step: usize, ckpt: PathBuf, name: String, run_dir: String },
 
+    /// Ctrl-C during a replay: its verdicts so far are on stderr, none is recorded for `history`.
+    #[error("replay interrupted after {done} of {total} claim(s) (their lines are above); no verdict was recorded. Run it again to check them all")]
+    ReplayInterrupted { done: usize, total: usize },
+
     #[error("{0}")]
     Data(String),
 
@@ -94,7 +98,7 @@ impl DlError {
             | DlError::BadValue { .. }
             | DlError::Malformed { .. }
             | DlError::Usage(_) => 2,
-            DlError::Interrupted { .. } => 130,
+            DlError::Interrupted { .. } | DlError::ReplayInterrupted { .. } => 130,
             _ => 1,
         }
     }

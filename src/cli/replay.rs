@@ -238,6 +238,9 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
             }
         }
         let rows = jobs::run(&a, &names, rayon::current_num_threads(), kept.as_deref(), trace)?;
+        if crate::engine::runner::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(DlError::ReplayInterrupted { done: rows.len(), total: names.len() }.into());
+        }
         return finish(&rows, json, a.strict, kept.as_ref(), true);
     }
     if let Some((k, n)) = a.shard {
@@ -270,7 +273,12 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
         fallbacks: vec![],
     };
     let mut rows = vec![];
+    let total = selected.len();
     for e in selected {
+        // a Ctrl-C stopped the last claim's run: its verdict, and any after it, would be wrong
+        if crate::engine::runner::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(DlError::ReplayInterrupted { done: rows.len().saturating_sub(1), total }.into());
+        }
         let claim = e.claim.as_ref().unwrap();
         // smoke checks the pipeline: one seed unless asked
         let n = match (a.seeds, a.budget) {
@@ -358,6 +366,9 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
             row["shard"] = format!("{k}/{n}").into();
         }
         rows.push(row);
+    }
+    if crate::engine::runner::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(DlError::ReplayInterrupted { done: rows.len().saturating_sub(1), total }.into());
     }
     finish(&rows, json, a.strict, kept.as_ref(), !a.no_record)
 }

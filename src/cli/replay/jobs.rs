@@ -62,6 +62,10 @@ pub fn run(
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
+                // after a Ctrl-C no new study starts (the running children checkpoint and stop)
+                if crate::engine::runner::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
                 let Some((i, claims)) = queue.lock().expect("queue").pop_front() else { break };
                 let file = dir.join(format!("study-{i}.json"));
                 let part = traced.map(|t| trace::parts_dir(t).join(format!("study-{i}.json")));
