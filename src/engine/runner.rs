@@ -436,6 +436,17 @@ fn train_line(step: usize, w: &Window, out: &StepOut, single: bool, ms: f64) -> 
     line
 }
 
+/// The error of a run that a Ctrl-C stopped at `step`, its checkpoint written.
+fn interrupted(spec: &RunSpec, step: usize) -> anyhow::Error {
+    DlError::Interrupted {
+        step,
+        ckpt: spec.dir.ckpt(),
+        name: spec.name.into(),
+        run_dir: spec.dir.0.display().to_string(),
+    }
+    .into()
+}
+
 /// Trains `exp` per `spec`, returning the summary it also writes to summary.json.
 pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyhow::Result<Summary> {
     let tc = spec.train;
@@ -462,13 +473,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         if INTERRUPTED.load(Ordering::SeqCst) {
             bar.finish();
             saver.checkpoint(exp, &st, step)?;
-            return Err(DlError::Interrupted {
-                step,
-                ckpt: dir.ckpt(),
-                name: spec.name.into(),
-                run_dir: dir.0.display().to_string(),
-            }
-            .into());
+            return Err(interrupted(spec, step));
         }
         let ts = Instant::now();
         let out = match train_step(exp, &mut st.groups, st.ema.as_mut(), tc, step)? {
@@ -531,13 +536,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
     drop(training_loop);
     // a Ctrl-C during that last checkpoint: stop before the evaluation, as the hint below says
     if INTERRUPTED.load(Ordering::SeqCst) {
-        return Err(DlError::Interrupted {
-            step,
-            ckpt: dir.ckpt(),
-            name: spec.name.into(),
-            run_dir: dir.0.display().to_string(),
-        }
-        .into());
+        return Err(interrupted(spec, step));
     }
 
     let final_evaluation = FinalEvaluation::start(step, spec.name, &dir.0);
