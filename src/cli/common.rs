@@ -185,7 +185,18 @@ pub fn train_hint(name: &str) -> String {
             );
         }
     }
-    format!("Train one first: dlhist train {name}{}", about_time(name))
+    // a run stopped by Ctrl-C (or a crash) is one --resume away from finishing
+    let stopped = runs_of(name).into_iter().find(|r| !r.is_complete() && r.ckpt().is_file());
+    let resume = match stopped.and_then(|r| r.ckpt_step().map(|step| (r, step))) {
+        Some((r, step)) => {
+            format!(
+                ", or finish the run stopped at step {step}: dlhist train {name} --resume --run-dir {}",
+                r.0.display()
+            )
+        }
+        None => String::new(),
+    };
+    format!("Train one first: dlhist train {name}{}{resume}", about_time(name))
 }
 
 /// " (about N on 2 cores)" where the registry knows how long `dlhist train NAME` takes, else "".
