@@ -158,13 +158,19 @@ fn runs_made_by_compare_are_found_by_their_variant_name_and_plot_draws_them() {
     bad.expect_code(2).stderr_says(&["--metric nosuch", "acc"]);
 }
 
-#[test]
-fn runs_prune_keeps_the_newest_n_or_deletes_runs_older_than_a_date() {
+/// A sandbox holding three finished smoke runs of backprop, about a second apart.
+fn three_backprop_runs() -> Sandbox {
     let sb = Sandbox::new();
     for _ in 0..3 {
         sb.run(&["train", "backprop", "-c", &smoke("backprop")]).ok();
         std::thread::sleep(std::time::Duration::from_millis(1100)); // distinct run ids and times
     }
+    sb
+}
+
+#[test]
+fn runs_prune_keeps_the_newest_n_or_deletes_runs_older_than_a_date() {
+    let sb = three_backprop_runs();
     let count = || files_named(&sb.runs.join("backprop"), "config.toml").len();
     let dry = sb.run(&["--json", "runs", "prune", "--keep", "1", "--dry-run"]);
     dry.ok();
@@ -183,11 +189,7 @@ fn runs_prune_keeps_the_newest_n_or_deletes_runs_older_than_a_date() {
 
 #[test]
 fn runs_prune_counts_finished_runs_and_keeps_a_stopped_one_unless_n_finished_are_newer() {
-    let sb = Sandbox::new();
-    for _ in 0..3 {
-        sb.run(&["train", "backprop", "-c", &smoke("backprop")]).ok();
-        std::thread::sleep(std::time::Duration::from_millis(1100)); // distinct run ids and times
-    }
+    let sb = three_backprop_runs();
     // newest first: finished, stopped (a checkpoint, no summary or model), finished
     let runs = sb.run(&["--json", "runs", "backprop"]).json();
     let ids: Vec<String> = runs.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();

@@ -186,7 +186,7 @@ pub fn train_hint(name: &str) -> String {
         }
     }
     // a run stopped by Ctrl-C (or a crash) is one --resume away from finishing
-    let stopped = runs_of(name).into_iter().find(|r| !r.is_complete() && r.ckpt().is_file());
+    let stopped = crate::engine::runs::newest_unfinished(name);
     let resume = match stopped.and_then(|r| r.ckpt_step().map(|step| (r, step))) {
         Some((r, step)) => {
             format!(

@@ -238,7 +238,7 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
             }
         }
         let rows = jobs::run(&a, &names, rayon::current_num_threads(), kept.as_deref(), trace)?;
-        if crate::engine::runner::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        if crate::engine::runner::interrupted_now() {
             return Err(DlError::ReplayInterrupted { done: rows.len(), total: names.len() }.into());
         }
         return finish(&rows, json, a.strict, kept.as_ref(), true);
@@ -276,7 +276,7 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
     let total = selected.len();
     for e in selected {
         // a Ctrl-C stopped the last claim's run: its verdict, and any after it, would be wrong
-        if crate::engine::runner::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        if crate::engine::runner::interrupted_now() {
             return Err(DlError::ReplayInterrupted { done: rows.len().saturating_sub(1), total }.into());
         }
         let claim = e.claim.as_ref().unwrap();
@@ -367,7 +367,7 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
         }
         rows.push(row);
     }
-    if crate::engine::runner::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+    if crate::engine::runner::interrupted_now() {
         return Err(DlError::ReplayInterrupted { done: rows.len().saturating_sub(1), total }.into());
     }
     finish(&rows, json, a.strict, kept.as_ref(), !a.no_record)

@@ -36,14 +36,12 @@ const RESUMABLE: [&str; 6] =
 fn resume_target(a: &Args) -> anyhow::Result<(Resolved, RunDir)> {
     let dir = match &a.run_dir {
         Some(d) => d.clone(),
-        None => common::runs_of(&a.name)
-            .into_iter()
-            .find(|r| !r.is_complete() && r.ckpt().is_file())
-            .map(|r| r.0)
-            .ok_or_else(|| DlError::MissingCheckpoint {
+        None => {
+            crate::engine::runs::newest_unfinished(&a.name).map(|r| r.0).ok_or_else(|| DlError::MissingCheckpoint {
                 path: common::runs_root().join(&a.name),
                 hint: format!("no unfinished `{}` run with a checkpoint there; pass --run-dir DIR", a.name),
-            })?,
+            })?
+        }
     };
     let (res, rd) = common::resolve_run_dir(&dir)?;
     if res.entry.name != a.name {

@@ -9,7 +9,6 @@ use candle_core::{Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 pub const FORMAT: &str = "dlhist-1";
@@ -53,14 +52,8 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &BTreeMap<String, S
     let dir = path.parent().context("checkpoint path has no parent")?;
     std::fs::create_dir_all(dir)
         .map_err(|e| DlError::Unwritable { path: dir.to_path_buf(), message: e.to_string() })?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&buf)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| DlError::Unwritable { path: path.to_path_buf(), message: e.to_string() })?;
+    super::runs::write_atomic(path, &buf)
+        .map_err(|e| DlError::Unwritable { path: path.to_path_buf(), message: e.to_string() })?;
     Ok(())
 }
 

@@ -26,6 +26,12 @@ use std::time::Instant;
 /// Set by the Ctrl-C handler; the loop checkpoints and stops at the next step boundary.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Whether a Ctrl-C has asked the process to stop (for the loops above training: a replay's
+/// claims, its --jobs studies).
+pub fn interrupted_now() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// How many training loops run now, counting a replay as one for its whole length (it cleans up
 /// its temporary runs at the end, and waits for the children of `--jobs`): while any does, a
 /// first Ctrl-C lets them checkpoint and stop; when none does, the handler quits at once.
@@ -72,6 +78,7 @@ impl Drop for FinalEvaluation {
     }
 }
 
+use super::runs::write_atomic;
 pub use super::runs::RunDir;
 
 /// What a finished run reports (summary.json).
@@ -178,17 +185,8 @@ fn truncate_metrics(path: &Path, step: usize, final_val: bool) -> anyhow::Result
     if !out.is_empty() {
         out.push('\n');
     }
-    write_atomic(path, &out)?;
+    write_atomic(path, out.as_bytes())?;
     Ok(())
-}
-
-/// Writes `text` to `path` through a temporary file and a rename, so that a process stopped
-/// mid-write (Ctrl-C quits at once outside training) leaves the old file or the new one.
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// The loss of the last train line of metrics.jsonl: a run resumed only for its final
@@ -362,7 +360,7 @@ fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usi
         // the end), so that the run reads as unfinished until then
         write_atomic(
             &dir.config(),
-            &config_file_text(spec.config_text, &exp.data_name(), exp.data_notice().as_deref()),
+            config_file_text(spec.config_text, &exp.data_name(), exp.data_notice().as_deref()).as_bytes(),
         )
         .map_err(|e| unwritable(&dir.config(), e))?;
         if dir.summary().exists() {
@@ -583,7 +581,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         init_from: st.init,
     };
     let text = serde_json::to_string_pretty(&summary_file(&summary, exp.data_notice()))?;
-    write_atomic(&dir.summary(), &text).with_context(|| format!("writing {}", dir.summary().display()))?;
+    write_atomic(&dir.summary(), text.as_bytes()).with_context(|| format!("writing {}", dir.summary().display()))?;
     // until summary.json is there the run reads as unfinished, so a Ctrl-C until now could point
     // at --resume
     drop(final_evaluation);

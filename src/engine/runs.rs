@@ -190,6 +190,24 @@ fn run_dirs_in(root: &Path) -> Vec<PathBuf> {
 }
 
 /// Run directories of milestone `name` under the runs root, newest first.
+/// Writes `bytes` to `path` through a temporary file beside it (synced) and a rename, so that a
+/// process stopped mid-write (Ctrl-C quits at once outside training) leaves the old file or the
+/// new one: checkpoints, config.toml, metrics.jsonl, summary.json.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The newest run of `name` that stopped before its end with a checkpoint to resume from.
+pub fn newest_unfinished(name: &str) -> Option<RunDir> {
+    runs_of(name).into_iter().find(|r| !r.is_complete() && r.ckpt().is_file())
+}
+
 pub fn runs_of(name: &str) -> Vec<RunDir> {
     run_dirs_in(&runs_root().join(name)).into_iter().rev().map(RunDir).collect()
 }

@@ -63,7 +63,7 @@ pub fn run(
         for _ in 0..jobs {
             scope.spawn(|| loop {
                 // after a Ctrl-C no new study starts (the running children checkpoint and stop)
-                if crate::engine::runner::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                if crate::engine::runner::interrupted_now() {
                     break;
                 }
                 let Some((i, claims)) = queue.lock().expect("queue").pop_front() else { break };
