@@ -168,11 +168,12 @@ impl Dims {
 
     /// Copies the (T, Dh) rows of head `hh` of batch row `bi` out of `src` (B, T, width), whose
     /// head columns start at `col` (0, C or 2C in qkv; 0 in y), into rows of `stride` ≥ Dh
-    /// floats of `dst` (what lies past Dh in each row is left as it is).
+    /// floats of `dst`, zero past Dh.
     fn gather(&self, src: &[f32], width: usize, (bi, hh): (usize, usize), col: usize, dst: &mut [f32], stride: usize) {
         let base = bi * self.t * width + col + hh * self.dh;
         for (ti, row) in dst.chunks_exact_mut(stride).enumerate() {
-            row[..self.dh].copy_from_slice(&src[base + ti * width..][..self.dh]);
+            copy_row(&mut row[..self.dh], &src[base + ti * width..][..self.dh]);
+            row[self.dh..].fill(0.0);
         }
     }
 
@@ -181,8 +182,28 @@ impl Dims {
     unsafe fn scatter(&self, src: &[f32], stride: usize, dst: Ptr, width: usize, (bi, hh): (usize, usize), col: usize) {
         let base = bi * self.t * width + col + hh * self.dh;
         for (ti, row) in src.chunks_exact(stride).enumerate() {
-            std::ptr::copy_nonoverlapping(row.as_ptr(), dst.0.add(base + ti * width), self.dh);
+            copy_row(std::slice::from_raw_parts_mut(dst.0.add(base + ti * width), self.dh), &row[..self.dh]);
         }
+    }
+}
+
+thread_local! {
+    /// Each thread's gathered rows of its current (b, h) for the small kernels, kept between
+    /// tasks (see `cpu::with_scratch`).
+    static HEAD: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// dst ← src (equal lengths). A head's row is a few dozen floats, copied 100–200 times per
+/// (b, h): through `copy_from_slice` each was a call into libc's memmove, 15% of the op's time
+/// (perf, the gpt recipe's shapes). Whole 16-float blocks copy inline.
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    if dst.len() % 16 != 0 {
+        return dst.copy_from_slice(src);
+    }
+    for (d, s) in dst.chunks_exact_mut(16).zip(src.chunks_exact(16)) {
+        let (d, s): (&mut [f32; 16], &[f32; 16]) = (d.try_into().unwrap(), s.try_into().unwrap());
+        *d = *s;
     }
 }
 
@@ -223,15 +244,17 @@ impl CustomOp1 for PackedAttention {
                 let mut p = cpu::uninit(d.b * d.h * pl); // (B, H, T, TP), zeroed by each task
                 p.par_chunks_mut(pl).enumerate().for_each(|(bh, p_bh)| {
                     let (at, p_bh) = ((bh / d.h, bh % d.h), cpu::zero_init(p_bh));
-                    let mut buf = vec![0f32; 4 * tdp]; // q, k, v, o: (T, DP) each, zero pad
-                    let (ins, o) = buf.split_at_mut(3 * tdp);
-                    for (i, x) in ins.chunks_exact_mut(tdp).enumerate() {
-                        d.gather(qkv, c3, at, i * d.c, x, small.dp);
-                    }
-                    let (q, k, v) = (&ins[..tdp], &ins[tdp..2 * tdp], &ins[2 * tdp..]);
-                    small.forward_head(d.t, (q, k, v), o, p_bh);
-                    // SAFETY: as above
-                    unsafe { d.scatter(o, small.dp, y_out, d.c, at, 0) };
+                    // q, k, v, o: (T, DP) each; gather zeroes the pad, the kernel writes all of o
+                    cpu::with_scratch(&HEAD, 4 * tdp, |buf| {
+                        let (ins, o) = buf.split_at_mut(3 * tdp);
+                        for (i, x) in ins.chunks_exact_mut(tdp).enumerate() {
+                            d.gather(qkv, c3, at, i * d.c, x, small.dp);
+                        }
+                        let (q, k, v) = (&ins[..tdp], &ins[tdp..2 * tdp], &ins[2 * tdp..]);
+                        small.forward_head(d.t, (q, k, v), o, p_bh);
+                        // SAFETY: as above
+                        unsafe { d.scatter(o, small.dp, y_out, d.c, at, 0) };
+                    })
                 });
                 // SAFETY: as for lse
                 unsafe { cpu::assume_init(p) }
@@ -279,10 +302,9 @@ impl CustomOp1 for PackedAttention {
             Kernels::Small(small) => small.dp,
         };
         let tdh = d.t * stride;
-        (0..d.b * d.h).into_par_iter().for_each(|bh| {
+        // q, k, v, O, dO, then dq, dk, dv: (T, stride) each
+        let head = |bh: usize, buf: &mut [f32]| {
             let at = (bh / d.h, bh % d.h);
-            // q, k, v, O, dO, then dq, dk, dv: (T, stride) each
-            let mut buf = vec![0f32; 8 * tdh];
             let (ins, grads) = buf.split_at_mut(5 * tdh);
             for (i, x) in ins.chunks_exact_mut(tdh).enumerate() {
                 match i {
@@ -308,6 +330,13 @@ impl CustomOp1 for PackedAttention {
                 // SAFETY: dqkv holds B·T·3C floats; this task alone writes head hh of row bi.
                 unsafe { d.scatter(g, stride, d_out, c3, at, i * d.c) };
             }
+        };
+        (0..d.b * d.h).into_par_iter().for_each(|bh| match &self.kernels {
+            // the small kernels overwrite dq, dk and dv, and gather zeroes the pads: any old
+            // contents will do
+            Kernels::Small(_) => cpu::with_scratch(&HEAD, 8 * tdh, |buf| head(bh, buf)),
+            // the flash kernels add into dq, dk and dv
+            Kernels::Flash(_) => head(bh, &mut vec![0f32; 8 * tdh]),
         });
         // SAFETY: the B·H tasks wrote all of dqkv (above)
         let dqkv = unsafe { cpu::assume_init(dqkv) };

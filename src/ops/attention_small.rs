@@ -168,13 +168,42 @@ fn combo_w(
     }
 }
 
-/// dst (DP × TP) = srcᵀ for src (T × DP); the columns past T stay as they are (zero).
+/// dst (DP × TP) = srcᵀ for src (T × DP), zero past column T.
 #[inline(always)]
 fn transpose(src: &[f32], t: usize, dp: usize, dst: &mut [f32], tp: usize) {
-    // row by row of dst: contiguous stores, strided loads (strided stores were 3x slower)
+    assert!(src.len() >= t * dp && dst.len() >= dp * tp && dp % L == 0 && t <= tp);
+    // On AVX-512 whole blocks of 16 rows go through 16x16 register transposes: one float per
+    // load and store was a sixth of the backward (perf, the gpt recipe's shapes).
+    let mut t16 = 0;
+    #[cfg(target_arch = "x86_64")]
+    if cpu::simd_level() == cpu::SimdLevel::Avx512 {
+        t16 = t / L * L;
+        // SAFETY: AVX-512 runs here; rows < t16 ≤ t of src and columns < t16 of dst's DP rows
+        // are in bounds (asserted above)
+        unsafe { transpose_blocks(src, t16, dp, dst, tp) };
+    }
+    // the rest row by row of dst: contiguous stores, strided loads (strided stores were 3x slower)
     for (p, row) in dst.chunks_exact_mut(tp).take(dp).enumerate() {
-        for (j, x) in row[..t].iter_mut().enumerate() {
+        for (j, x) in row[..t].iter_mut().enumerate().skip(t16) {
             *x = src[j * dp + p];
+        }
+        row[t..].fill(0.0);
+    }
+}
+
+/// dst[p·tp + j] = src[j·dp + p] for j < t16 (a multiple of 16) and p < dp (a multiple of 16).
+/// SAFETY: the CPU runs AVX-512F; src holds t16·dp floats and dst dp·tp.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_blocks(src: &[f32], t16: usize, dp: usize, dst: &mut [f32], tp: usize) {
+    use std::arch::x86_64::*;
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    for j0 in (0..t16).step_by(L) {
+        for p0 in (0..dp).step_by(L) {
+            let r: [__m512; L] = std::array::from_fn(|i| _mm512_loadu_ps(s.add((j0 + i) * dp + p0)));
+            for (pp, &v) in cpu::transpose16(r).iter().enumerate() {
+                _mm512_storeu_ps(d.add((p0 + pp) * tp + j0), v);
+            }
         }
     }
 }
@@ -190,7 +219,7 @@ fn seen(causal: bool, i: usize, t: usize) -> usize {
 }
 
 /// The forward of one (b, h): o (T × DP) and P (T × TP, zero past each row's visible keys)
-/// from q, k, v (T × DP each). `kt` is scratch of DP × TP floats, zero past column T.
+/// from q, k, v (T × DP each). `kt` is scratch of DP × TP floats (any contents).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn forward(
@@ -218,21 +247,29 @@ fn forward(
     }
 }
 
-/// row[..n] ← softmax(row[..n]); row[n..] ← 0.
+/// row[..n] ← softmax(row[..n]); row[n..] ← 0. `row` reaches at least to n rounded up to 16.
 #[inline(always)]
 fn softmax_row(row: &mut [f32], n: usize) {
     let m = cpu::max(&row[..n]);
     let (mut sums, mut sum) = ([0f32; L], 0f32);
-    let mut blocks = row[..n].chunks_exact_mut(L);
-    for c in &mut blocks {
+    let full = n / L * L;
+    for c in row[..full].chunks_exact_mut(L) {
         for l in 0..L {
             c[l] = cpu::exp(c[l] - m);
             sums[l] += c[l];
         }
     }
-    for x in blocks.into_remainder() {
-        *x = cpu::exp(*x - m);
-        sum += *x;
+    if full < n {
+        // The last n − full entries: e^x on the whole block of 16 in the vector unit (a causal
+        // row's tail of up to 15 scalar exps was a quarter of the forward), summed one by one
+        // as before. The entries past n are overwritten with zeros below.
+        let tail = &mut row[full..full + L];
+        for x in tail.iter_mut() {
+            *x = cpu::exp(*x - m);
+        }
+        for &x in &tail[..n - full] {
+            sum += x;
+        }
     }
     let inv = 1.0 / (sum + sums.iter().sum::<f32>());
     row[..n].iter_mut().for_each(|x| *x *= inv);
@@ -242,8 +279,8 @@ cpu::simd!(forward_simd, forward,
     (causal: bool, scale: f32, dims: (usize, usize), q: &[f32], k: &[f32], v: &[f32], kt: &mut [f32], o: &mut [f32], p: &mut [f32]));
 
 /// The backward of one (b, h): dq, dk, dv (T × DP each, overwritten) from q, k, v, o, dO
-/// (T × DP) and the forward's P (T × TP). `vt` (DP × TP, zero past column T) and `ds`
-/// (T × TP) are scratch.
+/// (T × DP) and the forward's P (T × TP). `vt` (DP × TP) and `ds` (T × TP) are scratch (any
+/// contents).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn backward(
@@ -262,12 +299,21 @@ fn backward(
         let n = seen(causal, i0 + r - 1, t);
         // dP = dO · Vᵀ, then dS = P ⊙ (dP − D) on each row's visible keys
         combo_w(r, pad(n), 0..dp, (&d_o[i0 * dp..], dp, 1), (vt, tp), (&mut ds[i0 * tp..], tp), false, 1.0);
-        for i in i0..i0 + r {
+        // D_i = dO_i · o_i, each an in-order sum as `iter().sum()` folds it, the rows' chains
+        // side by side (one row's alone waits on the add latency at every term)
+        let mut d = [std::iter::empty::<f32>().sum::<f32>(); 4];
+        for x in 0..dp {
+            for (rr, d) in d.iter_mut().enumerate().take(r) {
+                let at = (i0 + rr) * dp + x;
+                *d += d_o[at] * o[at];
+            }
+        }
+        for (i, &d) in (i0..i0 + r).zip(&d) {
             let ni = seen(causal, i, t);
-            let d: f32 = d_o[i * dp..(i + 1) * dp].iter().zip(&o[i * dp..(i + 1) * dp]).map(|(a, b)| a * b).sum();
             let (row, pi) = (&mut ds[i * tp..(i + 1) * tp], &p[i * tp..(i + 1) * tp]);
-            for j in 0..ni {
-                row[j] = pi[j] * (row[j] - d);
+            // bounded slices, so that the loop vectorises (indexing by j kept it scalar)
+            for (x, &pj) in row[..ni].iter_mut().zip(&pi[..ni]) {
+                *x = pj * (*x - d);
             }
             row[ni..].fill(0.0);
         }
@@ -306,8 +352,9 @@ impl SmallAttention {
 
     /// o (T × DP) and p (T × TP) of one (b, h) from its q, k, v (T × DP, zero pad).
     pub(super) fn forward_head(&self, t: usize, (q, k, v): (&[f32], &[f32], &[f32]), o: &mut [f32], p: &mut [f32]) {
-        let mut kt = vec![0f32; self.dp * pad(t)];
-        forward_simd(self.causal, self.scale, (t, self.dp), q, k, v, &mut kt, o, p);
+        cpu::with_scratch(&KT, self.dp * pad(t), |kt| {
+            forward_simd(self.causal, self.scale, (t, self.dp), q, k, v, kt, o, p)
+        });
     }
 
     /// dq, dk, dv (T × DP) of one (b, h) from its q, k, v, o, dO (T × DP) and P.
@@ -319,7 +366,17 @@ impl SmallAttention {
         grads: (&mut [f32], &mut [f32], &mut [f32]),
     ) {
         let tp = pad(t);
-        let (mut vt, mut ds) = (vec![0f32; self.dp * tp], vec![0f32; t * tp]);
-        backward_simd(self.causal, self.scale, (t, self.dp), qkv, (o, d_o, p), (&mut vt, &mut ds), grads);
+        cpu::with_scratch(&KT, self.dp * tp + t * tp, |buf| {
+            let (vt, ds) = buf.split_at_mut(self.dp * tp);
+            backward_simd(self.causal, self.scale, (t, self.dp), qkv, (o, d_o, p), (vt, ds), grads)
+        });
     }
 }
+
+thread_local! {
+    /// Each thread's kᵀ (forward) or vᵀ and dS (backward) of its current (b, h), kept between
+    /// tasks: allocating and zeroing them per head cost more than the transposes.
+    static KT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl SmallAttention {}

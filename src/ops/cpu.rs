@@ -55,6 +55,24 @@ pub fn zero_init(s: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     unsafe { &mut *(s as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
+/// Runs `f` on the first `n` floats of this thread's buffer `cell` (grown with zeros as needed,
+/// otherwise holding whatever the last user left). For per-task scratch that a kernel fully
+/// writes before it reads: no allocation and no zero fill per task. `f` must not run rayon
+/// work that could start another task on this thread while the buffer is borrowed.
+pub fn with_scratch<R>(
+    cell: &'static std::thread::LocalKey<std::cell::RefCell<Vec<f32>>>,
+    n: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    cell.with(|c| {
+        let mut buf = c.borrow_mut();
+        if buf.len() < n {
+            buf.resize(n, 0.0);
+        }
+        f(&mut buf[..n])
+    })
+}
+
 /// Elements per rayon task: below this a loop runs on the calling thread (rayon's fork costs
 /// a few µs, as much as ~16k simple element updates).
 pub const GRAIN: usize = 1 << 14;
@@ -442,6 +460,44 @@ pub fn sum(v: &[f32]) -> f32 {
         s += a;
     }
     s
+}
+
+/// The 16x16 transpose of rows r (r[i] lane j = entry (i, j)): out[j] lane i = entry (i, j).
+/// Three rounds: 2x2 blocks of floats within 128-bit lanes (unpack), 4x4 (shuffle_ps), then
+/// the 4x4 grid of 128-bit lanes (two shuffle_f32x4). Used by the convolution's dy pass and
+/// the short-sequence attention.
+///
+/// # Safety
+/// The CPU runs AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn transpose16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64::__m512; 16] {
+    use std::arch::x86_64::*;
+    let z = _mm512_setzero_ps();
+    let (mut u, mut v, mut out) = ([z; 16], [z; 16], [z; 16]);
+    for q in 0..4 {
+        // rows 4q..4q + 4: lane L of u[4q + c] = column 4L + c of those rows
+        let b = 4 * q;
+        let (t0, t1) = (_mm512_unpacklo_ps(r[b], r[b + 1]), _mm512_unpackhi_ps(r[b], r[b + 1]));
+        let (t2, t3) = (_mm512_unpacklo_ps(r[b + 2], r[b + 3]), _mm512_unpackhi_ps(r[b + 2], r[b + 3]));
+        u[b] = _mm512_shuffle_ps::<0x44>(t0, t2);
+        u[b + 1] = _mm512_shuffle_ps::<0xEE>(t0, t2);
+        u[b + 2] = _mm512_shuffle_ps::<0x44>(t1, t3);
+        u[b + 3] = _mm512_shuffle_ps::<0xEE>(t1, t3);
+    }
+    for c in 0..4 {
+        v[c] = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
+        v[4 + c] = _mm512_shuffle_f32x4::<0xDD>(u[c], u[4 + c]);
+        v[8 + c] = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
+        v[12 + c] = _mm512_shuffle_f32x4::<0xDD>(u[8 + c], u[12 + c]);
+    }
+    for c in 0..4 {
+        out[c] = _mm512_shuffle_f32x4::<0x88>(v[c], v[8 + c]);
+        out[8 + c] = _mm512_shuffle_f32x4::<0xDD>(v[c], v[8 + c]);
+        out[4 + c] = _mm512_shuffle_f32x4::<0x88>(v[4 + c], v[12 + c]);
+        out[12 + c] = _mm512_shuffle_f32x4::<0xDD>(v[4 + c], v[12 + c]);
+    }
+    out
 }
 
 /// max v (−∞ for an empty slice); a NaN among v is skipped here, callers let it propagate

@@ -9,6 +9,8 @@
 //! order, from the value std's `Sum` starts from, so db keeps its bits.
 
 use super::avx512;
+#[cfg(target_arch = "x86_64")]
+use crate::ops::cpu::transpose16;
 
 /// `dyt` (N, C_out) = dy_bᵀ where given; `db[o] += Σ_j dy_b[o, j]` (in order of j) where given.
 pub(in crate::ops) fn dy_pass(
@@ -82,40 +84,6 @@ unsafe fn block16(dy: *const f32, n: usize, dyt: *mut f32, c_out: usize, sums: &
             }
         }
     }
-}
-
-/// The 16x16 transpose of rows r (r[i] lane j = entry (i, j)): out[j] lane i = entry (i, j).
-/// Three rounds: 2x2 blocks of floats within 128-bit lanes (unpack), 4x4 (shuffle_ps), then
-/// the 4x4 grid of 128-bit lanes (two shuffle_f32x4).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transpose16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64::__m512; 16] {
-    use std::arch::x86_64::*;
-    let z = _mm512_setzero_ps();
-    let (mut u, mut v, mut out) = ([z; 16], [z; 16], [z; 16]);
-    for q in 0..4 {
-        // rows 4q..4q + 4: lane L of u[4q + c] = column 4L + c of those rows
-        let b = 4 * q;
-        let (t0, t1) = (_mm512_unpacklo_ps(r[b], r[b + 1]), _mm512_unpackhi_ps(r[b], r[b + 1]));
-        let (t2, t3) = (_mm512_unpacklo_ps(r[b + 2], r[b + 3]), _mm512_unpackhi_ps(r[b + 2], r[b + 3]));
-        u[b] = _mm512_shuffle_ps::<0x44>(t0, t2);
-        u[b + 1] = _mm512_shuffle_ps::<0xEE>(t0, t2);
-        u[b + 2] = _mm512_shuffle_ps::<0x44>(t1, t3);
-        u[b + 3] = _mm512_shuffle_ps::<0xEE>(t1, t3);
-    }
-    for c in 0..4 {
-        v[c] = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
-        v[4 + c] = _mm512_shuffle_f32x4::<0xDD>(u[c], u[4 + c]);
-        v[8 + c] = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
-        v[12 + c] = _mm512_shuffle_f32x4::<0xDD>(u[8 + c], u[12 + c]);
-    }
-    for c in 0..4 {
-        out[c] = _mm512_shuffle_f32x4::<0x88>(v[c], v[8 + c]);
-        out[8 + c] = _mm512_shuffle_f32x4::<0xDD>(v[c], v[8 + c]);
-        out[4 + c] = _mm512_shuffle_f32x4::<0x88>(v[4 + c], v[12 + c]);
-        out[12 + c] = _mm512_shuffle_f32x4::<0xDD>(v[4 + c], v[12 + c]);
-    }
-    out
 }
 
 #[cfg(not(target_arch = "x86_64"))]
