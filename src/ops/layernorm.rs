@@ -10,6 +10,7 @@
 
 use super::cpu;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 /// Layer norm of `x` (..., C) with gain `gamma` (C) and bias `beta` (C), all f32.
@@ -55,7 +56,7 @@ const NAME: &str = "layer_norm";
 
 /// y rows and (μ, rstd) for a chunk of rows.
 #[inline(always)]
-fn forward_rows(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32], stats: &mut [(f32, f32)]) {
+fn forward_rows(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [MaybeUninit<f32>], stats: &mut [(f32, f32)]) {
     let c = gamma.len();
     for ((x, y), st) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)).zip(stats) {
         let mu = cpu::sum(x) / c as f32;
@@ -71,13 +72,13 @@ fn forward_rows(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32],
         let var = (cpu::sum(&acc) + tail) / c as f32;
         let rstd = 1.0 / (var + eps).sqrt();
         for j in 0..c {
-            y[j] = (x[j] - mu) * rstd * gamma[j] + beta[j];
+            y[j] = MaybeUninit::new((x[j] - mu) * rstd * gamma[j] + beta[j]);
         }
         *st = (mu, rstd);
     }
 }
 cpu::simd!(forward_rows_simd, forward_rows,
-    (x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32], stats: &mut [(f32, f32)]));
+    (x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [MaybeUninit<f32>], stats: &mut [(f32, f32)]));
 
 /// dx rows for a chunk of rows, accumulating dγ and dβ of the chunk into `dg_db` (2·C).
 #[inline(always)]
@@ -139,20 +140,20 @@ impl CustomOp3 for LayerNorm {
         let beta = cpu::cpu_f32(s3, l3, NAME)?; // (C,)
         let c = gamma.len();
         let rows = x.len() / c; // c ≥ 1, checked by the wrapper
-        let mut y = cpu::uninit(x.len()); // zeroed chunk by chunk by the thread that fills it
+        let mut y = cpu::uninit(x.len()); // written row by row by the thread that fills it, no zero fill first
         let mut stats = vec![(0f32, 0f32); rows];
         let rpt = cpu::rows_per_task(c);
         if rows <= rpt {
-            forward_rows_simd(x, gamma, beta, self.eps, cpu::zero_init(&mut y), &mut stats);
+            forward_rows_simd(x, gamma, beta, self.eps, &mut y, &mut stats);
         } else {
             use rayon::prelude::*;
             // chunks of x, y and stats cover the same rows
             y.par_chunks_mut(rpt * c)
                 .zip(stats.par_chunks_mut(rpt))
                 .zip(x.par_chunks(rpt * c))
-                .for_each(|((y, st), x)| forward_rows_simd(x, gamma, beta, self.eps, cpu::zero_init(y), st));
+                .for_each(|((y, st), x)| forward_rows_simd(x, gamma, beta, self.eps, y, st));
         }
-        // SAFETY: every chunk of y was zeroed
+        // SAFETY: forward_rows wrote every row of every chunk
         let y = unsafe { cpu::assume_init(y) };
         if self.stats.set(stats).is_err() {
             bail!("{NAME}: forward ran twice on one op");
