@@ -472,6 +472,26 @@ fn eval_and_sample_of_a_name_never_trained_say_to_train_first() {
     }
 }
 
+/// Guards: a run path that does not exist once exited 2 (the unknown-name usage error) while a
+/// folder that is not a run exited 1; every "no such run" now exits 1, and only a mistyped
+/// milestone name is a usage error.
+#[test]
+fn a_run_path_that_is_missing_or_not_a_run_exits_1_like_any_run_not_found() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("empty")).unwrap();
+    std::fs::write(sb.path("notes.txt"), "not a run").unwrap();
+    for c in ["eval", "sample", "plot"] {
+        let out = sb.run(&[c, "./nonexist/run"]);
+        assert_failed(&sb, &out, 1, &["./nonexist/run", "no such folder", "dlhist runs"]);
+        let out = sb.run(&[c, "empty"]);
+        assert_failed(&sb, &out, 1, &["not a run directory", "dlhist runs"]);
+        let out = sb.run(&[c, "notes.txt"]);
+        assert_failed(&sb, &out, 1, &["notes.txt", "not a run directory"]);
+        let out = sb.run(&[c, "mlpp"]);
+        assert_failed(&sb, &out, 2, &["did you mean `mlp`"]);
+    }
+}
+
 #[test]
 fn eval_of_a_run_that_did_not_finish_uses_its_last_checkpoint() {
     let sb = Sandbox::new();
