@@ -647,6 +647,28 @@ fn sample_of_a_trained_mlp_draws_test_digits_in_ascii_with_predictions() {
     }
 }
 
+/// Guards: `--n` above a sampler's limit was cut to the limit without a word; now a note on
+/// stderr names the cap and why, and `--json` stdout stays one document.
+#[test]
+fn a_sample_count_above_the_milestones_limit_is_capped_with_a_note_on_stderr() {
+    let sb = Sandbox::new();
+    sb.run(&["train", "mlp", "-c", &smoke("mlp")]).ok();
+    let out = sb.run(&["sample", "mlp", "--n", "100000"]);
+    out.ok().stderr_says(&["--n 100000 is capped at 12", "drawn in ASCII"]);
+    assert_eq!(out.stdout.matches("pred ").count(), 12, "{}", out.stdout);
+    let j = sb.run(&["--json", "sample", "mlp", "--n", "100000"]);
+    j.ok().stderr_says(&["--n 100000 is capped at 12"]);
+    assert_eq!(j.json()["sample"]["predictions"].as_array().map(Vec::len), Some(12), "{}", j.stdout);
+    // within the limit: no note
+    let few = sb.run(&["sample", "mlp", "--n", "12"]);
+    few.ok();
+    assert!(!few.stderr.contains("capped"), "{}", few.stderr);
+    // a limit set by the data: backprop's truth table has 4 rows
+    let dir = sb.path("xor");
+    sb.train_smoke("backprop", &dir, &[]);
+    sb.run(&["sample", dir.to_str().unwrap(), "--n", "9"]).ok().stderr_says(&["--n 9 is capped at 4", "truth table"]);
+}
+
 #[test]
 fn sample_of_backprop_shows_what_the_net_learned() {
     let sb = Sandbox::new();

@@ -147,6 +147,7 @@ fn request(a: &Args) -> anyhow::Result<SampleRequest> {
         frames: a.frames,
         interpolate: a.interpolate,
         progress: Progress::default(),
+        notes: Default::default(),
     })
 }
 
@@ -217,6 +218,9 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     // on stderr, so that stdout stays the sample itself (text can be piped on)
     if let Some(n) = &data_note {
         eprintln!("{n}");
+    }
+    for note in req.notes.take() {
+        eprintln!("{note}");
     }
     let text = &out.text;
     let dir = rd.samples();
