@@ -42,6 +42,36 @@ fn every_subcommand_help_shows_an_examples_section() {
     }
 }
 
+/// Guards: `eval` and `sample` once showed `Usage: … [TARGET]`, optional, though they need a
+/// target or --run, and some lists were named in the plural (`[NAMES]...`), others not.
+#[test]
+fn usage_lines_show_required_arguments_as_angle_brackets_and_optional_ones_as_square() {
+    let sb = Sandbox::new();
+    for c in ["eval", "sample"] {
+        let help = sb.run(&[c, "--help"]);
+        help.ok();
+        for usage in
+            [format!("Usage: dlhist {c} [OPTIONS] <TARGET>"), format!("dlhist {c} [OPTIONS] [NAME] --run <ID|DIR>")]
+        {
+            assert!(help.stdout.contains(&usage), "`dlhist {c} --help` should show {usage:?}:\n{}", help.stdout);
+        }
+        // as it says: neither a target nor --run is a usage error
+        sb.run(&[c]).expect_code(2).stderr_says(&["<TARGET>"]);
+    }
+    for (args, usage) in [
+        (&["info"][..], "info [OPTIONS] <NAME>"),
+        (&["train"], "train [OPTIONS] <NAME>"),
+        (&["replay"], "replay [OPTIONS] [NAME]..."),
+        (&["runs"], "runs [OPTIONS] [NAME]..."),
+        (&["bench"], "bench [OPTIONS] [WORKLOAD]..."),
+        (&["data", "fetch"], "data fetch [OPTIONS] [SET]..."),
+    ] {
+        let help = sb.run(&[args, &["--help"]].concat());
+        help.ok();
+        assert!(help.stdout.contains(&format!("Usage: dlhist {usage}")), "{args:?} --help:\n{}", help.stdout);
+    }
+}
+
 #[test]
 fn command_line_errors_exit_with_2_and_point_to_help() {
     let sb = Sandbox::new();

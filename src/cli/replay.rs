@@ -55,6 +55,7 @@ impl Budget {
 )]
 pub struct Args {
     /// milestones to check (default: all that have a claim)
+    #[arg(value_name = "NAME")]
     pub names: Vec<String>,
     #[arg(long, value_enum, default_value = "full")]
     pub budget: Budget,

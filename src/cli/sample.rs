@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 /// Show what a trained run produces: predictions, generated text or images
 #[derive(clap::Args, Debug)]
+// TARGET is required unless --run names the run (clap would print it as optional, `[TARGET]`),
+// so the usage shows both ways to call it
 #[command(
+    override_usage = "dlhist sample [OPTIONS] <TARGET>\n       dlhist sample [OPTIONS] [NAME] --run <ID|DIR>",
     after_help = "Each milestone takes the options that mean something for it; passing another is an error that lists them.
 
 Examples:
