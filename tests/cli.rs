@@ -72,6 +72,33 @@ fn usage_lines_show_required_arguments_as_angle_brackets_and_optional_ones_as_sq
     }
 }
 
+/// Guards: `--version` once printed the package version alone; it now names the commit the
+/// binary was built from, with `-dirty` when the sources had uncommitted changes.
+#[test]
+fn version_names_the_commit_built_from_and_marks_uncommitted_sources_dirty() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["--version"]);
+    out.ok();
+    let version = out.stdout.trim();
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git").current_dir(env!("CARGO_MANIFEST_DIR")).args(args).output().ok()?;
+        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        // built outside a git checkout: the package version alone
+        assert_eq!(version, format!("dlhist {}", env!("CARGO_PKG_VERSION")));
+        return;
+    };
+    assert!(version.starts_with(&format!("dlhist {} ({head}", env!("CARGO_PKG_VERSION"))), "{version}");
+    // (cargo rebuilt the binary for this test run, so the checkout is as it was built)
+    let status = |path: &[&str]| git(&[&["--no-optional-locks", "status", "--porcelain", "--"][..], path].concat());
+    if status(&["src"]).is_some_and(|s| !s.is_empty()) {
+        assert!(version.ends_with("-dirty)"), "src has uncommitted changes: {version}");
+    } else if status(&[]).is_some_and(|s| s.is_empty()) {
+        assert!(version.ends_with(&format!("({head})")), "a clean checkout: {version}");
+    }
+}
+
 #[test]
 fn command_line_errors_exit_with_2_and_point_to_help() {
     let sb = Sandbox::new();
