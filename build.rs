@@ -1,8 +1,10 @@
 //! Build script.
 //! - Records the git commit the binary is built from (`DLHIST_GIT_COMMIT`, read with
-//!   `option_env!`), written into every run's summary.json and checkpoint metadata. Outside a git
-//!   checkout (a crate tarball, `cargo install` from a registry) it sets nothing and the runs say
-//!   "unknown".
+//!   `option_env!`), written into every run's summary.json and checkpoint metadata, with
+//!   `-dirty` when the build's inputs (BUILD_INPUTS) differ from that commit; and the version
+//!   `dlhist --version` prints (`DLHIST_VERSION`: "0.1.0 (COMMIT)"). Outside a git checkout (a
+//!   crate tarball, `cargo install` from a registry) there is no commit: the runs say "unknown"
+//!   and the version is the package's alone.
 //! - With `--features cuda`, compiles every kernels/*.cu to PTX with cudaforge (the kernel build
 //!   crate candle 0.11 uses) and writes `$OUT_DIR/ptx.rs`, one `pub const NAME: &str` per file,
 //!   which `src/ops/cuda.rs` includes. Without the feature it does nothing for CUDA: the default
@@ -25,9 +27,41 @@ fn main() {
     git_commit();
 }
 
+/// What the binary is built from: the sources, the vendored crates, and the files it compiles in
+/// (presets, built-in data, the fetch script, the plot font). A change elsewhere (README, tests)
+/// neither marks the build dirty nor reruns this script, which would recompile the crate.
+const BUILD_INPUTS: [&str; 11] = [
+    "src",
+    "vendor",
+    "experiments",
+    "kernels",
+    "assets",
+    "data/builtin",
+    "data/checksums.sha256",
+    "scripts/fetch-data.sh",
+    "build.rs",
+    "Cargo.toml",
+    "Cargo.lock",
+];
+
 fn git_commit() {
-    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) else { return };
+    let package = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    let Some(mut commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        println!("cargo:rustc-env=DLHIST_VERSION={package}");
+        return;
+    };
+    // uncommitted or untracked changes to the inputs; --no-optional-locks: `git status` would
+    // otherwise refresh the index, a write to the checkout during a build
+    let mut status = vec!["--no-optional-locks", "status", "--porcelain", "--"];
+    status.extend(BUILD_INPUTS);
+    if git(&status).is_some() {
+        commit.push_str("-dirty");
+    }
+    for p in BUILD_INPUTS.iter().filter(|p| Path::new(p).exists()) {
+        println!("cargo:rerun-if-changed={p}");
+    }
     println!("cargo:rustc-env=DLHIST_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=DLHIST_VERSION={package} ({commit})");
     // rebuild when HEAD moves: HEAD itself (a branch switch), the branch's ref (a commit), and
     // packed-refs (where a ref lives after `git gc`); `--git-path` finds them in a worktree too
     let mut watch = vec![git(&["rev-parse", "--git-path", "HEAD"])];

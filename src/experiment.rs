@@ -89,6 +89,24 @@ pub struct SampleRequest {
     pub interpolate: bool,
     /// where a long sampler reports how far it is (cli/ draws a progress bar from it)
     pub progress: Progress,
+    /// what the sampler tells the user beside its output (a capped `--n`); cli/ prints them on
+    /// stderr, so `--json` stdout stays one document
+    pub notes: Notes,
+}
+
+/// Notes a sampler leaves for the user (shared by the clones of a request).
+#[derive(Clone, Debug, Default)]
+pub struct Notes(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Notes {
+    pub fn push(&self, note: String) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(note);
+    }
+
+    /// The notes so far, oldest first; none are left.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// A sampler's progress callback: `report(done, total)` as it goes (a diffusion sampler: after
@@ -137,6 +155,15 @@ impl SampleRequest {
     /// `n`, or the milestone's `default` when the user gave none.
     pub fn n_or(&self, default: usize) -> usize {
         self.n.unwrap_or(default)
+    }
+
+    /// `n_or(default)`, but at most `max`: when the user's `--n` is more, a note says so and why
+    /// (`why`: what limits it), so a cap is never silent.
+    pub fn n_at_most(&self, default: usize, max: usize, why: &str) -> usize {
+        if let Some(n) = self.n.filter(|&n| n > max) {
+            self.notes.push(format!("note: --n {n} is capped at {max}: {why}"));
+        }
+        self.n_or(default).min(max)
     }
 
     /// The options the user gave.

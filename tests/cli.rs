@@ -42,6 +42,63 @@ fn every_subcommand_help_shows_an_examples_section() {
     }
 }
 
+/// Guards: `eval` and `sample` once showed `Usage: … [TARGET]`, optional, though they need a
+/// target or --run, and some lists were named in the plural (`[NAMES]...`), others not.
+#[test]
+fn usage_lines_show_required_arguments_as_angle_brackets_and_optional_ones_as_square() {
+    let sb = Sandbox::new();
+    for c in ["eval", "sample"] {
+        let help = sb.run(&[c, "--help"]);
+        help.ok();
+        for usage in
+            [format!("Usage: dlhist {c} [OPTIONS] <TARGET>"), format!("dlhist {c} [OPTIONS] [NAME] --run <ID|DIR>")]
+        {
+            assert!(help.stdout.contains(&usage), "`dlhist {c} --help` should show {usage:?}:\n{}", help.stdout);
+        }
+        // as it says: neither a target nor --run is a usage error
+        sb.run(&[c]).expect_code(2).stderr_says(&["<TARGET>"]);
+    }
+    for (args, usage) in [
+        (&["info"][..], "info [OPTIONS] <NAME>"),
+        (&["train"], "train [OPTIONS] <NAME>"),
+        (&["replay"], "replay [OPTIONS] [NAME]..."),
+        (&["runs"], "runs [OPTIONS] [NAME]..."),
+        (&["bench"], "bench [OPTIONS] [WORKLOAD]..."),
+        (&["data", "fetch"], "data fetch [OPTIONS] [SET]..."),
+    ] {
+        let help = sb.run(&[args, &["--help"]].concat());
+        help.ok();
+        assert!(help.stdout.contains(&format!("Usage: dlhist {usage}")), "{args:?} --help:\n{}", help.stdout);
+    }
+}
+
+/// Guards: `--version` once printed the package version alone; it now names the commit the
+/// binary was built from, with `-dirty` when the sources had uncommitted changes.
+#[test]
+fn version_names_the_commit_built_from_and_marks_uncommitted_sources_dirty() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["--version"]);
+    out.ok();
+    let version = out.stdout.trim();
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git").current_dir(env!("CARGO_MANIFEST_DIR")).args(args).output().ok()?;
+        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        // built outside a git checkout: the package version alone
+        assert_eq!(version, format!("dlhist {}", env!("CARGO_PKG_VERSION")));
+        return;
+    };
+    assert!(version.starts_with(&format!("dlhist {} ({head}", env!("CARGO_PKG_VERSION"))), "{version}");
+    // (cargo rebuilt the binary for this test run, so the checkout is as it was built)
+    let status = |path: &[&str]| git(&[&["--no-optional-locks", "status", "--porcelain", "--"][..], path].concat());
+    if status(&["src"]).is_some_and(|s| !s.is_empty()) {
+        assert!(version.ends_with("-dirty)"), "src has uncommitted changes: {version}");
+    } else if status(&[]).is_some_and(|s| s.is_empty()) {
+        assert!(version.ends_with(&format!("({head})")), "a clean checkout: {version}");
+    }
+}
+
 #[test]
 fn command_line_errors_exit_with_2_and_point_to_help() {
     let sb = Sandbox::new();
@@ -472,6 +529,26 @@ fn eval_and_sample_of_a_name_never_trained_say_to_train_first() {
     }
 }
 
+/// Guards: a run path that does not exist once exited 2 (the unknown-name usage error) while a
+/// folder that is not a run exited 1; every "no such run" now exits 1, and only a mistyped
+/// milestone name is a usage error.
+#[test]
+fn a_run_path_that_is_missing_or_not_a_run_exits_1_like_any_run_not_found() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("empty")).unwrap();
+    std::fs::write(sb.path("notes.txt"), "not a run").unwrap();
+    for c in ["eval", "sample", "plot"] {
+        let out = sb.run(&[c, "./nonexist/run"]);
+        assert_failed(&sb, &out, 1, &["./nonexist/run", "no such folder", "dlhist runs"]);
+        let out = sb.run(&[c, "empty"]);
+        assert_failed(&sb, &out, 1, &["not a run directory", "dlhist runs"]);
+        let out = sb.run(&[c, "notes.txt"]);
+        assert_failed(&sb, &out, 1, &["notes.txt", "not a run directory"]);
+        let out = sb.run(&[c, "mlpp"]);
+        assert_failed(&sb, &out, 2, &["did you mean `mlp`"]);
+    }
+}
+
 #[test]
 fn eval_of_a_run_that_did_not_finish_uses_its_last_checkpoint() {
     let sb = Sandbox::new();
@@ -625,6 +702,28 @@ fn sample_of_a_trained_mlp_draws_test_digits_in_ascii_with_predictions() {
     for p in preds {
         assert!(p["pred"].as_u64().unwrap() < 10 && p["label"].as_u64().unwrap() < 10);
     }
+}
+
+/// Guards: `--n` above a sampler's limit was cut to the limit without a word; now a note on
+/// stderr names the cap and why, and `--json` stdout stays one document.
+#[test]
+fn a_sample_count_above_the_milestones_limit_is_capped_with_a_note_on_stderr() {
+    let sb = Sandbox::new();
+    sb.run(&["train", "mlp", "-c", &smoke("mlp")]).ok();
+    let out = sb.run(&["sample", "mlp", "--n", "100000"]);
+    out.ok().stderr_says(&["--n 100000 is capped at 12", "drawn in ASCII"]);
+    assert_eq!(out.stdout.matches("pred ").count(), 12, "{}", out.stdout);
+    let j = sb.run(&["--json", "sample", "mlp", "--n", "100000"]);
+    j.ok().stderr_says(&["--n 100000 is capped at 12"]);
+    assert_eq!(j.json()["sample"]["predictions"].as_array().map(Vec::len), Some(12), "{}", j.stdout);
+    // within the limit: no note
+    let few = sb.run(&["sample", "mlp", "--n", "12"]);
+    few.ok();
+    assert!(!few.stderr.contains("capped"), "{}", few.stderr);
+    // a limit set by the data: backprop's truth table has 4 rows
+    let dir = sb.path("xor");
+    sb.train_smoke("backprop", &dir, &[]);
+    sb.run(&["sample", dir.to_str().unwrap(), "--n", "9"]).ok().stderr_says(&["--n 9 is capped at 4", "truth table"]);
 }
 
 #[test]

@@ -193,3 +193,40 @@ fn a_run_stopped_in_its_final_evaluation_resumes_to_that_evaluation_alone() {
         .expect_code(2)
         .stderr_says(&["already at step 20", "--steps 40"]);
 }
+
+/// Guards: a Ctrl-C in a plain replay once printed the runner's `--resume --run-dir` hint for a
+/// run in the replay's temporary folder, which the replay then removes as it exits 130.
+#[test]
+fn ctrl_c_in_a_replay_names_no_folder_it_removes_and_says_how_to_check_the_claim_again() {
+    let sb = Sandbox::new();
+    // the replay's temporary folder goes under TMPDIR: here, inside the sandbox
+    let tmp = sb.path("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut child = sb
+        .cmd(&["replay", "mlp"])
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dlhist starts");
+    // the full budget trains for minutes: interrupt once its run has logged a few lines
+    let t0 = Instant::now();
+    while !common::files_named(&tmp, "metrics.jsonl").iter().any(|m| line_count(m) >= 3) {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!("the replay ended before it could be interrupted:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "no progress in the replay's metrics.jsonl");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    interrupt(child.id());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "Ctrl-C should exit with 130:\n{stderr}");
+    for says in ["INTERRUPTED mlp: stopped by Ctrl-C at step", "Check it again with: dlhist replay mlp"] {
+        assert!(stderr.contains(says), "stderr should say {says:?}:\n{stderr}");
+    }
+    assert!(!stderr.contains("--resume"), "no hint to resume a run that is removed:\n{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "the replay's temporary runs should be removed: {left:?}");
+}

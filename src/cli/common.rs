@@ -102,7 +102,10 @@ pub fn resolve_run_dir(dir: &Path) -> anyhow::Result<(Resolved, RunDir)> {
     let rd = RunDir(dir.to_path_buf());
     let text = std::fs::read_to_string(rd.config()).map_err(|_| DlError::MissingCheckpoint {
         path: rd.config(),
-        hint: format!("{} is not a run directory (it has no config.toml)", dir.display()),
+        hint: format!(
+            "{} is not a run directory (it has no config.toml). Pass a run directory (`dlhist runs` lists them)",
+            dir.display()
+        ),
     })?;
     let name = text
         .lines()
@@ -153,6 +156,19 @@ pub fn find_run(target: &str) -> anyhow::Result<(Resolved, RunDir)> {
     let p = Path::new(target);
     if p.is_dir() {
         return resolve_run_dir(p);
+    }
+    // A path (it has a separator, or names a file that is no milestone) is a run that is not
+    // there, like a folder without config.toml or a run id with no match: exit 1, not the usage
+    // error of a mistyped milestone name (exit 2), so scripts see one code for every "no such run".
+    if target.contains(['/', std::path::MAIN_SEPARATOR]) || (p.exists() && registry::get(target).is_err()) {
+        let what = if p.exists() { "it is a file, not a run directory" } else { "there is no such folder" };
+        return Err(DlError::MissingCheckpoint {
+            path: p.to_path_buf(),
+            hint: format!(
+                "{what}. Pass a run directory (`dlhist runs` lists them) or a milestone name (`dlhist list`)"
+            ),
+        }
+        .into());
     }
     let entry = registry::get(target).map_err(|e| match e {
         DlError::UnknownName { name, suggestion, .. } => DlError::UnknownName {

@@ -21,6 +21,7 @@ pub enum Action {
     )]
     Fetch {
         /// sets to fetch (default: all): mnist, fashion, shakespeare, sotu, verses, emoji, analogy
+        #[arg(value_name = "SET")]
         sets: Vec<String>,
     },
 }

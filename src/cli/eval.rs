@@ -6,7 +6,10 @@ use crate::report::fmt_metric;
 
 /// Evaluate a trained run on its validation and test splits
 #[derive(clap::Args, Debug)]
+// TARGET is required unless --run names the run (clap would print it as optional, `[TARGET]`),
+// so the usage shows both ways to call it
 #[command(
+    override_usage = "dlhist eval [OPTIONS] <TARGET>\n       dlhist eval [OPTIONS] [NAME] --run <ID|DIR>",
     after_help = "A name picks that milestone's newest finished run of the preset's config (else the newest finished run of another budget or config, else a smoke run), from `train`, `compare` or `replay --keep`, and says which. `dlhist runs NAME` lists them.\n\nExamples:\n  dlhist eval mlp                          # newest finished mlp run\n  dlhist eval mlp --run 20261129-101500-42\n  dlhist eval checkpoints/mlp/20261129-101500-42 --json"
 )]
 pub struct Args {

@@ -55,6 +55,7 @@ impl Budget {
 )]
 pub struct Args {
     /// milestones to check (default: all that have a claim)
+    #[arg(value_name = "NAME")]
     pub names: Vec<String>,
     #[arg(long, value_enum, default_value = "full")]
     pub budget: Budget,
@@ -275,9 +276,10 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
     let mut rows = vec![];
     let total = selected.len();
     for e in selected {
-        // a Ctrl-C stopped the last claim's run: its verdict, and any after it, would be wrong
+        // a Ctrl-C after the last claim's verdict: the claims left are not started (one during
+        // a claim ends the replay below, where the claim stops)
         if crate::engine::runner::interrupted_now() {
-            return Err(DlError::ReplayInterrupted { done: rows.len().saturating_sub(1), total }.into());
+            return Err(DlError::ReplayInterrupted { done: rows.len(), total }.into());
         }
         let claim = e.claim.as_ref().unwrap();
         // smoke checks the pipeline: one seed unless asked
@@ -321,6 +323,10 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
             }
         }
         ctx.seed = 0;
+        if crate::engine::runner::interrupted_now() {
+            eprintln!("  INTERRUPTED {}: {}", e.name, interrupted_line(&a, e.name, &result, kept.is_some()));
+            return Err(DlError::ReplayInterrupted { done: rows.len(), total }.into());
+        }
         let seconds = t0.elapsed().as_secs_f64();
         // a real check on the real data: a caveat about its seeds applies
         let measured = result.as_ref().is_ok_and(|v| !claims::is_not_checked(v)) && ctx.fallbacks.is_empty();
@@ -368,9 +374,30 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
         rows.push(row);
     }
     if crate::engine::runner::interrupted_now() {
-        return Err(DlError::ReplayInterrupted { done: rows.len().saturating_sub(1), total }.into());
+        return Err(DlError::ReplayInterrupted { done: rows.len(), total }.into());
     }
     finish(&rows, json, a.strict, kept.as_ref(), !a.no_record)
+}
+
+/// The line of a claim a Ctrl-C stopped (it gets no verdict). Kept runs (--keep, --out) stay,
+/// so the runner's `--resume` hint holds; a plain replay's runs are in its temporary folder,
+/// removed as it exits, so the line says how to check the claim again instead.
+fn interrupted_line(a: &Args, name: &str, result: &anyhow::Result<Verdict>, kept: bool) -> String {
+    let err = result.as_ref().err();
+    let step = err.and_then(|e| {
+        e.chain().find_map(|c| match c.downcast_ref::<DlError>() {
+            Some(DlError::Interrupted { step, .. }) => Some(*step),
+            _ => None,
+        })
+    });
+    if let (Some(err), true) = (err, kept) {
+        return format!("{err:#}");
+    }
+    let at = step.map(|s| format!(" at step {s}")).unwrap_or_default();
+    let gone = if kept { "" } else { "; its runs were in the replay's temporary folder, which is removed" };
+    let budget = if a.budget == Budget::Smoke { " --budget smoke" } else { "" };
+    let seeds = a.seeds.map(|n| format!(" --seeds {n}")).unwrap_or_default();
+    format!("stopped by Ctrl-C{at}{gone}. Check it again with: dlhist replay {name}{budget}{seeds}")
 }
 
 /// Records the verdicts where `dlhist history` looks for the newest replay

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 /// Show what a trained run produces: predictions, generated text or images
 #[derive(clap::Args, Debug)]
+// TARGET is required unless --run names the run (clap would print it as optional, `[TARGET]`),
+// so the usage shows both ways to call it
 #[command(
+    override_usage = "dlhist sample [OPTIONS] <TARGET>\n       dlhist sample [OPTIONS] [NAME] --run <ID|DIR>",
     after_help = "Each milestone takes the options that mean something for it; passing another is an error that lists them.
 
 Examples:
@@ -147,6 +150,7 @@ fn request(a: &Args) -> anyhow::Result<SampleRequest> {
         frames: a.frames,
         interpolate: a.interpolate,
         progress: Progress::default(),
+        notes: Default::default(),
     })
 }
 
@@ -217,6 +221,9 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     // on stderr, so that stdout stays the sample itself (text can be piped on)
     if let Some(n) = &data_note {
         eprintln!("{n}");
+    }
+    for note in req.notes.take() {
+        eprintln!("{note}");
     }
     let text = &out.text;
     let dir = rd.samples();

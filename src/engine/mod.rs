@@ -18,7 +18,8 @@ use crate::rng::Rng;
 /// The dlhist version, recorded in every run's summary.json and checkpoints.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The git commit this binary was built from (build.rs), or "unknown" outside a git checkout.
+/// The git commit this binary was built from (build.rs), `-dirty` when its sources differed from
+/// it, or "unknown" outside a git checkout.
 pub fn git_commit() -> &'static str {
     option_env!("DLHIST_GIT_COMMIT").unwrap_or("unknown")
 }

@@ -103,7 +103,7 @@ impl<M: SeqRegressor> Experiment for Adding<M> {
     }
 
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
-        let b = self.task.batch(rng, req.n_or(6).clamp(1, 50));
+        let b = self.task.batch(rng, req.n_at_most(6, 50, "that many test sequences are shown"));
         let (x, _) = tensors(&b, &self.device)?;
         let pred = self.model.predict(&x)?.to_vec1::<f32>()?;
         let mut text = format!("adding problem, T = {}: the two marked values, target, prediction\n", b.t);

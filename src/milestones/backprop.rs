@@ -117,7 +117,7 @@ impl Experiment for Backprop {
 
     fn sample(&mut self, req: &SampleRequest, _rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let y = self.outputs()?.to_vec2::<f32>()?;
-        let n = req.n_or(y.len()).min(y.len());
+        let n = req.n_at_most(y.len(), y.len(), "the truth table has that many rows");
         let bits = |v: &[f32], dp: bool| {
             v.iter().map(|x| if dp { format!("{x:.2}") } else { format!("{x:.0}") }).collect::<Vec<_>>().join(" ")
         };

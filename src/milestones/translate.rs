@@ -270,7 +270,7 @@ impl<M: TranslationModel> Experiment for Translator<M> {
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         match &req.prompt {
             Some(p) => self.sample_prompt(p),
-            None => self.sample_test(req.n_or(5).clamp(1, 50), rng),
+            None => self.sample_test(req.n_at_most(5, 50, "that many test sentences are translated"), rng),
         }
     }
 

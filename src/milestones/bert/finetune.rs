@@ -144,7 +144,7 @@ impl Experiment for Finetune {
                 }
                 vec![(ids, None)]
             }
-            None => (0..req.n_or(4).clamp(1, 20))
+            None => (0..req.n_at_most(4, 20, "that many test examples are classified"))
                 .map(|_| {
                     let w = &self.test[rng.below(self.test.len())];
                     (w.ids.clone(), Some(w.class))

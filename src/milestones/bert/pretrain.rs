@@ -252,7 +252,7 @@ impl Experiment for Pretrain {
             }
             None => {
                 let held = self.corpus.windows(Part::Test, self.seq_len - 2, 1000, "pretrain-test");
-                for _ in 0..req.n_or(3).clamp(1, 20) {
+                for _ in 0..req.n_at_most(3, 20, "that many test windows are filled in") {
                     let w = &held[rng.below(held.len())].ids;
                     let (seq, _) = sequence(w, None, self.seq_len);
                     let m = self.rule.apply(&seq, |p| seq[p] != CLS && seq[p] != SEP, rng);

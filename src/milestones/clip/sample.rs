@@ -114,7 +114,7 @@ pub fn sample(m: &Clip, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<Sa
     // held-out images, each with the model's first three captions among the held-out ones
     let pool = held_out(m);
     let caps = captions(m);
-    let n = req.n_or(4).min(pool.len());
+    let n = req.n_at_most(4, pool.len(), "there are that many held-out images");
     let pick: Vec<usize> = rng.permutation(pool.len())[..n].to_vec();
     let images: Vec<&[f32]> = pick.iter().map(|&i| pool[i].0).collect();
     let sim = m.similarity(&images, &caps)?;

@@ -352,7 +352,7 @@ impl Experiment for T5 {
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         match &req.prompt {
             Some(p) => sample::prompt(self, p),
-            None => sample::test_examples(self, req.n_or(4).clamp(1, 50), rng),
+            None => sample::test_examples(self, req.n_at_most(4, 50, "that many test examples are shown"), rng),
         }
     }
 

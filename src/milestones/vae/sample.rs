@@ -36,7 +36,7 @@ fn pick(n: usize, len: usize, rng: &mut Rng) -> Vec<usize> {
 }
 
 fn prior(v: &mut Vae, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
-    let n = req.n_or(64).min(MAX_SAMPLES);
+    let n = req.n_at_most(64, MAX_SAMPLES, "that many samples fill the grid (16x16)");
     let samples = v.generate(n, rng)?;
     let (set, p) = (v.test_set(), v.model.pixels);
     let idx = pick(RECONSTRUCTIONS, set.len(), rng);
@@ -75,7 +75,7 @@ fn prior(v: &mut Vae, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<Samp
 }
 
 fn interpolate(v: &mut Vae, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
-    let walks = req.n_or(4).min(MAX_WALKS);
+    let walks = req.n_at_most(4, MAX_WALKS, "that many walks are drawn");
     let (set, p) = (v.test_set(), v.model.pixels);
     let mut rows = vec![];
     let mut items = vec![];

@@ -20,7 +20,7 @@ fn block(w: &Word2Vec, title: &str, top: &[(u32, f32)]) -> (String, serde_json::
 }
 
 pub fn sample(w: &mut Word2Vec, req: &SampleRequest) -> anyhow::Result<SampleOut> {
-    let (d, k) = (w.cfg.model.dim, req.n_or(10).clamp(1, 50));
+    let (d, k) = (w.cfg.model.dim, req.n_at_most(10, 50, "that many nearest words are listed per query"));
     let unit = w.unit_vectors()?;
     let mut blocks = vec![];
     match req.prompt.as_deref() {
