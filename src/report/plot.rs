@@ -1,6 +1,7 @@
 //! Loss curves as a PNG, drawn with plotters. The font (DejaVu Sans, free licence, see
 //! assets/fonts/) is compiled in, so plots need no system fonts.
 
+use crate::picture::Image;
 use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 use std::path::Path;
@@ -322,6 +323,54 @@ pub fn heatmap_png(path: &Path, rows: &[String], cols: &[String], matrix: &[Vec<
     root.present().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
+/// `image` with `caption` and a key under it: a swatch of each colour and its label, in rows
+/// no wider than the image (or than the caption, if wider).
+pub fn keyed_png(path: &Path, image: &Image, caption: &str, key: &[([f32; 3], String)]) -> anyhow::Result<()> {
+    register_font();
+    const PAD: i32 = 8;
+    const LINE: i32 = 22;
+    const SWATCH: i32 = 14;
+    let text = ("sans-serif", 15).into_font().color(&BLACK);
+    // text is measured on a scratch bitmap before the picture's size is known
+    let mut scratch = vec![0u8; 3];
+    let measure = BitMapBackend::with_buffer(&mut scratch, (1, 1)).into_drawing_area();
+    let text_w = |t: &str| measure.estimate_text_size(t, &text).map(|(w, _)| w as i32);
+    let entries: Vec<i32> = key.iter().map(|(_, l)| Ok(SWATCH + 5 + text_w(l)? + 14)).collect::<anyhow::Result<_>>()?;
+    let width = (image.width as i32).max(text_w(caption)? + 2 * PAD);
+    // the key's entries, greedily packed into rows: (row, x) of each
+    let mut at = vec![];
+    let (mut row, mut x) = (0, PAD);
+    for &w in &entries {
+        if x > PAD && x + w > width - PAD {
+            (row, x) = (row + 1, PAD);
+        }
+        at.push((row, x));
+        x += w;
+    }
+    let rows = if key.is_empty() { 0 } else { row + 1 };
+    let height = image.height as i32 + PAD + LINE * (1 + rows) + PAD / 2;
+    let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let rgb = |c: &[f32]| {
+        let b = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        RGBColor(b(c[0]), b(c[1]), b(c[2]))
+    };
+    let img = image.to_rgb();
+    for (i, px) in img.data.chunks(3).enumerate() {
+        root.draw_pixel(((i % img.width) as i32, (i / img.width) as i32), &rgb(px))?;
+    }
+    let top = image.height as i32 + PAD;
+    root.draw_text(caption, &text, (PAD, top))?;
+    for ((color, label), &(row, x)) in key.iter().zip(&at) {
+        let y = top + LINE * (1 + row);
+        root.draw(&Rectangle::new([(x, y + 1), (x + SWATCH, y + 1 + SWATCH)], rgb(color).filled()))?;
+        // a grey outline, so a white or black swatch still reads as one
+        root.draw(&Rectangle::new([(x, y + 1), (x + SWATCH, y + 1 + SWATCH)], RGBColor(128, 128, 128)))?;
+        root.draw_text(label, &text, (x + SWATCH + 5, y))?;
+    }
+    root.present().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +445,31 @@ mod tests {
     fn sparse_curves_are_marked_dense_ones_are_not() {
         assert!(marks_points(2) && marks_points(1) && marks_points(MARKED_UP_TO));
         assert!(!marks_points(MARKED_UP_TO + 1) && !marks_points(500));
+    }
+
+    #[test]
+    fn a_keyed_image_keeps_its_pixels_and_draws_each_colour_under_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.png");
+        let image = Image::rgb(120, 40, vec![0.5; 3 * 120 * 40]);
+        let key: Vec<([f32; 3], String)> =
+            (0..8).map(|i| ([i as f32 / 8.0, 1.0 - i as f32 / 8.0, 0.0], format!("class {i}"))).collect();
+        keyed_png(&p, &image, "what the colours mean", &key).unwrap();
+        let back = crate::report::png::read_png(&p).unwrap();
+        assert!(back.width >= 120 && back.height > 40 + 2 * 22, "{}x{}", back.width, back.height);
+        let px = |x: usize, y: usize| {
+            let at = 3 * (y * back.width + x);
+            [0, 1, 2].map(|c| (back.data[at + c] * 255.0).round() as u8)
+        };
+        assert_eq!(px(0, 0), [128; 3]);
+        assert_eq!(px(119, 39), [128; 3]);
+        // below the image, each key colour fills a swatch
+        let below: Vec<[u8; 3]> =
+            (40..back.height).flat_map(|y| (0..back.width).map(move |x| (x, y))).map(|(x, y)| px(x, y)).collect();
+        for (c, l) in &key {
+            let want = c.map(|v| (v * 255.0).round() as u8);
+            assert!(below.iter().filter(|p| **p == want).count() >= 100, "no swatch for {l}");
+        }
     }
 
     #[test]
