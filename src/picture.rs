@@ -28,6 +28,13 @@ pub enum Picture {
         cols: Vec<String>,
         values: Vec<Vec<f32>>,
     },
+    /// an image whose colours mean something (classes of a segmentation mask), drawn with a
+    /// caption and a key under it: a swatch of each colour (RGB in [0, 1]) and its label
+    Keyed {
+        image: Image,
+        caption: String,
+        key: Vec<([f32; 3], String)>,
+    },
 }
 
 impl Image {

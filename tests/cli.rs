@@ -816,6 +816,8 @@ fn compare_relu_gelu_json_has_both_variants_metrics_and_a_png_plot() {
     let png = Path::new(v["plot"].as_str().unwrap());
     let bytes = std::fs::read(png).expect("the plot exists");
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 100, "not a PNG");
+    // two panels of 900 pixels (IHDR width, bytes 16..20): the loss and the val accuracy
+    assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 1800);
     let summary = Path::new(v["dir"].as_str().unwrap()).join("summary.json");
     let on_disk: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
     assert_eq!(on_disk, v);

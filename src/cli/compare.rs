@@ -4,7 +4,7 @@ use super::common::{self, print_json, resolve, ConfigArgs, Ui};
 use crate::engine::runner::{RunDir, Summary};
 use crate::error::DlError;
 use crate::registry::{self, entries};
-use crate::report::plot::{curves_png, Series};
+use crate::report::plot::{panels_png, Panel, Series};
 use crate::report::{fmt_metric, table::Table};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,8 @@ pub struct Args {
     pub variants: Vec<String>,
     #[command(flatten)]
     pub cfg: ConfigArgs,
-    /// where to write the runs, curves.png and summary.json (default: checkpoints/compare/<date-time-pid>)
+    /// where to write the runs, curves.png (the loss, and a validation metric where the variants
+    /// log one) and summary.json (default: checkpoints/compare/<date-time-pid>)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// cpu, auto (the GPU when there is one), cuda or cuda:N (cuda needs a build with --features cuda)
@@ -57,19 +58,6 @@ fn study_list() -> String {
         by.entry(e.study).or_default().push(e.name);
     }
     by.iter().map(|(s, v)| format!("{s}: {}", v.join(" "))).collect::<Vec<_>>().join("; ")
-}
-
-/// (x, y) points of one split's loss from a metrics.jsonl.
-/// (x, loss) of the `split` lines of metrics.jsonl, x read as `x` says.
-fn curve(path: &Path, split: &str, x: XAxis) -> Vec<(f64, f64)> {
-    let (key, scale, _) = x.key();
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["split"] == split)
-        .filter_map(|v| Some((v[key].as_f64()? / scale, v["loss"].as_f64()?)))
-        .collect()
 }
 
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
@@ -121,19 +109,31 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         results.push((label.clone(), s));
     }
 
-    let mut series = vec![];
-    for (i, (label, s)) in results.iter().enumerate() {
-        let m = Path::new(&s.run_dir).join("metrics.jsonl");
-        series.push(Series {
-            name: format!("{label} train"),
-            points: curve(&m, "train", a.x),
-            color: i,
-            dashed: false,
-        });
-        series.push(Series { name: format!("{label} val"), points: curve(&m, "val", a.x), color: i, dashed: true });
+    // the loss on the left; on the right the validation metric the variants share (as `plot`
+    // chooses it), where they log one
+    let (x_key, scale, x_label) = a.x.key();
+    let curves = results
+        .iter()
+        .map(|(_, s)| super::plot::read_curves(&Path::new(&s.run_dir).join("metrics.jsonl"), x_key, scale))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let metric = super::plot::choose_metric(&curves, None)?;
+    let (mut loss, mut other) = (vec![], vec![]);
+    for (i, ((label, _), c)) in results.iter().zip(&curves).enumerate() {
+        let get = |m: &BTreeMap<String, Vec<(f64, f64)>>, k: &str| m.get(k).cloned().unwrap_or_default();
+        loss.push(Series { name: format!("{label} train"), points: get(&c.train, "loss"), color: i, dashed: false });
+        loss.push(Series { name: format!("{label} val"), points: get(&c.val, "loss"), color: i, dashed: true });
+        if let Some(k) = &metric {
+            other.push(super::plot::metric_series(label, k, get(&c.val, k), i));
+        }
     }
     let png = out.join("curves.png");
-    curves_png(&png, &format!("{study}: loss"), a.x.key().2, "loss", &series)?;
+    let loss_title = format!("{study}: loss");
+    let mut panels = vec![Panel { title: &loss_title, x_label, y_label: "loss", series: &loss }];
+    let metric_title = metric.as_ref().map(|k| format!("{study}: {}", super::plot::metric_title(k)));
+    if let (Some(t), Some(k)) = (&metric_title, &metric) {
+        panels.push(Panel { title: t, x_label, y_label: k, series: &other });
+    }
+    panels_png(&png, &panels)?;
 
     let mut keys = vec!["val_loss", "val_acc", "test_acc"];
     // and the metric each variant's claim is measured by (e.g. test_bleu), where the runs report it

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Draw the training and validation curves of runs: loss, and a validation metric
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "A RUN is a milestone name (its newest finished run of the preset, as `eval` picks), a run id from `dlhist runs` (or its last part), or a run directory. The left panel shows the loss (training solid, validation dashed), the right one a validation metric the runs share (--metric, default the first of acc, bpc, bleu, miou, … they log).\n\nExamples:\n  dlhist plot mlp\n  dlhist plot relu gelu --out act.png\n  dlhist plot checkpoints/lstm/20261129-101500-42 --metric bpc"
+    after_help = "A RUN is a milestone name (its newest finished run of the preset, as `eval` picks), a run id from `dlhist runs` (or its last part), or a run directory. The left panel shows the loss (training solid, validation dashed), the right one a validation metric the runs share (--metric, default the first of acc, bpc, bleu, miou, … they log; fit_acc, logged beside them, is the accuracy on training images and is drawn solid). Curves of at most 20 points mark each measurement.\n\nExamples:\n  dlhist plot mlp\n  dlhist plot relu gelu --out act.png\n  dlhist plot checkpoints/lstm/20261129-101500-42 --metric bpc"
 )]
 pub struct Args {
     /// runs: milestone names, run ids or run directories
@@ -26,21 +26,23 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-/// One run's logged curves: (step, value) per key, for the train and the val lines.
+/// One run's logged curves: (x, value) per key, for the train and the val lines.
 #[derive(Default)]
-struct Curves {
-    train: BTreeMap<String, Vec<(f64, f64)>>,
-    val: BTreeMap<String, Vec<(f64, f64)>>,
+pub(super) struct Curves {
+    pub train: BTreeMap<String, Vec<(f64, f64)>>,
+    pub val: BTreeMap<String, Vec<(f64, f64)>>,
 }
 
-fn read_curves(path: &Path) -> anyhow::Result<Curves> {
+/// The curves of a metrics.jsonl against its key `x` (step, flops or seconds), divided by
+/// `scale`.
+pub(super) fn read_curves(path: &Path, x: &str, scale: f64) -> anyhow::Result<Curves> {
     let text = std::fs::read_to_string(path).map_err(|e| DlError::MissingCheckpoint {
         path: path.to_path_buf(),
         hint: format!("{e}: the run has no metrics to plot"),
     })?;
     let mut c = Curves::default();
     for v in text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
-        let (Some(step), Some(obj)) = (v["step"].as_f64(), v.as_object()) else { continue };
+        let (Some(at), Some(obj)) = (v[x].as_f64(), v.as_object()) else { continue };
         let side = match v["split"].as_str() {
             Some("train") => &mut c.train,
             Some("val") => &mut c.val,
@@ -50,7 +52,7 @@ fn read_curves(path: &Path) -> anyhow::Result<Curves> {
             if let (false, Some(x)) =
                 (["step", "split", "ms", "lr", "flops", "seconds"].contains(&k.as_str()), x.as_f64())
             {
-                side.entry(k.clone()).or_default().push((step, x));
+                side.entry(k.clone()).or_default().push((at / scale, x));
             }
         }
     }
@@ -59,7 +61,7 @@ fn read_curves(path: &Path) -> anyhow::Result<Curves> {
 
 /// The metric of the right panel: the one asked for, else the first of the usual ones that every
 /// run logs on its val lines, else any val key (other than the loss) that they all share.
-fn choose_metric(all: &[Curves], asked: Option<&str>) -> anyhow::Result<Option<String>> {
+pub(super) fn choose_metric(all: &[Curves], asked: Option<&str>) -> anyhow::Result<Option<String>> {
     let shared = |k: &str| all.iter().all(|c| c.val.contains_key(k));
     if let Some(k) = asked {
         if !shared(k) {
@@ -80,6 +82,29 @@ fn choose_metric(all: &[Curves], asked: Option<&str>) -> anyhow::Result<Option<S
         .find(|k| k != "loss" && !k.starts_with("loss_") && shared(k)))
 }
 
+/// Keys of the val lines that were measured on training data, not on the validation split: a
+/// classifier's `fit_acc` (accuracy on a fixed subset of its training images, in eval mode)
+/// is logged with the validation metrics but says how well the training set is fitted.
+pub(super) fn on_training_data(key: &str) -> bool {
+    key.starts_with("fit_")
+}
+
+/// The title of a metric's panel: `val acc`, or `fit_acc on training images`.
+pub(super) fn metric_title(key: &str) -> String {
+    if on_training_data(key) {
+        format!("{key} on training images")
+    } else {
+        format!("val {key}")
+    }
+}
+
+/// One run's curve of a metric from its val lines, named and drawn as what it measures:
+/// dashed for the validation split, solid for a fit on training images.
+pub(super) fn metric_series(label: &str, key: &str, points: Vec<(f64, f64)>, color: usize) -> Series {
+    let fit = on_training_data(key);
+    Series { name: format!("{label} {}", if fit { "train fit" } else { "val" }), points, color, dashed: !fit }
+}
+
 pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let mut picked: Vec<(String, RunDir)> = vec![];
     for r in &a.runs {
@@ -98,7 +123,8 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
             }
         })
         .collect();
-    let curves: Vec<Curves> = picked.iter().map(|(_, rd)| read_curves(&rd.metrics())).collect::<anyhow::Result<_>>()?;
+    let curves: Vec<Curves> =
+        picked.iter().map(|(_, rd)| read_curves(&rd.metrics(), "step", 1.0)).collect::<anyhow::Result<_>>()?;
     let metric = choose_metric(&curves, a.metric.as_deref())?;
     let mut loss = vec![];
     let mut other = vec![];
@@ -107,7 +133,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         loss.push(Series { name: format!("{label} train"), points: get(&c.train, "loss"), color: i, dashed: false });
         loss.push(Series { name: format!("{label} val"), points: get(&c.val, "loss"), color: i, dashed: true });
         if let Some(k) = &metric {
-            other.push(Series { name: format!("{label} val"), points: get(&c.val, k), color: i, dashed: true });
+            other.push(metric_series(label, k, get(&c.val, k), i));
         }
     }
     let out = match &a.out {
@@ -123,7 +149,7 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let title = labels.join(", ");
     let loss_title = format!("{title}: loss");
     let mut panels = vec![Panel { title: &loss_title, x_label: "step", y_label: "loss", series: &loss }];
-    let metric_title = metric.as_ref().map(|k| format!("{title}: val {k}"));
+    let metric_title = metric.as_ref().map(|k| format!("{title}: {}", metric_title(k)));
     if let (Some(t), Some(k)) = (&metric_title, &metric) {
         panels.push(Panel { title: t, x_label: "step", y_label: k, series: &other });
     }
@@ -137,4 +163,19 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         println!("wrote {}", out.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fit_accuracy_is_drawn_as_a_training_measure_not_a_validation_one() {
+        let fit = metric_series("mlp", "fit_acc", vec![], 0);
+        assert_eq!((fit.name.as_str(), fit.dashed), ("mlp train fit", false));
+        assert_eq!(metric_title("fit_acc"), "fit_acc on training images");
+        let val = metric_series("mlp", "acc", vec![], 0);
+        assert_eq!((val.name.as_str(), val.dashed), ("mlp val", true));
+        assert_eq!(metric_title("acc"), "val acc");
+    }
 }

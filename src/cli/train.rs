@@ -184,18 +184,21 @@ pub fn print_summary(s: &Summary) {
     let pick = |prefix: &str| -> String {
         s.final_metrics
             .iter()
-            .filter(|(k, _)| k.starts_with(prefix) && key.as_ref().is_none_or(|(kk, _)| kk != *k))
-            .map(|(k, v)| format!("{} {}", metric_label(k.trim_start_matches(prefix), &keys), fmt_metric(k, Some(*v))))
+            .filter(|(k, _)| key.as_ref().is_none_or(|(kk, _)| kk != *k))
+            .filter_map(|(k, v)| {
+                let (heading, rest) = split_heading(k);
+                (heading == prefix).then(|| format!("{} {}", metric_label(rest, &keys), fmt_metric(k, Some(*v))))
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
     if let Some((k, v)) = &key {
-        let (split, rest) = k.split_once('_').unwrap_or(("", k));
+        let (split, rest) = split_heading(k);
         println!("{} on {}: {split} {} {}", s.name, s.data, metric_label(rest, &keys), fmt_metric(k, Some(*v)));
     }
     // a split the milestone has no metrics for (a text has no test split) prints no line
-    for (label, prefix) in [("test:", "test_"), ("val: ", "val_")] {
-        let line = pick(prefix);
+    for (label, heading) in [("test:", "test"), ("val: ", "val"), ("fit on training images (eval mode):", FIT)] {
+        let line = pick(heading);
         if !line.is_empty() {
             println!("{label} {line}");
         }
@@ -220,6 +223,19 @@ pub fn print_summary(s: &Summary) {
     );
     println!("run: {}", s.run_dir);
     println!("next: dlhist sample {0}   or   dlhist eval {0}", s.run_dir);
+}
+
+/// The heading of the metrics measured on training data, though logged with the validation
+/// metrics (`val_fit_acc`: a classifier's accuracy on a fixed subset of its training images).
+const FIT: &str = "training fit";
+
+/// A final metric's key split into the heading it is shown under and its name: `test_acc` →
+/// (test, acc), and `val_fit_acc` → (training fit, acc), since it is no validation measure.
+fn split_heading(key: &str) -> (&str, &str) {
+    match key.strip_prefix("val_fit_") {
+        Some(rest) => (FIT, rest),
+        None => key.split_once('_').unwrap_or(("", key)),
+    }
 }
 
 /// A metric's name for people: `acc` is the pixel accuracy where the run also reports a mean
@@ -253,5 +269,13 @@ mod tests {
         assert_eq!(metric_label("acc", &["test_acc", "test_miou"]), "pixel accuracy");
         assert_eq!(metric_label("acc", &["test_acc"]), "accuracy");
         assert_eq!(metric_label("fit_acc", &["val_fit_acc"]), "fit acc");
+    }
+
+    #[test]
+    fn the_fit_accuracy_is_not_shown_as_a_validation_metric() {
+        assert_eq!(split_heading("val_fit_acc"), (FIT, "acc"));
+        assert_eq!(split_heading("val_acc"), ("val", "acc"));
+        assert_eq!(split_heading("test_string_acc"), ("test", "string_acc"));
+        assert_eq!(split_heading("train_loss"), ("train", "loss"));
     }
 }

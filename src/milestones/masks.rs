@@ -21,6 +21,12 @@ const COLORS: [(u8, u8, u8); CLASSES] = [
 pub const COLOR_NAMES: [&str; 10] =
     ["blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan"];
 
+/// What the mask colours mean, for the picture's key: background, then each digit.
+pub fn key() -> Vec<([f32; 3], String)> {
+    let label = |k: usize| if k == 0 { "background".to_string() } else { format!("{}", k - 1) };
+    COLORS.iter().enumerate().map(|(k, c)| ([c.0, c.1, c.2].map(|v| v as f32 / 255.0), label(k))).collect()
+}
+
 /// One row per canvas: the input in grey, the true mask and the predicted mask in class
 /// colours, each pixel drawn as a 3x3 block, on white with 8-pixel gutters.
 pub fn segment_picture(size: usize, rows: &[(&[f32], &[u8], &[u32])]) -> Image {

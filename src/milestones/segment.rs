@@ -277,7 +277,12 @@ impl<M: SegModel> Experiment for Segmenter<M> {
             lines.join("\n"),
         );
         let out = SampleOut::new(text, serde_json::json!({"data": self.data, "images": items}));
-        Ok(out.with_picture("masks", crate::picture::Picture::Image(picture)))
+        let keyed = crate::picture::Picture::Keyed {
+            image: picture,
+            caption: "each row: input | true mask | predicted mask. Mask colours: background, then digits 0-9".into(),
+            key: super::masks::key(),
+        };
+        Ok(out.with_picture("masks", keyed))
     }
 
     fn data_name(&self) -> String {

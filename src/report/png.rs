@@ -1,5 +1,5 @@
 //! Pictures (src/picture.rs) written as PNG files with the `png` crate: 8-bit grey or RGB,
-//! animated PNG (APNG) for frames, and heatmaps through plotters.
+//! animated PNG (APNG) for frames, and heatmaps and keyed images (with text) through plotters.
 
 use crate::picture::{Image, Picture};
 use anyhow::Context;
@@ -49,6 +49,7 @@ pub fn write_png(path: &Path, pic: &Picture) -> anyhow::Result<()> {
             w.finish()?;
         }
         Picture::Heatmap { rows, cols, values } => super::plot::heatmap_png(path, rows, cols, values)?,
+        Picture::Keyed { image, caption, key } => super::plot::keyed_png(path, image, caption, key)?,
     }
     Ok(())
 }
