@@ -65,6 +65,8 @@ fn usage_lines_show_required_arguments_as_angle_brackets_and_optional_ones_as_sq
         (&["runs"], "runs [OPTIONS] [NAME]..."),
         (&["bench"], "bench [OPTIONS] [WORKLOAD]..."),
         (&["data", "fetch"], "data fetch [OPTIONS] [SET]..."),
+        (&["compare"], "compare [OPTIONS] <NAME> <NAME>..."),
+        (&["plot"], "plot [OPTIONS] <RUN>..."),
     ] {
         let help = sb.run(&[args, &["--help"]].concat());
         help.ok();

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 )]
 pub struct Args {
     /// two or more variants of one study (see `dlhist list`)
-    #[arg(required = true, num_args = 2..)]
+    #[arg(required = true, num_args = 2.., value_name = "NAME")]
     pub variants: Vec<String>,
     #[command(flatten)]
     pub cfg: ConfigArgs,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 )]
 pub struct Args {
     /// runs: milestone names, run ids or run directories
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "RUN")]
     pub runs: Vec<String>,
     /// the validation metric of the right panel (a key of the runs' val lines in metrics.jsonl)
     #[arg(long, value_name = "KEY")]

@@ -17,7 +17,7 @@ pub fn entries() -> Vec<Entry> {
         info: UNET_INFO,
         preset: preset!("unet"),
         smoke: smoke!("unet"),
-        claim: Some(Claim { text: "skip connections raise the test mean IoU over the same net without them", metric: "miou_gain" }),
+        claim: Some(Claim { text: "skip connections raise the test mean IoU by ≥ 0.05 over the same net without them", metric: "miou_gain" }),
     },
     Entry {
         name: "unet-noskip",
@@ -29,7 +29,7 @@ pub fn entries() -> Vec<Entry> {
         info: UNET_INFO,
         preset: preset!("unet-noskip"),
         smoke: smoke!("unet-noskip"),
-        claim: Some(Claim { text: "without skip connections the test mean IoU is lower", metric: "miou_gain" }),
+        claim: Some(Claim { text: "without skip connections the test mean IoU is ≥ 0.05 lower", metric: "miou_gain" }),
     },
     ]
 }

@@ -25,7 +25,7 @@ pub fn entries() -> Vec<Entry> {
             preset: preset!("gpt"),
             smoke: smoke!("gpt"),
             claim: Some(Claim {
-                text: "nanoGPT's CPU recipe reaches PyTorch's val loss (within noise) in at most half PyTorch's training time here",
+                text: "nanoGPT's CPU recipe reaches PyTorch's val loss (≤ 1.90 + 0.03) in at most half its training time (≤ 34 s)",
                 metric: "val_loss",
             }),
         },
