@@ -1,9 +1,19 @@
 //! Errors a user can act on. Each message says what went wrong and what to do about it.
 //! Usage errors (bad names, keys, values, files) exit with 2; failures exit with 1;
-//! an interrupted run exits with 130 like any program stopped by Ctrl-C.
+//! an interrupted run exits with 128 + the signal's number like any program a signal stopped:
+//! 130 for Ctrl-C (SIGINT), 143 for SIGTERM, 129 for SIGHUP.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
 use thiserror::Error;
+
+/// The signal that asked us to stop: SIGINT (2) unless main.rs's handlers saw SIGTERM or SIGHUP.
+pub static STOP_SIGNAL: AtomicI32 = AtomicI32::new(2);
+
+/// 128 + the number of the signal that stopped the command (130 for Ctrl-C).
+pub fn interrupted_exit_code() -> i32 {
+    128 + STOP_SIGNAL.load(Ordering::SeqCst)
+}
 
 #[derive(Debug, Error)]
 pub enum DlError {
@@ -98,7 +108,7 @@ impl DlError {
             | DlError::BadValue { .. }
             | DlError::Malformed { .. }
             | DlError::Usage(_) => 2,
-            DlError::Interrupted { .. } | DlError::ReplayInterrupted { .. } => 130,
+            DlError::Interrupted { .. } | DlError::ReplayInterrupted { .. } => interrupted_exit_code(),
             _ => 1,
         }
     }

@@ -96,22 +96,38 @@ fn main() {
     let _ = ctrlc::set_handler(|| {
         if PRESSES.fetch_add(1, Ordering::SeqCst) > 0 {
             eprintln!("\ninterrupted again: exiting without a checkpoint");
-            std::process::exit(130);
+            std::process::exit(dlhist::error::interrupted_exit_code());
         }
         if TRAINING.load(Ordering::SeqCst) == 0 {
             // a run's final evaluation: its checkpoint is written, so nothing is lost by quitting
             let final_evaluation = FINAL_EVALUATION.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if let Some(hint) = final_evaluation {
                 eprintln!("\ninterrupted: {hint}");
-                std::process::exit(130);
+                std::process::exit(dlhist::error::interrupted_exit_code());
             }
             // evaluating, sampling, between the runs of a comparison: nothing to save
             eprintln!("\ninterrupted");
-            std::process::exit(130);
+            std::process::exit(dlhist::error::interrupted_exit_code());
         }
         eprintln!("\ninterrupt: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)");
         INTERRUPTED.store(true, Ordering::SeqCst);
     });
+    // ctrlc handles SIGTERM and SIGHUP as it does Ctrl-C but cannot tell which signal came.
+    // These handlers, installed over its own for the two, note the signal and raise SIGINT for
+    // ctrlc's: the same graceful stop, with the exit code 128 + the signal (143 for SIGTERM, as
+    // process managers expect). Both calls are async-signal-safe.
+    #[cfg(unix)]
+    {
+        extern "C" fn note_and_forward(sig: libc::c_int) {
+            dlhist::error::STOP_SIGNAL.store(sig, Ordering::SeqCst);
+            // SAFETY: raise is async-signal-safe; SIGINT is not blocked inside this handler
+            unsafe { libc::raise(libc::SIGINT) };
+        }
+        for sig in [libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: the handler only stores an atomic and raises a signal
+            unsafe { libc::signal(sig, note_and_forward as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+        }
+    }
 
     let json = cli.json;
     let trace = cli.trace.clone();

@@ -65,31 +65,38 @@ fn n_steps_then_resume_to_2n_gives_the_weights_of_2n_steps_straight() {
 
 /// Sends SIGINT to `pid` the way a terminal's Ctrl-C does.
 fn interrupt(pid: u32) {
-    let st = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("kill runs");
-    assert!(st.success(), "kill -INT {pid} failed");
+    send("-INT", pid)
 }
 
-#[test]
-fn ctrl_c_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run() {
-    let sb = Sandbox::new();
-    let flags = |steps: usize| {
-        vec![
-            "train".to_string(),
-            "mlp".into(),
-            "--steps".into(),
-            steps.to_string(),
-            "--set".into(),
-            "data.dataset=digits8".into(),
-            "--set".into(),
-            "train.ckpt_every=100000".into(),
-        ]
-    };
+/// `kill SIGNAL pid`.
+fn send(signal: &str, pid: u32) {
+    let st = std::process::Command::new("kill").args([signal, &pid.to_string()]).status().expect("kill runs");
+    assert!(st.success(), "kill {signal} {pid} failed");
+}
+
+/// The flags of the interrupted mlp runs: digits8, no periodic checkpoint.
+fn stop_flags(steps: usize) -> Vec<String> {
+    vec![
+        "train".to_string(),
+        "mlp".into(),
+        "--steps".into(),
+        steps.to_string(),
+        "--set".into(),
+        "data.dataset=digits8".into(),
+        "--set".into(),
+        "train.ckpt_every=100000".into(),
+    ]
+}
+
+/// Starts mlp runs and sends `signal` (a `kill` flag) mid-training until one is stopped there;
+/// asserts the exit code and the message, and returns the stopped run and its budget.
+fn stop_mid_run(sb: &Sandbox, signal: &str, code: i32) -> (std::path::PathBuf, usize) {
     // digits8 trains at roughly 400 steps/s on an idle machine; interrupt after ~5 metrics
     // lines, and start over with a larger budget if the run finishes first
     let mut steps = 400;
-    let c = loop {
+    loop {
         let c = sb.path(&format!("C{steps}"));
-        let mut args = flags(steps);
+        let mut args = stop_flags(steps);
         args.extend(["--run-dir".into(), c.to_str().unwrap().into()]);
         let mut child = sb
             .cmd(&args.iter().map(String::as_str).collect::<Vec<_>>())
@@ -109,7 +116,7 @@ fn ctrl_c_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run() {
             std::thread::sleep(Duration::from_millis(2));
         }
         if exited.is_none() {
-            interrupt(child.id());
+            send(signal, child.id());
         }
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -120,13 +127,19 @@ fn ctrl_c_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run() {
             steps *= 4;
             continue;
         }
-        assert_eq!(out.status.code(), Some(130), "Ctrl-C should exit with 130:\n{stderr}");
+        assert_eq!(out.status.code(), Some(code), "kill {signal} should exit with {code}:\n{stderr}");
         assert!(
             stderr.contains("interrupted at step") && stderr.contains("--resume --run-dir"),
             "the message should say how to continue:\n{stderr}"
         );
-        break c;
-    };
+        break (c, steps);
+    }
+}
+
+#[test]
+fn ctrl_c_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run() {
+    let sb = Sandbox::new();
+    let (c, steps) = stop_mid_run(&sb, "-INT", 130);
     assert!(c.join("ckpt/latest.safetensors").is_file(), "Ctrl-C must write the checkpoint");
     assert!(
         !c.join("summary.json").exists() && !c.join("model.safetensors").exists(),
@@ -137,13 +150,24 @@ fn ctrl_c_checkpoints_exits_130_and_resume_matches_an_uninterrupted_run() {
     assert!(looks_complete(&c));
 
     let d = sb.path("D");
-    let mut args = flags(steps);
+    let mut args = stop_flags(steps);
     args.extend(["--run-dir".into(), d.to_str().unwrap().into()]);
     sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
     assert_same_tensors(&d.join("model.safetensors"), &c.join("model.safetensors"));
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(c.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["steps"], steps);
+}
+
+/// Guards: SIGTERM (what process managers and `kill` send) stops a run as gracefully as Ctrl-C,
+/// checkpoint and all, but exits 143 (128 + 15), not Ctrl-C's 130.
+#[test]
+fn sigterm_checkpoints_like_ctrl_c_and_exits_143() {
+    let sb = Sandbox::new();
+    let (c, _) = stop_mid_run(&sb, "-TERM", 143);
+    assert!(c.join("ckpt/latest.safetensors").is_file(), "SIGTERM must write the checkpoint");
+    sb.run(&["train", "mlp", "--resume", "--run-dir", c.to_str().unwrap()]).ok();
+    assert!(looks_complete(&c));
 }
 
 #[test]

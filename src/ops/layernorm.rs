@@ -56,7 +56,14 @@ const NAME: &str = "layer_norm";
 
 /// y rows and (μ, rstd) for a chunk of rows.
 #[inline(always)]
-fn forward_rows(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [MaybeUninit<f32>], stats: &mut [(f32, f32)]) {
+fn forward_rows(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [MaybeUninit<f32>],
+    stats: &mut [(f32, f32)],
+) {
     let c = gamma.len();
     for ((x, y), st) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)).zip(stats) {
         let mu = cpu::sum(x) / c as f32;
