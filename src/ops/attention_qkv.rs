@@ -198,7 +198,7 @@ thread_local! {
 /// (perf, the gpt recipe's shapes). Whole 16-float blocks copy inline.
 #[inline(always)]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
-    if dst.len() % 16 != 0 {
+    if !dst.len().is_multiple_of(16) {
         return dst.copy_from_slice(src);
     }
     for (d, s) in dst.chunks_exact_mut(16).zip(src.chunks_exact(16)) {

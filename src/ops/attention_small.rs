@@ -171,7 +171,7 @@ fn combo_w(
 /// dst (DP × TP) = srcᵀ for src (T × DP), zero past column T.
 #[inline(always)]
 fn transpose(src: &[f32], t: usize, dp: usize, dst: &mut [f32], tp: usize) {
-    assert!(src.len() >= t * dp && dst.len() >= dp * tp && dp % L == 0 && t <= tp);
+    assert!(src.len() >= t * dp && dst.len() >= dp * tp && dp.is_multiple_of(L) && t <= tp);
     // On AVX-512 whole blocks of 16 rows go through 16x16 register transposes: one float per
     // load and store was a sixth of the backward (perf, the gpt recipe's shapes).
     let mut t16 = 0;
@@ -261,8 +261,8 @@ fn softmax_row(row: &mut [f32], n: usize) {
     }
     if full < n {
         // The last n − full entries: e^x on the whole block of 16 in the vector unit (a causal
-        // row's tail of up to 15 scalar exps was a quarter of the forward), summed one by one
-        // as before. The entries past n are overwritten with zeros below.
+        // row's tail of up to 15 scalar exps was a hot spot of the forward in perf), summed one
+        // by one as before. The entries past n are overwritten with zeros below.
         let tail = &mut row[full..full + L];
         for x in tail.iter_mut() {
             *x = cpu::exp(*x - m);
