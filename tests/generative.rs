@@ -52,6 +52,9 @@ fn a_trained_diffusion_model_samples_a_png_grid_with_either_sampler_and_its_traj
         pics.iter().any(|p| p.ends_with("t-frames.png")) && pics.iter().any(|p| p.ends_with("t-strip.png")),
         "{pics:?}"
     );
+    // the grid keeps the name asked for, as without --frames
+    assert!(pics[0].ends_with("/t.png"), "{pics:?}");
+    assert!(read_png(std::path::Path::new(pics[0])).is_ok(), "{pics:?}");
     let strip = read_png(std::path::Path::new(pics.iter().find(|p| p.ends_with("t-strip.png")).unwrap())).unwrap();
     assert_eq!(strip.height, 3 * 26 + 2, "one row per sample");
 

@@ -66,7 +66,8 @@ pub struct Args {
     #[arg(long)]
     pub interpolate: bool,
     /// write the text here (it is always saved under the run's samples/); a FILE ending in .png
-    /// receives the picture instead (several pictures: FILE-NAME.png)
+    /// receives the picture instead (with several, the first goes to FILE and the others to
+    /// FILE-NAME.png)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// cpu, auto (the GPU when there is one), cuda or cuda:N (cuda needs a build with --features cuda)
@@ -189,11 +190,12 @@ fn check_options(
     )))
 }
 
-/// Where picture `name` goes: `--out FILE.png` (FILE-NAME.png when there are several), else
-/// the run's samples/sample-STAMP-NAME.png.
-fn picture_path(out: Option<&Path>, samples: &Path, stamp: &str, name: &str, several: bool) -> PathBuf {
+/// Where picture `name` goes: `--out FILE.png` for the first (main) picture, FILE-NAME.png for
+/// the others (`--out grid.png --frames` writes the grid to grid.png, as without --frames, and
+/// grid-frames.png, grid-strip.png beside it); else the run's samples/sample-STAMP-NAME.png.
+fn picture_path(out: Option<&Path>, samples: &Path, stamp: &str, name: &str, first: bool) -> PathBuf {
     match out {
-        Some(p) if !several => p.to_path_buf(),
+        Some(p) if first => p.to_path_buf(),
         Some(p) => {
             let stem = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
             p.with_file_name(format!("{stem}-{name}.png"))
@@ -238,10 +240,9 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let several = out.pictures.len() > 1;
     let mut written = vec![];
-    for (name, pic) in &out.pictures {
-        let path = picture_path(png_out, &dir, &stamp, name, several);
+    for (i, (name, pic)) in out.pictures.iter().enumerate() {
+        let path = picture_path(png_out, &dir, &stamp, name, i == 0);
         crate::report::png::write_png(&path, pic).map_err(|e| DlError::output(&path, format!("{e:#}")))?;
         written.push(path);
     }
