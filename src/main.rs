@@ -92,8 +92,15 @@ fn main() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 
+    // nohup's SIGHUP is ignored on the way in; ctrlc would catch it like the others
+    #[cfg(unix)]
+    let hup_ignored = {
+        // SAFETY: a query (no new action), into a zeroed struct
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        (unsafe { libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) }) == 0 && old.sa_sigaction == libc::SIG_IGN
+    };
     static PRESSES: AtomicUsize = AtomicUsize::new(0);
-    let _ = ctrlc::set_handler(|| {
+    let handled = ctrlc::set_handler(|| {
         if PRESSES.fetch_add(1, Ordering::SeqCst) > 0 {
             eprintln!("\ninterrupted again: exiting without a checkpoint");
             std::process::exit(dlhist::error::interrupted_exit_code());
@@ -111,21 +118,36 @@ fn main() {
         }
         eprintln!("\ninterrupt: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)");
         INTERRUPTED.store(true, Ordering::SeqCst);
-    });
+    })
+    .is_ok();
     // ctrlc handles SIGTERM and SIGHUP as it does Ctrl-C but cannot tell which signal came.
     // These handlers, installed over its own for the two, note the signal and raise SIGINT for
     // ctrlc's: the same graceful stop, with the exit code 128 + the signal (143 for SIGTERM, as
     // process managers expect). Both calls are async-signal-safe.
+    #[cfg(not(unix))]
+    let _ = handled;
+    // Only where ctrlc's own handler is in place: else SIGINT would kill at once.
     #[cfg(unix)]
-    {
+    if handled {
         extern "C" fn note_and_forward(sig: libc::c_int) {
             dlhist::error::STOP_SIGNAL.store(sig, Ordering::SeqCst);
-            // SAFETY: raise is async-signal-safe; SIGINT is not blocked inside this handler
-            unsafe { libc::raise(libc::SIGINT) };
+            // SAFETY: kill and getpid are async-signal-safe
+            unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
         }
         for sig in [libc::SIGTERM, libc::SIGHUP] {
-            // SAFETY: the handler only stores an atomic and raises a signal
-            unsafe { libc::signal(sig, note_and_forward as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+            // SAFETY: an action with SA_RESTART whose handler only stores an atomic and sends a
+            // signal; SIG_IGN for a SIGHUP that was ignored on the way in
+            unsafe {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = if sig == libc::SIGHUP && hup_ignored {
+                    libc::SIG_IGN
+                } else {
+                    note_and_forward as extern "C" fn(libc::c_int) as libc::sighandler_t
+                };
+                act.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut act.sa_mask);
+                libc::sigaction(sig, &act, std::ptr::null_mut());
+            }
         }
     }
 

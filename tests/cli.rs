@@ -548,6 +548,9 @@ fn a_run_path_that_is_missing_or_not_a_run_exits_1_like_any_run_not_found() {
         assert_failed(&sb, &out, 1, &["notes.txt", "not a run directory"]);
         let out = sb.run(&[c, "mlpp"]);
         assert_failed(&sb, &out, 2, &["did you mean `mlp`"]);
+        // a run id that matches no run
+        let out = sb.run(&[c, "20991231-000000-1"]);
+        assert_failed(&sb, &out, 1, &["20991231-000000-1"]);
     }
 }
 

@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
     version = env!("DLHIST_VERSION"),
     about = "Run the history of deep learning: each milestone paper as a small experiment that checks its claim",
     long_about = "Run the history of deep learning. Every milestone, from SGD (1951) to DALL·E 2 (2022), is an experiment that trains on a CPU in minutes, on real data, and checks its paper's headline claim with a measured number.\n\nThe defaults need no download (built-in 8x8 digits and Moby-Dick); `make data` fetches MNIST and the other full datasets.",
-    after_help = "Examples:\n  dlhist list\n  dlhist train mlp\n  dlhist sample mlp --n 4\n  dlhist compare relu gelu\n  dlhist replay backprop mlp --budget smoke\n  dlhist bench gpt\n  dlhist history --out history.png\n\nExit codes: 0 success; 1 failure (a claim failed, no such run: a run directory, id or path that is not there, a corrupt checkpoint); 2 bad usage (an unknown milestone name, key or value); 130 interrupted by Ctrl-C (143 by SIGTERM)."
+    after_help = "Examples:\n  dlhist list\n  dlhist train mlp\n  dlhist sample mlp --n 4\n  dlhist compare relu gelu\n  dlhist replay backprop mlp --budget smoke\n  dlhist bench gpt\n  dlhist history --out history.png\n\nExit codes: 0 success; 1 failure (a claim failed, no such run: a run directory, id or path that is not there, a corrupt checkpoint); 2 bad usage (an unknown milestone name, key or value); 130 interrupted by Ctrl-C (143 by SIGTERM, 129 by SIGHUP)."
 )]
 pub struct Cli {
     /// machine-readable JSON on stdout (human text goes to stderr)

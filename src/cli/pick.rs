@@ -25,7 +25,13 @@ pub fn pick(target: Option<&str>, run: Option<&str>) -> anyhow::Result<(Resolved
     if Path::new(target).is_dir() || registry::get(target).is_err() {
         // a run directory; else a run id; else the usual error for an unknown name
         let (res, rd) = match Path::new(target).is_dir() {
-            false => by_id(target, None).or_else(|_| common::find_run(target))?,
+            false => match by_id(target, None) {
+                Ok(found) => found,
+                // a run id (they start with the date, 20261207-…) that matches no run: its own
+                // error, exit 1 like every "no such run", not the unknown-milestone usage error
+                Err(e) if target.starts_with(|c: char| c.is_ascii_digit()) => return Err(e),
+                Err(_) => common::find_run(target)?,
+            },
             true => common::find_run(target)?,
         };
         eprintln!("run: {}", rd.0.display());

@@ -397,7 +397,12 @@ fn interrupted_line(a: &Args, name: &str, result: &anyhow::Result<Verdict>, kept
     let gone = if kept { "" } else { "; its runs were in the replay's temporary folder, which is removed" };
     let budget = if a.budget == Budget::Smoke { " --budget smoke" } else { "" };
     let seeds = a.seeds.map(|n| format!(" --seeds {n}")).unwrap_or_default();
-    format!("stopped by Ctrl-C{at}{gone}. Check it again with: dlhist replay {name}{budget}{seeds}")
+    let by = match crate::error::STOP_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) {
+        15 => "SIGTERM",
+        1 => "SIGHUP",
+        _ => "Ctrl-C",
+    };
+    format!("stopped by {by}{at}{gone}. Check it again with: dlhist replay {name}{budget}{seeds}")
 }
 
 /// Records the verdicts where `dlhist history` looks for the newest replay

@@ -182,7 +182,7 @@ impl Dims {
     unsafe fn scatter(&self, src: &[f32], stride: usize, dst: Ptr, width: usize, (bi, hh): (usize, usize), col: usize) {
         let base = bi * self.t * width + col + hh * self.dh;
         for (ti, row) in src.chunks_exact(stride).enumerate() {
-            copy_row(std::slice::from_raw_parts_mut(dst.0.add(base + ti * width), self.dh), &row[..self.dh]);
+            copy_to(dst.0.add(base + ti * width), &row[..self.dh]);
         }
     }
 }
@@ -193,11 +193,26 @@ thread_local! {
     static HEAD: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// dst[..src.len()] ← src through a raw pointer (y and dqkv are not initialised yet, so no
+/// reference is made to them), whole 16-float blocks inline as in `copy_row`.
+/// SAFETY: dst is valid for src.len() writes that no one else makes.
+#[inline(always)]
+unsafe fn copy_to(dst: *mut f32, src: &[f32]) {
+    if !src.len().is_multiple_of(16) {
+        return std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+    }
+    for (i, s) in src.chunks_exact(16).enumerate() {
+        let s: &[f32; 16] = s.try_into().unwrap();
+        dst.add(16 * i).cast::<[f32; 16]>().write_unaligned(*s);
+    }
+}
+
 /// dst ← src (equal lengths). A head's row is a few dozen floats, copied 100–200 times per
 /// (b, h): through `copy_from_slice` each was a call into libc's memmove, 15% of the op's time
 /// (perf, the gpt recipe's shapes). Whole 16-float blocks copy inline.
 #[inline(always)]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
+    debug_assert_eq!(dst.len(), src.len());
     if !dst.len().is_multiple_of(16) {
         return dst.copy_from_slice(src);
     }

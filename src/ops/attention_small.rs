@@ -378,5 +378,3 @@ thread_local! {
     /// tasks: allocating and zeroing them per head cost more than the transposes.
     static KT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
-
-impl SmallAttention {}

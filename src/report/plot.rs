@@ -82,7 +82,7 @@ fn draw(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, p: &Panel) ->
     let (y0, y1) = (y0 - pad, y1 + pad);
     // where points are marked, a margin keeps the first and last markers whole
     let whole = finite.iter().all(|p| p.0.fract() == 0.0);
-    if p.series.iter().any(|s| marks_points(s.points.len())) {
+    if p.series.iter().any(|s| marks_points(s.points.iter().filter(|p| p.1.is_finite()).count())) {
         let margin = (x1 - x0) * 0.015;
         (x0, x1) = (x0 - margin, x1 + margin);
     }
