@@ -4,7 +4,6 @@ use super::common::{self, print_json, resolve, ConfigArgs, Ui};
 use crate::engine::runner::{RunDir, Summary};
 use crate::error::DlError;
 use crate::registry::{self, entries};
-use crate::report::plot::{panels_png, Panel, Series};
 use crate::report::{fmt_metric, table::Table};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -117,23 +116,9 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         .map(|(_, s)| super::plot::read_curves(&Path::new(&s.run_dir).join("metrics.jsonl"), x_key, scale))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let metric = super::plot::choose_metric(&curves, None)?;
-    let (mut loss, mut other) = (vec![], vec![]);
-    for (i, ((label, _), c)) in results.iter().zip(&curves).enumerate() {
-        let get = |m: &BTreeMap<String, Vec<(f64, f64)>>, k: &str| m.get(k).cloned().unwrap_or_default();
-        loss.push(Series { name: format!("{label} train"), points: get(&c.train, "loss"), color: i, dashed: false });
-        loss.push(Series { name: format!("{label} val"), points: get(&c.val, "loss"), color: i, dashed: true });
-        if let Some(k) = &metric {
-            other.push(super::plot::metric_series(label, k, get(&c.val, k), i));
-        }
-    }
     let png = out.join("curves.png");
-    let loss_title = format!("{study}: loss");
-    let mut panels = vec![Panel { title: &loss_title, x_label, y_label: "loss", series: &loss }];
-    let metric_title = metric.as_ref().map(|k| format!("{study}: {}", super::plot::metric_title(k)));
-    if let (Some(t), Some(k)) = (&metric_title, &metric) {
-        panels.push(Panel { title: t, x_label, y_label: k, series: &other });
-    }
-    panels_png(&png, &panels)?;
+    let labels: Vec<String> = results.iter().map(|(l, _)| l.clone()).collect();
+    super::plot::write_curves(&png, study, x_label, &labels, &curves, metric.as_deref())?;
 
     let mut keys = vec!["val_loss", "val_acc", "test_acc"];
     // and the metric each variant's claim is measured by (e.g. test_bleu), where the runs report it

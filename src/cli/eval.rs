@@ -47,7 +47,8 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         println!("{} ({}) on {}:", res.entry.name, rd.0.display(), exp.data_name());
         for (k, v) in &m {
             // val_fit_* is logged beside the validation metrics but measured on training images
-            let label = k.strip_prefix("val_").filter(|r| r.starts_with("fit_")).map(|r| format!("{r} (train)"));
+            let label =
+                k.strip_prefix("val_").filter(|r| super::plot::on_training_data(r)).map(|r| format!("{r} (train)"));
             println!("  {:<16} {}", label.as_deref().unwrap_or(k), fmt_metric(k, v.as_f64()));
         }
     }

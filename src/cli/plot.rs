@@ -98,6 +98,35 @@ pub(super) fn metric_title(key: &str) -> String {
     }
 }
 
+/// Writes the curves of runs (`labels[i]`'s are `curves[i]`) to `out`: the loss on the left
+/// (training solid, validation dashed), and `metric`'s panel on the right where there is one;
+/// titles start with `title`. `plot` and `compare` both draw this way.
+pub(super) fn write_curves(
+    out: &Path,
+    title: &str,
+    x_label: &str,
+    labels: &[String],
+    curves: &[Curves],
+    metric: Option<&str>,
+) -> anyhow::Result<()> {
+    let (mut loss, mut other) = (vec![], vec![]);
+    for (i, (label, c)) in labels.iter().zip(curves).enumerate() {
+        let get = |m: &BTreeMap<String, Vec<(f64, f64)>>, k: &str| m.get(k).cloned().unwrap_or_default();
+        loss.push(Series { name: format!("{label} train"), points: get(&c.train, "loss"), color: i, dashed: false });
+        loss.push(Series { name: format!("{label} val"), points: get(&c.val, "loss"), color: i, dashed: true });
+        if let Some(k) = metric {
+            other.push(metric_series(label, k, get(&c.val, k), i));
+        }
+    }
+    let loss_title = format!("{title}: loss");
+    let mut panels = vec![Panel { title: &loss_title, x_label, y_label: "loss", series: &loss }];
+    let metric_title = metric.map(|k| format!("{title}: {}", metric_title(k)));
+    if let (Some(t), Some(k)) = (&metric_title, metric) {
+        panels.push(Panel { title: t, x_label, y_label: k, series: &other });
+    }
+    panels_png(out, &panels)
+}
+
 /// One run's curve of a metric from its val lines, named and drawn as what it measures:
 /// dashed for the validation split, solid for a fit on training images.
 pub(super) fn metric_series(label: &str, key: &str, points: Vec<(f64, f64)>, color: usize) -> Series {
@@ -126,16 +155,6 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     let curves: Vec<Curves> =
         picked.iter().map(|(_, rd)| read_curves(&rd.metrics(), "step", 1.0)).collect::<anyhow::Result<_>>()?;
     let metric = choose_metric(&curves, a.metric.as_deref())?;
-    let mut loss = vec![];
-    let mut other = vec![];
-    for (i, (label, c)) in labels.iter().zip(&curves).enumerate() {
-        let get = |m: &BTreeMap<String, Vec<(f64, f64)>>, k: &str| m.get(k).cloned().unwrap_or_default();
-        loss.push(Series { name: format!("{label} train"), points: get(&c.train, "loss"), color: i, dashed: false });
-        loss.push(Series { name: format!("{label} val"), points: get(&c.val, "loss"), color: i, dashed: true });
-        if let Some(k) = &metric {
-            other.push(metric_series(label, k, get(&c.val, k), i));
-        }
-    }
     let out = match &a.out {
         Some(p) => p.clone(),
         None if picked.len() == 1 => picked[0].1 .0.join("curves.png"),
@@ -146,14 +165,8 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
             dir.join(format!("plot-{}.png", super::common::new_run_id()))
         }
     };
-    let title = labels.join(", ");
-    let loss_title = format!("{title}: loss");
-    let mut panels = vec![Panel { title: &loss_title, x_label: "step", y_label: "loss", series: &loss }];
-    let metric_title = metric.as_ref().map(|k| format!("{title}: {}", metric_title(k)));
-    if let (Some(t), Some(k)) = (&metric_title, &metric) {
-        panels.push(Panel { title: t, x_label: "step", y_label: k, series: &other });
-    }
-    panels_png(&out, &panels).map_err(|e| DlError::output(&out, format!("{e:#}")))?;
+    write_curves(&out, &labels.join(", "), "step", &labels, &curves, metric.as_deref())
+        .map_err(|e| DlError::output(&out, format!("{e:#}")))?;
     if json {
         print_json(&serde_json::json!({
             "plot": out, "metric": metric,

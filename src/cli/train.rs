@@ -232,8 +232,8 @@ const FIT: &str = "training fit";
 /// A final metric's key split into the heading it is shown under and its name: `test_acc` →
 /// (test, acc), and `val_fit_acc` → (training fit, acc), since it is no validation measure.
 fn split_heading(key: &str) -> (&str, &str) {
-    match key.strip_prefix("val_fit_") {
-        Some(rest) => (FIT, rest),
+    match key.strip_prefix("val_").filter(|k| super::plot::on_training_data(k)) {
+        Some(k) => (FIT, k.strip_prefix("fit_").unwrap_or(k)),
         None => key.split_once('_').unwrap_or(("", key)),
     }
 }

@@ -194,7 +194,7 @@ thread_local! {
 }
 
 /// dst[..src.len()] ← src through a raw pointer (y and dqkv are not initialised yet, so no
-/// reference is made to them), whole 16-float blocks inline as in `copy_row`.
+/// reference is made to them), whole 16-float blocks inline (see `copy_row`).
 /// SAFETY: dst is valid for src.len() writes that no one else makes.
 #[inline(always)]
 unsafe fn copy_to(dst: *mut f32, src: &[f32]) {
@@ -212,14 +212,9 @@ unsafe fn copy_to(dst: *mut f32, src: &[f32]) {
 /// (perf, the gpt recipe's shapes). Whole 16-float blocks copy inline.
 #[inline(always)]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
-    debug_assert_eq!(dst.len(), src.len());
-    if !dst.len().is_multiple_of(16) {
-        return dst.copy_from_slice(src);
-    }
-    for (d, s) in dst.chunks_exact_mut(16).zip(src.chunks_exact(16)) {
-        let (d, s): (&mut [f32; 16], &[f32; 16]) = (d.try_into().unwrap(), s.try_into().unwrap());
-        *d = *s;
-    }
+    assert_eq!(dst.len(), src.len());
+    // SAFETY: dst is a live slice of src.len() floats
+    unsafe { copy_to(dst.as_mut_ptr(), src) }
 }
 
 impl CustomOp1 for PackedAttention {

@@ -36,11 +36,6 @@ const COLORS: [RGBColor; 7] = [
     RGBColor(0, 0, 0),
 ];
 
-/// Draws `series` on one chart.
-pub fn curves_png(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> anyhow::Result<()> {
-    panels_png(path, &[Panel { title, x_label, y_label, series }])
-}
-
 /// One chart of a figure.
 pub struct Panel<'a> {
     pub title: &'a str,
@@ -62,11 +57,15 @@ pub fn panels_png(path: &Path, panels: &[Panel]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A series' points that can be drawn (NaN and infinite values left out).
+fn finite(s: &Series) -> Vec<(f64, f64)> {
+    s.points.iter().copied().filter(|p| p.1.is_finite()).collect()
+}
+
 fn draw(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, p: &Panel) -> anyhow::Result<()> {
-    let finite: Vec<(f64, f64)> =
-        p.series.iter().flat_map(|s| s.points.iter().copied()).filter(|p| p.1.is_finite()).collect();
+    let drawn: Vec<Vec<(f64, f64)>> = p.series.iter().map(finite).collect();
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in &finite {
+    for &(x, y) in drawn.iter().flatten() {
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
@@ -81,8 +80,8 @@ fn draw(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, p: &Panel) ->
     let pad = ((y1 - y0) * 0.05).max(1e-6);
     let (y0, y1) = (y0 - pad, y1 + pad);
     // where points are marked, a margin keeps the first and last markers whole
-    let whole = finite.iter().all(|p| p.0.fract() == 0.0);
-    if p.series.iter().any(|s| marks_points(s.points.iter().filter(|p| p.1.is_finite()).count())) {
+    let whole = drawn.iter().flatten().all(|p| p.0.fract() == 0.0);
+    if drawn.iter().any(|pts| marks_points(pts.len())) {
         let margin = (x1 - x0) * 0.015;
         (x0, x1) = (x0 - margin, x1 + margin);
     }
@@ -105,10 +104,9 @@ fn draw(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, p: &Panel) ->
         .y_label_formatter(&|v| tick_label(*v, y_axis.decimals))
         .label_style(("sans-serif", 14))
         .draw()?;
-    for s in p.series {
+    for (s, pts) in p.series.iter().zip(drawn) {
         let color = COLORS[s.color % COLORS.len()];
         let style = color.stroke_width(2);
-        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.1.is_finite()).collect();
         let marked = marks_points(pts.len());
         if marked {
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, MARKER, color.filled())))?;
@@ -155,7 +153,7 @@ fn legend_goes_low(series: &[Series], lo: (f64, f64), hi: (f64, f64)) -> bool {
     let (w, h) = (hi.0 - lo.0, hi.1 - lo.1);
     let (mut upper, mut lower) = (0, 0);
     for s in series {
-        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        let pts = finite(s);
         let along = pts.windows(2).flat_map(|w| {
             (0..16).map(move |k| {
                 let t = k as f64 / 16.0;
@@ -384,7 +382,8 @@ mod tests {
             color: 0,
             dashed: k < 1.5,
         };
-        curves_png(&p, "loss", "step", "loss", &[s("a", 2.0), s("b", 1.0)]).unwrap();
+        let series = [s("a", 2.0), s("b", 1.0)];
+        panels_png(&p, &[Panel { title: "loss", x_label: "step", y_label: "loss", series: &series }]).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
     }
