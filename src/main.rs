@@ -166,7 +166,13 @@ fn main() {
         Ok(()) => 0,
         Err(err) => {
             let code = dlhist::error::exit_code(&err);
-            eprintln!("error: {err:#}");
+            // a stopped `replay --jobs` child: its claim's INTERRUPTED line said it, and the
+            // parent counts the claims decided across all its children
+            let counted_by_parent = std::env::var_os(cli::replay::STOP_PIPE_ENV).is_some()
+                && matches!(err.downcast_ref(), Some(dlhist::error::DlError::ReplayInterrupted { .. }));
+            if !counted_by_parent {
+                eprintln!("error: {err:#}");
+            }
             if json && !dlhist::error::already_reported(&err) {
                 println!("{}", serde_json::json!({"error": format!("{err:#}"), "exit_code": code}));
             }

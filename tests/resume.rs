@@ -254,3 +254,42 @@ fn ctrl_c_in_a_replay_names_no_folder_it_removes_and_says_how_to_check_the_claim
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "the replay's temporary runs should be removed: {left:?}");
 }
+
+/// Guards: `kill PID` on a `replay --jobs` reaches the parent alone; its children once trained
+/// on to the end of their claims (mlp's 5,000 steps, 10 s on the sandbox's built-in digits)
+/// while the parent waited for them.
+#[test]
+fn sigterm_to_a_replay_with_jobs_stops_its_children_at_a_checkpoint_and_exits_143() {
+    let sb = Sandbox::new();
+    let tmp = sb.path("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut child = sb
+        .cmd(&["replay", "--jobs", "2", "mlp", "relu"])
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dlhist starts");
+    // stop it once a run has logged a few lines
+    let t0 = Instant::now();
+    while !common::files_named(&tmp, "metrics.jsonl").iter().any(|m| line_count(m) >= 3) {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!("the replay ended before it could be stopped:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "no progress in the replay's metrics.jsonl");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // the parent alone, as `kill PID` or a process manager sends it
+    send("-TERM", child.id());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(143), "SIGTERM should exit with 143:\n{stderr}");
+    assert!(stderr.contains("INTERRUPTED mlp: stopped by SIGTERM at step"), "mlp's study should stop:\n{stderr}");
+    for verdict in ["PASS mlp", "FAIL mlp", "SKIP mlp"] {
+        assert!(!stderr.contains(verdict), "mlp should not train on to its verdict:\n{stderr}");
+    }
+    // each child removed its temporary runs as it stopped, and the parent its verdict files
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "the replay's temporary folders should be removed: {left:?}");
+}

@@ -3,6 +3,7 @@
 //! checked: SKIP, with the command that fetches its data.
 
 mod jobs;
+pub use jobs::STOP_PIPE_ENV;
 mod merge;
 mod seeds;
 mod verdict;
@@ -197,6 +198,8 @@ pub fn run(a: Args, json: bool, trace: Option<&std::path::Path>) -> anyhow::Resu
     // a first Ctrl-C stops the claims' runs at a checkpoint and the replay cleans up after them
     // (its temporary runs, its --jobs children) rather than quitting at once
     let _graceful = crate::engine::runner::TrainingLoop::start();
+    // a --jobs child: its parent's stop comes on stdin
+    jobs::watch_parent();
     let device = common::device(&a.device)?;
     let mut selected: Vec<_> = if a.names.is_empty() {
         entries().iter().filter(|e| e.claim.is_some()).collect()

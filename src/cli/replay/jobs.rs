@@ -12,6 +12,15 @@
 //! so fixed shards balanced on recorded seconds ended minutes apart; a queue only waits on its
 //! last study. With `--trace FILE` each child traces into a part file that the parent folds
 //! into FILE at its end (`cli::trace`), one process per study on the timeline.
+//!
+//! Stopping: a signal sent to this process alone (`kill PID`, a process manager's SIGTERM) does
+//! not reach the children, and one sent to the whole group (a terminal's Ctrl-C, `timeout`,
+//! systemd) reaches them too. So each child reads its stdin, a pipe from here: when this process
+//! is asked to stop it writes the signal's number there, and the child stops at a checkpoint as
+//! if it had been signalled. A child already stopping ignores it, so a signal that came both ways
+//! still counts once (a second one would quit without a checkpoint). If this process dies, the
+//! pipe ends and the children stop too (as for a hang-up) rather than train for no one.
+//! Their stderr comes back through this process a whole line at a time (`pass_lines`).
 
 use super::Args;
 use crate::claims::plan;
@@ -73,7 +82,15 @@ pub fn run(
                     let p = Part { file: f.clone(), label: claims.join(" + "), start_us: trace::now_us() };
                     parts.lock().expect("parts").push(p);
                 }
-                let status = child(a, &exe, per, out, &claims, &file, part.as_deref()).and_then(|mut c| c.wait()).ok();
+                let status = child(a, &exe, per, out, &claims, &file, part.as_deref())
+                    .and_then(|mut c| {
+                        let lines = c.stderr.take().map(|e| std::thread::spawn(move || pass_lines(e)));
+                        let status = wait_passing_stop(c);
+                        // its last lines are out before its study counts as done
+                        lines.map(|l| l.join());
+                        status
+                    })
+                    .ok();
                 done.lock().expect("done").push(Done { claims, file, status });
             });
         }
@@ -96,6 +113,13 @@ pub fn run(
                 d.claims.join(" ")
             )),
         }
+    }
+    if !broken.is_empty() && crate::engine::runner::interrupted_now() {
+        // the stopped studies said so themselves (their INTERRUPTED lines); the caller reports
+        // how many claims were decided, and records no verdict
+        let rows = super::merge::read(&files);
+        let _ = std::fs::remove_dir_all(&dir);
+        return rows;
     }
     if !broken.is_empty() {
         // the finished studies' verdicts stay on disk (an error is exit 1, not a usage error)
@@ -136,8 +160,95 @@ fn child(
         cmd.arg("--out").arg(o);
     }
     cmd.args(claims);
-    cmd.stdout(Stdio::from(std::fs::File::create(file)?)).stderr(Stdio::inherit());
+    cmd.stdout(Stdio::from(std::fs::File::create(file)?)).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped()).env(STOP_PIPE_ENV, "1");
     cmd.spawn().inspect_err(|e| eprintln!("could not start `{} replay {}`: {e}", exe.display(), claims.join(" ")))
+}
+
+/// Copies a child's stderr to ours a whole line per write. Rust's stderr is unbuffered, so a
+/// child's `eprintln!` is a write per piece of its format, and two children writing at once
+/// interleaved mid-line ("  INTERRUPTED   INTERRUPTED relu: …"); whole lines from one writer
+/// do not. The children run with --json, so they draw no progress bars: their stderr is lines.
+fn pass_lines(from: std::process::ChildStderr) {
+    use std::io::{BufRead, Write};
+    let mut from = std::io::BufReader::new(from);
+    let mut line = Vec::new();
+    while from.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+        let _ = std::io::stderr().lock().write_all(&line);
+        line.clear();
+    }
+}
+
+/// Set for a `--jobs` child: its stdin is the pipe on which the parent says stop.
+pub const STOP_PIPE_ENV: &str = "DLHIST_STOP_PIPE";
+
+/// Waits for the child, writing the parent's stop signal to its stdin once the parent is asked
+/// to stop (polled: a study takes seconds to minutes, 50 ms is nothing to wait at its end).
+fn wait_passing_stop(mut c: std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    use std::io::Write;
+    // held open while the child lives: its end closing would read as this process gone
+    let mut pipe = c.stdin.take();
+    let mut told = false;
+    loop {
+        if let Some(status) = c.try_wait()? {
+            return Ok(status);
+        }
+        if !told && crate::engine::runner::interrupted_now() {
+            told = true;
+            let sig = crate::error::STOP_SIGNAL.load(std::sync::atomic::Ordering::SeqCst);
+            // a child that has just ended has closed its end: nothing to tell it
+            let _ = pipe.as_mut().map(|p| p.write_all(&[sig as u8]));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// In a `--jobs` child: a thread that waits on stdin for the parent's word and then stops this
+/// process's runs as the signal would have (checkpoint, exit 128 + the signal). The parent
+/// holds the pipe open while we live, so its end means the parent is gone: the runs stop as for
+/// a hang-up, if nothing stopped them yet. Nothing outside `--jobs` sets the variable.
+pub(super) fn watch_parent() {
+    if std::env::var_os(STOP_PIPE_ENV).is_none() {
+        return;
+    }
+    std::thread::spawn(|| {
+        use std::io::Read;
+        let mut byte = [0u8; 1];
+        loop {
+            match std::io::stdin().read(&mut byte) {
+                Ok(1) => stop(byte[0] as i32, "passed on by `replay --jobs`"),
+                Ok(_) => {
+                    stderr_to_null();
+                    stop(1, "the `replay --jobs` that started this study is gone");
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    });
+}
+
+/// Stops this process's runs at their next step as `sig` would; a process already stopping
+/// (the same signal also reached the whole group) is left as it is, so it counts once.
+fn stop(sig: i32, why: &str) {
+    use crate::engine::runner::INTERRUPTED;
+    use std::sync::atomic::Ordering;
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    crate::error::STOP_SIGNAL.store(sig, Ordering::SeqCst);
+    eprintln!("\ninterrupt ({why}): finishing this step and writing a checkpoint");
+}
+
+/// Points stderr at /dev/null. It was a pipe to the parent, which is gone: `eprintln!` panics on
+/// a failed write, and the stopping runs still print as they clean up their temporary folder.
+fn stderr_to_null() {
+    #[cfg(unix)]
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto fd 2 of a file we hold open; fd 2 stays valid throughout
+        unsafe { libc::dup2(null.as_raw_fd(), 2) };
+    }
 }
 
 #[cfg(test)]
