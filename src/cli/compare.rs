@@ -111,10 +111,17 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     // the loss on the left; on the right the validation metric the variants share (as `plot`
     // chooses it), where they log one
     let (x_key, scale, x_label) = a.x.key();
-    let curves = results
+    // a run without its metrics (removed while the others trained) loses its curve, not the
+    // table of every variant's results
+    let curves: Vec<_> = results
         .iter()
-        .map(|(_, s)| super::plot::read_curves(&Path::new(&s.run_dir).join("metrics.jsonl"), x_key, scale))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|(label, s)| {
+            super::plot::read_curves(&Path::new(&s.run_dir).join("metrics.jsonl"), x_key, scale).unwrap_or_else(|e| {
+                eprintln!("note: {label} is not drawn in curves.png: {e:#}");
+                Default::default()
+            })
+        })
+        .collect();
     let metric = super::plot::choose_metric(&curves, None)?;
     let png = out.join("curves.png");
     let labels: Vec<String> = results.iter().map(|(l, _)| l.clone()).collect();

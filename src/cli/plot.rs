@@ -60,11 +60,10 @@ pub(super) fn read_curves(path: &Path, x: &str, scale: f64) -> anyhow::Result<Cu
 }
 
 /// The metric of the right panel: the one asked for, else the first of the usual ones that every
-/// run logs on its val lines, else any val key (other than the loss) that they all share.
+/// run with curves logs on its val lines, else any val key (other than the loss) that they all share.
 pub(super) fn choose_metric(all: &[Curves], asked: Option<&str>) -> anyhow::Result<Option<String>> {
-    let shared = |k: &str| all.iter().all(|c| c.val.contains_key(k));
     if let Some(k) = asked {
-        if !shared(k) {
+        if !all.iter().all(|c| c.val.contains_key(k)) {
             let keys: Vec<&String> = all[0].val.keys().filter(|k| *k != "loss").collect();
             return Err(DlError::Usage(format!(
                 "--metric {k}: not logged on the val lines of every run; the first run logs {}",
@@ -74,11 +73,15 @@ pub(super) fn choose_metric(all: &[Curves], asked: Option<&str>) -> anyhow::Resu
         }
         return Ok(Some(k.to_string()));
     }
+    // a run that logged nothing (compare's variant whose metrics are gone) has no say
+    let with: Vec<&Curves> = all.iter().filter(|c| !c.train.is_empty() || !c.val.is_empty()).collect();
+    let Some(first) = with.first() else { return Ok(None) };
+    let shared = |k: &str| with.iter().all(|c| c.val.contains_key(k));
     let usual = ["acc", "bpc", "bleu", "miou", "string_acc", "mse"];
     Ok(usual
         .iter()
         .map(|k| k.to_string())
-        .chain(all[0].val.keys().cloned())
+        .chain(first.val.keys().cloned())
         .find(|k| k != "loss" && !k.starts_with("loss_") && shared(k)))
 }
 
@@ -190,5 +193,24 @@ mod tests {
         let val = metric_series("mlp", "acc", vec![], 0);
         assert_eq!((val.name.as_str(), val.dashed), ("mlp val", true));
         assert_eq!(metric_title("acc"), "val acc");
+    }
+
+    /// compare once failed, after training every variant, when one had lost its metrics.jsonl;
+    /// its curves are now empty, and they must not veto the panel the others share.
+    #[test]
+    fn a_run_without_curves_does_not_remove_the_metric_panel_of_the_others() {
+        let logged = |keys: &[&str]| {
+            let mut c = Curves::default();
+            for k in keys {
+                c.val.insert(k.to_string(), vec![(1.0, 0.5)]);
+            }
+            c
+        };
+        let runs = [logged(&["loss", "acc"]), Curves::default(), logged(&["loss", "acc", "bpc"])];
+        assert_eq!(choose_metric(&runs, None).unwrap().as_deref(), Some("acc"));
+        assert_eq!(choose_metric(&[Curves::default()], None).unwrap(), None);
+        // asked for by name, it must be on every run's lines
+        assert!(choose_metric(&runs, Some("acc")).is_err());
+        assert_eq!(choose_metric(&runs[..1], Some("acc")).unwrap().as_deref(), Some("acc"));
     }
 }
