@@ -166,6 +166,16 @@ impl SampleRequest {
         self.n_or(default).min(max)
     }
 
+    /// `n_at_most(default, max, why)` drawn from a set of `len` (`what`: the set, e.g. "the test
+    /// set"): a set smaller than `max` is the cap, and the note says so.
+    pub fn n_at_most_of(&self, default: usize, max: usize, why: &str, len: usize, what: &str) -> usize {
+        if len < max {
+            self.n_at_most(default, len, &format!("{what} has that many"))
+        } else {
+            self.n_at_most(default, max, why)
+        }
+    }
+
     /// The options the user gave.
     pub fn given(&self) -> Vec<SampleOpt> {
         use SampleOpt::*;
@@ -302,5 +312,23 @@ pub trait Experiment {
     /// A one-line notice about the data (e.g. a fallback to the built-in set).
     fn data_notice(&self) -> Option<String> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A set smaller than a sampler's own limit caps `--n` with a note that names the set.
+    #[test]
+    fn a_count_above_a_small_set_is_capped_at_the_set_with_a_note() {
+        let req = SampleRequest { n: Some(30), ..Default::default() };
+        assert_eq!(req.n_at_most_of(6, 12, "that many fit", 5, "the test set"), 5);
+        assert_eq!(req.notes.take(), ["note: --n 30 is capped at 5: the test set has that many"]);
+        assert_eq!(req.n_at_most_of(6, 12, "that many fit", 500, "the test set"), 12);
+        assert_eq!(req.notes.take(), ["note: --n 30 is capped at 12: that many fit"]);
+        let default = SampleRequest::default();
+        assert_eq!(default.n_at_most_of(6, 12, "that many fit", 5, "the test set"), 5);
+        assert!(default.notes.take().is_empty(), "a default that the set cuts is no one's --n");
     }
 }

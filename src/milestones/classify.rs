@@ -152,7 +152,7 @@ impl<M: ClassModel> Experiment for Classifier<M> {
 
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let set = &self.data.test;
-        let n = req.n_at_most(6, 12, "that many test digits are drawn in ASCII").min(set.len());
+        let n = req.n_at_most_of(6, 12, "that many test digits are drawn in ASCII", set.len(), "the test set");
         let idx: Vec<usize> = (0..n).map(|_| rng.below(set.len())).collect();
         let (x, _) = batch_tensors(set, &idx, &self.device)?;
         let probs = candle_nn::ops::softmax(&self.model.logits(&x, false, rng)?, D::Minus1)?.to_vec2::<f32>()?;

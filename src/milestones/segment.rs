@@ -240,7 +240,7 @@ impl<M: SegModel> Experiment for Segmenter<M> {
 
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let set = &self.test;
-        let n = req.n_at_most(4, 8, "that many test images are drawn with their masks").min(set.n);
+        let n = req.n_at_most_of(4, 8, "that many test images are drawn with their masks", set.n, "the test set");
         let idx: Vec<usize> = (0..n).map(|_| rng.below(set.n)).collect();
         let (pred, _) = self.predict(set, &idx)?;
         let a = set.size * set.size;

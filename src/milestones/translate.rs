@@ -270,7 +270,10 @@ impl<M: TranslationModel> Experiment for Translator<M> {
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         match &req.prompt {
             Some(p) => self.sample_prompt(p),
-            None => self.sample_test(req.n_at_most(5, 50, "that many test sentences are translated"), rng),
+            None => {
+                let why = "that many test sentences are translated";
+                self.sample_test(req.n_at_most_of(5, 50, why, self.data.test.len(), "the test set"), rng)
+            }
         }
     }
 

@@ -74,7 +74,7 @@ pub fn sample(m: &Clip, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<Sa
         let chw = to_chw(img, s);
         let caps = captions(m);
         let sim = m.similarity(&[&chw], &caps)?;
-        let best = top(&sim, req.n_or(5));
+        let best = top(&sim, req.n_at_most(5, caps.len(), "there are that many captions to rank"));
         let mut text = format!("captions closest to the image ({} candidates):\n", caps.len());
         for &i in &best {
             text.push_str(&format!("  {:.3}  {}\n", sim[i], caps[i]));
@@ -100,14 +100,14 @@ pub fn sample(m: &Clip, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<Sa
         let pool = held_out(m);
         let images: Vec<&[f32]> = pool.iter().map(|p| p.0).collect();
         let sim = m.similarity(&images, std::slice::from_ref(p))?;
-        let best = top(&sim, req.n_or(8));
+        let best = top(&sim, req.n_at_most(8, pool.len(), "there are that many held-out images"));
         let mut text = format!("held-out images closest to \"{p}\" (of {}):\n", pool.len());
         for (r, &i) in best.iter().enumerate() {
             text.push_str(&format!("  {}. {:.3}  {}\n", r + 1, sim[i], pool[i].1));
         }
         let ranked: Vec<_> = best.iter().map(|&i| serde_json::json!({"image": pool[i].1, "score": sim[i]})).collect();
         let strip: Vec<Image> = best.iter().map(|&i| picture(pool[i].0, s)).collect();
-        let cols = strip.len();
+        let cols = strip.len().min(10); // a long ranking wraps
         return Ok(SampleOut::new(text, serde_json::json!({"prompt": p, "ranked": ranked}))
             .with_picture("ranked", Picture::Image(Image::grid(&strip, cols, 2, 0.5))));
     }
@@ -127,7 +127,7 @@ pub fn sample(m: &Clip, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<Sa
         items.push(serde_json::json!({"image": pool[i].1, "captions": best}));
     }
     let strip: Vec<Image> = pick.iter().map(|&i| picture(pool[i].0, s)).collect();
-    let cols = strip.len();
+    let cols = strip.len().min(10); // a long ranking wraps
     Ok(SampleOut::new(text, serde_json::json!({"data": m.data.name, "examples": items}))
         .with_picture("held-out", Picture::Image(Image::grid(&strip, cols, 2, 0.5))))
 }

@@ -16,7 +16,13 @@ const SCALE: usize = 2;
 
 pub fn sample(v: &mut VqVae, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
     let set = v.test_set();
-    let n = req.n_at_most(8, MAX_IMAGES, "that many images are drawn with their reconstructions").min(set.len());
+    let n = req.n_at_most_of(
+        8,
+        MAX_IMAGES,
+        "that many images are drawn with their reconstructions",
+        set.len(),
+        "the test set",
+    );
     let mut idx = rng.permutation(set.len());
     idx.truncate(n);
     let x = image_batch(set, &idx, v.device())?;
