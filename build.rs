@@ -46,6 +46,8 @@ const BUILD_INPUTS: [&str; 10] = [
 ];
 
 fn git_commit() {
+    // for the --version test, which checks the suffix against the same paths' status
+    println!("cargo:rustc-env=DLHIST_BUILD_INPUTS={}", BUILD_INPUTS.join(":"));
     let package = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
     let Some(mut commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
         println!("cargo:rustc-env=DLHIST_VERSION={package}");

@@ -92,12 +92,14 @@ fn version_names_the_commit_built_from_and_marks_uncommitted_sources_dirty() {
         return;
     };
     assert!(version.starts_with(&format!("dlhist {} ({head}", env!("CARGO_PKG_VERSION"))), "{version}");
-    // (cargo rebuilt the binary for this test run, so the checkout is as it was built)
-    let status = |path: &[&str]| git(&[&["--no-optional-locks", "status", "--porcelain", "--"][..], path].concat());
-    if status(&["src"]).is_some_and(|s| !s.is_empty()) {
-        assert!(version.ends_with("-dirty)"), "src has uncommitted changes: {version}");
-    } else if status(&[]).is_some_and(|s| s.is_empty()) {
-        assert!(version.ends_with(&format!("({head})")), "a clean checkout: {version}");
+    // (cargo rebuilt the binary for this test run, so the checkout is as it was built); the
+    // build's inputs are build.rs's list, so either suffix is checked, the clean one in CI
+    let inputs: Vec<&str> = env!("DLHIST_BUILD_INPUTS").split(':').collect();
+    let changed = git(&[&["--no-optional-locks", "status", "--porcelain", "--"][..], &inputs].concat()).expect("git status");
+    if changed.is_empty() {
+        assert!(version.ends_with(&format!("({head})")), "the build's inputs are committed: {version}");
+    } else {
+        assert!(version.ends_with("-dirty)"), "the build's inputs have uncommitted changes:\n{changed}\n{version}");
     }
 }
 
