@@ -65,6 +65,11 @@ pub enum DlError {
     #[error("interrupted at step {step}; checkpoint written to {ckpt}. Continue with: dlhist train {name} --resume --run-dir {run_dir}")]
     Interrupted { step: usize, ckpt: PathBuf, name: String, run_dir: String },
 
+    /// Ctrl-C during a comparison: the stopped variant has a checkpoint, the finished ones their
+    /// results; `command` continues it (the same comparison with `--out DIR --resume`).
+    #[error("comparison interrupted in `{variant}` at step {step} (checkpoint written; {done} variant(s) finished before it). Continue it with: {command}")]
+    CompareInterrupted { variant: String, step: usize, done: usize, command: String },
+
     /// Ctrl-C during a replay: its verdicts so far are on stderr, none is recorded for `history`.
     #[error("replay interrupted after {done} of {total} claim(s) (their lines are above); no verdict was recorded. Run it again to check them all")]
     ReplayInterrupted { done: usize, total: usize },
@@ -108,7 +113,9 @@ impl DlError {
             | DlError::BadValue { .. }
             | DlError::Malformed { .. }
             | DlError::Usage(_) => 2,
-            DlError::Interrupted { .. } | DlError::ReplayInterrupted { .. } => interrupted_exit_code(),
+            DlError::Interrupted { .. } | DlError::ReplayInterrupted { .. } | DlError::CompareInterrupted { .. } => {
+                interrupted_exit_code()
+            }
             _ => 1,
         }
     }

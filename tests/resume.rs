@@ -293,3 +293,54 @@ fn sigterm_to_a_replay_with_jobs_stops_its_children_at_a_checkpoint_and_exits_14
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "the replay's temporary folders should be removed: {left:?}");
 }
+
+/// Guards: a Ctrl-C in a comparison once left only the stopped variant's `train --resume` hint;
+/// the variants after it never trained, and a rerun trained the finished ones again.
+#[test]
+fn a_stopped_comparison_prints_the_command_that_resumes_it_keeping_the_finished_variants() {
+    let sb = Sandbox::new();
+    let mut steps = 2000;
+    let (out, stderr) = loop {
+        let out = sb.path(&format!("cmp{steps}"));
+        let steps_s = steps.to_string();
+        #[rustfmt::skip]
+        let args = ["compare", "mlp", "mlp:train.seed=7", "--set", "data.dataset=digits8", "--set", "train.ckpt_every=100000",
+            "--steps", &steps_s, "--out", out.to_str().unwrap()];
+        let mut child = sb
+            .cmd(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("dlhist starts");
+        // stop the second variant once it has logged a few lines
+        let second = out.join("mlp_train.seed_7").join("metrics.jsonl");
+        let t0 = Instant::now();
+        while line_count(&second) < 3 && child.try_wait().unwrap().is_none() {
+            assert!(t0.elapsed() < Duration::from_secs(300), "no progress in {}", second.display());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        interrupt(child.id());
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
+        if done.status.code() == Some(130) && stderr.contains("in `mlp:train.seed=7`") {
+            break (out, stderr);
+        }
+        // it finished (or was in its final evaluation) before the interrupt came: a longer run
+        assert!(steps < 200_000, "could not interrupt the second variant:\n{stderr}");
+        steps *= 4;
+    };
+    let said = stderr.lines().find_map(|l| l.split_once("Continue it with: ")).map(|(_, c)| c.to_string());
+    let command = said.unwrap_or_else(|| panic!("no command to continue with:\n{stderr}"));
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[..2], ["dlhist", "compare"], "{command}");
+    assert!(command.ends_with(&format!("--out {} --resume", out.display())), "{command}");
+    let resumed = sb.run(&words[1..]);
+    resumed.ok().stderr_says(&["[1/2] mlp: finished in", "kept", "[2/2] mlp:train.seed=7: resuming from step"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for v in summary["variants"].as_array().unwrap() {
+        assert_eq!(v["summary"]["steps"], steps, "{v}");
+    }
+    // without --out, --resume looks under the runs root, which holds no comparison here
+    sb.run(&["compare", "mlp", "mlp:train.seed=7", "--resume"]).expect_code(1).stderr_says(&["no unfinished comparison"]);
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Train variants of one study under the same data, seed and budget; print a table and plot the curves
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json\n  dlhist compare relu gelu --x flops          # the curves against training FLOPs (or --x seconds)\n  dlhist compare gpt-xs gpt-s gpt-m          # fits val loss = a·N^(−α); scaling.png"
+    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json\n  dlhist compare relu gelu --x flops          # the curves against training FLOPs (or --x seconds)\n  dlhist compare gpt-xs gpt-s gpt-m          # fits val loss = a·N^(−α); scaling.png\n  dlhist compare gpt-xs gpt-s gpt-m --resume # after a Ctrl-C: keep the finished variants, resume the stopped one\n\nCtrl-C stops the variant training at a checkpoint and prints the command that continues the comparison (the same one with --out DIR --resume)."
 )]
 pub struct Args {
     /// two or more variants of one study (see `dlhist list`)
@@ -30,6 +30,11 @@ pub struct Args {
     /// FLOPs, as `dlhist bench` counts them; plotted in GFLOP) or seconds since training began
     #[arg(long = "x", value_enum, default_value = "steps", value_name = "AXIS")]
     pub x: XAxis,
+    /// continue a stopped comparison of the same variants and config, in --out DIR or else the
+    /// newest unfinished one: finished variants are kept, a stopped one resumes from its
+    /// checkpoint, the others train
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// What the curves are plotted against.
@@ -94,17 +99,39 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         cfg.sets.extend(sets.iter().cloned());
         runs.push((spec.clone(), resolve(entry, false, &cfg)?));
     }
-    let out = a.out.clone().unwrap_or_else(|| common::runs_root().join("compare").join(common::new_run_id()));
+    let out = match (&a.out, a.resume) {
+        (Some(d), _) => d.clone(),
+        (None, true) => newest_unfinished()?,
+        (None, false) => common::runs_root().join("compare").join(common::new_run_id()),
+    };
     std::fs::create_dir_all(&out)
         .map_err(|e| DlError::OutputUnwritable { path: out.clone(), message: e.to_string() })?;
+    // with --resume, what each variant's folder holds; checked for all before any trains
+    let states = runs
+        .iter()
+        .map(|(label, res)| if a.resume { state_of(&variant_dir(&out, label), label, res) } else { Ok(State::New) })
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let mut results: Vec<(String, Summary)> = vec![];
-    for (i, (label, res)) in runs.iter().enumerate() {
-        eprintln!("[{}/{}] {label}", i + 1, runs.len());
-        let dir_name: String =
-            label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
-        let s =
-            common::train_run(res, RunDir(out.join(dir_name)), false, &device, Ui { progress: !json, echo: false })?;
+    for (i, ((label, res), state)) in runs.iter().zip(states).enumerate() {
+        let rd = variant_dir(&out, label);
+        let n = runs.len();
+        let s = match state {
+            State::Finished(s) => {
+                eprintln!("[{}/{n}] {label}: finished in {}, kept", i + 1, rd.0.display());
+                *s
+            }
+            State::Stopped(step) => {
+                eprintln!("[{}/{n}] {label}: resuming from step {step}", i + 1);
+                common::train_run(res, rd, true, &device, Ui { progress: !json, echo: false })
+                    .map_err(|e| stopped_here(e, &a, label, i, &out))?
+            }
+            State::New => {
+                eprintln!("[{}/{n}] {label}", i + 1);
+                common::train_run(res, rd, false, &device, Ui { progress: !json, echo: false })
+                    .map_err(|e| stopped_here(e, &a, label, i, &out))?
+            }
+        };
         results.push((label.clone(), s));
     }
 
@@ -187,7 +214,119 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         print_json(&summary);
     } else {
         print!("{}{extra}", t.render());
+        for (label, s) in results.iter().filter(|(_, s)| s.session_steps < s.steps) {
+            println!(
+                "({label} was resumed: its wall s and steps/s are of its last session, {} of its {} steps)",
+                s.session_steps, s.steps
+            );
+        }
         println!("curves: {}\nsummary: {}", png.display(), out.join("summary.json").display());
     }
     Ok(())
+}
+
+/// A variant's folder in the comparison `out`: its label with what is not a name character as `_`.
+fn variant_dir(out: &Path, label: &str) -> RunDir {
+    let name: String =
+        label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    RunDir(out.join(name))
+}
+
+/// What `--resume` finds for a variant.
+enum State {
+    /// nothing yet (or a folder the run never got to checkpoint in): train it
+    New,
+    /// stopped at this step with a checkpoint: resume it
+    Stopped(u64),
+    /// finished: keep its results
+    Finished(Box<Summary>),
+}
+
+/// The state of `label`'s folder `rd`; a run there of another config is an error (the results
+/// would not be this comparison's).
+fn state_of(rd: &RunDir, label: &str, res: &common::Resolved) -> anyhow::Result<State> {
+    if !rd.config().is_file() {
+        return Ok(State::New);
+    }
+    let (theirs, _) = common::resolve_run_dir(&rd.0)?;
+    if theirs.hash != res.hash || theirs.entry.name != res.entry.name {
+        let diff: Vec<String> = crate::config::diff_keys(&theirs.table, &res.table)
+            .into_iter()
+            .map(|(k, run, new)| format!("`{k}` is {run} there, {new} here"))
+            .collect();
+        return Err(DlError::Usage(format!(
+            "{} holds a run of `{label}` with another config ({}). --resume continues the same comparison: give the same variants and flags, or drop --resume for a new one",
+            rd.0.display(),
+            if diff.is_empty() { format!("a `{}` run", theirs.entry.name) } else { diff.join("; ") }
+        ))
+        .into());
+    }
+    if rd.is_complete() {
+        let text = std::fs::read_to_string(rd.summary())?;
+        let s: Summary = serde_json::from_str(&text).map_err(|e| DlError::Malformed {
+            what: "run summary",
+            path: rd.summary().display().to_string(),
+            message: e.to_string(),
+        })?;
+        return Ok(State::Finished(Box::new(s)));
+    }
+    Ok(rd.ckpt_step().map_or(State::New, State::Stopped))
+}
+
+/// The newest comparison under the runs root that did not finish (no summary.json of its own).
+fn newest_unfinished() -> anyhow::Result<PathBuf> {
+    let root = common::runs_root().join("compare");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.join("summary.json").exists()).collect())
+        .unwrap_or_default();
+    // ids are date-time-pid: the newest sorts last
+    dirs.sort();
+    dirs.pop().ok_or_else(|| {
+        DlError::MissingCheckpoint {
+            path: root,
+            hint: "no unfinished comparison there to resume; drop --resume, or pass --out DIR".into(),
+        }
+        .into()
+    })
+}
+
+/// A Ctrl-C that stopped variant `i`, `label`, becomes the comparison's: the command that
+/// continues it. Other errors pass unchanged.
+fn stopped_here(e: anyhow::Error, a: &Args, label: &str, i: usize, out: &Path) -> anyhow::Error {
+    let Some(DlError::Interrupted { step, .. }) = e.downcast_ref::<DlError>() else { return e };
+    let mut words = vec!["dlhist".to_string(), "compare".into()];
+    words.extend(a.variants.iter().cloned());
+    if let Some(c) = &a.cfg.config {
+        words.extend(["-c".into(), c.display().to_string()]);
+    }
+    for s in &a.cfg.sets {
+        words.extend(["--set".into(), s.clone()]);
+    }
+    for (flag, v) in [("--steps", a.cfg.steps), ("--epochs", a.cfg.epochs)] {
+        if let Some(v) = v {
+            words.extend([flag.into(), v.to_string()]);
+        }
+    }
+    if let Some(s) = a.cfg.seed {
+        words.extend(["--seed".into(), s.to_string()]);
+    }
+    if a.device != "cpu" {
+        words.extend(["--device".into(), a.device.clone()]);
+    }
+    if a.x != XAxis::Steps {
+        words.extend(["--x".into(), a.x.key().0.into()]);
+    }
+    words.extend(["--out".into(), out.display().to_string(), "--resume".into()]);
+    let command = words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ");
+    DlError::CompareInterrupted { variant: label.into(), step: *step, done: i, command }.into()
+}
+
+/// `w` as a shell reads it back: as it is when it holds only safe characters, else single-quoted.
+fn shell_word(w: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c);
+    if !w.is_empty() && w.chars().all(safe) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
 }
