@@ -67,8 +67,8 @@ pub enum DlError {
 
     /// Ctrl-C during a comparison: the stopped variant has a checkpoint, the finished ones their
     /// results; `command` continues it (the same comparison with `--out DIR --resume`).
-    #[error("comparison interrupted in `{variant}` at step {step} (checkpoint written; {done} variant(s) finished before it). Continue it with: {command}")]
-    CompareInterrupted { variant: String, step: usize, done: usize, command: String },
+    #[error("comparison interrupted {at} ({done} variant(s) finished before it). Continue it with: {command}")]
+    CompareInterrupted { at: String, done: usize, command: String },
 
     /// Ctrl-C during a replay: its verdicts so far are on stderr, none is recorded for `history`.
     #[error("replay interrupted after {done} of {total} claim(s) (their lines are above); no verdict was recorded. Run it again to check them all")]

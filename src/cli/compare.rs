@@ -112,9 +112,15 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         .map(|(label, res)| if a.resume { state_of(&variant_dir(&out, label), label, res) } else { Ok(State::New) })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+    // a Ctrl-C between two variants, or in one's final evaluation, also stops the comparison
+    // with the command that continues it, rather than quitting without a word
+    let _graceful = crate::engine::runner::TrainingLoop::start();
     let mut results: Vec<(String, Summary)> = vec![];
     for (i, ((label, res), state)) in runs.iter().zip(states).enumerate() {
         let rd = variant_dir(&out, label);
+        if crate::engine::runner::interrupted_now() {
+            return Err(interrupted(&a, format!("before `{label}`"), i, &out));
+        }
         let n = runs.len();
         let s = match state {
             State::Finished(s) => {
@@ -293,7 +299,16 @@ fn newest_unfinished() -> anyhow::Result<PathBuf> {
 /// A Ctrl-C that stopped variant `i`, `label`, becomes the comparison's: the command that
 /// continues it. Other errors pass unchanged.
 fn stopped_here(e: anyhow::Error, a: &Args, label: &str, i: usize, out: &Path) -> anyhow::Error {
-    let Some(DlError::Interrupted { step, .. }) = e.downcast_ref::<DlError>() else { return e };
+    match e.downcast_ref::<DlError>() {
+        Some(DlError::Interrupted { step, .. }) => {
+            interrupted(a, format!("in `{label}` at step {step} (checkpoint written)"), i, out)
+        }
+        _ => e,
+    }
+}
+
+/// The comparison stopped `at` (where), after `done` variants: the error that says how to go on.
+fn interrupted(a: &Args, at: String, done: usize, out: &Path) -> anyhow::Error {
     let mut words = vec!["dlhist".to_string(), "compare".into()];
     words.extend(a.variants.iter().cloned());
     if let Some(c) = &a.cfg.config {
@@ -318,7 +333,7 @@ fn stopped_here(e: anyhow::Error, a: &Args, label: &str, i: usize, out: &Path) -
     }
     words.extend(["--out".into(), out.display().to_string(), "--resume".into()]);
     let command = words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ");
-    DlError::CompareInterrupted { variant: label.into(), step: *step, done: i, command }.into()
+    DlError::CompareInterrupted { at, done, command }.into()
 }
 
 /// `w` as a shell reads it back: as it is when it holds only safe characters, else single-quoted.
