@@ -65,8 +65,8 @@ pub enum DlError {
     #[error("interrupted at step {step}; checkpoint written to {ckpt}. Continue with: dlhist train {name} --resume --run-dir {run_dir}")]
     Interrupted { step: usize, ckpt: PathBuf, name: String, run_dir: String },
 
-    /// Ctrl-C during a comparison: the stopped variant has a checkpoint, the finished ones their
-    /// results; `command` continues it (the same comparison with `--out DIR --resume`).
+    /// Ctrl-C during a comparison's training: the stopped variant has a checkpoint, the finished
+    /// ones their results; `command` continues it (the same comparison with `--out DIR --resume`).
     #[error("comparison interrupted {at} ({done} variant(s) finished before it). Continue it with: {command}")]
     CompareInterrupted { at: String, done: usize, command: String },
 

@@ -101,19 +101,24 @@ fn main() {
     };
     static PRESSES: AtomicUsize = AtomicUsize::new(0);
     let handled = ctrlc::set_handler(|| {
+        if cli::common::PAGING.load(Ordering::SeqCst) {
+            return;
+        }
         if PRESSES.fetch_add(1, Ordering::SeqCst) > 0 {
             eprintln!("\ninterrupted again: exiting without a checkpoint");
             std::process::exit(dlhist::error::interrupted_exit_code());
         }
         if TRAINING.load(Ordering::SeqCst) == 0 {
-            // a run's final evaluation: its checkpoint is written, so nothing is lost by quitting
+            // how the command goes on (a comparison's own command finishes a variant's
+            // evaluation and trains the rest), else how the run's evaluation does
+            let go_on = cli::common::CONTINUE_HINT.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let final_evaluation = FINAL_EVALUATION.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            if let Some(hint) = final_evaluation {
-                eprintln!("\ninterrupted: {hint}");
-                std::process::exit(dlhist::error::interrupted_exit_code());
+            // a run's final evaluation (its checkpoint is written), evaluating, sampling, between
+            // the runs of a comparison: nothing is lost by quitting
+            match go_on.or(final_evaluation) {
+                Some(hint) => eprintln!("\ninterrupted: {hint}"),
+                None => eprintln!("\ninterrupted"),
             }
-            // evaluating, sampling, between the runs of a comparison: nothing to save
-            eprintln!("\ninterrupted");
             std::process::exit(dlhist::error::interrupted_exit_code());
         }
         eprintln!("\ninterrupt: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)");
@@ -167,7 +172,7 @@ fn main() {
         Err(err) => {
             let code = dlhist::error::exit_code(&err);
             // a stopped `replay --jobs` child: its claim's INTERRUPTED line said it, and the
-            // parent counts the claims decided across all its children
+            // parent says how many claims its finished studies decided
             let counted_by_parent = std::env::var_os(cli::replay::STOP_PIPE_ENV).is_some()
                 && matches!(err.downcast_ref(), Some(dlhist::error::DlError::ReplayInterrupted { .. }));
             if !counted_by_parent {

@@ -95,7 +95,8 @@ fn version_names_the_commit_built_from_and_marks_uncommitted_sources_dirty() {
     // (cargo rebuilt the binary for this test run, so the checkout is as it was built); the
     // build's inputs are build.rs's list, so either suffix is checked, the clean one in CI
     let inputs: Vec<&str> = env!("DLHIST_BUILD_INPUTS").split(':').collect();
-    let changed = git(&[&["--no-optional-locks", "status", "--porcelain", "--"][..], &inputs].concat()).expect("git status");
+    let changed =
+        git(&[&["--no-optional-locks", "status", "--porcelain", "--"][..], &inputs].concat()).expect("git status");
     if changed.is_empty() {
         assert!(version.ends_with(&format!("({head})")), "the build's inputs are committed: {version}");
     } else {

@@ -270,9 +270,14 @@ fn sigterm_to_a_replay_with_jobs_stops_its_children_at_a_checkpoint_and_exits_14
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("dlhist starts");
-    // stop it once a run has logged a few lines
+    // stop it once mlp's run has logged a few lines (relu's ends sooner)
     let t0 = Instant::now();
-    while !common::files_named(&tmp, "metrics.jsonl").iter().any(|m| line_count(m) >= 3) {
+    let mlp_logged = || {
+        common::files_named(&tmp, "metrics.jsonl")
+            .iter()
+            .any(|m| m.to_string_lossy().contains("mlp") && line_count(m) >= 3)
+    };
+    while !mlp_logged() {
         if child.try_wait().unwrap().is_some() {
             let out = child.wait_with_output().unwrap();
             panic!("the replay ended before it could be stopped:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -285,7 +290,7 @@ fn sigterm_to_a_replay_with_jobs_stops_its_children_at_a_checkpoint_and_exits_14
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(143), "SIGTERM should exit with 143:\n{stderr}");
-    assert!(stderr.contains("INTERRUPTED mlp: stopped by SIGTERM at step"), "mlp's study should stop:\n{stderr}");
+    assert!(stderr.contains("INTERRUPTED mlp: stopped by SIGTERM"), "mlp's study should stop:\n{stderr}");
     for verdict in ["PASS mlp", "FAIL mlp", "SKIP mlp"] {
         assert!(!stderr.contains(verdict), "mlp should not train on to its verdict:\n{stderr}");
     }
@@ -304,7 +309,7 @@ fn a_stopped_comparison_prints_the_command_that_resumes_it_keeping_the_finished_
         let out = sb.path(&format!("cmp{steps}"));
         let steps_s = steps.to_string();
         #[rustfmt::skip]
-        let args = ["compare", "mlp", "mlp:train.seed=7", "--set", "data.dataset=digits8", "--set", "train.ckpt_every=100000",
+        let args = ["compare", "mlp", "mlp:model.hidden=[48]", "--set", "data.dataset=digits8", "--set", "train.ckpt_every=100000",
             "--steps", &steps_s, "--out", out.to_str().unwrap()];
         let mut child = sb
             .cmd(&args)
@@ -313,7 +318,7 @@ fn a_stopped_comparison_prints_the_command_that_resumes_it_keeping_the_finished_
             .spawn()
             .expect("dlhist starts");
         // stop the second variant once it has logged a few lines
-        let second = out.join("mlp_train.seed_7").join("metrics.jsonl");
+        let second = out.join("mlp_model.hidden__48_").join("metrics.jsonl");
         let t0 = Instant::now();
         while line_count(&second) < 3 && child.try_wait().unwrap().is_none() {
             assert!(t0.elapsed() < Duration::from_secs(300), "no progress in {}", second.display());
@@ -322,7 +327,7 @@ fn a_stopped_comparison_prints_the_command_that_resumes_it_keeping_the_finished_
         interrupt(child.id());
         let done = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
-        if done.status.code() == Some(130) && stderr.contains("in `mlp:train.seed=7`") {
+        if done.status.code() == Some(130) && stderr.contains("in `mlp:model.hidden=[48]`") {
             break (out, stderr);
         }
         // it finished (or was in its final evaluation) before the interrupt came: a longer run
@@ -331,16 +336,27 @@ fn a_stopped_comparison_prints_the_command_that_resumes_it_keeping_the_finished_
     };
     let said = stderr.lines().find_map(|l| l.split_once("Continue it with: ")).map(|(_, c)| c.to_string());
     let command = said.unwrap_or_else(|| panic!("no command to continue with:\n{stderr}"));
-    let words: Vec<&str> = command.split_whitespace().collect();
-    assert_eq!(words[..2], ["dlhist", "compare"], "{command}");
+    // the words as a POSIX shell reads them (the second variant's brackets need quoting)
+    let split = std::process::Command::new("sh")
+        .args(["-c", &format!("set -- {command}; printf '%s\\0' \"$@\"")])
+        .output()
+        .expect("sh runs");
+    let words: Vec<String> =
+        String::from_utf8(split.stdout).unwrap().split_terminator('\0').map(str::to_string).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    assert_eq!(words[..4], ["dlhist", "--threads", "2", "compare"], "{command}");
+    assert!(words.contains(&"mlp:model.hidden=[48]"), "{command}");
     assert!(command.ends_with(&format!("--out {} --resume", out.display())), "{command}");
-    let resumed = sb.run(&words[1..]);
-    resumed.ok().stderr_says(&["[1/2] mlp: finished in", "kept", "[2/2] mlp:train.seed=7: resuming from step"]);
+    // (the sandbox gives --threads 2 itself)
+    let resumed = sb.run(&words[3..]);
+    resumed.ok().stderr_says(&["[1/2] mlp: finished in", "kept", "[2/2] mlp:model.hidden=[48]: resuming from step"]);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     for v in summary["variants"].as_array().unwrap() {
         assert_eq!(v["summary"]["steps"], steps, "{v}");
     }
     // without --out, --resume looks under the runs root, which holds no comparison here
-    sb.run(&["compare", "mlp", "mlp:train.seed=7", "--resume"]).expect_code(1).stderr_says(&["no unfinished comparison"]);
+    sb.run(&["compare", "mlp", "mlp:model.hidden=[48]", "--resume"])
+        .expect_code(1)
+        .stderr_says(&["no unfinished comparison"]);
 }

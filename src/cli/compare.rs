@@ -1,6 +1,6 @@
 //! `dlhist compare A B [C...]`: variants of one study, same data, seed and budget, side by side.
 
-use super::common::{self, print_json, resolve, ConfigArgs, Ui};
+use super::common::{self, print_json, resolve, ConfigArgs, ContinueHint, Ui};
 use crate::engine::runner::{RunDir, Summary};
 use crate::error::DlError;
 use crate::registry::{self, entries};
@@ -101,9 +101,12 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
     }
     let out = match (&a.out, a.resume) {
         (Some(d), _) => d.clone(),
-        (None, true) => newest_unfinished()?,
+        (None, true) => newest_unfinished(&runs)?,
         (None, false) => common::runs_root().join("compare").join(common::new_run_id()),
     };
+    if a.resume && !runs.iter().any(|(label, _)| variant_dir(&out, label).config().is_file()) {
+        eprintln!("note: {} holds none of these variants' runs yet; they all train", out.display());
+    }
     std::fs::create_dir_all(&out)
         .map_err(|e| DlError::OutputUnwritable { path: out.clone(), message: e.to_string() })?;
     // with --resume, what each variant's folder holds; checked for all before any trains
@@ -112,34 +115,33 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         .map(|(label, res)| if a.resume { state_of(&variant_dir(&out, label), label, res) } else { Ok(State::New) })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    // a Ctrl-C between two variants, or in one's final evaluation, also stops the comparison
-    // with the command that continues it, rather than quitting without a word
-    let _graceful = crate::engine::runner::TrainingLoop::start();
+    // a Ctrl-C where nothing trains (between two variants, in one's final evaluation) quits at
+    // once: the handler says how to continue the comparison
+    let _hint = ContinueHint::set(format!("continue the comparison with: {}", continue_command(&a, json, &out)));
     let mut results: Vec<(String, Summary)> = vec![];
     for (i, ((label, res), state)) in runs.iter().zip(states).enumerate() {
         let rd = variant_dir(&out, label);
-        if crate::engine::runner::interrupted_now() {
-            return Err(interrupted(&a, format!("before `{label}`"), i, &out));
-        }
         let n = runs.len();
-        let s = match state {
+        let resume = match state {
             State::Finished(s) => {
                 eprintln!("[{}/{n}] {label}: finished in {}, kept", i + 1, rd.0.display());
-                *s
+                results.push((label.clone(), *s));
+                continue;
             }
             State::Stopped(step) => {
                 eprintln!("[{}/{n}] {label}: resuming from step {step}", i + 1);
-                common::train_run(res, rd, true, &device, Ui { progress: !json, echo: false })
-                    .map_err(|e| stopped_here(e, &a, label, i, &out))?
+                true
             }
             State::New => {
                 eprintln!("[{}/{n}] {label}", i + 1);
-                common::train_run(res, rd, false, &device, Ui { progress: !json, echo: false })
-                    .map_err(|e| stopped_here(e, &a, label, i, &out))?
+                false
             }
         };
+        let ui = Ui { progress: !json, echo: false };
+        let s = common::train_run(res, rd, resume, &device, ui).map_err(|e| stopped_here(e, &a, json, res, i, &out))?;
         results.push((label.clone(), s));
     }
+    drop(_hint);
 
     // the loss on the left; on the right the validation metric the variants share (as `plot`
     // chooses it), where they log one
@@ -279,37 +281,51 @@ fn state_of(rd: &RunDir, label: &str, res: &common::Resolved) -> anyhow::Result<
     Ok(rd.ckpt_step().map_or(State::New, State::Stopped))
 }
 
-/// The newest comparison under the runs root that did not finish (no summary.json of its own).
-fn newest_unfinished() -> anyhow::Result<PathBuf> {
+/// The newest comparison under the runs root that did not finish (no summary.json of its own)
+/// and holds a run of one of these variants: another comparison's folder is not this one's.
+fn newest_unfinished(runs: &[(String, common::Resolved)]) -> anyhow::Result<PathBuf> {
     let root = common::runs_root().join("compare");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.join("summary.json").exists()).collect())
         .unwrap_or_default();
     // ids are date-time-pid: the newest sorts last
     dirs.sort();
-    dirs.pop().ok_or_else(|| {
+    let ours = |d: &Path| {
+        runs.iter().any(|(label, res)| {
+            let rd = variant_dir(d, label);
+            rd.config().is_file() && common::resolve_run_dir(&rd.0).is_ok_and(|(r, _)| r.hash == res.hash)
+        })
+    };
+    dirs.into_iter().rev().find(|d| ours(d)).ok_or_else(|| {
         DlError::MissingCheckpoint {
             path: root,
-            hint: "no unfinished comparison there to resume; drop --resume, or pass --out DIR".into(),
+            hint: "no unfinished comparison of these variants there to resume; drop --resume, or pass --out DIR".into(),
         }
         .into()
     })
 }
 
-/// A Ctrl-C that stopped variant `i`, `label`, becomes the comparison's: the command that
-/// continues it. Other errors pass unchanged.
-fn stopped_here(e: anyhow::Error, a: &Args, label: &str, i: usize, out: &Path) -> anyhow::Error {
+/// A Ctrl-C that stopped variant `i` (`res`) becomes the comparison's, with the command that
+/// continues it. Other errors pass unchanged, among them a stop inside a run the variant needs
+/// (diffusion's lenet): its own hint resumes that run, which the variant then finds finished.
+fn stopped_here(e: anyhow::Error, a: &Args, json: bool, res: &common::Resolved, i: usize, out: &Path) -> anyhow::Error {
     match e.downcast_ref::<DlError>() {
-        Some(DlError::Interrupted { step, .. }) => {
-            interrupted(a, format!("in `{label}` at step {step} (checkpoint written)"), i, out)
+        Some(DlError::Interrupted { step, name, .. }) if name == res.entry.name => {
+            let at = format!("in `{}` at step {step}, its checkpoint written", a.variants[i]);
+            DlError::CompareInterrupted { at, done: i, command: continue_command(a, json, out) }.into()
         }
         _ => e,
     }
 }
 
-/// The comparison stopped `at` (where), after `done` variants: the error that says how to go on.
-fn interrupted(a: &Args, at: String, done: usize, out: &Path) -> anyhow::Error {
-    let mut words = vec!["dlhist".to_string(), "compare".into()];
+/// The command that continues this comparison in `out`: the same variants and flags (and the
+/// thread count it ran at) with `--out OUT --resume`, quoted for a POSIX shell.
+fn continue_command(a: &Args, json: bool, out: &Path) -> String {
+    let mut words = vec!["dlhist".to_string(), "--threads".into(), rayon::current_num_threads().to_string()];
+    if json {
+        words.push("--json".into());
+    }
+    words.push("compare".into());
     words.extend(a.variants.iter().cloned());
     if let Some(c) = &a.cfg.config {
         words.extend(["-c".into(), c.display().to_string()]);
@@ -329,11 +345,12 @@ fn interrupted(a: &Args, at: String, done: usize, out: &Path) -> anyhow::Error {
         words.extend(["--device".into(), a.device.clone()]);
     }
     if a.x != XAxis::Steps {
-        words.extend(["--x".into(), a.x.key().0.into()]);
+        use clap::ValueEnum;
+        let x = a.x.to_possible_value().expect("no variant is skipped");
+        words.extend(["--x".into(), x.get_name().to_string()]);
     }
     words.extend(["--out".into(), out.display().to_string(), "--resume".into()]);
-    let command = words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ");
-    DlError::CompareInterrupted { at, done, command }.into()
+    words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ")
 }
 
 /// `w` as a shell reads it back: as it is when it holds only safe characters, else single-quoted.

@@ -2,10 +2,13 @@
 
 use super::common::{print_json, resolve, ConfigArgs};
 use crate::registry;
+use std::fmt::Write;
 
 /// Explain a milestone: the idea, the paper, its default config and how its claim is measured
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  dlhist info mlp\n  dlhist info relu --json")]
+#[command(
+    after_help = "On a terminal a long page goes through $DLHIST_PAGER, else $PAGER, else `less -FRX` (which prints a page that fits and quits); PAGER=cat prints it straight.\n\nExamples:\n  dlhist info mlp\n  dlhist info relu --json\n  dlhist info diffusion | grep -A3 CALIBRATION"
+)]
 pub struct Args {
     /// milestone name (see `dlhist list`)
     pub name: String,
@@ -28,38 +31,45 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
         }));
         return Ok(());
     }
-    println!("{} ({})\n{}\n", e.name, e.year, e.paper);
-    println!("{}\n", textwrap(e.info, 96));
+    // the page is long (the protocol, the calibration runs, the config): a terminal gets it
+    // through a pager, as git and man do
+    let mut page = String::new();
+    writeln!(page, "{} ({})\n{}\n", e.name, e.year, e.paper)?;
+    writeln!(page, "{}\n", textwrap(e.info, 96))?;
     // the history's frame: which of the seven constraints this milestone lifted, and how
     for (c, how) in registry::constraints::of(e.name) {
-        println!("Lifted {} ({}): {}.", c.name(), c.kind().name(), how);
+        writeln!(page, "Lifted {} ({}): {}.", c.name(), c.kind().name(), how)?;
     }
-    println!();
+    writeln!(page)?;
     if let Some(c) = &e.claim {
-        println!("Claim: {}.\nMetric: {}. `dlhist replay {}` checks it (full budget; --budget smoke only checks the pipeline).", c.text, c.metric, e.name);
-        println!("{}\n", textwrap(&seeds_text, 96));
+        writeln!(page, "Claim: {}.\nMetric: {}. `dlhist replay {}` checks it (full budget; --budget smoke only checks the pipeline).", c.text, c.metric, e.name)?;
+        writeln!(page, "{}\n", textwrap(&seeds_text, 96))?;
     }
     if variants.len() > 1 {
-        println!(
+        writeln!(
+            page,
             "Study `{}`: {}. `dlhist compare {}` runs them side by side.\n",
             e.study,
             variants.join(", "),
             variants.join(" ")
-        );
+        )?;
     } else {
         // `compare` needs two variants: a study of one has nothing to set beside it
-        println!(
+        writeln!(
+            page,
             "Study `{}`: {} alone; `dlhist compare {} {}:KEY=VALUE` sets it beside a variant with overrides.\n",
             e.study, e.name, e.name, e.name
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        page,
         "Default config (experiments/{}.toml over the milestone defaults; change any key with --set KEY=VALUE):\n",
         e.name
-    );
-    println!("{}", full.text.lines().skip(1).collect::<Vec<_>>().join("\n"));
-    println!("\nBudget: {budget}.");
-    println!("Device: {}", crate::device::availability());
+    )?;
+    writeln!(page, "{}", full.text.lines().skip(1).collect::<Vec<_>>().join("\n"))?;
+    writeln!(page, "\nBudget: {budget}.")?;
+    writeln!(page, "Device: {}", crate::device::availability())?;
+    super::common::page(&page);
     Ok(())
 }
 
@@ -93,7 +103,13 @@ fn budget(t: &crate::config::TrainConfig) -> String {
     }
 }
 
+/// `s` wrapped at `width` columns; its paragraphs (blank-line separated: a protocol, the
+/// calibration runs, an older result) stay apart.
 fn textwrap(s: &str, width: usize) -> String {
+    s.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).map(|p| wrap(p, width)).collect::<Vec<_>>().join("\n\n")
+}
+
+fn wrap(s: &str, width: usize) -> String {
     let mut out = String::new();
     let mut line = 0;
     for w in s.split_whitespace() {
@@ -108,4 +124,22 @@ fn textwrap(s: &str, width: usize) -> String {
         line += w.chars().count();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The info texts' sections (a protocol, the calibration runs, an older result) are
+    /// paragraphs: wrapping once ran them all into one block of 170 lines.
+    #[test]
+    fn wrapping_keeps_the_paragraphs_apart() {
+        assert_eq!(textwrap("one two\n\n  three four five\n\n", 9), "one two\n\nthree\nfour five");
+        let diffusion = crate::registry::get("diffusion").unwrap();
+        let page = textwrap(diffusion.info, 96);
+        for section in ["CLAIM PROTOCOL", "CALIBRATION RUNS", "SEEDS"] {
+            assert!(page.contains(&format!("\n\n{section}")), "{section} should start a paragraph:\n{page}");
+        }
+        assert!(page.lines().all(|l| l.chars().count() <= 96 || !l.contains(' ')), "{page}");
+    }
 }

@@ -188,6 +188,17 @@ fn wait_passing_stop(mut c: std::process::Child) -> std::io::Result<std::process
     use std::io::Write;
     // held open while the child lives: its end closing would read as this process gone
     let mut pipe = c.stdin.take();
+    // a child that ends just before the write has closed its end: the write must fail with
+    // EPIPE here, not raise SIGPIPE, which main sets to kill the process (blocked in this
+    // thread only: the signal is directed at the writing thread)
+    #[cfg(unix)]
+    // SAFETY: a signal set built by sigemptyset/sigaddset, applied to this thread's mask
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
     let mut told = false;
     loop {
         if let Some(status) = c.try_wait()? {
@@ -196,7 +207,7 @@ fn wait_passing_stop(mut c: std::process::Child) -> std::io::Result<std::process
         if !told && crate::engine::runner::interrupted_now() {
             told = true;
             let sig = crate::error::STOP_SIGNAL.load(std::sync::atomic::Ordering::SeqCst);
-            // a child that has just ended has closed its end: nothing to tell it
+            // (a child that has just ended has nothing to be told)
             let _ = pipe.as_mut().map(|p| p.write_all(&[sig as u8]));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -233,10 +244,14 @@ pub(super) fn watch_parent() {
 fn stop(sig: i32, why: &str) {
     use crate::engine::runner::INTERRUPTED;
     use std::sync::atomic::Ordering;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return;
+    }
+    // the signal first: a run that sees INTERRUPTED exits with 128 + it
+    crate::error::STOP_SIGNAL.store(sig, Ordering::SeqCst);
     if INTERRUPTED.swap(true, Ordering::SeqCst) {
         return;
     }
-    crate::error::STOP_SIGNAL.store(sig, Ordering::SeqCst);
     eprintln!("\ninterrupt ({why}): finishing this step and writing a checkpoint");
 }
 
