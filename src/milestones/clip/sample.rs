@@ -42,6 +42,9 @@ fn picture(chw: &[f32], s: usize) -> Image {
     Image::rgb(s, s, (0..3 * n).map(|i| chw[(i % 3) * n + i / 3]).collect()).upscale(2)
 }
 
+/// Images per row of a sample's strip: a long one (`--n 300`) wraps.
+const STRIP_COLS: usize = 10;
+
 /// Indices of `scores` from the highest, the first `k`.
 fn top(scores: &[f32], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
@@ -107,7 +110,7 @@ pub fn sample(m: &Clip, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<Sa
         }
         let ranked: Vec<_> = best.iter().map(|&i| serde_json::json!({"image": pool[i].1, "score": sim[i]})).collect();
         let strip: Vec<Image> = best.iter().map(|&i| picture(pool[i].0, s)).collect();
-        let cols = strip.len().min(10); // a long ranking wraps
+        let cols = strip.len().min(STRIP_COLS);
         return Ok(SampleOut::new(text, serde_json::json!({"prompt": p, "ranked": ranked}))
             .with_picture("ranked", Picture::Image(Image::grid(&strip, cols, 2, 0.5))));
     }
@@ -127,7 +130,7 @@ pub fn sample(m: &Clip, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<Sa
         items.push(serde_json::json!({"image": pool[i].1, "captions": best}));
     }
     let strip: Vec<Image> = pick.iter().map(|&i| picture(pool[i].0, s)).collect();
-    let cols = strip.len().min(10); // a long ranking wraps
+    let cols = strip.len().min(STRIP_COLS);
     Ok(SampleOut::new(text, serde_json::json!({"data": m.data.name, "examples": items}))
         .with_picture("held-out", Picture::Image(Image::grid(&strip, cols, 2, 0.5))))
 }
