@@ -218,31 +218,47 @@ fn a_run_stopped_in_its_final_evaluation_resumes_to_that_evaluation_alone() {
         .stderr_says(&["already at step 20", "--steps 40"]);
 }
 
-/// Guards: a Ctrl-C in a plain replay once printed the runner's `--resume --run-dir` hint for a
-/// run in the replay's temporary folder, which the replay then removes as it exits 130.
-#[test]
-fn ctrl_c_in_a_replay_names_no_folder_it_removes_and_says_how_to_check_the_claim_again() {
-    let sb = Sandbox::new();
-    // the replay's temporary folder goes under TMPDIR: here, inside the sandbox
+/// Starts `dlhist ARGS` (a replay) with its temporary folder under the sandbox's tmp/, and
+/// returns it once a run whose path names `run` has logged a few lines, with that folder.
+fn replay_started(sb: &Sandbox, args: &[&str], run: &str) -> (std::process::Child, std::path::PathBuf) {
     let tmp = sb.path("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let mut child = sb
-        .cmd(&["replay", "mlp"])
+        .cmd(args)
         .env("TMPDIR", &tmp)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("dlhist starts");
-    // the full budget trains for minutes: interrupt once its run has logged a few lines
     let t0 = Instant::now();
-    while !common::files_named(&tmp, "metrics.jsonl").iter().any(|m| line_count(m) >= 3) {
+    let logged = || {
+        common::files_named(&tmp, "metrics.jsonl")
+            .iter()
+            .any(|m| m.to_string_lossy().contains(run) && line_count(m) >= 3)
+    };
+    while !logged() {
         if child.try_wait().unwrap().is_some() {
             let out = child.wait_with_output().unwrap();
-            panic!("the replay ended before it could be interrupted:\n{}", String::from_utf8_lossy(&out.stderr));
+            panic!("the replay ended before it could be stopped:\n{}", String::from_utf8_lossy(&out.stderr));
         }
         assert!(t0.elapsed() < Duration::from_secs(300), "no progress in the replay's metrics.jsonl");
         std::thread::sleep(Duration::from_millis(20));
     }
+    (child, tmp)
+}
+
+/// What is left in `dir`.
+fn left_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect()
+}
+
+/// Guards: a Ctrl-C in a plain replay once printed the runner's `--resume --run-dir` hint for a
+/// run in the replay's temporary folder, which the replay then removes as it exits 130.
+#[test]
+fn ctrl_c_in_a_replay_names_no_folder_it_removes_and_says_how_to_check_the_claim_again() {
+    let sb = Sandbox::new();
+    // the full budget trains for minutes: interrupt once its run has logged a few lines
+    let (child, tmp) = replay_started(&sb, &["replay", "mlp"], "mlp");
     interrupt(child.id());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -251,8 +267,7 @@ fn ctrl_c_in_a_replay_names_no_folder_it_removes_and_says_how_to_check_the_claim
         assert!(stderr.contains(says), "stderr should say {says:?}:\n{stderr}");
     }
     assert!(!stderr.contains("--resume"), "no hint to resume a run that is removed:\n{stderr}");
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
-    assert!(left.is_empty(), "the replay's temporary runs should be removed: {left:?}");
+    assert!(left_in(&tmp).is_empty(), "the replay's temporary runs should be removed: {:?}", left_in(&tmp));
 }
 
 /// Guards: `kill PID` on a `replay --jobs` reaches the parent alone; its children once trained
@@ -261,30 +276,8 @@ fn ctrl_c_in_a_replay_names_no_folder_it_removes_and_says_how_to_check_the_claim
 #[test]
 fn sigterm_to_a_replay_with_jobs_stops_its_children_at_a_checkpoint_and_exits_143() {
     let sb = Sandbox::new();
-    let tmp = sb.path("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let mut child = sb
-        .cmd(&["replay", "--jobs", "2", "mlp", "relu"])
-        .env("TMPDIR", &tmp)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("dlhist starts");
     // stop it once mlp's run has logged a few lines (relu's ends sooner)
-    let t0 = Instant::now();
-    let mlp_logged = || {
-        common::files_named(&tmp, "metrics.jsonl")
-            .iter()
-            .any(|m| m.to_string_lossy().contains("mlp") && line_count(m) >= 3)
-    };
-    while !mlp_logged() {
-        if child.try_wait().unwrap().is_some() {
-            let out = child.wait_with_output().unwrap();
-            panic!("the replay ended before it could be stopped:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        assert!(t0.elapsed() < Duration::from_secs(300), "no progress in the replay's metrics.jsonl");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (child, tmp) = replay_started(&sb, &["replay", "--jobs", "2", "mlp", "relu"], "mlp");
     // the parent alone, as `kill PID` or a process manager sends it
     send("-TERM", child.id());
     let out = child.wait_with_output().unwrap();
@@ -295,8 +288,7 @@ fn sigterm_to_a_replay_with_jobs_stops_its_children_at_a_checkpoint_and_exits_14
         assert!(!stderr.contains(verdict), "mlp should not train on to its verdict:\n{stderr}");
     }
     // each child removed its temporary runs as it stopped, and the parent its verdict files
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
-    assert!(left.is_empty(), "the replay's temporary folders should be removed: {left:?}");
+    assert!(left_in(&tmp).is_empty(), "the replay's temporary folders should be removed: {:?}", left_in(&tmp));
 }
 
 /// Guards: a Ctrl-C in a comparison once left only the stopped variant's `train --resume` hint;
