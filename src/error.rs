@@ -59,10 +59,10 @@ pub enum DlError {
     #[error("cannot write {path}: {message}. Choose another --out")]
     OutputUnwritable { path: PathBuf, message: String },
 
-    #[error("training diverged at step {step}: {what} is not finite. The last good checkpoint is {ckpt} (step {ckpt_step}). Continue from it with a lower learning rate or clipping: dlhist train {name} --resume --run-dir {run_dir} --set train.lr=... (or --set train.clip_grad_norm=1.0)")]
+    #[error("training diverged at step {step}: {what} is not finite. The last good checkpoint is {ckpt} (step {ckpt_step}). Continue from it with a lower learning rate or clipping: dlhist train {name} --resume --run-dir {} --set train.lr=... (or --set train.clip_grad_norm=1.0)", shell_word(.run_dir))]
     Diverged { step: usize, what: String, ckpt: PathBuf, ckpt_step: usize, name: String, run_dir: String },
 
-    #[error("interrupted at step {step}; checkpoint written to {ckpt}. Continue with: dlhist train {name} --resume --run-dir {run_dir}")]
+    #[error("interrupted at step {step}; checkpoint written to {ckpt}. Continue with: dlhist train {name} --resume --run-dir {}", shell_word(.run_dir))]
     Interrupted { step: usize, ckpt: PathBuf, name: String, run_dir: String },
 
     /// Ctrl-C during a comparison's training: the stopped variant has a checkpoint, the finished
@@ -84,6 +84,17 @@ pub enum DlError {
     /// `replay --strict`: claims that could not be checked (their data is not fetched) fail the run.
     #[error("{skipped} of {total} claim(s) were not checked (--strict): their data is not fetched. Fetch it with `{fetch}`, then replay them")]
     ClaimsSkipped { skipped: usize, total: usize, fetch: String },
+}
+
+/// `w` as a POSIX shell reads it back, for the commands the messages give: as it is when it
+/// holds only safe characters, else single-quoted (a path with a space, `model.hidden=[64]`).
+pub fn shell_word(w: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c);
+    if !w.is_empty() && w.chars().all(safe) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
 }
 
 fn did_you_mean(s: &Option<String>) -> String {
@@ -183,5 +194,20 @@ mod tests {
         assert_eq!(closest("gtp", ["mlp", "gpt", "gan"]), Some("gpt".into()));
         assert_eq!(closest("GPT", ["mlp", "gpt", "gan"]), Some("gpt".into()));
         assert_eq!(closest("foo", ["moe", "mlp"]), None);
+    }
+
+    /// The commands in messages are pasted into a shell: a word comes back as it was.
+    #[test]
+    fn a_quoted_word_reads_back_as_itself_in_sh() {
+        let words = ["runs/mlp/20261207-1", "my runs/a b", "it's", "mlp:model.hidden=[64]", "", "$HOME", "a\"b"];
+        assert_eq!(shell_word(words[0]), words[0], "safe words stay bare");
+        let line = words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("set -- {line}; printf '%s\\0' \"$@\"")])
+            .output()
+            .expect("sh runs");
+        let back: Vec<String> =
+            String::from_utf8(out.stdout).unwrap().split_terminator('\0').map(String::from).collect();
+        assert_eq!(back, words, "{line}");
     }
 }

@@ -2,7 +2,7 @@
 
 use super::common::{self, print_json, resolve, ConfigArgs, ContinueHint, Ui};
 use crate::engine::runner::{RunDir, Summary};
-use crate::error::DlError;
+use crate::error::{shell_word, DlError};
 use crate::registry::{self, entries};
 use crate::report::{fmt_metric, table::Table};
 use std::collections::BTreeMap;
@@ -351,14 +351,4 @@ fn continue_command(a: &Args, json: bool, out: &Path) -> String {
     }
     words.extend(["--out".into(), out.display().to_string(), "--resume".into()]);
     words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ")
-}
-
-/// `w` as a shell reads it back: as it is when it holds only safe characters, else single-quoted.
-fn shell_word(w: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c);
-    if !w.is_empty() && w.chars().all(safe) {
-        w.to_string()
-    } else {
-        format!("'{}'", w.replace('\'', "'\\''"))
-    }
 }

@@ -65,7 +65,7 @@ impl FinalEvaluation {
     fn start(step: usize, name: &str, dir: &Path) -> Self {
         let hint = format!(
             "training had finished (step {step}, checkpoint written); its final evaluation was cut short. Evaluate it and write the model with: dlhist train {name} --resume --run-dir {}",
-            dir.display()
+            crate::error::shell_word(&dir.display().to_string())
         );
         *FINAL_EVALUATION.lock().unwrap_or_else(|e| e.into_inner()) = Some(hint);
         FinalEvaluation

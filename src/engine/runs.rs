@@ -221,7 +221,7 @@ pub fn init_source(target: &str, is_milestone: impl Fn(&str) -> bool) -> Result<
         if !rd.model().is_file() {
             return Err(DlError::MissingCheckpoint {
                 path: rd.model(),
-                hint: format!("train.init_from = \"{target}\": that run has not finished. Finish it (dlhist train NAME --resume --run-dir {target}) or name another run"),
+                hint: format!("train.init_from = \"{target}\": that run has not finished. Finish it (dlhist train NAME --resume --run-dir {}) or name another run", crate::error::shell_word(target)),
             });
         }
         return Ok(rd);
