@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Train variants of one study under the same data, seed and budget; print a table and plot the curves
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json\n  dlhist compare relu gelu --x flops          # the curves against training FLOPs (or --x seconds)\n  dlhist compare gpt-xs gpt-s gpt-m          # fits val loss = a·N^(−α); scaling.png\n  dlhist compare gpt-xs gpt-s gpt-m --resume # after a Ctrl-C: keep the finished variants, resume the stopped one\n\nCtrl-C stops the variant training at a checkpoint and prints the command that continues the comparison (the same one with --out DIR --resume)."
+    after_help = "A variant is a name, optionally with overrides after colons: NAME:KEY=VALUE[:KEY=VALUE...]\n\nExamples:\n  dlhist compare relu gelu\n  dlhist compare sigmoid tanh relu gelu --steps 500\n  dlhist compare mlp mlp:model.hidden=[64] --steps 300\n  dlhist compare perceptron backprop --json\n  dlhist compare relu gelu --x flops          # the curves against training FLOPs (or --x seconds)\n  dlhist compare gpt-xs gpt-s gpt-m          # fits val loss = a·N^(−α); scaling.png\n  dlhist compare gpt-xs gpt-s gpt-m --resume # after a Ctrl-C: go on where it stopped\n\nCtrl-C stops the variant training at a checkpoint and prints the command that continues the comparison (the same one with --out DIR --resume)."
 )]
 pub struct Args {
     /// two or more variants of one study (see `dlhist list`)
