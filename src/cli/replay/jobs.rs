@@ -255,8 +255,10 @@ fn stop(sig: i32, why: &str) {
     eprintln!("\ninterrupt ({why}): finishing this step and writing a checkpoint");
 }
 
-/// Points stderr at /dev/null. It was a pipe to the parent, which is gone: `eprintln!` panics on
-/// a failed write, and the stopping runs still print as they clean up their temporary folder.
+/// Points stderr at /dev/null. It was a pipe to the parent, which is gone: a write there would
+/// raise SIGPIPE, whose default action (main sets it) kills the process, and the stopping runs
+/// still print as they clean up their temporary folder. (A write in the moment between the
+/// parent's death and this call can still kill the child, leaving its temporary folder.)
 fn stderr_to_null() {
     #[cfg(unix)]
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
