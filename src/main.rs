@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use dlhist::cli::{self, Cli};
-use dlhist::engine::runner::{FINAL_EVALUATION, INTERRUPTED, TRAINING};
+use dlhist::engine::runner::{CONTINUE_HINT, FINAL_EVALUATION, INTERRUPTED, TRAINING};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn physical_cores() -> usize {
@@ -111,7 +111,7 @@ fn main() {
         if TRAINING.load(Ordering::SeqCst) == 0 {
             // how the command goes on (a comparison's own command finishes a variant's
             // evaluation and trains the rest), else how the run's evaluation does
-            let go_on = cli::common::CONTINUE_HINT.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let go_on = CONTINUE_HINT.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let final_evaluation = FINAL_EVALUATION.lock().unwrap_or_else(|e| e.into_inner()).clone();
             // a run's final evaluation (its checkpoint is written), evaluating, sampling, between
             // the runs of a comparison: nothing is lost by quitting

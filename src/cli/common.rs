@@ -363,40 +363,20 @@ pub fn load_trained(res: &Resolved, rd: &RunDir, device: &Device) -> anyhow::Res
     Ok(exp)
 }
 
-/// How to continue the command after a Ctrl-C that quits at once (nothing training: between a
-/// comparison's variants, or in one's final evaluation); the handler prints it. None otherwise.
-pub static CONTINUE_HINT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
-
-/// Holds `CONTINUE_HINT` while it lives.
-pub struct ContinueHint;
-
-impl ContinueHint {
-    pub fn set(hint: String) -> Self {
-        *CONTINUE_HINT.lock().unwrap_or_else(|e| e.into_inner()) = Some(hint);
-        ContinueHint
-    }
-}
-
-impl Drop for ContinueHint {
-    fn drop(&mut self) {
-        *CONTINUE_HINT.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-}
-
 /// While a pager shows a page: a Ctrl-C is the pager's (less stops a search with it), so the
 /// handler leaves this process alone rather than exit under it and leave it on the terminal.
 pub static PAGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Prints `text` on stdout; on a terminal through a pager: $DLHIST_PAGER, else $PAGER, else
 /// `less -FRX` (-F prints a page that fits the screen and quits, -X leaves it on the screen).
-/// An empty pager or `cat`, or one that cannot start, prints it straight.
+/// An empty pager, or one that cannot start, prints it straight.
 pub fn page(text: &str) {
     use std::io::{IsTerminal, Write};
     use std::sync::atomic::Ordering;
     let pager =
         std::env::var("DLHIST_PAGER").or_else(|_| std::env::var("PAGER")).unwrap_or_else(|_| "less -FRX".into());
     let words: Vec<&str> = pager.split_whitespace().collect();
-    let straight = !std::io::stdout().is_terminal() || words.is_empty() || words == ["cat"];
+    let straight = !std::io::stdout().is_terminal() || words.is_empty();
     let child = (!straight).then(|| {
         std::process::Command::new(words[0]).args(&words[1..]).stdin(std::process::Stdio::piped()).spawn().ok()
     });

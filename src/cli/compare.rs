@@ -1,7 +1,7 @@
 //! `dlhist compare A B [C...]`: variants of one study, same data, seed and budget, side by side.
 
-use super::common::{self, print_json, resolve, ConfigArgs, ContinueHint, Ui};
-use crate::engine::runner::{RunDir, Summary};
+use super::common::{self, print_json, resolve, ConfigArgs, Ui};
+use crate::engine::runner::{Hint, RunDir, Summary, CONTINUE_HINT};
 use crate::error::{shell_word, DlError};
 use crate::registry::{self, entries};
 use crate::report::{fmt_metric, table::Table};
@@ -117,7 +117,8 @@ pub fn run(a: Args, json: bool) -> anyhow::Result<()> {
 
     // a Ctrl-C where nothing trains (between two variants, in one's final evaluation) quits at
     // once: the handler says how to continue the comparison
-    let _hint = ContinueHint::set(format!("continue the comparison with: {}", continue_command(&a, json, &out)));
+    let _hint =
+        Hint::set(&CONTINUE_HINT, format!("continue the comparison with: {}", continue_command(&a, json, &out)));
     let mut results: Vec<(String, Summary)> = vec![];
     for (i, ((label, res), state)) in runs.iter().zip(states).enumerate() {
         let rd = variant_dir(&out, label);

@@ -58,24 +58,34 @@ impl Drop for TrainingLoop {
 /// (the diffusion models' FD samples for a minute or more). None otherwise.
 pub static FINAL_EVALUATION: Mutex<Option<String>> = Mutex::new(None);
 
-/// Marks the final evaluation of a run for the Ctrl-C handler while it lives.
-struct FinalEvaluation;
+/// How to continue a command after a Ctrl-C that quits at once, set by the command around
+/// the stretch where nothing trains (between a comparison's variants, or in one's final
+/// evaluation); the handler prints it before FINAL_EVALUATION's. None otherwise.
+pub static CONTINUE_HINT: Mutex<Option<String>> = Mutex::new(None);
 
-impl FinalEvaluation {
-    fn start(step: usize, name: &str, dir: &Path) -> Self {
-        let hint = format!(
-            "training had finished (step {step}, checkpoint written); its final evaluation was cut short. Evaluate it and write the model with: dlhist train {name} --resume --run-dir {}",
-            crate::error::shell_word(&dir.display().to_string())
-        );
-        *FINAL_EVALUATION.lock().unwrap_or_else(|e| e.into_inner()) = Some(hint);
-        FinalEvaluation
+/// Holds a hint in one of the handler's slots (FINAL_EVALUATION, CONTINUE_HINT) while it lives.
+pub struct Hint(&'static Mutex<Option<String>>);
+
+impl Hint {
+    pub fn set(slot: &'static Mutex<Option<String>>, hint: String) -> Self {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(hint);
+        Hint(slot)
     }
 }
 
-impl Drop for FinalEvaluation {
+impl Drop for Hint {
     fn drop(&mut self) {
-        *FINAL_EVALUATION.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
+}
+
+/// Marks the final evaluation of a run for the Ctrl-C handler while the hint lives.
+fn final_evaluation(step: usize, name: &str, dir: &Path) -> Hint {
+    let hint = format!(
+        "training had finished (step {step}, checkpoint written); its final evaluation was cut short. Evaluate it and write the model with: dlhist train {name} --resume --run-dir {}",
+        crate::error::shell_word(&dir.display().to_string())
+    );
+    Hint::set(&FINAL_EVALUATION, hint)
 }
 
 use super::runs::write_atomic;
@@ -537,7 +547,7 @@ pub fn train(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device) -> anyho
         return Err(interrupted(spec, step));
     }
 
-    let final_evaluation = FinalEvaluation::start(step, spec.name, &dir.0);
+    let final_evaluation = final_evaluation(step, spec.name, &dir.0);
     if spec.echo {
         // some take a minute (the diffusion models' FD samples 1,000 images)
         eprintln!("training done in {wall:.1}s; final evaluation (Ctrl-C stops it, --resume runs it later)");
