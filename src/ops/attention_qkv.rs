@@ -171,60 +171,85 @@ impl Dims {
     /// floats of `dst`, zero past Dh.
     fn gather(&self, src: &[f32], width: usize, (bi, hh): (usize, usize), col: usize, dst: &mut [f32], stride: usize) {
         let base = bi * self.t * width + col + hh * self.dh;
-        for (ti, row) in dst.chunks_exact_mut(stride).enumerate() {
-            copy_row(&mut row[..self.dh], &src[base + ti * width..][..self.dh]);
-            if stride > self.dh {
-                row[self.dh..].fill(0.0);
-            }
-        }
+        gather_rows_simd(&src[base..], width, &mut dst[..self.t * stride], stride, self.dh);
     }
 
     /// The inverse of `gather`, into a buffer of B·T·width floats.
     /// SAFETY: `dst` holds B·T·width floats and no other thread writes these columns.
     unsafe fn scatter(&self, src: &[f32], stride: usize, dst: Ptr, width: usize, (bi, hh): (usize, usize), col: usize) {
         let base = bi * self.t * width + col + hh * self.dh;
-        for (ti, row) in src.chunks_exact(stride).enumerate() {
-            copy_to(dst.0.add(base + ti * width), &row[..self.dh]);
+        // SAFETY: the level is one this CPU runs; row ti lands at base + ti·width, inside dst
+        scatter_rows_at(cpu::simd_level(), &src[..self.t * stride], stride, Ptr(dst.0.add(base)), width, self.dh);
+    }
+}
+
+/// Row r of `dst` (rows of `dst_stride` floats) ← the `len` floats at `src[r·src_stride..]`,
+/// zero past `len`.
+///
+/// A head's row is a few dozen floats, copied 100–200 times per (b, h). A copy whose length is
+/// known only at run time is a call into libc's memcpy (through `copy_from_slice`, 15% of the
+/// op's time; through a loop over 16-float blocks too, which LLVM turns back into that call: 3%
+/// of a gpt recipe step in memmove). So the usual head sizes get a loop of their own, whose
+/// copies have a fixed length, and that loop is compiled per SIMD level, where such a copy is a
+/// few full-width moves.
+#[inline(always)]
+fn gather_rows(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize, len: usize) {
+    #[inline(always)]
+    fn rows<const N: usize>(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize) {
+        for (r, row) in dst.chunks_exact_mut(dst_stride).enumerate() {
+            let s: &[f32; N] = src[r * src_stride..][..N].try_into().unwrap();
+            row[..N].copy_from_slice(s);
+            if dst_stride > N {
+                row[N..].fill(0.0);
+            }
+        }
+    }
+    match len {
+        16 => rows::<16>(src, src_stride, dst, dst_stride),
+        32 => rows::<32>(src, src_stride, dst, dst_stride),
+        48 => rows::<48>(src, src_stride, dst, dst_stride),
+        64 => rows::<64>(src, src_stride, dst, dst_stride),
+        _ => {
+            for (r, row) in dst.chunks_exact_mut(dst_stride).enumerate() {
+                row[..len].copy_from_slice(&src[r * src_stride..][..len]);
+                row[len..].fill(0.0);
+            }
         }
     }
 }
+cpu::simd!(gather_rows_simd, gather_rows, (src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize, len: usize));
+
+/// The inverse of `gather_rows`: the first `len` floats of each row of `src` (rows of
+/// `src_stride`) to `dst` + r·dst_stride, through a raw pointer (y and dqkv are not initialised
+/// yet, so no reference is made to them).
+/// SAFETY: dst is valid for those writes, and no one else makes them.
+#[inline(always)]
+unsafe fn scatter_rows(src: &[f32], src_stride: usize, dst: Ptr, dst_stride: usize, len: usize) {
+    #[inline(always)]
+    unsafe fn rows<const N: usize>(src: &[f32], src_stride: usize, dst: Ptr, dst_stride: usize) {
+        for (r, row) in src.chunks_exact(src_stride).enumerate() {
+            let s: &[f32; N] = row[..N].try_into().unwrap();
+            dst.0.add(r * dst_stride).cast::<[f32; N]>().write_unaligned(*s);
+        }
+    }
+    match len {
+        16 => rows::<16>(src, src_stride, dst, dst_stride),
+        32 => rows::<32>(src, src_stride, dst, dst_stride),
+        48 => rows::<48>(src, src_stride, dst, dst_stride),
+        64 => rows::<64>(src, src_stride, dst, dst_stride),
+        _ => {
+            for (r, row) in src.chunks_exact(src_stride).enumerate() {
+                std::ptr::copy_nonoverlapping(row.as_ptr(), dst.0.add(r * dst_stride), len);
+            }
+        }
+    }
+}
+cpu::simd_at!(scatter_rows_at, scatter_rows, (src: &[f32], src_stride: usize, dst: Ptr, dst_stride: usize, len: usize));
 
 thread_local! {
     /// Each thread's gathered rows of its current (b, h) for the small kernels, kept between
     /// tasks (see `cpu::with_scratch`).
     static HEAD: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// dst[..src.len()] ← src through a raw pointer (y and dqkv are not initialised yet, so no
-/// reference is made to them), inline for the usual head sizes (see `copy_row`).
-/// SAFETY: dst is valid for src.len() writes that no one else makes.
-#[inline(always)]
-unsafe fn copy_to(dst: *mut f32, src: &[f32]) {
-    /// One copy of a length known when compiling: a few vector moves, no call.
-    #[inline(always)]
-    unsafe fn fixed<const N: usize>(dst: *mut f32, src: &[f32]) {
-        let s: &[f32; N] = src.try_into().unwrap();
-        dst.cast::<[f32; N]>().write_unaligned(*s);
-    }
-    // A loop over 16-float blocks of a length known only at run time is what LLVM turns back
-    // into a call to memcpy (seen in the gpt recipe's profile: 3% of a step in libc's memmove).
-    match src.len() {
-        16 => fixed::<16>(dst, src),
-        32 => fixed::<32>(dst, src),
-        48 => fixed::<48>(dst, src),
-        64 => fixed::<64>(dst, src),
-        len => std::ptr::copy_nonoverlapping(src.as_ptr(), dst, len),
-    }
-}
-
-/// dst ← src (equal lengths). A head's row is a few dozen floats, copied 100–200 times per
-/// (b, h): through `copy_from_slice` each was a call into libc's memmove, 15% of the op's time
-/// (perf, the gpt recipe's shapes). The usual head sizes copy inline (`copy_to`).
-#[inline(always)]
-fn copy_row(dst: &mut [f32], src: &[f32]) {
-    assert_eq!(dst.len(), src.len());
-    // SAFETY: dst is a live slice of src.len() floats
-    unsafe { copy_to(dst.as_mut_ptr(), src) }
 }
 
 impl CustomOp1 for PackedAttention {
