@@ -150,19 +150,21 @@ pub fn sgemm_new(
 }
 
 /// Two independent products side by side, `a` and `b` each (mnk, lhs, lhs strides, rhs, rhs
-/// strides) as `sgemm_new` takes them: with two threads or more, each product runs whole on one
-/// thread, where `sgemm_new` would split each across the threads in turn. For a linear layer's
-/// backward (dx = dz·w and dw = dzᵀ·x, the same FLOPs): a split product of the gpt recipe's
-/// shapes (768 rows, 128–512 wide) runs at 1.5–1.9x one thread's rate on two, so two whole
-/// products at once finish sooner, and without the split's hand-offs. Same bits either way: each
-/// entry's sum runs over k in the same order (see `column_slabs`).
+/// strides) as `sgemm_new` takes them: with two threads or more, each product gets half of them
+/// (on two, each runs whole on one thread), where `sgemm_new` would split each across all the
+/// threads in turn. For a linear layer's backward (dx = dz·w and dw = dzᵀ·x, the same FLOPs): a
+/// product of the gpt recipe's shapes (768 rows, 128–512 wide) split over two threads runs at
+/// 1.5–1.9x one thread's rate, so two whole products at once finish sooner, and without the
+/// split's hand-offs. Same bits either way: each entry's sum runs over k in the same order (see
+/// `column_slabs`).
 pub fn sgemm_pair(a: Product, b: Product) -> (Vec<f32>, Vec<f32>) {
     let threads = rayon::current_num_threads();
     let one = |(mnk, lhs, ls, rhs, rs): Product, t| sgemm_new_on(t, mnk, lhs, ls, rhs, rs);
     if threads < 2 {
         return (one(a, threads), one(b, threads));
     }
-    rayon::join(|| one(a, 1), || one(b, 1))
+    let half = threads / 2;
+    rayon::join(|| one(a, half), || one(b, threads - half))
 }
 
 /// One product's arguments for `sgemm_pair`: (m, n, k), lhs, its strides, rhs, its strides.
@@ -614,7 +616,7 @@ mod tests {
 
     #[test]
     fn a_pair_of_products_side_by_side_has_the_bits_of_each_split_alone() {
-        // a gpt-recipe linear's backward (768 tokens, 128 -> 512) and odd shapes, on 2 and 3 threads
+        // a gpt-recipe linear's backward (768 tokens, 128 -> 512) and odd shapes, on 2 to 5 threads
         let val = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) * 10f32.powi((i % 9) as i32 - 4);
         for (n, k, m) in [(768, 128, 512), (768, 512, 128), (97, 33, 65)] {
             let dz: Vec<f32> = (0..n * m).map(val).collect(); // (N, M)
@@ -622,7 +624,7 @@ mod tests {
             let x: Vec<f32> = (0..n * k).map(|i| val(i + 11)).collect(); // (N, K)
             let dx_of: Product = ((n, k, m), &dz, (m, 1), &w, (k, 1));
             let dw_of: Product = ((m, k, n), &dz, (1, m), &x, (k, 1));
-            for threads in [2, 3] {
+            for threads in [2, 3, 4, 5] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 let (dx, dw) = pool.install(|| sgemm_pair(dx_of, dw_of));
                 let alone = |(mnk, l, ls, r, rs): Product| pool.install(|| sgemm_new(mnk, l, ls, r, rs));
