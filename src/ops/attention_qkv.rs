@@ -171,7 +171,12 @@ impl Dims {
     /// floats of `dst`, zero past Dh.
     fn gather(&self, src: &[f32], width: usize, (bi, hh): (usize, usize), col: usize, dst: &mut [f32], stride: usize) {
         let base = bi * self.t * width + col + hh * self.dh;
-        gather_rows_simd(&src[base..], width, &mut dst[..self.t * stride], stride, self.dh);
+        let dst = &mut dst[..self.t * stride];
+        // SAFETY: the level is one this CPU runs; the T rows of `stride` floats are dst's own
+        unsafe { copy_rows_at(cpu::simd_level(), &src[base..], width, Ptr(dst.as_mut_ptr()), stride, self.t, self.dh) };
+        if stride > self.dh {
+            dst.chunks_exact_mut(stride).for_each(|row| row[self.dh..].fill(0.0));
+        }
     }
 
     /// The inverse of `gather`, into a buffer of B·T·width floats.
@@ -179,12 +184,12 @@ impl Dims {
     unsafe fn scatter(&self, src: &[f32], stride: usize, dst: Ptr, width: usize, (bi, hh): (usize, usize), col: usize) {
         let base = bi * self.t * width + col + hh * self.dh;
         // SAFETY: the level is one this CPU runs; row ti lands at base + ti·width, inside dst
-        scatter_rows_at(cpu::simd_level(), &src[..self.t * stride], stride, Ptr(dst.0.add(base)), width, self.dh);
+        copy_rows_at(cpu::simd_level(), src, stride, Ptr(dst.0.add(base)), width, self.t, self.dh);
     }
 }
 
-/// Row r of `dst` (rows of `dst_stride` floats) ← the `len` floats at `src[r·src_stride..]`,
-/// zero past `len`.
+/// `dst` + r·dst_stride ← the `len` floats at `src[r·src_stride..]`, for each of `rows` rows,
+/// through a raw pointer (y and dqkv are not initialised yet, so no reference is made to them).
 ///
 /// A head's row is a few dozen floats, copied 100–200 times per (b, h). A copy whose length is
 /// known only at run time is a call into libc's memcpy (through `copy_from_slice`, 15% of the
@@ -192,59 +197,29 @@ impl Dims {
 /// of a gpt recipe step in memmove). So the usual head sizes get a loop of their own, whose
 /// copies have a fixed length, and that loop is compiled per SIMD level, where such a copy is a
 /// few full-width moves.
-#[inline(always)]
-fn gather_rows(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize, len: usize) {
-    #[inline(always)]
-    fn rows<const N: usize>(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize) {
-        for (r, row) in dst.chunks_exact_mut(dst_stride).enumerate() {
-            let s: &[f32; N] = src[r * src_stride..][..N].try_into().unwrap();
-            row[..N].copy_from_slice(s);
-            if dst_stride > N {
-                row[N..].fill(0.0);
-            }
-        }
-    }
-    match len {
-        16 => rows::<16>(src, src_stride, dst, dst_stride),
-        32 => rows::<32>(src, src_stride, dst, dst_stride),
-        48 => rows::<48>(src, src_stride, dst, dst_stride),
-        64 => rows::<64>(src, src_stride, dst, dst_stride),
-        _ => {
-            for (r, row) in dst.chunks_exact_mut(dst_stride).enumerate() {
-                row[..len].copy_from_slice(&src[r * src_stride..][..len]);
-                row[len..].fill(0.0);
-            }
-        }
-    }
-}
-cpu::simd!(gather_rows_simd, gather_rows, (src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize, len: usize));
-
-/// The inverse of `gather_rows`: the first `len` floats of each row of `src` (rows of
-/// `src_stride`) to `dst` + r·dst_stride, through a raw pointer (y and dqkv are not initialised
-/// yet, so no reference is made to them).
 /// SAFETY: dst is valid for those writes, and no one else makes them.
 #[inline(always)]
-unsafe fn scatter_rows(src: &[f32], src_stride: usize, dst: Ptr, dst_stride: usize, len: usize) {
+unsafe fn copy_rows(src: &[f32], src_stride: usize, dst: Ptr, dst_stride: usize, rows: usize, len: usize) {
     #[inline(always)]
-    unsafe fn rows<const N: usize>(src: &[f32], src_stride: usize, dst: Ptr, dst_stride: usize) {
-        for (r, row) in src.chunks_exact(src_stride).enumerate() {
-            let s: &[f32; N] = row[..N].try_into().unwrap();
+    unsafe fn fixed<const N: usize>(src: &[f32], src_stride: usize, dst: Ptr, dst_stride: usize, rows: usize) {
+        for r in 0..rows {
+            let s: &[f32; N] = src[r * src_stride..][..N].try_into().unwrap();
             dst.0.add(r * dst_stride).cast::<[f32; N]>().write_unaligned(*s);
         }
     }
     match len {
-        16 => rows::<16>(src, src_stride, dst, dst_stride),
-        32 => rows::<32>(src, src_stride, dst, dst_stride),
-        48 => rows::<48>(src, src_stride, dst, dst_stride),
-        64 => rows::<64>(src, src_stride, dst, dst_stride),
+        16 => fixed::<16>(src, src_stride, dst, dst_stride, rows),
+        32 => fixed::<32>(src, src_stride, dst, dst_stride, rows),
+        48 => fixed::<48>(src, src_stride, dst, dst_stride, rows),
+        64 => fixed::<64>(src, src_stride, dst, dst_stride, rows),
         _ => {
-            for (r, row) in src.chunks_exact(src_stride).enumerate() {
-                std::ptr::copy_nonoverlapping(row.as_ptr(), dst.0.add(r * dst_stride), len);
+            for r in 0..rows {
+                std::ptr::copy_nonoverlapping(src[r * src_stride..][..len].as_ptr(), dst.0.add(r * dst_stride), len);
             }
         }
     }
 }
-cpu::simd_at!(scatter_rows_at, scatter_rows, (src: &[f32], src_stride: usize, dst: Ptr, dst_stride: usize, len: usize));
+cpu::simd_at!(copy_rows_at, copy_rows, (src: &[f32], src_stride: usize, dst: Ptr, dst_stride: usize, rows: usize, len: usize));
 
 thread_local! {
     /// Each thread's gathered rows of its current (b, h) for the small kernels, kept between

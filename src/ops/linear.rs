@@ -374,15 +374,12 @@ impl LinearAct {
         let dx_of: cpu::Product = ((n, k, m), dz, (m, 1), wv, (k, 1)); // (N, K) = dz (N, M) · w (M, K)
         let dw_of: cpu::Product = ((m, k, n), dz, (1, m), xv, (k, 1)); // (M, K) = dzᵀ (M, N) · x (N, K)
         let product = |(mnk, lhs, ls, rhs, rs): cpu::Product| cpu::sgemm_new(mnk, lhs, ls, rhs, rs);
-        let (dx, dw) = match (need_dx, need_dw) {
-            // the two at once, each on its own thread
-            (true, true) => {
-                let (dx, dw) = cpu::sgemm_pair(dx_of, dw_of);
-                (Some(dx), Some(dw))
-            }
-            (true, false) => (Some(product(dx_of)), None),
-            (false, true) => (None, Some(product(dw_of))),
-            (false, false) => (None, None),
+        let (dx, dw) = if need_dx && need_dw {
+            // the two at once, each on half of the threads
+            let (dx, dw) = cpu::sgemm_pair(dx_of, dw_of);
+            (Some(dx), Some(dw))
+        } else {
+            (need_dx.then(|| product(dx_of)), need_dw.then(|| product(dw_of)))
         };
         let dx = dx.map(|dx| Tensor::from_vec(dx, x.shape(), dev)).transpose()?;
         let dw = dw.map(|dw| Tensor::from_vec(dw, (m, k), dev)).transpose()?;
