@@ -230,6 +230,17 @@ pub trait Updater {
     /// reach parameters of other groups are dropped. Returns the loss. A loss or gradient that is
     /// not finite changes nothing and ends the step with an error; the engine then stops the run.
     fn update(&mut self, group: &str, out: TrainOut) -> candle_core::Result<f64>;
+    /// As `update`, for a batch split into `n` shards (`train.shards`): `shard(i)` is the loss
+    /// of shard i weighted by its share of the batch, so that the shards' losses sum to the
+    /// batch's. The shards' forward and backward passes run side by side, one task each on the
+    /// worker threads; their gradients are summed in shard order (so the bits do not depend on
+    /// the thread count) and their metrics averaged.
+    fn update_sharded(
+        &mut self,
+        group: &str,
+        n: usize,
+        shard: &(dyn Fn(usize) -> candle_core::Result<TrainOut> + Sync),
+    ) -> candle_core::Result<f64>;
 }
 
 /// A named parameter group: the parameters whose names start with one of `prefixes`.
@@ -295,6 +306,10 @@ pub trait Experiment {
     fn sample(&mut self, req: &SampleRequest, rng: &mut Rng) -> anyhow::Result<SampleOut> {
         let _ = (req, rng);
         anyhow::bail!("this milestone has nothing to sample; try `dlhist eval` for its metrics")
+    }
+    /// Whether `train_step` honours `train.shards` (the engine refuses shards > 1 otherwise).
+    fn takes_shards(&self) -> bool {
+        false
     }
     /// Trained runs of other milestones this one uses (see [`Need`]); none by default. A
     /// milestone built without them (a test, a gradient check) must still train; it then

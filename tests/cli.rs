@@ -345,6 +345,19 @@ fn a_set_value_of_the_wrong_type_is_rejected_with_an_example() {
 }
 
 #[test]
+fn shards_are_refused_where_the_batch_cannot_be_split() {
+    let sb = Sandbox::new();
+    // mlp's batches are not split
+    let out = sb.run(&["train", "mlp", "--steps", "5", "--set", "train.shards=2"]);
+    assert_failed(&sb, &out, 2, &["train.shards", "does not split its batches", "leave it at 1"]);
+    // a char LM splits rows: no more shards than rows, and at least one
+    for n in ["0", "13"] {
+        let out = sb.run(&["train", "gpt", "-c", &smoke("gpt"), "--set", &format!("train.shards={n}")]);
+        assert_failed(&sb, &out, 2, &["train.shards", &format!("{n} must be between 1 and train.batch_size (12)")]);
+    }
+}
+
+#[test]
 fn a_malformed_config_file_is_rejected_naming_the_file() {
     let sb = Sandbox::new();
     let bad = sb.path("bad.toml");

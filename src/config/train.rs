@@ -32,6 +32,12 @@ pub struct TrainConfig {
     /// passes over the training set, used when `steps` is 0
     pub epochs: usize,
     pub batch_size: usize,
+    /// split each batch into this many shards of consecutive rows whose forward and backward
+    /// passes run side by side, one task each on the worker threads (data parallelism inside one
+    /// process), their gradients summed in shard order: the update of the whole batch up to
+    /// rounding, with the same bits on any thread count. 1 = off. Only the char-LM milestones
+    /// split their batches
+    pub shards: usize,
     /// sgd | momentum | nesterov | adam | adamw
     pub optimizer: OptimKind,
     pub lr: f64,
@@ -134,6 +140,7 @@ impl Default for TrainConfig {
             steps: 0,
             epochs: 1,
             batch_size: 64,
+            shards: 1,
             optimizer: OptimKind::Adam,
             lr: 1e-3,
             momentum: 0.9,

@@ -320,6 +320,16 @@ fn prepare(spec: &RunSpec, exp: &mut dyn Experiment, device: &Device, total: usi
         }
         .into());
     }
+    if tc.shards > 1 && !exp.takes_shards() {
+        return Err(DlError::BadValue {
+            context: "train.shards".into(),
+            message: format!(
+                "`{}` does not split its batches (the char-LM milestones do: gpt, lstm, rnn, …); leave it at 1",
+                spec.name
+            ),
+        }
+        .into());
+    }
     if !tc.freeze.is_empty() {
         exp.params()
             .freeze(&tc.freeze)

@@ -163,24 +163,107 @@ fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> candle_core::Result<f
 impl Updater for StepCtx<'_> {
     fn update(&mut self, group: &str, out: TrainOut) -> candle_core::Result<f64> {
         // backward and the optimizer are not forward FLOPs
-        crate::ops::flops::paused(|| self.apply(group, out))
+        crate::ops::flops::paused(|| {
+            let g = self.group_index(group)?;
+            let _span = debug_span!("update", group).entered();
+            let loss = out.loss.to_scalar::<f32>()? as f64;
+            let grads = {
+                let _s = debug_span!("backward").entered();
+                out.loss.backward()?
+            };
+            self.apply(g, loss, grads, out.metrics)
+        })
+    }
+
+    fn update_sharded(
+        &mut self,
+        group: &str,
+        n: usize,
+        shard: &(dyn Fn(usize) -> candle_core::Result<TrainOut> + Sync),
+    ) -> candle_core::Result<f64> {
+        let g = self.group_index(group)?;
+        let _span = debug_span!("update", group).entered();
+        let (loss, grads, metrics, flops) = run_shards(n, shard, &self.groups.0[g].vars)?;
+        // the shards' forward passes ran on the worker threads, outside this thread's count
+        crate::ops::flops::add(flops);
+        crate::ops::flops::paused(|| self.apply(g, loss, grads, metrics))
     }
 }
 
+/// The `n` shards' forward and backward passes, one task each on the worker threads: the sum
+/// of their losses, of their gradients of `vars` (in shard order), the mean of their metrics,
+/// and their forward FLOPs.
+fn run_shards(
+    n: usize,
+    shard: &(dyn Fn(usize) -> candle_core::Result<TrainOut> + Sync),
+    vars: &[(String, Var)],
+) -> candle_core::Result<(f64, GradStore, Metrics, u64)> {
+    use rayon::prelude::*;
+    let parts = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            // only the forward pass counts, and on this task's own counter
+            crate::ops::flops::paused(|| {
+                let (out, flops) = crate::ops::flops::measure(|| {
+                    let _s = debug_span!("forward", shard = i).entered();
+                    shard(i)
+                });
+                let out = out?;
+                let loss = out.loss.to_scalar::<f32>()? as f64;
+                let grads = {
+                    let _s = debug_span!("backward", shard = i).entered();
+                    out.loss.backward()?
+                };
+                Ok((loss, grads, out.metrics, flops))
+            })
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let mut parts = parts.into_iter();
+    let Some((mut loss, mut grads, mut metrics, mut flops)) = parts.next() else {
+        candle_core::bail!("a sharded update needs at least one shard")
+    };
+    let _s = debug_span!("sum shards").entered();
+    for (l, g, m, f) in parts {
+        (loss, flops) = (loss + l, flops + f);
+        for (k, v) in m {
+            *metrics.entry(k).or_insert(0.0) += v;
+        }
+        for (_, v) in vars {
+            if let Some(b) = g.get(v.as_tensor()) {
+                let sum = match grads.remove(v.as_tensor()) {
+                    Some(a) => (a + b)?,
+                    None => b.clone(),
+                };
+                grads.insert(v.as_tensor(), sum);
+            }
+        }
+    }
+    metrics.values_mut().for_each(|v| *v /= n as f64);
+    Ok((loss, grads, metrics, flops))
+}
+
 impl StepCtx<'_> {
-    fn apply(&mut self, group: &str, out: TrainOut) -> candle_core::Result<f64> {
+    /// The index of group `group`, or an error naming the groups.
+    fn group_index(&self, group: &str) -> candle_core::Result<usize> {
+        match self.groups.0.iter().position(|g| g.name == group) {
+            Some(i) => Ok(i),
+            None => {
+                let names: Vec<&str> = self.groups.0.iter().map(|g| g.name.as_str()).collect();
+                candle_core::bail!("update of unknown parameter group `{group}` (the groups are {names:?})")
+            }
+        }
+    }
+
+    /// Group `gi`'s update from the batch loss and its gradients: the NaN guards, clipping, the
+    /// optimizer at the scheduled learning rate.
+    fn apply(&mut self, gi: usize, loss: f64, mut grads: GradStore, metrics: Metrics) -> candle_core::Result<f64> {
         let single = self.groups.is_single();
-        let Some(g) = self.groups.0.iter_mut().find(|g| g.name == group) else {
-            let names: Vec<&str> = self.groups.0.iter().map(|g| g.name.as_str()).collect();
-            candle_core::bail!("update of unknown parameter group `{group}` (the groups are {names:?})")
+        let g = &mut self.groups.0[gi];
+        let group = g.name.clone();
+        let norm = {
+            let _s = debug_span!("grad norm").entered();
+            grad_norm(&g.vars, &grads)?
         };
-        let _span = debug_span!("update", group).entered();
-        let loss = out.loss.to_scalar::<f32>()? as f64;
-        let mut grads = {
-            let _s = debug_span!("backward").entered();
-            out.loss.backward()?
-        };
-        let norm = grad_norm(&g.vars, &grads)?;
         let of = if single { String::new() } else { format!(" of group {group}") };
         if !loss.is_finite() {
             self.not_finite = Some(format!("the loss{of}"));
@@ -192,6 +275,7 @@ impl StepCtx<'_> {
         }
         let clip = g.tc.clip_grad_norm;
         if clip > 0.0 && norm > clip {
+            let _s = debug_span!("clip").entered();
             let scale = clip / norm;
             for (_, v) in &g.vars {
                 if let Some(gr) = grads.remove(v.as_tensor()) {
@@ -200,9 +284,12 @@ impl StepCtx<'_> {
             }
         }
         let lr = g.sched.lr(self.step);
-        g.opt.step(&grads, lr)?;
-        self.metrics.extend(out.metrics);
-        self.updates.push(UpdateOut { group: group.into(), loss, grad_norm: norm, lr });
+        {
+            let _s = debug_span!("optimizer").entered();
+            g.opt.step(&grads, lr)?;
+        }
+        self.metrics.extend(metrics);
+        self.updates.push(UpdateOut { group, loss, grad_norm: norm, lr });
         Ok(loss)
     }
 }

@@ -65,6 +65,18 @@ impl Experiment for Toy {
             return Ok(());
         }
         let group = if self.groups > 0 { "a" } else { crate::experiment::ALL };
+        if self.kind == "shards" {
+            // the square loss in two shards, one coordinate each: shard i is (w_i − (3, 4)_i)²,
+            // with a metric of i
+            let target = [3f32, 4.];
+            let shard = |i: usize| -> Result<TrainOut> {
+                let d = (self.w.as_tensor().narrow(0, i, 1)? - target[i] as f64)?;
+                Ok(TrainOut { loss: d.sqr()?.sum_all()?, metrics: Metrics::from([("m".to_string(), i as f64)]) })
+            };
+            let got = up.update_sharded(group, 2, &shard)?;
+            assert_eq!(got, 25.0, "update_sharded returns the sum of the shards' losses");
+            return Ok(());
+        }
         let got = up.update(group, TrainOut { loss: self.loss(&self.w)?, metrics: Metrics::new() })?;
         assert!(self.kind != "square" || got == 25.0, "update returns the batch loss, got {got}");
         if self.groups == 2 {
@@ -175,4 +187,16 @@ fn a_step_without_an_update_is_an_error() {
     let mut groups = Groups::new(&exp, &tc, 10).unwrap();
     let err = train_step(&mut exp, &mut groups, None, &tc, 3).err().expect("an error");
     assert!(err.to_string().contains("made no update"), "{err}");
+}
+
+#[test]
+fn a_sharded_update_sums_the_shards_losses_and_gradients_and_averages_their_metrics() {
+    // shard losses 9 and 16, gradients (−6, 0) and (0, −8): the update of the whole loss
+    for clip in [0.0, 5.0] {
+        let (s, w) = step(&mut Toy::new("shards", 0), &sgd(clip));
+        let out = updated(s);
+        assert_eq!(w, if clip > 0.0 { [3.0, 4.0] } else { [6.0, 8.0] }, "clip {clip}");
+        assert_eq!((out.updates[0].loss, out.updates[0].grad_norm), (25.0, 10.0));
+        assert_eq!(out.metrics["m"], 0.5);
+    }
 }

@@ -159,7 +159,7 @@ pub fn build_task<C: CharModel + 'static, R: SeqRegressor + 'static>(
     match d.task.as_str() {
         "chars" => {
             let vb = params.vb(device);
-            super::charlm::experiment(&d.text, d.seq_len, train.batch_size, params, device, |vocab| chars(vocab, vb))
+            super::charlm::experiment(&d.text, d.seq_len, train, params, device, |vocab| chars(vocab, vb))
         }
         "adding" => {
             let model = adding(2, params.vb(device))?;

@@ -9,15 +9,16 @@
 
 use crate::config::TrainConfig;
 use crate::data::text::{CharText, TextSplit};
-use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut};
+use crate::experiment::{Experiment, Metrics, SampleOpt, SampleOut, SampleRequest, Split, TrainOut, Updater, ALL};
 use crate::params::Params;
 use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::LN_2;
 
-/// A character-level language model.
-pub trait CharModel {
+/// A character-level language model. `Sync`: the shards of a batch (`train.shards`) run the
+/// one model side by side.
+pub trait CharModel: Sync {
     /// tokens (B, T) u32 -> logits (B·T, V); row b·T + t predicts the character after (b, t).
     /// Each row starts from the model's initial (zero) state: nothing carries between calls.
     fn logits(&self, tokens: &Tensor) -> Result<Tensor>;
@@ -157,7 +158,7 @@ impl TextCfg {
         make: impl FnOnce(usize) -> Result<M>,
     ) -> anyhow::Result<Box<dyn Experiment>> {
         if self.vocab_of.is_empty() {
-            return experiment(&self.text, self.seq_len, train.batch_size, params, device, make);
+            return experiment(&self.text, self.seq_len, train, params, device, make);
         }
         let (text, name, notice) = load(&self.text)?;
         let (base, _, base_notice) = load(&self.vocab_of)?;
@@ -169,23 +170,25 @@ impl TextCfg {
         );
         let model = make(text.vocab_size())?;
         let notice = notice.or(base_notice);
-        Ok(Box::new(CharLm::new(model, params, (text, name, notice), self.seq_len, train.batch_size, device)?))
+        let lm = CharLm::new(model, params, (text, name, notice), self.seq_len, train.batch_size, device)?;
+        Ok(Box::new(lm.with_shards(train.shards)?))
     }
 }
 
-/// The char-LM recipe on the text `text` (with its fallback), windows of `seq_len`, `batch` per
-/// step, with the model `make(vocab)` builds.
+/// The char-LM recipe on the text `text` (with its fallback), windows of `seq_len`, batches
+/// (and shards) as `train` says, with the model `make(vocab)` builds.
 pub fn experiment<M: CharModel + 'static>(
     text: &str,
     seq_len: usize,
-    batch: usize,
+    train: &TrainConfig,
     params: Params,
     device: &Device,
     make: impl FnOnce(usize) -> Result<M>,
 ) -> anyhow::Result<Box<dyn Experiment>> {
     let data = load(text)?;
     let model = make(data.0.vocab_size())?;
-    Ok(Box::new(CharLm::new(model, params, data, seq_len, batch, device)?))
+    let lm = CharLm::new(model, params, data, seq_len, train.batch_size, device)?;
+    Ok(Box::new(lm.with_shards(train.shards)?))
 }
 
 pub struct CharLm<M: CharModel> {
@@ -196,6 +199,8 @@ pub struct CharLm<M: CharModel> {
     notice: Option<String>,
     seq_len: usize,
     batch: usize,
+    /// `train.shards`: the batch's rows split into this many shards run side by side
+    shards: usize,
     unigram_bpc: f64,
     /// (B, T+1) rows of the validation split scored by `evaluate`, in batches
     eval: Vec<Tensor>,
@@ -229,7 +234,54 @@ impl<M: CharModel> CharLm<M> {
             .map(|c| Tensor::from_vec(c.to_vec(), (c.len() / (seq_len + 1), seq_len + 1), device))
             .collect::<Result<Vec<_>>>()?;
         let unigram_bpc = unigram_bpc(text.part(TextSplit::Train), text.vocab_size());
-        Ok(Self { model, params, text, name, notice, seq_len, batch, unigram_bpc, eval, device: device.clone() })
+        Ok(Self {
+            model,
+            params,
+            text,
+            name,
+            notice,
+            seq_len,
+            batch,
+            shards: 1,
+            unigram_bpc,
+            eval,
+            device: device.clone(),
+        })
+    }
+
+    /// Splits each training batch into `shards` (`train.shards`): 1..=batch.
+    pub fn with_shards(mut self, shards: usize) -> std::result::Result<Self, crate::error::DlError> {
+        if shards == 0 || shards > self.batch {
+            return Err(crate::error::DlError::BadValue {
+                context: "train.shards".into(),
+                message: format!(
+                    "{shards} must be between 1 and train.batch_size ({}): each shard takes at least one row of the batch",
+                    self.batch
+                ),
+            });
+        }
+        self.shards = shards;
+        Ok(self)
+    }
+
+    /// Training batch `rng` draws: inputs (B, T) and their targets, flattened (B·T).
+    fn train_batch(&self, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+        let (b, t) = (self.batch, self.seq_len);
+        let rows = self.text.batch(TextSplit::Train, rng, b, t).map_err(candle_core::Error::wrap)?;
+        let rows = Tensor::from_vec(rows, (b, t + 1), &self.device)?;
+        Ok((rows.narrow(1, 0, t)?.contiguous()?, rows.narrow(1, 1, t)?.flatten_all()?))
+    }
+
+    /// The training loss of inputs `x` (B, T) against targets `y` (B·T): the cross-entropy, plus
+    /// the model's auxiliary loss if it has one.
+    fn train_out(&self, x: &Tensor, y: &Tensor) -> Result<TrainOut> {
+        let out = self.model.forward_train(x)?;
+        let ce = crate::nn::loss::cross_entropy(&out.logits, y)?;
+        let loss = match out.aux {
+            Some(aux) => (ce + aux)?,
+            None => ce,
+        };
+        Ok(TrainOut { loss, metrics: out.metrics })
     }
 
     /// Mean next-character loss of (B, T+1) windows: inputs [.., ..T], targets [.., 1..].
@@ -274,18 +326,36 @@ impl<M: CharModel> Experiment for CharLm<M> {
     }
 
     fn train_loss(&mut self, _step: usize, rng: &mut Rng) -> Result<TrainOut> {
-        let (b, t) = (self.batch, self.seq_len);
-        let rows = self.text.batch(TextSplit::Train, rng, b, t).map_err(candle_core::Error::wrap)?;
-        let rows = Tensor::from_vec(rows, (b, t + 1), &self.device)?;
-        let x = rows.narrow(1, 0, t)?.contiguous()?;
-        let y = rows.narrow(1, 1, t)?.flatten_all()?;
-        let out = self.model.forward_train(&x)?;
-        let ce = crate::nn::loss::cross_entropy(&out.logits, &y)?;
-        let loss = match out.aux {
-            Some(aux) => (ce + aux)?,
-            None => ce,
+        let (x, y) = self.train_batch(rng)?;
+        self.train_out(&x, &y)
+    }
+
+    /// With `train.shards` > 1, shard i is rows i·B/n..(i+1)·B/n of the batch, its loss (a mean
+    /// over its rows, plus the auxiliary loss over them) weighted by its share of the rows.
+    fn train_step(&mut self, step: usize, rng: &mut Rng, up: &mut dyn Updater) -> Result<()> {
+        if self.shards <= 1 {
+            let out = {
+                let _span = tracing::debug_span!("forward").entered();
+                self.train_loss(step, rng)?
+            };
+            up.update(ALL, out)?;
+            return Ok(());
+        }
+        let (x, y) = self.train_batch(rng)?;
+        let (b, t, n) = (self.batch, self.seq_len, self.shards);
+        let shard = |i: usize| -> Result<TrainOut> {
+            let (r0, r1) = (i * b / n, (i + 1) * b / n);
+            let xs = x.narrow(0, r0, r1 - r0)?;
+            let ys = y.narrow(0, r0 * t, (r1 - r0) * t)?;
+            let out = self.train_out(&xs, &ys)?;
+            Ok(TrainOut { loss: (out.loss * ((r1 - r0) as f64 / b as f64))?, metrics: out.metrics })
         };
-        Ok(TrainOut { loss, metrics: out.metrics })
+        up.update_sharded(ALL, n, &shard)?;
+        Ok(())
+    }
+
+    fn takes_shards(&self) -> bool {
+        true
     }
 
     /// Val: loss (nats), bpc and the unigram baseline's bpc on `EVAL_CHARS` characters of the
