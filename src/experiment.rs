@@ -232,9 +232,10 @@ pub trait Updater {
     fn update(&mut self, group: &str, out: TrainOut) -> candle_core::Result<f64>;
     /// As `update`, for a batch split into `n` shards (`train.shards`): `shard(i)` is the loss
     /// of shard i weighted by its share of the batch, so that the shards' losses sum to the
-    /// batch's. The shards' forward and backward passes run side by side, one task each on the
-    /// worker threads; their gradients are summed in shard order (so the bits do not depend on
-    /// the thread count) and their metrics averaged.
+    /// batch's (a term over the whole batch, such as a mixture of experts' balance loss, is then
+    /// one per shard). The shards' forward and backward passes run side by side, one task each
+    /// on the worker threads (on a GPU one after the other); their gradients are summed in shard
+    /// order (so the bits do not depend on the thread count) and their metrics averaged.
     fn update_sharded(
         &mut self,
         group: &str,

@@ -190,7 +190,8 @@ impl Updater for StepCtx<'_> {
     }
 }
 
-/// The `n` shards' forward and backward passes, one task each on the worker threads: the sum
+/// The `n` shards' forward and backward passes, one task each on the worker threads (one after
+/// the other off the CPU): the sum
 /// of their losses, of their gradients of `vars` (in shard order), the mean of their metrics,
 /// and their forward FLOPs.
 fn run_shards(
@@ -199,25 +200,28 @@ fn run_shards(
     vars: &[(String, Var)],
 ) -> candle_core::Result<(f64, GradStore, Metrics, u64)> {
     use rayon::prelude::*;
-    let parts = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            // only the forward pass counts, and on this task's own counter
-            crate::ops::flops::paused(|| {
-                let (out, flops) = crate::ops::flops::measure(|| {
-                    let _s = debug_span!("forward", shard = i).entered();
-                    shard(i)
-                });
-                let out = out?;
-                let loss = out.loss.to_scalar::<f32>()? as f64;
-                let grads = {
-                    let _s = debug_span!("backward", shard = i).entered();
-                    out.loss.backward()?
-                };
-                Ok((loss, grads, out.metrics, flops))
-            })
+    let one = |i: usize| {
+        // only the forward pass counts, and on this task's own counter
+        crate::ops::flops::paused(|| {
+            let (out, flops) = crate::ops::flops::measure(|| {
+                let _s = debug_span!("forward", shard = i).entered();
+                shard(i)
+            });
+            let out = out?;
+            let loss = out.loss.to_scalar::<f32>()? as f64;
+            let grads = {
+                let _s = debug_span!("backward", shard = i).entered();
+                out.loss.backward()?
+            };
+            Ok((loss, grads, out.metrics, flops))
         })
-        .collect::<candle_core::Result<Vec<_>>>()?;
+    };
+    // side by side on the CPU; a GPU takes its work from one thread, so there one after the other
+    let parts = if vars.iter().all(|(_, v)| v.device().is_cpu()) {
+        (0..n).into_par_iter().map(one).collect::<candle_core::Result<Vec<_>>>()?
+    } else {
+        (0..n).map(one).collect::<candle_core::Result<Vec<_>>>()?
+    };
     let mut parts = parts.into_iter();
     let Some((mut loss, mut grads, mut metrics, mut flops)) = parts.next() else {
         candle_core::bail!("a sharded update needs at least one shard")
