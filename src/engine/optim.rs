@@ -76,6 +76,13 @@ impl Optimizer {
     }
 
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        self.step_scaled(grads, lr, None)
+    }
+
+    /// `step` with every gradient taken as `g * s` when `grad_scale` is `Some(s)`: the step's
+    /// gradient clipping, done inside the update's pass over each parameter on the CPU (bitwise
+    /// as scaling the gradients first, without writing them again).
+    pub fn step_scaled(&mut self, grads: &GradStore, lr: f64, grad_scale: Option<f64>) -> Result<()> {
         self.t += 1;
         let hp = self.hp;
         let adam = AdamHp {
@@ -89,12 +96,14 @@ impl Optimizer {
             let Some(g) = grads.get(s.var.as_tensor()) else { continue };
             let w = &s.var;
             match hp.kind {
-                OptimKind::Sgd => sgd_step(w, g, None, 0.0, false, hp.weight_decay, lr)?,
+                OptimKind::Sgd => sgd_step(w, g, grad_scale, None, 0.0, false, hp.weight_decay, lr)?,
                 OptimKind::Momentum | OptimKind::Nesterov => {
                     let nesterov = hp.kind == OptimKind::Nesterov;
-                    sgd_step(w, g, Some(&mut s.m), hp.momentum, nesterov, hp.weight_decay, lr)?
+                    sgd_step(w, g, grad_scale, Some(&mut s.m), hp.momentum, nesterov, hp.weight_decay, lr)?
                 }
-                OptimKind::Adam | OptimKind::Adamw => adamw_step(w, g, &mut s.m, &mut s.v, &adam, self.t, lr)?,
+                OptimKind::Adam | OptimKind::Adamw => {
+                    adamw_step(w, g, grad_scale, &mut s.m, &mut s.v, &adam, self.t, lr)?
+                }
             }
         }
         Ok(())

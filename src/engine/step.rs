@@ -14,7 +14,7 @@ use crate::config::TrainConfig;
 use crate::experiment::{Experiment, Metrics, TrainOut, Updater, ALL};
 use crate::params::matches;
 use candle_core::backprop::GradStore;
-use candle_core::Var;
+use candle_core::{Tensor, Var};
 use tracing::debug_span;
 
 /// One parameter group: its parameters (trainable, sorted by name), its `[train]` settings
@@ -171,7 +171,7 @@ impl Updater for StepCtx<'_> {
                 let _s = debug_span!("backward").entered();
                 out.loss.backward()?
             };
-            self.apply(g, loss, grads, out.metrics)
+            self.apply(g, loss, grads, None, out.metrics)
         })
     }
 
@@ -183,22 +183,22 @@ impl Updater for StepCtx<'_> {
     ) -> candle_core::Result<f64> {
         let g = self.group_index(group)?;
         let _span = debug_span!("update", group).entered();
-        let (loss, grads, metrics, flops) = run_shards(n, shard, &self.groups.0[g].vars)?;
+        let (loss, grads, norm, metrics, flops) = run_shards(n, shard, &self.groups.0[g].vars)?;
         // the shards' forward passes ran on the worker threads, outside this thread's count
         crate::ops::flops::add(flops);
-        crate::ops::flops::paused(|| self.apply(g, loss, grads, metrics))
+        crate::ops::flops::paused(|| self.apply(g, loss, grads, Some(norm), metrics))
     }
 }
 
 /// The `n` shards' forward and backward passes, one task each on the worker threads (one after
-/// the other off the CPU): the sum
-/// of their losses, of their gradients of `vars` (in shard order), the mean of their metrics,
+/// the other off the CPU): the sum of their losses, of their gradients of `vars` (in shard
+/// order), the global norm of that sum (as `grad_norm` gives it), the mean of their metrics,
 /// and their forward FLOPs.
 fn run_shards(
     n: usize,
     shard: &(dyn Fn(usize) -> candle_core::Result<TrainOut> + Sync),
     vars: &[(String, Var)],
-) -> candle_core::Result<(f64, GradStore, Metrics, u64)> {
+) -> candle_core::Result<(f64, GradStore, f64, Metrics, u64)> {
     use rayon::prelude::*;
     let one = |i: usize| {
         // only the forward pass counts, and on this task's own counter
@@ -217,33 +217,52 @@ fn run_shards(
         })
     };
     // side by side on the CPU; a GPU takes its work from one thread, so there one after the other
-    let parts = if vars.iter().all(|(_, v)| v.device().is_cpu()) {
+    let on_cpu = vars.iter().all(|(_, v)| v.device().is_cpu());
+    let parts = if on_cpu {
         (0..n).into_par_iter().map(one).collect::<candle_core::Result<Vec<_>>>()?
     } else {
         (0..n).map(one).collect::<candle_core::Result<Vec<_>>>()?
     };
-    let mut parts = parts.into_iter();
-    let Some((mut loss, mut grads, mut metrics, mut flops)) = parts.next() else {
+    let _s = debug_span!("sum shards").entered();
+    let Some(((loss, _, metrics, flops), rest)) = parts.split_first() else {
         candle_core::bail!("a sharded update needs at least one shard")
     };
-    let _s = debug_span!("sum shards").entered();
-    for (l, g, m, f) in parts {
+    let (mut loss, mut metrics, mut flops) = (*loss, metrics.clone(), *flops);
+    for (l, _, m, f) in rest {
         (loss, flops) = (loss + l, flops + f);
         for (k, v) in m {
-            *metrics.entry(k).or_insert(0.0) += v;
-        }
-        for (_, v) in vars {
-            if let Some(b) = g.get(v.as_tensor()) {
-                let sum = match grads.remove(v.as_tensor()) {
-                    Some(a) => (a + b)?,
-                    None => b.clone(),
-                };
-                grads.insert(v.as_tensor(), sum);
-            }
+            *metrics.entry(k.clone()).or_insert(0.0) += v;
         }
     }
     metrics.values_mut().for_each(|v| *v /= n as f64);
-    Ok((loss, grads, metrics, flops))
+    // per parameter, one task each on the CPU: the shards' gradients summed in shard order, and
+    // the sum's Σg² while it is still in cache (the norm's pass over the gradients, folded in)
+    let sum_one = |v: &Var| -> candle_core::Result<Option<(f32, Tensor)>> {
+        let mut sum: Option<Tensor> = None;
+        for (_, g, _, _) in &parts {
+            if let Some(b) = g.get(v.as_tensor()) {
+                sum = Some(match sum {
+                    Some(a) => (a + b)?,
+                    None => b.clone(),
+                });
+            }
+        }
+        sum.map(|s| Ok((crate::ops::sum_squares::sum_squares(&s)?, s))).transpose()
+    };
+    let sums: Vec<Option<(f32, Tensor)>> = if on_cpu {
+        vars.par_iter().map(|(_, v)| sum_one(v)).collect::<candle_core::Result<_>>()?
+    } else {
+        vars.iter().map(|(_, v)| sum_one(v)).collect::<candle_core::Result<_>>()?
+    };
+    let mut grads = parts.into_iter().next().map(|p| p.1).expect("at least one shard, checked above");
+    let mut total = 0f64;
+    for ((_, v), sum) in vars.iter().zip(sums) {
+        if let Some((sq, s)) = sum {
+            total += sq as f64;
+            grads.insert(v.as_tensor(), s);
+        }
+    }
+    Ok((loss, grads, total.sqrt(), metrics, flops))
 }
 
 impl StepCtx<'_> {
@@ -258,15 +277,25 @@ impl StepCtx<'_> {
         }
     }
 
-    /// Group `gi`'s update from the batch loss and its gradients: the NaN guards, clipping, the
-    /// optimizer at the scheduled learning rate.
-    fn apply(&mut self, gi: usize, loss: f64, mut grads: GradStore, metrics: Metrics) -> candle_core::Result<f64> {
+    /// Group `gi`'s update from the batch loss and its gradients (with their global norm when
+    /// the caller has it): the NaN guards, clipping, the optimizer at the scheduled learning rate.
+    fn apply(
+        &mut self,
+        gi: usize,
+        loss: f64,
+        grads: GradStore,
+        norm: Option<f64>,
+        metrics: Metrics,
+    ) -> candle_core::Result<f64> {
         let single = self.groups.is_single();
         let g = &mut self.groups.0[gi];
         let group = g.name.clone();
-        let norm = {
-            let _s = debug_span!("grad norm").entered();
-            grad_norm(&g.vars, &grads)?
+        let norm = match norm {
+            Some(norm) => norm,
+            None => {
+                let _s = debug_span!("grad norm").entered();
+                grad_norm(&g.vars, &grads)?
+            }
         };
         let of = if single { String::new() } else { format!(" of group {group}") };
         if !loss.is_finite() {
@@ -277,20 +306,14 @@ impl StepCtx<'_> {
             self.not_finite = Some(format!("the gradient norm{of}"));
             candle_core::bail!("the gradient norm{of} is not finite");
         }
+        // clipping scales every gradient by clip/norm; the optimizer applies the scale in its
+        // own pass over each parameter
         let clip = g.tc.clip_grad_norm;
-        if clip > 0.0 && norm > clip {
-            let _s = debug_span!("clip").entered();
-            let scale = clip / norm;
-            for (_, v) in &g.vars {
-                if let Some(gr) = grads.remove(v.as_tensor()) {
-                    grads.insert(v.as_tensor(), (gr * scale)?);
-                }
-            }
-        }
+        let scale = (clip > 0.0 && norm > clip).then(|| clip / norm);
         let lr = g.sched.lr(self.step);
         {
             let _s = debug_span!("optimizer").entered();
-            g.opt.step(&grads, lr)?;
+            g.opt.step_scaled(&grads, lr, scale)?;
         }
         self.metrics.extend(metrics);
         self.updates.push(UpdateOut { group, loss, grad_norm: norm, lr });

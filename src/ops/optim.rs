@@ -41,6 +41,23 @@ pub fn adamw_update(
     t: u64,
     lr: f64,
 ) -> Result<()> {
+    adamw_update_scaled(w, g, None, m, v, hp, t, lr)
+}
+
+/// `adamw_update` with the gradient taken as `g * gs` when `gs` is given (the step's clipping,
+/// folded into the update's one pass): bitwise as candle's `g * gs` (`affine(gs, 0)`) then the
+/// update, without writing the scaled gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn adamw_update_scaled(
+    w: &Tensor,
+    g: &Tensor,
+    gs: Option<f64>,
+    m: &mut Vec<f32>,
+    v: &mut Vec<f32>,
+    hp: &AdamHp,
+    t: u64,
+    lr: f64,
+) -> Result<()> {
     let n = check(w, g, "adamw_update")?;
     if t == 0 || t > i32::MAX as u64 {
         bail!("adamw_update: t counts updates from 1, got {t}");
@@ -56,8 +73,8 @@ pub fn adamw_update(
         bail!("adamw_update: moments of {} and {} elements for a parameter of {n}", m.len(), v.len());
     }
     let k = adam_consts(w.rank(), hp, t, lr, first);
-    let g = g.contiguous()?;
-    w.inplace_op2(&g, &AdamStep { k, m: RefCell::new(m.as_mut_slice()), v: RefCell::new(v.as_mut_slice()) })
+    let (g, gs) = (g.contiguous()?, gs.map(|s| s as f32));
+    w.inplace_op2(&g, &AdamStep { k, gs, m: RefCell::new(m.as_mut_slice()), v: RefCell::new(v.as_mut_slice()) })
 }
 
 /// The per-step constants of an Adam/AdamW update of a rank-`rank` parameter (`t` checked to
@@ -130,6 +147,21 @@ pub fn sgd_update(
     weight_decay: f64,
     lr: f64,
 ) -> Result<()> {
+    sgd_update_scaled(w, g, None, buf, momentum, nesterov, weight_decay, lr)
+}
+
+/// `sgd_update` with the gradient taken as `g * gs` when `gs` is given, as `adamw_update_scaled`.
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_update_scaled(
+    w: &Tensor,
+    g: &Tensor,
+    gs: Option<f64>,
+    buf: Option<&mut Vec<f32>>,
+    momentum: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    lr: f64,
+) -> Result<()> {
     let n = check(w, g, "sgd_update")?;
     let mut first = false;
     let buf = match buf {
@@ -145,8 +177,8 @@ pub fn sgd_update(
         None => None,
     };
     let k = sgd_consts(w.rank(), momentum, nesterov, weight_decay, lr, first);
-    let g = g.contiguous()?;
-    w.inplace_op2(&g, &SgdStep { k, buf: RefCell::new(buf) })
+    let (g, gs) = (g.contiguous()?, gs.map(|s| s as f32));
+    w.inplace_op2(&g, &SgdStep { k, gs, buf: RefCell::new(buf) })
 }
 
 fn sgd_consts(rank: usize, momentum: f64, nesterov: bool, weight_decay: f64, lr: f64, first: bool) -> SgdConsts {
@@ -220,13 +252,33 @@ impl StateBuf {
 
 /// One Adam/AdamW step of `w` with its state on `w`'s device: the CPU op (`adamw_update`), the
 /// CUDA kernel, or elsewhere the composed reference.
-pub fn adamw_step(w: &Var, g: &Tensor, m: &mut StateBuf, v: &mut StateBuf, hp: &AdamHp, t: u64, lr: f64) -> Result<()> {
+/// The gradient is `g * gs` when `gs` is given (the step's clipping): folded into the CPU op's
+/// pass, applied as a tensor op before the others.
+#[allow(clippy::too_many_arguments)]
+pub fn adamw_step(
+    w: &Var,
+    g: &Tensor,
+    gs: Option<f64>,
+    m: &mut StateBuf,
+    v: &mut StateBuf,
+    hp: &AdamHp,
+    t: u64,
+    lr: f64,
+) -> Result<()> {
     match (m, v) {
-        (StateBuf::Host(m), StateBuf::Host(v)) => adamw_update(w.as_tensor(), g, m, v, hp, t, lr),
+        (StateBuf::Host(m), StateBuf::Host(v)) => adamw_update_scaled(w.as_tensor(), g, gs, m, v, hp, t, lr),
         #[cfg(feature = "cuda")]
-        (StateBuf::Cuda(m), StateBuf::Cuda(v)) => adamw_step_cuda(w, g, m, v, hp, t, lr),
-        (StateBuf::Tensor(m), StateBuf::Tensor(v)) => adamw_update_ref(w, g, m, v, hp, t, lr),
+        (StateBuf::Cuda(m), StateBuf::Cuda(v)) => adamw_step_cuda(w, &scaled(g, gs)?, m, v, hp, t, lr),
+        (StateBuf::Tensor(m), StateBuf::Tensor(v)) => adamw_update_ref(w, &scaled(g, gs)?, m, v, hp, t, lr),
         _ => bail!("adamw_update: moments kept on another device than the weight"),
+    }
+}
+
+/// `g * gs` as candle computes it (`affine(gs, 0)`), or `g` itself.
+fn scaled(g: &Tensor, gs: Option<f64>) -> Result<Tensor> {
+    match gs {
+        Some(s) => g * s,
+        None => Ok(g.clone()),
     }
 }
 
@@ -264,10 +316,13 @@ fn adamw_step_cuda(
     w.inplace_op2(&g, &cuda_steps::Adam { k, m: RefCell::new(m), v: RefCell::new(v) })
 }
 
-/// One SGD (buf None) or momentum / Nesterov step of `w` with its buffer on `w`'s device.
+/// One SGD (buf None) or momentum / Nesterov step of `w` with its buffer on `w`'s device, the
+/// gradient taken as `g * gs` when `gs` is given (as `adamw_step`).
+#[allow(clippy::too_many_arguments)]
 pub fn sgd_step(
     w: &Var,
     g: &Tensor,
+    gs: Option<f64>,
     buf: Option<&mut StateBuf>,
     momentum: f64,
     nesterov: bool,
@@ -276,12 +331,14 @@ pub fn sgd_step(
 ) -> Result<()> {
     let (mu, wd) = (momentum, weight_decay);
     match (w.device(), buf) {
-        (Device::Cpu, None) => sgd_update(w.as_tensor(), g, None, mu, nesterov, wd, lr),
-        (_, Some(StateBuf::Host(b))) => sgd_update(w.as_tensor(), g, Some(b), mu, nesterov, wd, lr),
+        (Device::Cpu, None) => sgd_update_scaled(w.as_tensor(), g, gs, None, mu, nesterov, wd, lr),
+        (_, Some(StateBuf::Host(b))) => sgd_update_scaled(w.as_tensor(), g, gs, Some(b), mu, nesterov, wd, lr),
         #[cfg(feature = "cuda")]
-        (Device::Cuda(_), buf @ (None | Some(StateBuf::Cuda(_)))) => sgd_step_cuda(w, g, buf, mu, nesterov, wd, lr),
-        (_, None) => sgd_update_ref(w, g, None, mu, nesterov, wd, lr),
-        (_, Some(StateBuf::Tensor(b))) => sgd_update_ref(w, g, Some(b), mu, nesterov, wd, lr),
+        (Device::Cuda(_), buf @ (None | Some(StateBuf::Cuda(_)))) => {
+            sgd_step_cuda(w, &scaled(g, gs)?, buf, mu, nesterov, wd, lr)
+        }
+        (_, None) => sgd_update_ref(w, &scaled(g, gs)?, None, mu, nesterov, wd, lr),
+        (_, Some(StateBuf::Tensor(b))) => sgd_update_ref(w, &scaled(g, gs)?, Some(b), mu, nesterov, wd, lr),
         #[cfg(feature = "cuda")]
         (_, Some(StateBuf::Cuda(_))) => {
             bail!("sgd_update: a momentum buffer on a GPU for a weight on {:?}", w.device())
@@ -460,8 +517,37 @@ fn adam_kernel(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &AdamC
 }
 cpu::simd!(adam_kernel_simd, adam_kernel, (w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &AdamConsts));
 
+/// g·s + 0 for each element, as candle's `g * s` (`affine(s, 0)`) computes it.
+#[inline(always)]
+fn scale_kernel(g: &[f32], s: f32, out: &mut [f32]) {
+    for (o, &g) in out.iter_mut().zip(g) {
+        *o = g * s + 0.0;
+    }
+}
+cpu::simd!(scale_kernel_simd, scale_kernel, (g: &[f32], s: f32, out: &mut [f32]));
+
+thread_local! {
+    /// Each thread's scaled chunk of a gradient (`with_scaled`).
+    static SCALED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `f(g)`, or with a scale `f(g·s + 0)` from a per-thread scratch chunk: the scaled gradient is
+/// made a chunk (≤ `cpu::GRAIN` floats) at a time, in cache, just before the update reads it,
+/// where scaling the whole gradient first would write and read it again through memory.
+fn with_scaled<R>(g: &[f32], gs: Option<f32>, f: impl FnOnce(&[f32]) -> R) -> R {
+    match gs {
+        None => f(g),
+        Some(s) => cpu::with_scratch(&SCALED, g.len(), |buf| {
+            scale_kernel_simd(g, s, buf);
+            f(buf)
+        }),
+    }
+}
+
 struct AdamStep<'a> {
     k: AdamConsts,
+    /// the gradient's scale (the step's clipping), if any
+    gs: Option<f32>,
     m: RefCell<&'a mut [f32]>,
     v: RefCell<&'a mut [f32]>,
 }
@@ -476,16 +562,17 @@ impl InplaceOp2 for AdamStep<'_> {
         let g = cpu::cpu_f32(s2, l2, self.name())?;
         let (mut m, mut v) = (self.m.borrow_mut(), self.v.borrow_mut());
         let (m, v): (&mut [f32], &mut [f32]) = (&mut m, &mut v);
+        let (k, gs) = (&self.k, self.gs);
         if w.len() <= cpu::GRAIN {
-            adam_kernel_simd(w, g, m, v, &self.k);
+            with_scaled(g, gs, |g| adam_kernel_simd(w, g, m, v, k));
         } else {
             use rayon::prelude::*;
-            let (ch, k) = (cpu::GRAIN, &self.k);
+            let ch = cpu::GRAIN;
             w.par_chunks_mut(ch)
                 .zip(g.par_chunks(ch))
                 .zip(m.par_chunks_mut(ch))
                 .zip(v.par_chunks_mut(ch))
-                .for_each(|(((w, g), m), v)| adam_kernel_simd(w, g, m, v, k));
+                .for_each(|(((w, g), m), v)| with_scaled(g, gs, |g| adam_kernel_simd(w, g, m, v, k)));
         }
         Ok(())
     }
@@ -525,6 +612,8 @@ cpu::simd!(momentum_kernel_simd, momentum_kernel, (w: &mut [f32], g: &[f32], b: 
 
 struct SgdStep<'a> {
     k: SgdConsts,
+    /// the gradient's scale, as `AdamStep::gs`
+    gs: Option<f32>,
     buf: RefCell<Option<&'a mut [f32]>>,
 }
 
@@ -537,17 +626,20 @@ impl InplaceOp2 for SgdStep<'_> {
         use rayon::prelude::*;
         let w = weight_slice(s1, l1, self.name())?;
         let g = cpu::cpu_f32(s2, l2, self.name())?;
-        let (ch, k) = (cpu::GRAIN, &self.k);
+        let (ch, k, gs) = (cpu::GRAIN, &self.k, self.gs);
         let small = w.len() <= ch;
+        let sgd = |w: &mut [f32], g: &[f32]| with_scaled(g, gs, |g| sgd_kernel_simd(w, g, k));
+        let momentum =
+            |w: &mut [f32], g: &[f32], b: &mut [f32]| with_scaled(g, gs, |g| momentum_kernel_simd(w, g, b, k));
         match self.buf.borrow_mut().as_deref_mut() {
-            None if small => sgd_kernel_simd(w, g, k),
-            None => w.par_chunks_mut(ch).zip(g.par_chunks(ch)).for_each(|(w, g)| sgd_kernel_simd(w, g, k)),
-            Some(b) if small => momentum_kernel_simd(w, g, b, k),
+            None if small => sgd(w, g),
+            None => w.par_chunks_mut(ch).zip(g.par_chunks(ch)).for_each(|(w, g)| sgd(w, g)),
+            Some(b) if small => momentum(w, g, b),
             Some(b) => w
                 .par_chunks_mut(ch)
                 .zip(g.par_chunks(ch))
                 .zip(b.par_chunks_mut(ch))
-                .for_each(|((w, g), b)| momentum_kernel_simd(w, g, b, k)),
+                .for_each(|((w, g), b)| momentum(w, g, b)),
         }
         Ok(())
     }
@@ -805,6 +897,51 @@ mod tests {
         Ok(())
     }
 
+    /// The clip folded into the update (`*_update_scaled`) against candle's `g * s` followed by
+    /// the plain update: bit for bit (weights and state) over three steps, for every optimizer,
+    /// on a parameter of several rayon chunks whose gradient holds −0.0 and +0.0.
+    #[test]
+    fn a_scaled_update_equals_scaling_the_gradient_first_bit_for_bit() -> Result<()> {
+        let dev = Device::Cpu;
+        let n = 2 * cpu::GRAIN + 7;
+        let mut rng = crate::rng::Rng::new(21);
+        let mut randn = |s: f64| -> Result<Tensor> {
+            let mut v: Vec<f32> = (0..n).map(|_| (s * rng.normal()) as f32).collect();
+            (v[3], v[n - 2]) = (-0.0, 0.0);
+            Tensor::from_vec(v, n, &dev)?.reshape((1, n))
+        };
+        let w0 = randn(1.0)?;
+        let grads = [randn(0.1)?, randn(3.0)?, randn(0.5)?];
+        let scales = [Some(0.123_456_7), None, Some(1.7e-3)];
+        let bits = |t: &Tensor| -> Result<Vec<u32>> {
+            Ok(t.flatten_all()?.to_vec1::<f32>()?.iter().map(|v| v.to_bits()).collect())
+        };
+        let vbits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for decoupled in [true, false] {
+            let hp = AdamHp { beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.1, decoupled };
+            let (wa, wb) = (w0.copy()?, w0.copy()?);
+            let (mut ma, mut va, mut mb, mut vb) = (vec![], vec![], vec![], vec![]);
+            for (t, (g, s)) in grads.iter().zip(scales).enumerate() {
+                adamw_update_scaled(&wa, g, s, &mut ma, &mut va, &hp, t as u64 + 1, 1e-2)?;
+                adamw_update(&wb, &scaled(g, s)?, &mut mb, &mut vb, &hp, t as u64 + 1, 1e-2)?;
+            }
+            assert_eq!(bits(&wa)?, bits(&wb)?, "adam decoupled={decoupled}: weights");
+            assert_eq!((vbits(&ma), vbits(&va)), (vbits(&mb), vbits(&vb)), "adam: moments");
+        }
+        for (momentum, nesterov) in [(None, false), (Some(0.9), false), (Some(0.9), true)] {
+            let (wa, wb) = (w0.copy()?, w0.copy()?);
+            let (mut ba, mut bb) = (vec![], vec![]);
+            for (g, s) in grads.iter().zip(scales) {
+                let mu = momentum.unwrap_or(0.0);
+                sgd_update_scaled(&wa, g, s, momentum.map(|_| &mut ba), mu, nesterov, 0.01, 0.1)?;
+                sgd_update(&wb, &scaled(g, s)?, momentum.map(|_| &mut bb), mu, nesterov, 0.01, 0.1)?;
+            }
+            assert_eq!(bits(&wa)?, bits(&wb)?, "sgd momentum={momentum:?} nesterov={nesterov}: weights");
+            assert_eq!(vbits(&ba), vbits(&bb), "sgd: buffer");
+        }
+        Ok(())
+    }
+
     /// The CPU EMA (`ema_update`) against the composed formula (`ema_step` on a tensor state),
     /// e ← decay·e + (1 − decay)·w, for four steps on a small weight and on one of several
     /// rayon chunks; the first step copies w. Within 1 ulp (the same f32 operations).
@@ -901,18 +1038,20 @@ mod tests {
         let (wh, wt) = (new_w()?, new_w()?);
         let (mut mh, mut vh, mut mt, mut vt) =
             (StateBuf::new(&dev), StateBuf::new(&dev), tensor_state(), tensor_state());
+        // the second step's gradient scaled (clipped) on the way
+        let gs = |t: usize| (t == 1).then_some(0.37);
         for (t, g) in grads.iter().enumerate() {
-            adamw_step(&wh, g, &mut mh, &mut vh, &hp, t as u64 + 1, 0.01)?;
-            adamw_step(&wt, g, &mut mt, &mut vt, &hp, t as u64 + 1, 0.01)?;
+            adamw_step(&wh, g, gs(t), &mut mh, &mut vh, &hp, t as u64 + 1, 0.01)?;
+            adamw_step(&wt, g, gs(t), &mut mt, &mut vt, &hp, t as u64 + 1, 0.01)?;
         }
         assert!(moved(&wh)? && far(&wh, &wt)? <= 4, "adamw: {} ulps", far(&wh, &wt)?);
-        assert!(adamw_step(&wh, &grads[0], &mut mh, &mut vt, &hp, 4, 0.01).is_err(), "mixed state kinds");
+        assert!(adamw_step(&wh, &grads[0], None, &mut mh, &mut vt, &hp, 4, 0.01).is_err(), "mixed state kinds");
 
         let (wh, wt) = (new_w()?, new_w()?);
         let (mut bh, mut bt) = (StateBuf::new(&dev), tensor_state());
-        for g in &grads {
-            sgd_step(&wh, g, Some(&mut bh), 0.9, true, 0.01, 0.1)?;
-            sgd_step(&wt, g, Some(&mut bt), 0.9, true, 0.01, 0.1)?;
+        for (t, g) in grads.iter().enumerate() {
+            sgd_step(&wh, g, gs(t), Some(&mut bh), 0.9, true, 0.01, 0.1)?;
+            sgd_step(&wt, g, gs(t), Some(&mut bt), 0.9, true, 0.01, 0.1)?;
         }
         assert!(moved(&wh)? && far(&wh, &wt)? <= 4, "sgd: {} ulps", far(&wh, &wt)?);
 
