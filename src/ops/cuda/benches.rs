@@ -126,7 +126,7 @@ pub fn benches(dev: &Device) -> Result<Vec<(OpBench, Work)>> {
             fused: Box::new(move || {
                 let mut st = fused_state.borrow_mut();
                 let (t, m, v) = &mut *st;
-                optim::adamw_step(&w, &g, m, v, &hp, *t, 1e-3)?;
+                optim::adamw_step(&w, &g, None, m, v, &hp, *t, 1e-3)?;
                 *t += 1;
                 d1.synchronize()
             }),
