@@ -75,14 +75,11 @@ impl Optimizer {
         Self { hp, slots, t: 0 }
     }
 
-    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
-        self.step_scaled(grads, lr, None)
-    }
-
-    /// `step` with every gradient taken as `g * s` when `grad_scale` is `Some(s)`: the step's
-    /// gradient clipping, done inside the update's pass over each parameter on the CPU (bitwise
-    /// as scaling the gradients first, without writing them again).
-    pub fn step_scaled(&mut self, grads: &GradStore, lr: f64, grad_scale: Option<f64>) -> Result<()> {
+    /// One update of every parameter that has a gradient in `grads`, each gradient taken as
+    /// `g * s` when `grad_scale` is `Some(s)`: the step's gradient clipping, done inside the
+    /// update's pass over each parameter on the CPU (bitwise as scaling the gradients first,
+    /// without writing them again).
+    pub fn step(&mut self, grads: &GradStore, lr: f64, grad_scale: Option<f64>) -> Result<()> {
         self.t += 1;
         let hp = self.hp;
         let adam = AdamHp {
@@ -153,7 +150,7 @@ mod tests {
         );
         let target = Tensor::new(&[[1f32, -2.], [3., -4.]], &dev)?;
         let loss = (w.clone() - &target)?.sqr()?.sum_all()?;
-        opt.step(&loss.backward()?, 0.1)?;
+        opt.step(&loss.backward()?, 0.1, None)?;
         let got = p.trainable()[0].1.as_tensor().flatten_all()?.to_vec1::<f32>()?;
         for (g, want) in got.iter().zip([0.1f32, -0.1, 0.1, -0.1]) {
             assert!((g - want).abs() < 1e-6, "{got:?}");
@@ -170,7 +167,7 @@ mod tests {
             let w = p.vb(&Device::Cpu).get_with_hints(2, "w", candle_nn::init::ZERO)?;
             let hp = OptimHp { kind, momentum: 0.9, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
             let mut opt = Optimizer::new(&p, hp);
-            opt.step(&w.sum_all()?.backward()?, 1.0)?;
+            opt.step(&w.sum_all()?.backward()?, 1.0, None)?;
             let got = p.trainable()[0].1.as_tensor().to_vec1::<f32>()?;
             assert!(got.iter().all(|g| (g - want).abs() < 1e-6), "{kind:?}: {got:?}");
         }
@@ -191,7 +188,7 @@ mod tests {
         // (x − 1)² at x = 1 has an exact zero gradient, so only decay can move the weights
         // (candle prunes `x * 0.0` from the graph, which would leave no gradient at all)
         let loss = ((w - 1.0)?.sqr()?.sum_all()? + (b - 1.0)?.sqr()?.sum_all()?)?;
-        opt.step(&loss.backward()?, 0.1)?;
+        opt.step(&loss.backward()?, 0.1, None)?;
         let vals: Vec<f32> = p
             .trainable()
             .iter()
@@ -210,7 +207,7 @@ mod tests {
         let hp =
             OptimHp { kind: OptimKind::Adam, momentum: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
         let mut opt = Optimizer::new(&p, hp);
-        opt.step(&w.sqr()?.sum_all()?.backward()?, 0.1)?;
+        opt.step(&w.sqr()?.sum_all()?.backward()?, 0.1, None)?;
         let saved: BTreeMap<String, Tensor> = opt.state()?.into_iter().collect();
         assert_eq!(saved["optim/w/v"].dims(), &[2, 3]);
         let mut back = Optimizer::new(&p, hp);

@@ -313,7 +313,7 @@ impl StepCtx<'_> {
         let lr = g.sched.lr(self.step);
         {
             let _s = debug_span!("optimizer").entered();
-            g.opt.step_scaled(&grads, lr, scale)?;
+            g.opt.step(&grads, lr, scale)?;
         }
         self.metrics.extend(metrics);
         self.updates.push(UpdateOut { group, loss, grad_norm: norm, lr });
