@@ -172,8 +172,7 @@ impl Gpt {
         if t > self.block {
             candle_core::bail!("gpt: a context of {t} tokens is longer than the {} learned positions", self.block);
         }
-        let pos = self.wpe.weight.narrow(0, 0, t)?; // (T, C)
-        let mut x = self.wte.forward(tokens)?.broadcast_add(&pos)?; // (B, T, C)
+        let mut x = self.wte.forward_with_positions(tokens, &self.wpe)?; // (B, T, C)
         for blk in &self.blocks {
             x = blk.forward_with(&x, train, imp)?;
         }

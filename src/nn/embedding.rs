@@ -18,6 +18,17 @@ pub fn embedding(vocab: usize, dim: usize, std: f64, vb: VarBuilder) -> Result<E
     Ok(Embedding { weight })
 }
 
+impl Embedding {
+    /// Token vectors plus learned positions, GPT's input: ids (B, T) -> (B, T, dim) with
+    /// e[b, t] = self[ids[b, t]] + positions[t], in one fused op each way
+    /// (`crate::ops::embedding::embedding_pos`). `positions` must hold at least T rows.
+    pub fn forward_with_positions(&self, ids: &Tensor, positions: &Embedding) -> Result<Tensor> {
+        let t = ids.dims().last().copied().unwrap_or(1);
+        let pos = positions.weight.narrow(0, 0, t)?; // (T, dim)
+        crate::ops::embedding::embedding_pos(ids, &self.weight, &pos)
+    }
+}
+
 impl Module for Embedding {
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         crate::ops::embedding::embedding(ids, &self.weight)

@@ -11,7 +11,7 @@
 use crate::nn::embedding::{embedding, Embedding};
 use crate::nn::encoder::{encoder, Encoder, EncoderCfg};
 use crate::params::Params;
-use candle_core::{Device, Module, Result, Tensor};
+use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -66,8 +66,7 @@ impl TextEncoder {
                 self.positions
             );
         }
-        let pos = self.wpe.weight.narrow(0, 0, t)?; // (T, C)
-        self.enc.forward(&self.wte.forward(ids)?.broadcast_add(&pos)?)
+        self.enc.forward(&self.wte.forward_with_positions(ids, &self.wpe)?)
     }
 }
 
@@ -89,6 +88,7 @@ mod tests {
     use super::*;
     use crate::nn::linear::{linear, InitKind};
     use crate::nn::tests::assert_every_param_gets_a_gradient;
+    use candle_core::Module;
 
     #[test]
     fn the_heads_read_cls_and_the_gathered_rows_and_every_parameter_trains() -> Result<()> {

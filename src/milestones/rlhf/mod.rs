@@ -141,8 +141,7 @@ impl RlhfCfg {
 /// The gpt's final hidden states (after `ln_f`), (B, T, C), and its logits (B·T, V).
 pub fn hidden_and_logits(net: &Gpt, tokens: &Tensor) -> Result<(Tensor, Tensor)> {
     let (b, t) = tokens.dims2()?;
-    let pos = net.wpe.weight.narrow(0, 0, t)?;
-    let mut x = net.wte.forward(tokens)?.broadcast_add(&pos)?;
+    let mut x = net.wte.forward_with_positions(tokens, &net.wpe)?;
     for blk in &net.blocks {
         x = blk.forward_with(&x, true, AttnImpl::Fused)?;
     }
