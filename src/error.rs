@@ -97,6 +97,11 @@ pub fn shell_word(w: &str) -> String {
     }
 }
 
+/// `shell_word` of a path (as `display` writes it), for the `--run-dir` of the resume commands.
+pub fn shell_path(p: &std::path::Path) -> String {
+    shell_word(&p.display().to_string())
+}
+
 fn did_you_mean(s: &Option<String>) -> String {
     match s {
         Some(s) => format!(" (did you mean `{s}`?)"),

@@ -207,7 +207,7 @@ pub fn train_hint(name: &str) -> String {
         Some((r, step)) => {
             format!(
                 ", or finish the run stopped at step {step}: dlhist train {name} --resume --run-dir {}",
-                crate::error::shell_word(&r.0.display().to_string())
+                crate::error::shell_path(&r.0)
             )
         }
         None => String::new(),
@@ -335,7 +335,7 @@ pub fn load_trained(res: &Resolved, rd: &RunDir, device: &Device) -> anyhow::Res
             hint: format!(
                 "the run has no weights yet. Finish it with: dlhist train {} --resume --run-dir {}",
                 res.entry.name,
-                crate::error::shell_word(&rd.0.display().to_string())
+                crate::error::shell_path(&rd.0)
             ),
         }
         .into());

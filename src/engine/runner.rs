@@ -83,7 +83,7 @@ impl Drop for Hint {
 fn final_evaluation(step: usize, name: &str, dir: &Path) -> Hint {
     let hint = format!(
         "training had finished (step {step}, checkpoint written); its final evaluation was cut short. Evaluate it and write the model with: dlhist train {name} --resume --run-dir {}",
-        crate::error::shell_word(&dir.display().to_string())
+        crate::error::shell_path(dir)
     );
     Hint::set(&FINAL_EVALUATION, hint)
 }
