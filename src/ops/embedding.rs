@@ -104,6 +104,7 @@ impl Embedding {
         let mut e = Vec::with_capacity(self.ids.len() * d);
         match pos {
             None => self.ids.iter().for_each(|&id| e.extend_from_slice(&table[id as usize * d..][..d])),
+            Some(_) if d == 0 => {}
             Some(pos) => {
                 for (&id, p) in self.ids.iter().zip(pos.chunks_exact(d).cycle()) {
                     e.extend(table[id as usize * d..][..d].iter().zip(p).map(|(w, p)| w + p));
@@ -192,8 +193,11 @@ impl CustomOp2 for EmbeddingPos {
                 // as candle's sum over the broadcast dimension adds them
                 let (t, d) = pos.dims2()?;
                 let mut dpos = vec![0f32; t * d];
-                for seq in de_data.chunks_exact(t * d) {
-                    dpos.iter_mut().zip(seq).for_each(|(a, g)| *a += g);
+                // (an empty position table has nothing to sum, and chunks of 0 would panic)
+                if !dpos.is_empty() {
+                    for seq in de_data.chunks_exact(t * d) {
+                        dpos.iter_mut().zip(seq).for_each(|(a, g)| *a += g);
+                    }
                 }
                 Some(Tensor::from_vec(dpos, (t, d), pos.device())?)
             }
@@ -332,6 +336,21 @@ mod tests {
             for (i, (f, r)) in fused.1.iter().zip(&reference.1).enumerate() {
                 assert_eq!(bits(f), bits(r), "gradient {i} (0: wpe, 1: table) at B {b} T {t} V {v} D {d}");
             }
+        }
+        Ok(())
+    }
+
+    /// Zero-width vectors and empty sequences give empty outputs and gradients, no panic.
+    #[test]
+    fn empty_positions_and_widths_work() -> Result<()> {
+        for (t, d) in [(3, 0), (0, 4)] {
+            let ids = Tensor::zeros((2, t), DType::U32, &Device::Cpu)?;
+            let table = Var::from_tensor(&Tensor::zeros((5, d), DType::F32, &Device::Cpu)?)?;
+            let pos = Var::from_tensor(&Tensor::zeros((t, d), DType::F32, &Device::Cpu)?)?;
+            let e = embedding_pos(&ids, &table, &pos)?;
+            assert_eq!(e.dims(), [2, t, d]);
+            let g = e.sum_all()?.backward()?;
+            assert_eq!(g.get(&pos).map(|g| g.dims().to_vec()), Some(vec![t, d]));
         }
         Ok(())
     }
