@@ -114,8 +114,8 @@ impl Embedding {
         e
     }
 
-    /// dtable (V, D) from de (N, D).
-    fn dtable(&self, de_data: &[f32]) -> Vec<f32> {
+    /// dtable (V, D) on `dev` from de (N, D).
+    fn dtable(&self, de_data: &[f32], dev: &candle_core::Device) -> Result<Tensor> {
         let (v, d) = (self.v, self.d);
         let mut dtable = vec![0f32; v * d]; // (V, D)
 
@@ -139,7 +139,7 @@ impl Embedding {
                 scatter((0, &mut dtable), v);
             }
         }
-        dtable
+        Tensor::from_vec(dtable, (v, d), dev)
     }
 }
 
@@ -159,8 +159,7 @@ impl CustomOp1 for Embedding {
         }
         let de = de.contiguous()?;
         let (s, l) = de.storage_and_layout();
-        let dtable = self.dtable(super::cpu::storage_f32(&s, l, "embedding (gradient)")?);
-        Ok(Some(Tensor::from_vec(dtable, (self.v, self.d), table.device())?))
+        Ok(Some(self.dtable(super::cpu::storage_f32(&s, l, "embedding (gradient)")?, table.device())?))
     }
 }
 
@@ -182,10 +181,7 @@ impl CustomOp2 for EmbeddingPos {
         let de = de.contiguous()?;
         let (s, l) = de.storage_and_layout();
         let de_data = super::cpu::storage_f32(&s, l, "embedding (gradient)")?;
-        let dtable = match table.track_op() {
-            true => Some(Tensor::from_vec(self.0.dtable(de_data), (self.0.v, self.0.d), table.device())?),
-            false => None,
-        };
+        let dtable = table.track_op().then(|| self.0.dtable(de_data, table.device())).transpose()?;
         let dpos = match pos.track_op() {
             false => None,
             true => {
